@@ -1,0 +1,3 @@
+from velobench.cli import main
+
+main()
