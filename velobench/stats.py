@@ -1,0 +1,194 @@
+"""Small, pure statistics for benchmark samples (numpy/scipy only, no I/O).
+
+Every statistic that is undefined for the data at hand is `None`, never NaN or infinity,
+so the models below always serialize to valid JSON.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+from scipy import stats as sps
+
+_CONFIDENCE = 0.95
+
+
+class Summary(BaseModel):
+    """Descriptive statistics of one set of samples (see `summarize`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    n: int
+    mean: float
+    stddev: float | None
+    min: float
+    max: float
+    median: float
+    ci95_low: float | None
+    ci95_high: float | None
+    samples: list[float]
+
+    def cv(self) -> float | None:
+        """Coefficient of variation s / |x̄|; None when s is undefined (n == 1) or x̄ == 0.
+
+        The absolute value keeps it a non-negative measure of spread (throughputs are > 0).
+        A plain method, so it is not serialized.
+        """
+        if self.stddev is None or self.mean == 0:
+            return None
+        return self.stddev / abs(self.mean)
+
+
+class Ratio(BaseModel):
+    """Ratio of two means with its uncertainty and a test of difference (see `ratio_of_means`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ratio: float
+    stddev: float | None
+    ci95_low: float | None
+    ci95_high: float | None
+    ci_method: str = "fieller"
+    p_value: float | None
+    n_a: int
+    n_b: int
+
+
+def _finite_or_none(x: float | None) -> float | None:
+    return x if x is not None and math.isfinite(x) else None
+
+
+def _validated(samples: Sequence[float], what: str) -> np.ndarray:
+    if len(samples) == 0:
+        raise ValueError(f"{what}: cannot summarize an empty sequence of samples")
+    for x in samples:
+        if not math.isfinite(x):
+            raise ValueError(f"{what}: sample {x!r} is not a finite number")
+    return np.asarray(samples, dtype=np.float64)
+
+
+def summarize(samples: Sequence[float]) -> Summary:
+    """Summarize samples x_1..x_n.
+
+    mean x̄ = Σx_i / n;  s = sqrt(Σ(x_i - x̄)² / (n - 1))  (ddof=1, None when n == 1);
+    95% CI of the mean (Student t, n-1 df):  x̄ ± t_{0.975,n-1} · s / √n  (None when n == 1).
+    When all samples are equal, x̄ is that value exactly, s = 0.0 and the CI is [x̄, x̄].
+
+    Raises ValueError on an empty sequence, a non-finite sample, or statistics that overflow.
+    """
+    x = _validated(samples, "summarize")
+    n = int(x.size)
+    if bool(np.all(x == x[0])):
+        mean, sd = float(x[0]), (0.0 if n > 1 else None)
+    else:
+        with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported below
+            mean, sd = float(np.mean(x)), float(np.std(x, ddof=1))
+    lo = hi = None
+    if sd is not None:
+        half = float(sps.t.ppf(0.5 + _CONFIDENCE / 2, n - 1)) * sd / math.sqrt(n)
+        lo, hi = mean - half, mean + half
+    values = (mean, sd, lo, hi)
+    if not all(v is None or math.isfinite(v) for v in values):
+        raise ValueError(f"summarize: statistics overflow for samples {list(samples)!r}")
+    return Summary(
+        n=n,
+        mean=mean,
+        stddev=sd,
+        min=float(np.min(x)),
+        max=float(np.max(x)),
+        median=float(np.median(x)),
+        ci95_low=lo,
+        ci95_high=hi,
+        samples=[float(v) for v in x],
+    )
+
+
+def _fieller(
+    m_a: float, v_a: float, n_a: int, m_b: float, v_b: float, n_b: int
+) -> tuple[float | None, float | None]:
+    r = m_a / m_b
+    if v_a + v_b == 0:
+        return r, r
+    df = (v_a + v_b) ** 2 / (v_a**2 / (n_a - 1) + v_b**2 / (n_b - 1))
+    t = float(sps.t.ppf(0.5 + _CONFIDENCE / 2, df))
+    g = t**2 * v_b / m_b**2
+    if not g < 1:
+        return None, None
+    half = (t / m_b) * math.sqrt(v_a * (1 - g) + r**2 * v_b)
+    lo, hi = sorted(((r - half) / (1 - g), (r + half) / (1 - g)))
+    return _finite_or_none(lo), _finite_or_none(hi)
+
+
+def _welch_p(a: np.ndarray, sd_a: float, b: np.ndarray, sd_b: float, m_a: float, m_b: float) -> float | None:
+    if sd_a == 0 and sd_b == 0:
+        return 1.0 if m_a == m_b else 0.0
+    return _finite_or_none(float(sps.ttest_ind(a, b, equal_var=False).pvalue))
+
+
+def ratio_of_means(a: Sequence[float], b: Sequence[float]) -> Ratio:
+    """Ratio R = mean(a) / mean(b), e.g. the speedup of speculative (a) over vanilla (b) tok/s.
+
+    stddev: first-order error propagation, assuming a and b INDEPENDENT (zero covariance):
+        σ_R = R · sqrt((s_a/m_a)² + (s_b/m_b)²)  (written as sqrt((s_a/m_b)² + (R·s_b/m_b)²),
+        the same value, which stays defined when m_a == 0); None if n_a == 1 or n_b == 1.
+    95% CI: Fieller's interval for the ratio of two independent means (Fieller, 1954,
+        "Some problems in interval estimation", J. R. Stat. Soc. B 16(2):175-185). With
+        v_a = s_a²/n_a, v_b = s_b²/n_b, Welch–Satterthwaite
+        df = (v_a+v_b)² / (v_a²/(n_a-1) + v_b²/(n_b-1)), t = t_{0.975,df}, g = t²·v_b/m_b²:
+        bounds = (R ± (t/m_b)·sqrt(v_a·(1-g) + R²·v_b)) / (1-g); if g >= 1 the confidence set
+        is unbounded and both bounds are None; if v_a + v_b == 0 it is [R, R];
+        None if n_a == 1 or n_b == 1.
+    p_value: Welch's two-sided t-test of mean(a) != mean(b) (scipy ttest_ind, equal_var=False);
+        None if n_a < 2 or n_b < 2. When both sets have zero variance the test is undefined;
+        we return 1.0 if the means are exactly equal and 0.0 otherwise.
+
+    Raises ValueError if either set is empty or non-finite, or if mean(b) == 0.
+    """
+    sa, sb = summarize(a), summarize(b)
+    if sb.mean == 0:
+        raise ValueError("ratio_of_means: mean(b) is 0, the ratio is undefined")
+    r = sa.mean / sb.mean
+    if not math.isfinite(r):
+        raise ValueError(f"ratio_of_means: ratio {sa.mean!r}/{sb.mean!r} overflows")
+    sd = lo = hi = p = None
+    if sa.stddev is not None and sb.stddev is not None:
+        sd = _finite_or_none(math.hypot(sa.stddev / sb.mean, r * sb.stddev / sb.mean))
+        v_a, v_b = sa.stddev**2 / sa.n, sb.stddev**2 / sb.n
+        lo, hi = _fieller(sa.mean, v_a, sa.n, sb.mean, v_b, sb.n)
+        xa, xb = np.asarray(sa.samples), np.asarray(sb.samples)
+        p = _welch_p(xa, sa.stddev, xb, sb.stddev, sa.mean, sb.mean)
+    return Ratio(
+        ratio=r,
+        stddev=sd,
+        ci95_low=lo,
+        ci95_high=hi,
+        ci_method="fieller",
+        p_value=p,
+        n_a=sa.n,
+        n_b=sb.n,
+    )
+
+
+def acceptance_rate(accepted: int, drafted: int) -> float | None:
+    """Fraction of drafted tokens the target model accepted: accepted / drafted (None if 0)."""
+    return None if drafted == 0 else accepted / drafted
+
+
+def mean_acceptance_length(accepted: int, drafts: int) -> float | None:
+    """Tokens produced per verification step: 1 + accepted / drafts (None if drafts == 0).
+
+    Each verification step yields its accepted draft tokens plus one token from the target.
+    """
+    return None if drafts == 0 else 1 + accepted / drafts
+
+
+def is_high_variance(s: Summary, threshold: float = 0.10) -> bool:
+    """True when the coefficient of variation s / |x̄| exceeds `threshold`.
+
+    False when the CV is undefined (n == 1 or mean == 0).
+    """
+    cv = s.cv()
+    return cv is not None and cv > threshold
