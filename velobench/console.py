@@ -1,0 +1,126 @@
+"""Rendering a report for people: configuration, progress lines, tables, speedup, verdict."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from velobench.results import Iteration, Mode, ModeResult, Report
+from velobench.runner import ProgressFn, verdict
+from velobench.stats import Summary
+
+MODE_LABEL = {"vanilla": "Vanilla", "speculative": "Speculative"}
+
+
+def make_console(stderr: bool = False) -> Console:
+    # No soft wrapping: lines such as commands and paths stay whole and greppable.
+    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+
+
+def print_config(console: Console, report: Report) -> None:
+    cfg = report.config
+    console.rule("[bold]velobench: vanilla vs speculative decoding")
+    console.print("Configuration:")
+    console.print(f"  Main model:  {cfg.main_model}")
+    if cfg.draft_model:
+        console.print(f"  Draft model: {cfg.draft_model}")
+    spec_bin = report.speculative.binary if report.speculative else None
+    method = f"{cfg.method.value}" + (f" ({spec_bin})" if spec_bin else "")
+    console.print(f"  Method:      {method}, n_draft {cfg.n_draft}, p_min {cfg.draft_p_min}")
+    console.print(
+        f"  n_predict:   {cfg.n_predict}   iterations: {cfg.iterations} (+{cfg.warmup} warm-up)   "
+        f"engine: {cfg.engine}   threads: {cfg.threads or 'auto'}   ctx: {cfg.ctx_size}   temp: {cfg.temp}   seed: {cfg.seed}"
+    )
+    prompt = cfg.prompt_file or cfg.prompt
+    console.print(f"  Prompt:      {prompt if len(prompt) <= 80 else prompt[:77] + '...'}")
+    for b in report.binaries:
+        console.print(f"  {b.name}: {b.version} [dim]({b.source}: {b.path})[/dim]")
+
+
+def progress_printer(console: Console) -> ProgressFn:
+    """A callback for the runner that prints `  Iteration 3/10 ... 28.45 tok/s (3521 ms)`."""
+
+    def show(mode: Mode, i: int, n: int, it: Iteration | None) -> None:
+        if i < 0:
+            if it is None:
+                console.print(f"  Warm-up {-i}/{n} ...")
+            return
+        if it is None:
+            if i == 1:
+                console.print(f"\nRunning {mode} ...")
+            console.print(f"  Iteration {i}/{n} ... ", end="")
+            return
+        extra = f", {it.acceptance_rate:.0%} accepted" if it.acceptance_rate is not None else ""
+        console.print(f"{it.tokens_per_second:.2f} tok/s ({it.wall_ms:.0f} ms{extra})")
+
+    return show
+
+
+def _fmt(s: Summary | None, unit: str = "", digits: int = 2) -> str:
+    if s is None:
+        return "-"
+    sd = f" ± {s.stddev:.{digits}f}" if s.stddev is not None else ""
+    return f"{s.mean:.{digits}f}{sd}{unit}"
+
+
+def _range(s: Summary | None, digits: int = 2) -> str:
+    return "-" if s is None else f"{s.min:.{digits}f} – {s.max:.{digits}f}"
+
+
+def results_table(report: Report) -> Table:
+    modes: list[ModeResult] = [m for m in (report.vanilla, report.speculative) if m and m.iterations]
+    ttft_label = "TTFT ms (prompt eval)" if report.config.engine == "cli" else "TTFT ms"
+    caption = ", ".join(f"{MODE_LABEL[m.mode].lower()}: {m.binary}" for m in modes)
+    table = Table(
+        title="Results (mean ± stddev)",
+        title_justify="left",
+        caption=caption,
+        caption_justify="left",
+    )
+    table.add_column("Metric")
+    for m in modes:
+        table.add_column(f"{MODE_LABEL[m.mode]} (n={len(m.iterations)})", justify="right")
+    rows = [
+        ("Tokens/s", lambda m: _fmt(m.tokens_per_second)),
+        ("  range", lambda m: _range(m.tokens_per_second)),
+        ("  95% CI of mean", lambda m: _ci(m.tokens_per_second)),
+        (ttft_label, lambda m: _fmt(m.time_to_first_token_ms)),
+        ("Total time ms", lambda m: _fmt(m.total_time_ms)),
+        ("  range", lambda m: _range(m.total_time_ms)),
+        ("Acceptance", _acceptance),
+    ]
+    for label, cell in rows:
+        table.add_row(label, *(cell(m) for m in modes))
+    return table
+
+
+def _ci(s: Summary | None) -> str:
+    if s is None or s.ci95_low is None or s.ci95_high is None:
+        return "-"
+    return f"{s.ci95_low:.2f} – {s.ci95_high:.2f}"
+
+
+def _acceptance(m: ModeResult) -> str:
+    a = m.acceptance
+    if a is None:
+        return "-"
+    rate = f"{a.rate:.1%}" if a.rate is not None else "n/a"
+    return f"{rate} ({a.accepted}/{a.drafted})"
+
+
+def print_report(console: Console, report: Report) -> None:
+    console.print()
+    console.print(results_table(report))
+    r = report.speedup_detail
+    if r is not None:
+        sd = f" ± {r.stddev:.2f}x" if r.stddev is not None else ""
+        ci = (
+            f", 95% CI {r.ci95_low:.2f}–{r.ci95_high:.2f} (Fieller)"
+            if r.ci95_low is not None and r.ci95_high is not None
+            else ""
+        )
+        p = f", Welch p = {r.p_value:.3g}" if r.p_value is not None else ""
+        console.print(f"Speedup: {r.ratio:.2f}x{sd}{ci}{p}")
+    console.print(f"Verdict: {verdict(report)}")
+    for w in report.warnings:
+        console.print(f"[yellow]warning[/yellow] ({w.code.value}): {w.message}")

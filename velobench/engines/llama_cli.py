@@ -1,0 +1,216 @@
+"""Engine: llama.cpp's command-line tools, one process per generation.
+
+    vanilla      llama-completion -no-cnv --ignore-eos                (perf lines: prompt eval, eval)
+    draft        llama-speculative-simple -md D --spec-type draft-simple   (or llama-speculative)
+    lookup       llama-lookup                                          (prompt lookup / n-gram cache)
+    ngram-*      llama-speculative-simple --spec-type ngram-*          (no draft model)
+
+Tokens/s has one definition for both modes: tokens produced in the decode phase divided by
+the decode phase's time. For llama-completion that is `eval runs / eval time` (the first token
+is sampled from the prompt's logits, inside prompt eval); for the speculative tools it is the
+`decoded N tokens in S seconds` line, whose time covers drafting and verifying all N tokens.
+TTFT for this engine is the prompt-evaluation time the tool reports (no streaming here).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shlex
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from velobench import proc
+from velobench.binaries import Tool, find_tool
+from velobench.config import Method, RunConfig, SpecImpl
+from velobench.errors import VelobenchError
+from velobench.llama_output import generated_text, parse_speculative, parse_vanilla
+from velobench.results import BinaryInfo, Iteration, Mode
+
+# Newest name first; velobench passes the first one a binary's --help lists.
+N_MAX_FLAGS = ("--spec-draft-n-max", "--draft-max", "--draft")
+N_MIN_FLAGS = ("--spec-draft-n-min", "--draft-min")
+P_MIN_FLAGS = ("--spec-draft-p-min", "--draft-p-min")
+NGLD_FLAGS = ("--spec-draft-ngl", "-ngld", "--gpu-layers-draft")
+NO_CNV_FLAGS = ("-no-cnv", "--no-conversation")
+
+
+def speculative_tool_name(cfg: RunConfig) -> str:
+    if cfg.method is Method.LOOKUP:
+        return "llama-lookup"
+    if cfg.method is Method.DRAFT and cfg.spec_impl is SpecImpl.CLASSIC:
+        return "llama-speculative"
+    return "llama-speculative-simple"
+
+
+def _need(tool: Tool, flags: tuple[str, ...], what: str) -> str:
+    flag = tool.first_flag(*flags)
+    if flag is None:
+        raise VelobenchError(
+            f"{tool.name} ({tool.version}) at {tool.path} has no option for {what} (looked for {', '.join(flags)})"
+        )
+    return flag
+
+
+def common_args(tool: Tool, cfg: RunConfig, prompt_args: list[str]) -> list[str]:
+    """Flags every tool gets: model, prompt, length, context, sampling, threads, GPU layers."""
+    argv = [str(tool.path), "-m", cfg.main_model, *prompt_args, "-n", str(cfg.n_predict)]
+    argv += ["-c", str(cfg.ctx_size), "--temp", str(cfg.temp), "--seed", str(cfg.seed)]
+    if cfg.threads is not None:
+        argv += ["-t", str(cfg.threads)]
+    if cfg.gpu_layers is not None:
+        argv += ["-ngl", cfg.gpu_layers]
+    if tool.supports("--ignore-eos"):
+        argv.append("--ignore-eos")
+    return argv
+
+
+def vanilla_argv(tool: Tool, cfg: RunConfig, prompt_args: list[str]) -> list[str]:
+    argv = common_args(tool, cfg, prompt_args)
+    no_cnv = tool.first_flag(*NO_CNV_FLAGS)
+    if no_cnv:
+        argv.append(no_cnv)
+    return [*argv, *cfg.extra_args]
+
+
+def speculative_argv(tool: Tool, cfg: RunConfig, prompt_args: list[str]) -> list[str]:
+    argv = common_args(tool, cfg, prompt_args)
+    argv += [_need(tool, N_MAX_FLAGS, "the draft length"), str(cfg.n_draft)]
+    if cfg.method is Method.DRAFT:
+        assert cfg.draft_model is not None
+        argv += ["-md", cfg.draft_model]
+        if tool.name == "llama-speculative-simple" and tool.supports("--spec-type"):
+            # Since 2026 `-md` alone no longer speculates: the default spec type is `none`.
+            argv += ["--spec-type", "draft-simple"]
+        n_min = tool.first_flag(*N_MIN_FLAGS)
+        if n_min:
+            argv += [n_min, "0"]
+        # Set explicitly: the default changed from 0.75-0.8 (2025) to 0.0 (2026).
+        p_min = tool.first_flag(*P_MIN_FLAGS)
+        if p_min:
+            argv += [p_min, str(cfg.draft_p_min)]
+        elif cfg.draft_p_min != 0.0:
+            _need(tool, P_MIN_FLAGS, "--draft-p-min")
+        if cfg.gpu_layers_draft is not None:
+            argv += [_need(tool, NGLD_FLAGS, "-ngld/--gpu-layers-draft"), cfg.gpu_layers_draft]
+    elif cfg.method is not Method.LOOKUP:
+        if not tool.supports("--spec-type"):
+            raise VelobenchError(
+                f"{tool.name} ({tool.version}) has no --spec-type; --method {cfg.method} needs a 2026 build"
+            )
+        argv += ["--spec-type", cfg.method.value]
+    return [*argv, *cfg.extra_args]
+
+
+def _record(
+    tool: Tool, cfg: RunConfig, mode: Mode, index: int, prompt: str, done: proc.Completed
+) -> Iteration:
+    if done.returncode != 0:
+        raise VelobenchError(f"{tool.name} exited with code {done.returncode}: {done.stderr_tail()}")
+    text = generated_text(done.stdout, prompt)
+    try:
+        if mode == "vanilla":
+            v = parse_vanilla(done.stderr)
+            if v.eval_ms <= 0 or v.eval_runs <= 0:
+                raise ValueError(
+                    f"eval time {v.eval_ms} ms / {v.eval_runs} runs (were timings disabled with --no-perf?)"
+                )
+            return Iteration(
+                index=index,
+                command=done.command,
+                returncode=done.returncode,
+                wall_ms=done.wall_s * 1000,
+                load_ms=v.load_ms,
+                prompt_tokens=v.prompt_tokens,
+                prompt_ms=v.prompt_ms,
+                ttft_ms=v.prompt_ms,
+                generated_tokens=v.generated_tokens,
+                decode_ms=v.eval_ms,
+                tokens_per_second=v.eval_runs / v.eval_ms * 1000,
+                total_time_ms=v.prompt_ms + v.eval_ms,
+                output=text,
+            )
+        s = parse_speculative(done.stderr)
+        if s.decoded_s <= 0 or s.decoded_tokens <= 0:
+            raise ValueError(f"decoded {s.decoded_tokens} tokens in {s.decoded_s} s")
+        prompt_ms = s.encoded_s * 1000
+        decode_ms = s.decoded_s * 1000
+        return Iteration(
+            index=index,
+            command=done.command,
+            returncode=done.returncode,
+            wall_ms=done.wall_s * 1000,
+            load_ms=s.load_ms,
+            prompt_tokens=s.encoded_tokens,
+            prompt_ms=prompt_ms,
+            ttft_ms=prompt_ms,
+            generated_tokens=s.decoded_tokens,
+            decode_ms=decode_ms,
+            tokens_per_second=s.decoded_tokens / s.decoded_s,
+            total_time_ms=prompt_ms + decode_ms,
+            n_draft=s.n_draft,
+            n_drafted=s.n_drafted,
+            n_accept=s.n_accept,
+            acceptance_rate=s.acceptance_rate,
+            output=text,
+        )
+    except ValueError as exc:
+        raise VelobenchError(f"cannot parse the output of {tool.name} ({tool.version}): {exc}") from exc
+
+
+@dataclass
+class CliSession:
+    tool: Tool
+    cfg: RunConfig
+    mode: Mode
+    timeout_s: float | None = None
+
+    def argv(self, prompt: str) -> list[str]:
+        prompt_args = ["-f", self.cfg.prompt_file] if self.cfg.prompt_file else ["-p", prompt]
+        if self.tool.supports("--no-escape") and not self.cfg.prompt_file:
+            prompt_args.append("--no-escape")  # pass the prompt byte for byte
+        build = vanilla_argv if self.mode == "vanilla" else speculative_argv
+        return build(self.tool, self.cfg, prompt_args)
+
+    def generate(self, prompt: str, index: int) -> Iteration:
+        done = proc.run(self.argv(prompt), timeout_s=self.timeout_s)
+        return _record(self.tool, self.cfg, self.mode, index, prompt, done)
+
+
+class LlamaCliEngine:
+    """llama.cpp's command-line tools, one process per generation (model loaded every time)."""
+
+    name = "cli"
+
+    def __init__(self, cfg: RunConfig, llama_cpp_path: Path | None = None, timeout_s: float | None = None):
+        self.cfg = cfg
+        self.timeout_s = timeout_s
+        self.tools: dict[Mode, Tool] = {}
+        if not cfg.skip_vanilla:
+            self.tools["vanilla"] = find_tool("llama-completion", llama_cpp_path)
+        self.tools["speculative"] = find_tool(speculative_tool_name(cfg), llama_cpp_path)
+        # Fail now, before any model loads, if a needed flag is missing.
+        for mode, tool in self.tools.items():
+            CliSession(tool, cfg, mode).argv(cfg.prompt)
+
+    def binaries(self) -> list[BinaryInfo]:
+        return [
+            BinaryInfo(
+                name=t.name,
+                path=str(t.path),
+                source=t.source,
+                version=str(t.version),
+                commit=t.version.commit,
+            )
+            for t in self.tools.values()
+        ]
+
+    def binary(self, mode: Mode) -> str:
+        return self.tools[mode].name
+
+    def command_preview(self, mode: Mode) -> str:
+        return shlex.join(CliSession(self.tools[mode], self.cfg, mode).argv(self.cfg.prompt))
+
+    @contextlib.contextmanager
+    def session(self, mode: Mode) -> Iterator[CliSession]:
+        yield CliSession(self.tools[mode], self.cfg, mode, self.timeout_s)

@@ -1,0 +1,164 @@
+"""The result file: a versioned pydantic schema, written atomically, loaded strictly.
+
+Raw per-iteration samples are the record; every summary is derived from them by
+`velobench.stats`. An undefined statistic is `null`, never NaN.
+
+Schema versions (bump `SCHEMA_VERSION` and add a line for every change of format):
+  1 — first version: config, environment, per-mode iterations and summaries, acceptance,
+      speedup with propagated stddev, Fieller 95% interval and Welch p-value, warnings.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from velobench import __version__
+from velobench.config import RunConfig
+from velobench.environment import Environment
+from velobench.errors import VelobenchError
+from velobench.stats import Ratio, Summary
+
+SCHEMA_VERSION = 1
+
+Mode = Literal["vanilla", "speculative"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Iteration(Strict):
+    """One measured generation: what ran, and what it reported."""
+
+    index: int
+    prompt_id: str | None = None
+    command: str = Field(description="the exact command line (shlex.join)")
+    returncode: int
+    wall_ms: float = Field(
+        description="process (or request) wall time, including model load for the cli engine"
+    )
+    load_ms: float | None = None
+    prompt_tokens: int
+    prompt_ms: float = Field(description="prompt evaluation time; reported as TTFT for the cli engine")
+    ttft_ms: float
+    generated_tokens: int
+    decode_ms: float
+    tokens_per_second: float = Field(
+        description="decode tokens/s: tokens produced in the decode phase / its time"
+    )
+    total_time_ms: float = Field(description="prompt eval + decode: generation time without model load")
+    n_draft: int | None = None
+    n_drafted: int | None = None
+    n_accept: int | None = None
+    acceptance_rate: float | None = None
+    output: str | None = None
+
+
+class Acceptance(Strict):
+    """Draft acceptance over all iterations of a speculative mode."""
+
+    drafted: int
+    accepted: int
+    rate: float | None = Field(description="accepted / drafted over all iterations (token-weighted)")
+    per_iteration: Summary | None = None
+
+
+class ModeResult(Strict):
+    mode: Mode
+    binary: str
+    iterations: list[Iteration]
+    tokens_per_second: Summary | None = None
+    time_to_first_token_ms: Summary | None = None
+    total_time_ms: Summary | None = None
+    acceptance: Acceptance | None = None
+
+
+class WarningCode(StrEnum):
+    ONE_ITERATION = "one-iteration"
+    HIGH_VARIANCE = "high-variance"
+    SPECULATION_SLOWER = "speculation-slower"
+    NO_SIGNIFICANT_DIFFERENCE = "no-significant-difference"
+    DRAFT_NOT_OFFLOADED = "draft-not-offloaded"
+    NOTHING_DRAFTED = "nothing-drafted"
+    LLAMA_ENV_IGNORED = "llama-env-ignored"
+    INTERRUPTED = "interrupted"
+
+
+class Warning(Strict):
+    code: WarningCode
+    message: str
+
+
+class BinaryInfo(Strict):
+    name: str
+    path: str
+    source: str
+    version: str
+    commit: str | None
+
+
+class Report(Strict):
+    """Everything one `velobench run` measured, with how and where."""
+
+    schema_version: int = SCHEMA_VERSION
+    velobench_version: str = __version__
+    timestamp: str = Field(default_factory=lambda: datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    status: Literal["running", "complete", "interrupted", "failed"] = "running"
+    error: str | None = None
+    config: RunConfig
+    environment: Environment
+    binaries: list[BinaryInfo] = Field(default_factory=list)
+    vanilla: ModeResult | None = None
+    speculative: ModeResult | None = None
+    speedup: float | None = None
+    speedup_stddev: float | None = None
+    speedup_detail: Ratio | None = None
+    warnings: list[Warning] = Field(default_factory=list)
+
+
+def write_atomic(path: Path, data: str) -> None:
+    """Write via a temp file in the same folder + rename: readers see the old or the new file, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save(report: Report, path: Path) -> None:
+    write_atomic(path, report.model_dump_json(indent=2) + "\n")
+
+
+def load(path: Path) -> Report:
+    """Read a result file; reject unknown schema versions and malformed files with one line."""
+    try:
+        raw = json.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise VelobenchError(f"result file not found: {path}") from exc
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise VelobenchError(f"{path}: not a JSON file ({exc})") from exc
+    version = raw.get("schema_version") if isinstance(raw, dict) else None
+    if version != SCHEMA_VERSION:
+        raise VelobenchError(
+            f"{path}: schema_version {version!r} is not one this velobench reads ({SCHEMA_VERSION})"
+        )
+    try:
+        return Report.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise VelobenchError(f"{path}: invalid result file at {where}: {first['msg']}") from exc
