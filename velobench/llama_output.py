@@ -178,14 +178,18 @@ def parse_help_flags(text: str) -> frozenset[str]:
     """The set of option names a binary's `--help` lists (e.g. `-md`, `--spec-draft-n-max`).
 
     Only the option column is read: for each line that starts (after indentation) with `-`,
-    the comma-separated names before the first run of two spaces.
+    the comma-separated names before the first run of two spaces. Options whose description
+    says "the argument has been removed" (current builds still list `--draft-max` that way)
+    are left out: passing them is an error.
     """
     flags: set[str] = set()
     for line in text.splitlines():
         stripped = line.strip()
         if not stripped.startswith("-"):
             continue
-        head = re.split(r"\s{2,}|\t", stripped, maxsplit=1)[0]
+        head, description = (*re.split(r"(?<![,\s])(?:\s{2,}|\t)", stripped, maxsplit=1), "")[:2]
+        if "has been removed" in description:
+            continue
         for part in head.split(","):
             m = _HELP_FLAG.match(part.strip())
             if m:

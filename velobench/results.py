@@ -87,6 +87,7 @@ class WarningCode(StrEnum):
     SPECULATION_SLOWER = "speculation-slower"
     NO_SIGNIFICANT_DIFFERENCE = "no-significant-difference"
     DRAFT_NOT_OFFLOADED = "draft-not-offloaded"
+    DRAFT_CHOICE = "draft-choice"
     NOTHING_DRAFTED = "nothing-drafted"
     LLAMA_ENV_IGNORED = "llama-env-ignored"
     INTERRUPTED = "interrupted"

@@ -77,7 +77,7 @@ def compare(report: Report) -> None:
     report.warnings += list(result_warnings(report))
 
 
-_SETUP_WARNINGS = {WarningCode.LLAMA_ENV_IGNORED, WarningCode.DRAFT_NOT_OFFLOADED}
+_SETUP_WARNINGS = {WarningCode.LLAMA_ENV_IGNORED, WarningCode.DRAFT_NOT_OFFLOADED, WarningCode.DRAFT_CHOICE}
 
 
 def setup_warnings(cfg: RunConfig) -> list[Warning]:
@@ -166,13 +166,17 @@ def run_benchmark(
     environment: Environment,
     output: Path,
     progress: ProgressFn = lambda mode, i, n, it: None,
+    notes: list[Warning] | None = None,
 ) -> Report:
-    """Run every mode, saving after each finished iteration; return the complete report."""
+    """Run every mode, saving after each finished iteration; return the complete report.
+
+    `notes` are warnings found before the run (e.g. by the draft/target pre-flight).
+    """
     report = Report(
         config=cfg,
         environment=environment,
         binaries=engine.binaries(),
-        warnings=setup_warnings(cfg),
+        warnings=[*(notes or []), *setup_warnings(cfg)],
     )
     modes: list[Mode] = ["speculative"] if cfg.skip_vanilla else ["vanilla", "speculative"]
     written = False

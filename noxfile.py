@@ -1,0 +1,38 @@
+"""Developer sessions: `nox -s tests`, `nox -s lint`, `nox -s typecheck`.
+
+`tests` does all of its own setup, so it works on a fresh machine with nothing but Python:
+it installs velobench with its test extras, builds llama.cpp's tools once and pulls the test
+models once (both cached in ~/.cache/velobench, or $VELOBENCH_CACHE), then runs pytest.
+"""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.sessions = ["tests", "lint", "typecheck"]
+nox.options.reuse_existing_virtualenvs = True
+
+# Real models the integration tests use (pulled from the catalog's sources, sha256-verified):
+# SmolLM2-135M as main and draft model, Gemma-3-270M as the incompatible draft.
+TEST_MODELS = ["smollm2-135m", "gemma-3-270m"]
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    session.install("-e", ".[test]")
+    session.run("velobench", "bins", "build")
+    session.run("velobench", "models", "pull", *TEST_MODELS)
+    session.run("pytest", *(session.posargs or ["-q"]))
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    session.install("ruff>=0.5")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    session.install("-e", ".", "mypy>=1.10")
+    session.run("mypy")

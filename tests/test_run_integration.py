@@ -1,0 +1,193 @@
+"""`velobench run` end to end: real llama.cpp binaries, real SmolLM2-135M (as its own draft)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from velobench import results
+
+pytestmark = pytest.mark.integration
+
+
+def run_args(llama_bin: Path, model: Path, *extra: str) -> list[str]:
+    return [
+        "run",
+        "-m",
+        str(model),
+        "-d",
+        str(model),
+        "-n",
+        "16",
+        "-i",
+        "2",
+        "-t",
+        "2",
+        "-c",
+        "512",
+        "--llama-cpp-path",
+        str(llama_bin),
+        *extra,
+    ]
+
+
+def test_run_vanilla_vs_speculative(cli, llama_bin: Path, smol: Path, isolated: Path) -> None:  # type: ignore[no-untyped-def]
+    code, out, err = cli(*run_args(llama_bin, smol, "--n-draft", "4", "-o", "r.json"))
+    assert code == 0, err
+    # console: live progress lines, the table, the speedup with its uncertainty, a verdict
+    assert "Running vanilla ..." in out and "Running speculative ..." in out
+    assert "Iteration 2/2 ... " in out and " tok/s (" in out
+    assert "Tokens/s" in out and "TTFT ms (prompt eval)" in out and "Total time ms" in out
+    assert "Speedup: " in out and "(Fieller)" in out
+    assert "Verdict: " in out
+    assert "Results saved to: r.json" in out
+
+    data = json.loads((isolated / "r.json").read_text())
+    assert data["schema_version"] == results.SCHEMA_VERSION
+    assert data["status"] == "complete"
+    cfg = data["config"]
+    assert (cfg["main_model"], cfg["draft_model"], cfg["n_draft"], cfg["n_predict"], cfg["iterations"]) == (
+        str(smol),
+        str(smol),
+        4,
+        16,
+        2,
+    )
+    van, spec = data["vanilla"], data["speculative"]
+    assert van["binary"] == "llama-completion" and spec["binary"] == "llama-speculative-simple"
+    for mode in (van, spec):
+        tps = mode["tokens_per_second"]
+        assert tps["n"] == 2 and len(tps["samples"]) == 2
+        assert tps["samples"] == [it["tokens_per_second"] for it in mode["iterations"]]
+        assert tps["min"] <= tps["mean"] <= tps["max"] and tps["stddev"] is not None
+        for key in ("time_to_first_token_ms", "total_time_ms"):
+            assert mode[key]["n"] == 2
+        for it in mode["iterations"]:
+            assert it["returncode"] == 0 and it["tokens_per_second"] > 0 and it["prompt_tokens"] > 0
+            assert it["generated_tokens"] >= 16
+    assert "-no-cnv" in van["iterations"][0]["command"]
+    assert "--spec-type draft-simple" in spec["iterations"][0]["command"]
+    assert "--spec-draft-n-max 4" in spec["iterations"][0]["command"]
+    acc = spec["acceptance"]
+    assert acc["drafted"] > 0 and 0 < acc["accepted"] <= acc["drafted"]
+    assert acc["rate"] == pytest.approx(acc["accepted"] / acc["drafted"])
+    expected = spec["tokens_per_second"]["mean"] / van["tokens_per_second"]["mean"]
+    assert data["speedup"] == pytest.approx(expected)
+    assert data["speedup_stddev"] is not None and data["speedup_detail"]["ci_method"] == "fieller"
+    assert {b["name"] for b in data["binaries"]} == {"llama-completion", "llama-speculative-simple"}
+    assert all(b["commit"] for b in data["binaries"])
+    assert data["environment"]["cpu_cores_logical"] >= 1
+    assert "NaN" not in (isolated / "r.json").read_text()
+
+    # a saved run re-renders without running anything
+    code, out2, _ = cli("report", "r.json")
+    assert code == 0 and "Speedup: " in out2 and "Verdict: " in out2
+
+
+def test_skip_vanilla_and_lookup(cli, llama_bin: Path, smol: Path, isolated: Path) -> None:  # type: ignore[no-untyped-def]
+    code, out, err = cli(
+        "run",
+        "-m",
+        str(smol),
+        "--method",
+        "lookup",
+        "-n",
+        "16",
+        "-i",
+        "1",
+        "-t",
+        "2",
+        "--skip-vanilla",
+        "--llama-cpp-path",
+        str(llama_bin),
+        "-o",
+        "l.json",
+    )
+    assert code == 0, err
+    data = json.loads(Path("l.json").read_text())
+    assert data["vanilla"] is None and data["speedup"] is None
+    assert data["speculative"]["binary"] == "llama-lookup"
+    assert {w["code"] for w in data["warnings"]} >= {"one-iteration"}
+    assert "only one mode was measured" in out
+
+
+def test_classic_speculative(cli, llama_bin: Path, smol: Path) -> None:  # type: ignore[no-untyped-def]
+    code, _, err = cli(*run_args(llama_bin, smol, "--spec-impl", "classic", "--skip-vanilla", "-o", "c.json"))
+    assert code == 0, err
+    spec = json.loads(Path("c.json").read_text())["speculative"]
+    assert spec["binary"] == "llama-speculative"
+    assert spec["acceptance"]["drafted"] > 0
+
+
+def test_binary_failure_is_one_line_and_leaves_no_file(cli, llama_bin: Path, smol: Path) -> None:  # type: ignore[no-untyped-def]
+    # a removed flag passed through makes the real binary exit 1 with its own message
+    code, out, err = cli(*run_args(llama_bin, smol, "-x", "--draft-max 8", "-o", "f.json"))
+    assert code == 2
+    assert err.count("\n") == 1 and err.startswith("velobench: error: llama-completion exited with code 1")
+    assert "invalid argument: --draft-max" in err  # the binary's own message, quoted
+    assert "Traceback" not in err + out
+    assert not Path("f.json").exists()
+
+
+def llama_processes_with(marker: str) -> list[psutil.Process]:
+    found = []
+    for p in psutil.process_iter(["name", "cmdline"]):
+        try:
+            if "llama-" in (p.info["name"] or "") and marker in " ".join(p.info["cmdline"] or []):
+                found.append(p)
+        except psutil.NoSuchProcess:
+            continue
+    return found
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupt_stops_the_child_and_keeps_finished_iterations(
+    llama_bin: Path, smol: Path, isolated: Path, sig: signal.Signals
+) -> None:
+    marker = f"interrupt-test-{os.getpid()}-{sig.name}"
+    out = isolated / "i.json"
+    argv = [
+        sys.executable,
+        "-m",
+        "velobench",
+        *run_args(llama_bin, smol, "-i", "200", "-o", str(out), "-p", marker),
+    ]
+    proc = subprocess.Popen(
+        argv,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not out.exists():
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "no iteration finished in 120 s"
+            time.sleep(0.1)
+        while not llama_processes_with(marker):  # interrupt while a child is running
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        proc.send_signal(sig)
+        _, stderr = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, stderr
+    assert b"Traceback" not in stderr
+    assert b"finished iteration(s) kept in" in stderr
+    data = results.load(out)
+    assert data.status == "interrupted"
+    assert data.vanilla is not None and len(data.vanilla.iterations) >= 1
+    assert any(w.code == "interrupted" for w in data.warnings)
+    time.sleep(0.2)
+    assert llama_processes_with(marker) == []
