@@ -21,6 +21,8 @@ pytestmark = pytest.mark.integration
 def run_args(llama_bin: Path, model: Path, *extra: str) -> list[str]:
     return [
         "run",
+        "--engine",
+        "cli",
         "-m",
         str(model),
         "-d",
@@ -95,6 +97,8 @@ def test_run_vanilla_vs_speculative(cli, llama_bin: Path, smol: Path, isolated: 
 def test_skip_vanilla_and_lookup(cli, llama_bin: Path, smol: Path, isolated: Path) -> None:  # type: ignore[no-untyped-def]
     code, out, err = cli(
         "run",
+        "--engine",
+        "cli",
         "-m",
         str(smol),
         "--method",

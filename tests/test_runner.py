@@ -43,6 +43,9 @@ class ScriptedEngine:
         def __init__(self, engine: ScriptedEngine, mode: Mode):
             self.engine, self.mode = engine, mode
 
+        def describe(self) -> dict[str, object]:
+            return {}
+
         def generate(self, prompt: str, index: int) -> Iteration:
             e = self.engine
             e.calls += 1

@@ -10,8 +10,9 @@ import shlex
 import signal
 import sys
 import time
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Literal, NoReturn
 
 import typer
 from pydantic import ValidationError
@@ -90,6 +91,27 @@ def resolve_model_arg(spec: str, what: str) -> str:
     return str(path)
 
 
+class EngineChoice(StrEnum):
+    AUTO = "auto"
+    SERVER = "server"
+    CLI = "cli"
+
+
+def choose_engine(
+    choice: EngineChoice, cfg: RunConfig, llama_cpp_path: Path | None
+) -> Literal["cli", "server"]:
+    """`auto`: llama-server wherever it can run the configuration and is installed, else the cli tools."""
+    server_can = cfg.method is not Method.LOOKUP and cfg.spec_impl is SpecImpl.SIMPLE
+    if choice is EngineChoice.CLI:
+        return "cli"
+    if choice is EngineChoice.SERVER:
+        if not server_can:
+            what = "--method lookup" if cfg.method is Method.LOOKUP else "--spec-impl classic"
+            raise VelobenchError(f"{what} needs the command-line tools: use --engine cli")
+        return "server"
+    return "server" if server_can and binaries.find_path("llama-server", llama_cpp_path) else "cli"
+
+
 def default_output() -> Path:
     return Path("results") / time.strftime("velobench-%Y%m%d-%H%M%S.json", time.gmtime())
 
@@ -126,7 +148,9 @@ def run(
         Path | None, typer.Option("--prompt-file", "-f", help="read the prompt from a file")
     ] = None,
     iterations: Annotated[int, typer.Option("--iterations", "-i", help="measured runs per mode")] = 5,
-    warmup: Annotated[int, typer.Option(help="unrecorded runs per mode before measuring")] = 0,
+    warmup: Annotated[
+        int | None, typer.Option(help="unrecorded runs per mode before measuring [default: 1 server, 0 cli]")
+    ] = None,
     threads: Annotated[int | None, typer.Option("--threads", "-t")] = None,
     ctx_size: Annotated[int, typer.Option("--ctx-size", "-c")] = 2048,
     temp: Annotated[float, typer.Option(help="sampling temperature (0 = greedy)")] = 0.0,
@@ -152,10 +176,19 @@ def run(
         typer.Option("--engine-args", "-x", help="extra flags passed to every llama.cpp call, e.g. '-fa on'"),
     ] = "",
     timeout: Annotated[float | None, typer.Option(help="seconds one generation may take")] = None,
+    engine: Annotated[
+        EngineChoice,
+        typer.Option(
+            help="server = one llama-server per mode; cli = one process per generation; auto = server where possible"
+        ),
+    ] = EngineChoice.AUTO,
+    port: Annotated[int | None, typer.Option(help="llama-server port (default: a free one)")] = None,
+    server_timeout: Annotated[float, typer.Option(help="seconds llama-server may take to load")] = 300.0,
 ) -> None:
     """Benchmark vanilla vs speculative decoding with llama.cpp."""
     from velobench import environment
     from velobench.engines.llama_cli import LlamaCliEngine
+    from velobench.engines.llama_server import LlamaServerEngine
     from velobench.runner import run_benchmark
 
     try:
@@ -178,7 +211,7 @@ def run(
             prompt=prompt,
             prompt_file=str(prompt_file) if prompt_file else None,
             iterations=iterations,
-            warmup=warmup,
+            warmup=0,
             threads=threads,
             ctx_size=ctx_size,
             temp=temp,
@@ -193,22 +226,32 @@ def run(
     from velobench.gguf_info import check_draft_compatible
     from velobench.results import Warning, WarningCode
 
-    resolved = {"main_model": resolve_model_arg(cfg.main_model, "main model")}
+    resolved: dict[str, object] = {"main_model": resolve_model_arg(cfg.main_model, "main model")}
     notes: list[Warning] = []
     if cfg.draft_model:
         resolved["draft_model"] = resolve_model_arg(cfg.draft_model, "draft model")
         notes = [
             Warning(code=WarningCode.DRAFT_CHOICE, message=note)
-            for note in check_draft_compatible(resolved["main_model"], resolved["draft_model"])
+            for note in check_draft_compatible(str(resolved["main_model"]), str(resolved["draft_model"]))
         ]
+    chosen = choose_engine(engine, cfg, llama_cpp_path)
+    resolved["engine"] = chosen
+    resolved["warmup"] = warmup if warmup is not None else (1 if chosen == "server" else 0)
     cfg = cfg.model_copy(update=resolved)
-    engine = LlamaCliEngine(cfg, llama_cpp_path, timeout_s=timeout)
     output = output or default_output()
+    bench: LlamaCliEngine | LlamaServerEngine
+    if chosen == "server":
+        log_dir = output.parent / f"{output.stem}-logs"
+        bench = LlamaServerEngine(
+            cfg, llama_cpp_path, log_dir=log_dir, port=port, timeout_s=timeout, start_timeout_s=server_timeout
+        )
+    else:
+        bench = LlamaCliEngine(cfg, llama_cpp_path, timeout_s=timeout)
     env = environment.capture()
     from velobench.results import Report
 
-    print_config(out, Report(config=cfg, environment=env, binaries=engine.binaries()))
-    report = run_benchmark(cfg, engine, env, output, progress=progress_printer(out), notes=notes)
+    print_config(out, Report(config=cfg, environment=env, binaries=bench.binaries()))
+    report = run_benchmark(cfg, bench, env, output, progress=progress_printer(out), notes=notes)
     print_report(out, report)
     out.print(f"\nResults saved to: {output}")
 

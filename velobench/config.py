@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -45,7 +46,7 @@ class RunConfig(BaseModel):
     prompt: str = "Explain quantum computing in simple terms"
     prompt_file: str | None = None
     iterations: int = Field(5, ge=1)
-    warmup: int = Field(0, ge=0)
+    warmup: int = Field(0, ge=0, description="unrecorded generations per mode before measuring")
     threads: int | None = Field(None, ge=1)
     ctx_size: int = Field(2048, ge=64)
     temp: float = Field(0.0, ge=0.0)
@@ -54,7 +55,7 @@ class RunConfig(BaseModel):
     gpu_layers_draft: str | None = None
     skip_vanilla: bool = False
     extra_args: list[str] = Field(default_factory=list)
-    engine: str = "cli"
+    engine: Literal["cli", "server"] = "cli"
 
     @model_validator(mode="after")
     def _draft_matches_method(self) -> RunConfig:

@@ -41,13 +41,14 @@ def progress_printer(console: Console) -> ProgressFn:
     """A callback for the runner that prints `  Iteration 3/10 ... 28.45 tok/s (3521 ms)`."""
 
     def show(mode: Mode, i: int, n: int, it: Iteration | None) -> None:
+        if i == 0:
+            console.print(f"\nRunning {mode} ...")
+            return
         if i < 0:
             if it is None:
                 console.print(f"  Warm-up {-i}/{n} ...")
             return
         if it is None:
-            if i == 1:
-                console.print(f"\nRunning {mode} ...")
             console.print(f"  Iteration {i}/{n} ... ", end="")
             return
         extra = f", {it.acceptance_rate:.0%} accepted" if it.acceptance_rate is not None else ""
@@ -87,11 +88,26 @@ def results_table(report: Report) -> Table:
         (ttft_label, lambda m: _fmt(m.time_to_first_token_ms)),
         ("Total time ms", lambda m: _fmt(m.total_time_ms)),
         ("  range", lambda m: _range(m.total_time_ms)),
+        ("E2E latency ms", lambda m: _fmt(m.e2e_ms)),
+        ("TPOT ms", lambda m: _fmt(m.tpot_ms)),
+        ("ITL p50 / p99 ms", lambda m: _itl(m)),
         ("Acceptance", _acceptance),
+        (
+            "Mean acceptance length",
+            lambda m: f"{m.acceptance.mean_length:.2f}" if m.acceptance and m.acceptance.mean_length else "-",
+        ),
     ]
     for label, cell in rows:
-        table.add_row(label, *(cell(m) for m in modes))
+        cells = [cell(m) for m in modes]
+        if any(c != "-" for c in cells) or label in ("Acceptance",):
+            table.add_row(label, *cells)
     return table
+
+
+def _itl(m: ModeResult) -> str:
+    if m.itl_p50_ms is None or m.itl_p99_ms is None:
+        return "-"
+    return f"{m.itl_p50_ms.mean:.1f} / {m.itl_p99_ms.mean:.1f}"
 
 
 def _ci(s: Summary | None) -> str:

@@ -5,7 +5,9 @@ Raw per-iteration samples are the record; every summary is derived from them by
 
 Schema versions (bump `SCHEMA_VERSION` and add a line for every change of format):
   1 — first version: config, environment, per-mode iterations and summaries, acceptance,
-      speedup with propagated stddev, Fieller 95% interval and Welch p-value, warnings.
+      speedup with propagated stddev, Fieller 95% interval and Welch p-value, warnings;
+      streaming latencies (TTFT, ITL percentiles, TPOT) and /metrics acceptance per iteration
+      and the server's log and command per mode for the server engine.
 """
 
 from __future__ import annotations
@@ -59,6 +61,22 @@ class Iteration(Strict):
     n_drafted: int | None = None
     n_accept: int | None = None
     acceptance_rate: float | None = None
+    # Streaming engines (server): client-side latencies and the server's own accounting.
+    e2e_ms: float | None = Field(
+        default=None, description="request sent -> last token received (client clock)"
+    )
+    tpot_ms: float | None = Field(
+        default=None, description="time per output token after the first (client clock)"
+    )
+    itl_p50_ms: float | None = None
+    itl_p90_ms: float | None = None
+    itl_p99_ms: float | None = None
+    draft_steps: int | None = Field(
+        default=None, description="verification steps that had a draft (/metrics delta)"
+    )
+    mean_acceptance_length: float | None = Field(default=None, description="1 + accepted / draft steps")
+    accepted_per_position: list[float] | None = None
+    server_timings: dict[str, float] | None = Field(default=None, description="the server's `timings` object")
     output: str | None = None
 
 
@@ -69,15 +87,27 @@ class Acceptance(Strict):
     accepted: int
     rate: float | None = Field(description="accepted / drafted over all iterations (token-weighted)")
     per_iteration: Summary | None = None
+    draft_steps: int | None = Field(
+        default=None, description="verification steps with a draft (server engine)"
+    )
+    mean_length: float | None = Field(default=None, description="1 + accepted / draft steps: tokens per step")
+    accepted_per_position: list[float] | None = None
 
 
 class ModeResult(Strict):
     mode: Mode
     binary: str
+    server_log: str | None = None
+    server_command: str | None = None
+    server_ready_s: float | None = None
     iterations: list[Iteration]
     tokens_per_second: Summary | None = None
     time_to_first_token_ms: Summary | None = None
     total_time_ms: Summary | None = None
+    e2e_ms: Summary | None = None
+    tpot_ms: Summary | None = None
+    itl_p50_ms: Summary | None = None
+    itl_p99_ms: Summary | None = None
     acceptance: Acceptance | None = None
 
 

@@ -49,15 +49,24 @@ def summarize_mode(result: ModeResult) -> None:
     result.tokens_per_second = stats.summarize([i.tokens_per_second for i in its])
     result.time_to_first_token_ms = stats.summarize([i.ttft_ms for i in its])
     result.total_time_ms = stats.summarize([i.total_time_ms for i in its])
+    for field in ("e2e_ms", "tpot_ms", "itl_p50_ms", "itl_p99_ms"):  # streaming engines only
+        values = [v for i in its if (v := getattr(i, field)) is not None]
+        setattr(result, field, stats.summarize(values) if values else None)
     if result.mode == "speculative" and any(i.n_drafted is not None for i in its):
         drafted = sum(i.n_drafted or 0 for i in its)
         accepted = sum(i.n_accept or 0 for i in its)
         rates = [i.acceptance_rate for i in its if i.acceptance_rate is not None]
+        steps = [i.draft_steps for i in its if i.draft_steps is not None]
+        positions = [i.accepted_per_position for i in its if i.accepted_per_position]
+        per_pos = [float(sum(col)) for col in zip(*positions, strict=False)] if positions else None
         result.acceptance = Acceptance(
             drafted=drafted,
             accepted=accepted,
             rate=stats.acceptance_rate(accepted, drafted),
             per_iteration=stats.summarize(rates) if rates else None,
+            draft_steps=sum(steps) if steps else None,
+            mean_length=stats.mean_acceptance_length(accepted, sum(steps)) if steps else None,
+            accepted_per_position=per_pos,
         )
 
 
@@ -184,7 +193,10 @@ def run_benchmark(
         for mode in modes:
             result = ModeResult(mode=mode, binary=engine.binary(mode), iterations=[])
             setattr(report, mode, result)
+            progress(mode, 0, cfg.iterations, None)
             with engine.session(mode) as session:
+                for key, value in session.describe().items():
+                    setattr(result, key, value)
                 for w in range(cfg.warmup):
                     progress(mode, -(w + 1), cfg.warmup, None)
                     session.generate(cfg.prompt, -(w + 1))

@@ -8,7 +8,7 @@ mode and releases them on exit, however the block ends.
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
-from typing import Protocol
+from typing import Any, Protocol
 
 from velobench.results import BinaryInfo, Iteration, Mode
 
@@ -16,6 +16,10 @@ from velobench.results import BinaryInfo, Iteration, Mode
 class Session(Protocol):
     def generate(self, prompt: str, index: int) -> Iteration:
         """Run one generation of `prompt` and return what was measured."""
+        ...
+
+    def describe(self) -> dict[str, Any]:
+        """Facts about this mode's resources for its ModeResult (e.g. a server's log file)."""
         ...
 
 

@@ -19,19 +19,16 @@ import shlex
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from velobench import proc
 from velobench.binaries import Tool, find_tool
 from velobench.config import Method, RunConfig, SpecImpl
+from velobench.engines.llama_args import speculative_args
 from velobench.errors import VelobenchError
 from velobench.llama_output import generated_text, parse_speculative, parse_vanilla
 from velobench.results import BinaryInfo, Iteration, Mode
 
-# Newest name first; velobench passes the first one a binary's --help lists.
-N_MAX_FLAGS = ("--spec-draft-n-max", "--draft-max", "--draft")
-N_MIN_FLAGS = ("--spec-draft-n-min", "--draft-min")
-P_MIN_FLAGS = ("--spec-draft-p-min", "--draft-p-min")
-NGLD_FLAGS = ("--spec-draft-ngl", "-ngld", "--gpu-layers-draft")
 NO_CNV_FLAGS = ("-no-cnv", "--no-conversation")
 
 
@@ -41,15 +38,6 @@ def speculative_tool_name(cfg: RunConfig) -> str:
     if cfg.method is Method.DRAFT and cfg.spec_impl is SpecImpl.CLASSIC:
         return "llama-speculative"
     return "llama-speculative-simple"
-
-
-def _need(tool: Tool, flags: tuple[str, ...], what: str) -> str:
-    flag = tool.first_flag(*flags)
-    if flag is None:
-        raise VelobenchError(
-            f"{tool.name} ({tool.version}) at {tool.path} has no option for {what} (looked for {', '.join(flags)})"
-        )
-    return flag
 
 
 def common_args(tool: Tool, cfg: RunConfig, prompt_args: list[str]) -> list[str]:
@@ -75,30 +63,7 @@ def vanilla_argv(tool: Tool, cfg: RunConfig, prompt_args: list[str]) -> list[str
 
 def speculative_argv(tool: Tool, cfg: RunConfig, prompt_args: list[str]) -> list[str]:
     argv = common_args(tool, cfg, prompt_args)
-    argv += [_need(tool, N_MAX_FLAGS, "the draft length"), str(cfg.n_draft)]
-    if cfg.method is Method.DRAFT:
-        assert cfg.draft_model is not None
-        argv += ["-md", cfg.draft_model]
-        if tool.name == "llama-speculative-simple" and tool.supports("--spec-type"):
-            # Since 2026 `-md` alone no longer speculates: the default spec type is `none`.
-            argv += ["--spec-type", "draft-simple"]
-        n_min = tool.first_flag(*N_MIN_FLAGS)
-        if n_min:
-            argv += [n_min, "0"]
-        # Set explicitly: the default changed from 0.75-0.8 (2025) to 0.0 (2026).
-        p_min = tool.first_flag(*P_MIN_FLAGS)
-        if p_min:
-            argv += [p_min, str(cfg.draft_p_min)]
-        elif cfg.draft_p_min != 0.0:
-            _need(tool, P_MIN_FLAGS, "--draft-p-min")
-        if cfg.gpu_layers_draft is not None:
-            argv += [_need(tool, NGLD_FLAGS, "-ngld/--gpu-layers-draft"), cfg.gpu_layers_draft]
-    elif cfg.method is not Method.LOOKUP:
-        if not tool.supports("--spec-type"):
-            raise VelobenchError(
-                f"{tool.name} ({tool.version}) has no --spec-type; --method {cfg.method} needs a 2026 build"
-            )
-        argv += ["--spec-type", cfg.method.value]
+    argv += speculative_args(tool, cfg, uses_spec_type=tool.name == "llama-speculative-simple")
     return [*argv, *cfg.extra_args]
 
 
@@ -171,6 +136,9 @@ class CliSession:
             prompt_args.append("--no-escape")  # pass the prompt byte for byte
         build = vanilla_argv if self.mode == "vanilla" else speculative_argv
         return build(self.tool, self.cfg, prompt_args)
+
+    def describe(self) -> dict[str, Any]:
+        return {}
 
     def generate(self, prompt: str, index: int) -> Iteration:
         done = proc.run(self.argv(prompt), timeout_s=self.timeout_s)

@@ -1,0 +1,59 @@
+"""Speculative-decoding flags for llama.cpp tools, chosen from what each binary's --help lists.
+
+llama.cpp renamed these in 2026 (`--draft-max` → `--spec-draft-n-max`, `-md` alone no longer
+speculates without `--spec-type draft-simple`); newest names come first in each tuple.
+"""
+
+from __future__ import annotations
+
+from velobench.binaries import Tool
+from velobench.config import Method, RunConfig
+from velobench.errors import VelobenchError
+
+N_MAX_FLAGS = ("--spec-draft-n-max", "--draft-max", "--draft")
+N_MIN_FLAGS = ("--spec-draft-n-min", "--draft-min")
+P_MIN_FLAGS = ("--spec-draft-p-min", "--draft-p-min")
+NGLD_FLAGS = ("--spec-draft-ngl", "-ngld", "--gpu-layers-draft")
+
+
+def need(tool: Tool, flags: tuple[str, ...], what: str) -> str:
+    """The first of `flags` the tool knows, or a one-line error naming the tool and its version."""
+    flag = tool.first_flag(*flags)
+    if flag is None:
+        raise VelobenchError(
+            f"{tool.name} ({tool.version}) at {tool.path} has no option for {what} (looked for {', '.join(flags)})"
+        )
+    return flag
+
+
+def speculative_args(tool: Tool, cfg: RunConfig, *, uses_spec_type: bool) -> list[str]:
+    """Draft length, draft model and its settings, or the n-gram spec type.
+
+    `uses_spec_type` is False for the tools that speculate by construction (llama-speculative,
+    llama-lookup) and ignore `--spec-type`.
+    """
+    argv = [need(tool, N_MAX_FLAGS, "the draft length"), str(cfg.n_draft)]
+    if cfg.method is Method.DRAFT:
+        assert cfg.draft_model is not None
+        argv += ["-md", cfg.draft_model]
+        if uses_spec_type and tool.supports("--spec-type"):
+            # Since 2026 `-md` alone no longer speculates: the default spec type is `none`.
+            argv += ["--spec-type", "draft-simple"]
+        n_min = tool.first_flag(*N_MIN_FLAGS)
+        if n_min:
+            argv += [n_min, "0"]
+        # Set explicitly: the default changed from 0.75-0.8 (2025) to 0.0 (2026).
+        p_min = tool.first_flag(*P_MIN_FLAGS)
+        if p_min:
+            argv += [p_min, str(cfg.draft_p_min)]
+        elif cfg.draft_p_min != 0.0:
+            need(tool, P_MIN_FLAGS, "--draft-p-min")
+        if cfg.gpu_layers_draft is not None:
+            argv += [need(tool, NGLD_FLAGS, "-ngld/--gpu-layers-draft"), cfg.gpu_layers_draft]
+    elif uses_spec_type:
+        if not tool.supports("--spec-type"):
+            raise VelobenchError(
+                f"{tool.name} ({tool.version}) has no --spec-type; --method {cfg.method} needs a 2026 build"
+            )
+        argv += ["--spec-type", cfg.method.value]
+    return argv
