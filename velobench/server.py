@@ -130,6 +130,18 @@ class ServerProcess:
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
+    def exit_code(self, wait_s: float = 2.0) -> int | None:
+        """The exit code if the server has died (waiting up to `wait_s` for it), else None.
+
+        A dropped connection is seen before the dying process can be reaped, so wait a little.
+        """
+        if self.process is None:
+            return None
+        try:
+            return self.process.wait(timeout=wait_s)
+        except subprocess.TimeoutExpired:
+            return None
+
     def stop(self) -> None:
         if self.process is not None:
             proc.stop_process(self.process)

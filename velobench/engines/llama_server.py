@@ -109,7 +109,8 @@ class ServerSession:
         return r
 
     def _died(self, what: str) -> VelobenchError:
-        state = "exited" if not self.server.alive() else "is running"
+        rc = self.server.exit_code()
+        state = f"exited with code {rc}" if rc is not None else "is still running but"
         return VelobenchError(f"llama-server {state}: {what}; log: {log_tail(self.server.log_path)}")
 
     def check_speculation(self) -> None:
