@@ -1,0 +1,200 @@
+"""The speedup ceiling of speculative decoding, and why a run wins or loses.
+
+Model (Leviathan, Kalman and Matias, 2023, "Fast Inference from Transformers via Speculative
+Decoding", ICML, §3): the draft proposes γ tokens per step; the target verifies them in one
+batched pass of γ+1 tokens; each drafted token is accepted independently with probability α
+until the first rejection. Then, per step,
+
+    E(α, γ) = (1 − α^(γ+1)) / (1 − α) = Σ_{k=0..γ} α^k   tokens   (E = γ+1 at α = 1)
+    cost    = γ·c + v(γ)                                     target decode steps
+
+with c the cost of one draft step and v(γ) the cost of verifying γ+1 tokens, both relative to
+one target decode step. The ceiling is E / cost, the speedup over vanilla decoding that a
+run reaching the model's assumptions would get. Leviathan et al. take v = 1 (verification as
+cheap as one step, true when decoding is memory-bound, e.g. on a GPU); on a CPU, where
+decoding is compute-bound, v(γ) approaches γ+1 and the ceiling falls below 1.
+
+Pure functions: the inputs come from a result file and from llama-bench rows measured elsewhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict
+
+from velobench.errors import VelobenchError
+
+if TYPE_CHECKING:  # results.py stores a Ceiling: import only for the annotation
+    from velobench.results import Report
+
+_BISECTION_STEPS = 100  # halves [0, 1] far below float resolution
+
+
+def expected_tokens_per_step(alpha: float, gamma: int) -> float:
+    """E(α, γ) = (1 − α^(γ+1)) / (1 − α) = Σ_{k=0..γ} α^k, tokens produced per verification step.
+
+    Computed as the sum, which is exact at α = 1 (E = γ+1) and monotone in α and γ.
+    E(0, γ) = 1: the target always contributes one token. Raises ValueError outside
+    0 ≤ α ≤ 1 or for γ < 0.
+    """
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must lie in [0, 1], got {alpha!r}")
+    if gamma < 0:
+        raise ValueError(f"gamma must be >= 0, got {gamma!r}")
+    return sum(alpha**k for k in range(gamma + 1))
+
+
+def speedup_ceiling(alpha: float, gamma: int, c: float, verify_cost: float) -> float:
+    """Ceiling = E(α, γ) / (γ·c + v(γ)): tokens per step over the step's cost in target steps.
+
+    `c`: one draft step relative to one target decode step (≥ 0); `verify_cost`: v(γ), one
+    target pass over γ+1 tokens relative to one target decode step (> 0). With c = 0 and
+    v = 1 the ceiling is E itself.
+    """
+    if c < 0:
+        raise ValueError(f"draft cost c must be >= 0, got {c!r}")
+    if verify_cost <= 0:
+        raise ValueError(f"verify cost must be > 0, got {verify_cost!r}")
+    return expected_tokens_per_step(alpha, gamma) / (gamma * c + verify_cost)
+
+
+def _solve_alpha(f: Callable[[float], float], target: float) -> float:
+    """The α in [0, 1] with f(α) = target, for f non-decreasing, by bisection."""
+    lo, hi = 0.0, 1.0
+    if target <= f(lo):
+        return lo
+    if target >= f(hi):
+        return hi
+    for _ in range(_BISECTION_STEPS):
+        mid = (lo + hi) / 2
+        if f(mid) < target:
+            lo = mid
+        else:
+            hi = mid
+    return (lo + hi) / 2
+
+
+def alpha_from_acceptance(rate: float | None, gamma: int, mean_length: float | None = None) -> float:
+    """Estimate the per-token acceptance probability α from what a run measured.
+
+    The measured rate accepted/drafted is not α: tokens drafted after the first rejection
+    count as drafted but can never be accepted, so with full drafts of γ tokens
+    rate = (E(α, γ) − 1) / γ < α for 0 < α < 1.
+
+    Estimator (both assume i.i.d. acceptance with probability α and that every step drafts
+    γ tokens, i.e. drafts never stop early, as with draft p_min 0):
+      * with the mean acceptance length L = 1 + accepted / draft steps (server engine):
+        solve E(α, γ) = L for α by bisection;
+      * otherwise solve (E(α, γ) − 1) / γ = rate by bisection.
+    When drafts do stop early, fewer tokens are drafted per step: L is smaller than E(α, γ)
+    (α is underestimated) and the rate is closer to α (α is overestimated from the rate).
+    Values beyond the model's range clamp to α = 0 or 1.
+    """
+    if gamma < 1:
+        raise ValueError(f"gamma must be >= 1, got {gamma!r}")
+    if mean_length is not None:
+        return _solve_alpha(lambda a: expected_tokens_per_step(a, gamma), mean_length)
+    if rate is None:
+        raise ValueError("alpha_from_acceptance needs an acceptance rate or a mean acceptance length")
+    return _solve_alpha(lambda a: (expected_tokens_per_step(a, gamma) - 1) / gamma, rate)
+
+
+class Ceiling(BaseModel):
+    """Inputs and outputs of the ceiling model, and how close a measured speedup came to it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    alpha: float
+    gamma: int
+    draft_cost: float
+    verify_cost: float
+    expected_tokens: float
+    step_cost: float
+    ceiling: float
+    measured: float | None = None
+    fraction_of_ceiling: float | None = None
+
+
+def compute(
+    alpha: float, gamma: int, draft_cost: float, verify_cost: float, measured: float | None = None
+) -> Ceiling:
+    """The ceiling for (α, γ, c, v(γ)); `measured`: the run's speedup, giving measured / ceiling."""
+    e = expected_tokens_per_step(alpha, gamma)
+    limit = speedup_ceiling(alpha, gamma, draft_cost, verify_cost)
+    return Ceiling(
+        alpha=alpha,
+        gamma=gamma,
+        draft_cost=draft_cost,
+        verify_cost=verify_cost,
+        expected_tokens=e,
+        step_cost=gamma * draft_cost + verify_cost,
+        ceiling=limit,
+        measured=measured,
+        fraction_of_ceiling=None if measured is None else measured / limit,
+    )
+
+
+def from_report(report: Report, draft_cost: float, verify_cost: float) -> Ceiling:
+    """The ceiling for a run: γ = its n_draft, α from its acceptance, measured = its speedup."""
+    spec = report.speculative
+    acc = spec.acceptance if spec else None
+    if acc is None or (acc.rate is None and acc.mean_length is None):
+        raise VelobenchError("the result has no measured acceptance: cannot estimate α for the ceiling")
+    gamma = report.config.n_draft
+    alpha = alpha_from_acceptance(acc.rate, gamma, acc.mean_length)
+    return compute(alpha, gamma, draft_cost, verify_cost, measured=report.speedup)
+
+
+def explain(c: Ceiling, device: str = "this machine") -> str:
+    """One line: what verification and drafting cost, what a step yields, and the resulting ceiling."""
+    head = (
+        f"verifying {c.gamma + 1} tokens costs {c.verify_cost:.1f}× one token on {device}; "
+        f"the draft adds {c.draft_cost:.2f}× per drafted token; "
+        f"at α = {c.alpha:.2f} a step yields {c.expected_tokens:.1f} tokens "
+        f"for {c.step_cost:.1f} steps of cost"
+    )
+    if c.ceiling < 1:
+        tail = f"ceiling {c.ceiling:.2f}×: speculation cannot win here"
+    else:
+        tail = f"ceiling {c.ceiling:.2f}×: speculation can win"
+    if c.measured is not None and c.fraction_of_ceiling is not None:
+        tail += f" (measured {c.measured:.2f}×, {c.fraction_of_ceiling:.0%} of the ceiling)"
+    return f"{head} → {tail}"
+
+
+def _ts(row: Mapping[str, Any]) -> float:
+    ts = row.get("avg_ts")
+    if not isinstance(ts, int | float) or ts <= 0:
+        raise VelobenchError(f"llama-bench row without a positive avg_ts: {dict(row)!r}")
+    return float(ts)
+
+
+def verify_cost_from_llama_bench(rows: Sequence[Mapping[str, Any]], gamma: int | None = None) -> float:
+    """v(γ) from llama-bench JSON rows of the target model: a pp(γ+1) test and a tg test.
+
+    A pp row has n_gen = 0 and avg_ts = n_prompt / time; a tg row has n_prompt = 0 and
+    avg_ts = n_gen / time. Verifying γ+1 tokens takes (γ+1)/pp_ts, one decode step 1/tg_ts:
+        v(γ) = ((γ+1) / pp_ts) / (1 / tg_ts) = (γ+1) · tg_ts / pp_ts.
+    `gamma`: pick the pp row with n_prompt = γ+1; None: there must be exactly one pp row.
+    Both tests should run at the same depth (n_depth) and settings.
+    """
+    pp = [r for r in rows if r.get("n_gen") == 0 and (r.get("n_prompt") or 0) > 0]
+    tg = [r for r in rows if r.get("n_prompt") == 0 and (r.get("n_gen") or 0) > 0]
+    if gamma is not None:
+        pp = [r for r in pp if r.get("n_prompt") == gamma + 1]
+    if len(pp) != 1:
+        want = f"n_prompt = {gamma + 1}" if gamma is not None else "n_prompt > 0"
+        raise VelobenchError(f"need exactly one llama-bench pp test ({want}, n_gen = 0), found {len(pp)}")
+    if not tg:
+        raise VelobenchError("need a llama-bench tg test (n_prompt = 0, n_gen > 0), found none")
+    n = int(pp[0]["n_prompt"])
+    return n * _ts(tg[0]) / _ts(pp[0])
+
+
+def draft_cost_from_tg(target_tg_ts: float, draft_tg_ts: float) -> float:
+    """c = one draft decode step / one target decode step = target tg t/s ÷ draft tg t/s."""
+    if target_tg_ts <= 0 or draft_tg_ts <= 0:
+        raise ValueError("decode speeds must be > 0")
+    return target_tg_ts / draft_tg_ts
