@@ -10,9 +10,8 @@ import shlex
 import signal
 import sys
 import time
-from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Literal, NoReturn
+from typing import Annotated, NoReturn
 
 import typer
 from pydantic import ValidationError
@@ -20,8 +19,9 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from velobench import __version__, binaries, build
+from velobench.bench import EngineChoice, RunOptions, execute, resolve_model_arg
 from velobench.config import Method, RunConfig, SpecImpl
-from velobench.console import make_console, print_config, print_report, progress_printer
+from velobench.console import make_console, print_config, print_report
 from velobench.errors import Interrupted, VelobenchError
 
 app = typer.Typer(
@@ -70,46 +70,6 @@ def validation_message(exc: ValidationError) -> str:
     where = ".".join(str(p) for p in first["loc"])
     msg = first["msg"].removeprefix("Value error, ")
     return f"{where.replace('_', '-')}: {msg}" if where else msg
-
-
-def resolve_model_arg(spec: str, what: str) -> str:
-    """A model argument (path, catalog name or hf://REPO/FILE) as a verified local GGUF path.
-
-    Checked before any binary starts: a missing file or a non-GGUF file is a one-line error.
-    """
-    from velobench.gguf_info import is_gguf
-    from velobench.models import load_catalog, resolve_model
-
-    is_file = Path(spec).expanduser().is_file()
-    if not spec.startswith("hf://") and not is_file and spec not in load_catalog().models:
-        raise VelobenchError(
-            f"{what} not found: {spec} (not a file, not a catalog name: see `velobench models list`)"
-        )
-    path = resolve_model(spec)
-    if not is_gguf(path):
-        raise VelobenchError(f"{what} is not a GGUF file: {spec}")
-    return str(path)
-
-
-class EngineChoice(StrEnum):
-    AUTO = "auto"
-    SERVER = "server"
-    CLI = "cli"
-
-
-def choose_engine(
-    choice: EngineChoice, cfg: RunConfig, llama_cpp_path: Path | None
-) -> Literal["cli", "server"]:
-    """`auto`: llama-server wherever it can run the configuration and is installed, else the cli tools."""
-    server_can = cfg.method is not Method.LOOKUP and cfg.spec_impl is SpecImpl.SIMPLE
-    if choice is EngineChoice.CLI:
-        return "cli"
-    if choice is EngineChoice.SERVER:
-        if not server_can:
-            what = "--method lookup" if cfg.method is Method.LOOKUP else "--spec-impl classic"
-            raise VelobenchError(f"{what} needs the command-line tools: use --engine cli")
-        return "server"
-    return "server" if server_can and binaries.find_path("llama-server", llama_cpp_path) else "cli"
 
 
 def default_output() -> Path:
@@ -166,6 +126,9 @@ def run(
     skip_vanilla: Annotated[
         bool, typer.Option("--skip-vanilla", help="measure the speculative mode only")
     ] = False,
+    skip_speculative: Annotated[
+        bool, typer.Option("--skip-speculative", help="measure the vanilla mode only (a baseline)")
+    ] = False,
     output: Annotated[
         Path | None,
         typer.Option("--output", "-o", help="result JSON (default: results/velobench-<time>.json)"),
@@ -176,6 +139,24 @@ def run(
         typer.Option("--engine-args", "-x", help="extra flags passed to every llama.cpp call, e.g. '-fa on'"),
     ] = "",
     timeout: Annotated[float | None, typer.Option(help="seconds one generation may take")] = None,
+    prompts: Annotated[
+        str | None,
+        typer.Option(
+            "--prompts",
+            help="prompt set: builtin, builtin:CATEGORY, humaneval, mtbench, sharegpt, gsm8k, aime2025, or a JSONL file",
+        ),
+    ] = None,
+    num_prompts: Annotated[
+        int | None, typer.Option(help="sample this many prompts (stratified by category)")
+    ] = None,
+    prompt_seed: Annotated[int, typer.Option(help="seed of the prompt sample")] = 0,
+    category: Annotated[
+        list[str] | None, typer.Option(help="only prompts of this category (repeatable)")
+    ] = None,
+    chat: Annotated[
+        bool,
+        typer.Option("--chat", help="apply the model's chat template (server engine: /v1/chat/completions)"),
+    ] = False,
     engine: Annotated[
         EngineChoice,
         typer.Option(
@@ -184,13 +165,11 @@ def run(
     ] = EngineChoice.AUTO,
     port: Annotated[int | None, typer.Option(help="llama-server port (default: a free one)")] = None,
     server_timeout: Annotated[float, typer.Option(help="seconds llama-server may take to load")] = 300.0,
+    ceiling: Annotated[
+        bool, typer.Option(help="measure verify/draft costs with llama-bench and report the speedup ceiling")
+    ] = True,
 ) -> None:
     """Benchmark vanilla vs speculative decoding with llama.cpp."""
-    from velobench import environment
-    from velobench.engines.llama_cli import LlamaCliEngine
-    from velobench.engines.llama_server import LlamaServerEngine
-    from velobench.runner import run_benchmark
-
     try:
         extra = shlex.split(engine_args)
     except ValueError as exc:
@@ -219,57 +198,286 @@ def run(
             gpu_layers=gpu_layers,
             gpu_layers_draft=gpu_layers_draft,
             skip_vanilla=skip_vanilla,
+            skip_speculative=skip_speculative,
             extra_args=extra,
+            prompts=prompts,
+            num_prompts=num_prompts,
+            prompt_seed=prompt_seed,
+            categories=category or [],
+            chat=chat,
         )
     except ValidationError as exc:
         raise VelobenchError(validation_message(exc)) from exc
-    from velobench.gguf_info import check_draft_compatible
-    from velobench.results import Warning, WarningCode
-
-    resolved: dict[str, object] = {"main_model": resolve_model_arg(cfg.main_model, "main model")}
-    notes: list[Warning] = []
-    if cfg.draft_model:
-        resolved["draft_model"] = resolve_model_arg(cfg.draft_model, "draft model")
-        notes = [
-            Warning(code=WarningCode.DRAFT_CHOICE, message=note)
-            for note in check_draft_compatible(str(resolved["main_model"]), str(resolved["draft_model"]))
-        ]
-    chosen = choose_engine(engine, cfg, llama_cpp_path)
-    resolved["engine"] = chosen
-    resolved["warmup"] = warmup if warmup is not None else (1 if chosen == "server" else 0)
-    cfg = cfg.model_copy(update=resolved)
     output = output or default_output()
-    bench: LlamaCliEngine | LlamaServerEngine
-    if chosen == "server":
-        log_dir = output.parent / f"{output.stem}-logs"
-        bench = LlamaServerEngine(
-            cfg, llama_cpp_path, log_dir=log_dir, port=port, timeout_s=timeout, start_timeout_s=server_timeout
-        )
-    else:
-        bench = LlamaCliEngine(cfg, llama_cpp_path, timeout_s=timeout)
-    env = environment.capture()
-    from velobench.results import Report
+    opts = RunOptions(
+        llama_cpp_path=llama_cpp_path,
+        engine=engine,
+        warmup=warmup,
+        port=port,
+        timeout_s=timeout,
+        server_timeout_s=server_timeout,
+        ceiling=ceiling,
+    )
+    execute(cfg, opts, output, out)
 
-    print_config(out, Report(config=cfg, environment=env, binaries=bench.binaries()))
-    report = run_benchmark(cfg, bench, env, output, progress=progress_printer(out), notes=notes)
-    print_report(out, report)
-    out.print(f"\nResults saved to: {output}")
+
+@app.command()
+def demo(
+    pair: Annotated[str, typer.Option(help="catalog pair (see `velobench models list`)")] = "qwen-coder",
+    per_category: Annotated[int, typer.Option(help="built-in prompts per category")] = 1,
+    rounds: Annotated[int, typer.Option(help="passes over the prompts per mode")] = 1,
+    n_predict: Annotated[int, typer.Option("--n-predict", "-n")] = 64,
+    n_draft: Annotated[int, typer.Option("--n-draft")] = 4,
+    threads: Annotated[int | None, typer.Option("--threads", "-t")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o")] = None,
+    llama_cpp_path: LlamaCppPath = None,
+) -> None:
+    """The whole job on a fresh machine: build llama.cpp, pull a model pair, benchmark, report."""
+    from velobench.models import load_catalog, pull
+    from velobench.prompts import builtin_categories
+
+    catalog = load_catalog()
+    if pair not in catalog.pairs:
+        raise VelobenchError(f"unknown pair {pair!r}; known: {', '.join(catalog.pairs)}")
+    target, draft = catalog.pairs[pair].target, catalog.pairs[pair].draft
+    timings: dict[str, float] = {}
+
+    t = time.monotonic()
+    out.print("[bold][1/3][/bold] llama.cpp tools")
+    if binaries.find_path("llama-server", llama_cpp_path) and binaries.find_path(
+        "llama-completion", llama_cpp_path
+    ):
+        out.print("  found: `velobench bins list` shows where")
+    else:
+        out.print(
+            "  not found: building them from the pinned llama-cpp-python sdist (about 11 minutes on 2 cores)"
+        )
+        bins_build(cmake_arg=None, jobs=None)
+    timings["build"] = time.monotonic() - t
+
+    t = time.monotonic()
+    out.print(f"[bold][2/3][/bold] models: pair {pair} = draft {draft} → target {target}")
+    for name in dict.fromkeys([target, draft]):
+        out.print(f"  {name}: {pull(name)}")
+    timings["download"] = time.monotonic() - t
+
+    t = time.monotonic()
+    cats = builtin_categories()
+    n_prompts = per_category * len(cats)
+    out.print(
+        f"[bold][3/3][/bold] benchmark: {n_prompts} built-in prompts ({', '.join(cats)}), "
+        f"{rounds} pass(es) per mode, {n_predict} tokens, n_draft {n_draft}"
+    )
+    cfg = RunConfig(
+        main_model=target,
+        draft_model=draft,
+        n_draft=n_draft,
+        n_predict=n_predict,
+        iterations=n_prompts * rounds,
+        threads=threads,
+        prompts="builtin",
+        num_prompts=n_prompts,
+    )
+    output = output or Path("results") / time.strftime("demo-%Y%m%d-%H%M%S.json", time.gmtime())
+    execute(cfg, RunOptions(llama_cpp_path=llama_cpp_path), output, out)
+    timings["benchmark"] = time.monotonic() - t
+    out.print("Time: " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()))
+
+
+@app.command()
+def matrix(
+    config: Annotated[Path, typer.Argument(help="matrix TOML file (see examples/matrix-smoke.toml)")],
+    resume: Annotated[
+        Path | None, typer.Option(help="continue this run folder, skipping finished cells")
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="run folder (default: results/<run-id>)")
+    ] = None,
+    iterations: Annotated[
+        int | None, typer.Option("--iterations", "-i", help="override [run] iterations")
+    ] = None,
+    n_predict: Annotated[
+        int | None, typer.Option("--n-predict", "-n", help="override [run] n_predict")
+    ] = None,
+    threads: Annotated[int | None, typer.Option("--threads", "-t", help="override [run] threads")] = None,
+    engine: Annotated[EngineChoice | None, typer.Option(help="override [run] engine")] = None,
+    llama_cpp_path: LlamaCppPath = None,
+) -> None:
+    """Sweep model pairs × methods × draft settings; every finished cell is kept (resume with --resume)."""
+    from velobench.matrix import load_config, run_matrix
+
+    cfg = load_config(config)
+    overrides = {
+        k: v
+        for k, v in {
+            "iterations": iterations,
+            "n_predict": n_predict,
+            "threads": threads,
+            "engine": engine,
+            "llama_cpp_path": str(llama_cpp_path) if llama_cpp_path else None,
+        }.items()
+        if v is not None
+    }
+    if overrides:
+        try:
+            run = type(cfg.run).model_validate({**cfg.run.model_dump(), **overrides})
+        except ValidationError as exc:
+            raise VelobenchError(validation_message(exc)) from exc
+        cfg = cfg.model_copy(update={"run": run})
+    if resume is not None and output is not None and resume != output:
+        raise VelobenchError("give either --resume RUN_DIR or --output RUN_DIR, not two different folders")
+    run_dir = (
+        resume
+        or output
+        or Path("results") / time.strftime(f"matrix-{config.stem}-%Y%m%d-%H%M%S", time.gmtime())
+    )
+    if resume is not None and not resume.is_dir():
+        raise VelobenchError(f"--resume {resume}: no such run folder")
+    summary = run_matrix(cfg, run_dir, out, resume=resume is not None)
+    out.rule("matrix finished")
+    from velobench.matrix import status_line
+
+    for n, rec in enumerate(summary.records, 1):
+        out.print(status_line(rec, n, summary.cells_total))
+    out.print(f"Run folder: {run_dir} (summary.json, cells.jsonl, cells/)")
+
+
+@app.command("compare")
+def compare_cmd(
+    a: Annotated[Path, typer.Argument(help="result A (the reference), e.g. a matrix cell's JSON")],
+    b: Annotated[Path, typer.Argument(help="result B")],
+    fail_if_slower: Annotated[
+        float | None, typer.Option(help="exit 1 if B is significantly slower than A by more than PCT percent")
+    ] = None,
+) -> None:
+    """Two runs side by side: differences and ratios with uncertainty, Welch p-values, verdicts."""
+    from velobench import results
+    from velobench.compare import compare_reports, regression, render_comparison
+
+    comp = compare_reports(results.load(a), results.load(b))
+    out.print(render_comparison(comp))
+    if fail_if_slower is not None:
+        msg = regression(comp, fail_if_slower)
+        if msg:
+            err.print(f"velobench: regression: {msg}")
+            raise typer.Exit(1)
+
+
+@app.command("tune")
+def tune_cmd(
+    main_model: Annotated[str, typer.Option("--main-model", "-m", help="target model")],
+    draft_model: Annotated[str, typer.Option("--draft-model", "-d", help="draft model")],
+    candidates: Annotated[str, typer.Option(help="n_draft values to consider")] = "1,2,3,4,6,8",
+    top: Annotated[int, typer.Option(help="predicted-best candidates to confirm by measurement")] = 2,
+    iterations: Annotated[int, typer.Option("--iterations", "-i", help="runs per candidate per round")] = 3,
+    max_rounds: Annotated[int, typer.Option(help="confirmation rounds at most")] = 3,
+    n_predict: Annotated[int, typer.Option("--n-predict", "-n")] = 64,
+    draft_p_min: Annotated[float, typer.Option("--draft-p-min")] = 0.0,
+    threads: Annotated[int | None, typer.Option("--threads", "-t")] = None,
+    prompts: Annotated[
+        str | None, typer.Option("--prompts", help="prompt set (see `velobench run --help`)")
+    ] = None,
+    num_prompts: Annotated[int | None, typer.Option(help="prompts sampled from the set")] = None,
+    engine: Annotated[EngineChoice, typer.Option()] = EngineChoice.AUTO,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="folder for every run's JSON")] = None,
+    llama_cpp_path: LlamaCppPath = None,
+) -> None:
+    """Find the best n_draft for a pair on this machine, in fewer runs than a full sweep."""
+    from velobench.tune import tune
+
+    try:
+        cands = sorted({int(x) for x in candidates.split(",") if x.strip()})
+    except ValueError as exc:
+        raise VelobenchError(f"--candidates: expected numbers like 1,2,4,8, got {candidates!r}") from exc
+    if not cands or cands[0] < 1:
+        raise VelobenchError("--candidates: n_draft values must be >= 1")
+    if top < 1 or iterations < 2 or max_rounds < 1:
+        raise VelobenchError("--top and --max-rounds must be >= 1 and --iterations >= 2")
+    try:
+        cfg = RunConfig(
+            main_model=main_model,
+            draft_model=draft_model,
+            n_predict=n_predict,
+            draft_p_min=draft_p_min,
+            threads=threads,
+            prompts=prompts,
+            num_prompts=num_prompts,
+        )
+    except ValidationError as exc:
+        raise VelobenchError(validation_message(exc)) from exc
+    work = output or Path("results") / time.strftime("tune-%Y%m%d-%H%M%S", time.gmtime())
+    res = tune(
+        cfg,
+        RunOptions(llama_cpp_path=llama_cpp_path, engine=engine),
+        work,
+        out,
+        candidates=cands,
+        top=top,
+        iterations=iterations,
+        max_rounds=max_rounds,
+    )
+    out.rule("tune")
+    r = res.speedup
+    if res.best is None or r is None:
+        out.print("no candidate could be measured")
+        return
+    ci = (
+        f", 95% CI {r.ci95_low:.2f}–{r.ci95_high:.2f}"
+        if r.ci95_low is not None and r.ci95_high is not None
+        else ""
+    )
+    out.print(
+        f"best n_draft: {res.best.n_draft}: speedup {r.ratio:.2f}x{ci} (Welch p = {r.p_value:.2g})"
+        if r.p_value is not None
+        else f"best n_draft: {res.best.n_draft}: speedup {r.ratio:.2f}x{ci}"
+    )
+    if r.ci95_high is not None and r.ci95_high < 1:
+        out.print("  no setting beats vanilla decoding on this machine: this is the least slow one")
+    out.print(
+        f"generations measured: {res.generations} (a sweep of every candidate as deep: {res.sweep_generations})"
+    )
+    out.print(f"use it: {res.command}")
+    out.print(f"runs kept in {work}")
 
 
 @app.command("report")
 def report_cmd(
-    path: Annotated[Path, typer.Argument(help="a result JSON written by `velobench run`")],
+    path: Annotated[Path, typer.Argument(help="a result JSON, or a matrix run folder")],
+    fmt: Annotated[str, typer.Option("--format", "-F", help="console, md, csv, json or html")] = "console",
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="write to this file instead of stdout")
+    ] = None,
 ) -> None:
-    """Re-render a saved result without running anything."""
+    """Re-render a saved run (or a whole matrix) without running anything."""
     from velobench import results
+    from velobench.export import render
 
-    rep = results.load(path)
-    print_config(out, rep)
-    print_report(out, rep)
-    if rep.status != "complete":
-        out.print(
-            f"[yellow]note[/yellow]: this run is {rep.status}" + (f": {rep.error}" if rep.error else "")
-        )
+    if path.is_dir():
+        from velobench.matrix import cell_reports, load_summary
+
+        reports = [rep for rec, rep in cell_reports(load_summary(path)) if not rec.cell.baseline]
+    else:
+        reports = [results.load(path)]
+    if fmt == "console":
+        if output is not None:
+            raise VelobenchError("--output needs a file format: --format md, csv, json or html")
+        for rep in reports:
+            print_config(out, rep)
+            print_report(out, rep)
+            if rep.status != "complete":
+                out.print(
+                    f"[yellow]note[/yellow]: this run is {rep.status}"
+                    + (f": {rep.error}" if rep.error else "")
+                )
+        return
+    text = render(reports, fmt)
+    if output is None:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    else:
+        from velobench.results import write_atomic
+
+        write_atomic(output, text)
+        out.print(f"wrote {output}")
 
 
 @models_app.command("list")

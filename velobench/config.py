@@ -45,6 +45,14 @@ class RunConfig(BaseModel):
     n_predict: int = Field(100, ge=1)
     prompt: str = "Explain quantum computing in simple terms"
     prompt_file: str | None = None
+    prompts: str | None = Field(
+        default=None,
+        description="a prompt set (builtin, humaneval, mtbench, sharegpt, gsm8k, aime2025, or a JSONL path)",
+    )
+    num_prompts: int | None = Field(default=None, ge=1)
+    prompt_seed: int = 0
+    categories: list[str] = Field(default_factory=list)
+    chat: bool = Field(default=False, description="apply the model's chat template (server chat endpoint)")
     iterations: int = Field(5, ge=1)
     warmup: int = Field(0, ge=0, description="unrecorded generations per mode before measuring")
     threads: int | None = Field(None, ge=1)
@@ -54,11 +62,14 @@ class RunConfig(BaseModel):
     gpu_layers: str | None = None
     gpu_layers_draft: str | None = None
     skip_vanilla: bool = False
+    skip_speculative: bool = Field(default=False, description="measure vanilla only (a matrix baseline)")
     extra_args: list[str] = Field(default_factory=list)
     engine: Literal["cli", "server"] = "cli"
 
     @model_validator(mode="after")
     def _draft_matches_method(self) -> RunConfig:
+        if self.skip_vanilla and self.skip_speculative:
+            raise ValueError("--skip-vanilla and --skip-speculative together leave nothing to measure")
         if self.method.needs_draft_model and not self.draft_model:
             raise ValueError("--method draft needs a draft model (-d/--draft-model)")
         if not self.method.needs_draft_model and self.draft_model:

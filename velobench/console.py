@@ -5,9 +5,10 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
+from velobench.ceiling import explain
 from velobench.results import Iteration, Mode, ModeResult, Report
 from velobench.runner import ProgressFn, verdict
-from velobench.stats import Summary
+from velobench.stats import Ratio, Summary
 
 MODE_LABEL = {"vanilla": "Vanilla", "speculative": "Speculative"}
 
@@ -55,6 +56,28 @@ def progress_printer(console: Console) -> ProgressFn:
         console.print(f"{it.tokens_per_second:.2f} tok/s ({it.wall_ms:.0f} ms{extra})")
 
     return show
+
+
+def speedup_text(r: Ratio) -> str:
+    """`0.53x ± 0.04x, 95% CI 0.47–0.59 (Fieller), Welch p = 6.9e-05`."""
+    sd = f" ± {r.stddev:.2f}x" if r.stddev is not None else ""
+    ci = (
+        f", 95% CI {r.ci95_low:.2f}–{r.ci95_high:.2f} (Fieller)"
+        if r.ci95_low is not None and r.ci95_high is not None
+        else ""
+    )
+    p = f", Welch p = {r.p_value:.3g}" if r.p_value is not None else ""
+    return f"{r.ratio:.2f}x{sd}{ci}{p}"
+
+
+def ratio_short(r: Ratio) -> str:
+    """`0.53x [0.47, 0.59]`: the ratio and its 95% interval, for tables and status lines."""
+    ci = (
+        f" [{r.ci95_low:.2f}, {r.ci95_high:.2f}]"
+        if r.ci95_low is not None and r.ci95_high is not None
+        else ""
+    )
+    return f"{r.ratio:.2f}x{ci}"
 
 
 def _fmt(s: Summary | None, unit: str = "", digits: int = 2) -> str:
@@ -124,19 +147,42 @@ def _acceptance(m: ModeResult) -> str:
     return f"{rate} ({a.accepted}/{a.drafted})"
 
 
+def categories_table(report: Report) -> Table:
+    table = Table(title="Per category (tokens/s mean ± stddev)", title_justify="left")
+    for col in ("Category", "Prompts", "Vanilla", "Speculative", "Accepted", "Speedup (95% CI)"):
+        table.add_column(col, justify="left" if col == "Category" else "right", no_wrap=True)
+    for c in report.categories:
+        sp = ratio_short(c.speedup) if c.speedup else "-"
+        acc = f"{c.acceptance_rate:.0%}" if c.acceptance_rate is not None else "-"
+        table.add_row(
+            c.category,
+            str(c.n_prompts),
+            _fmt(c.vanilla_tokens_per_second, digits=1),
+            _fmt(c.speculative_tokens_per_second, digits=1),
+            acc,
+            sp,
+        )
+    return table
+
+
 def print_report(console: Console, report: Report) -> None:
     console.print()
     console.print(results_table(report))
-    r = report.speedup_detail
-    if r is not None:
-        sd = f" ± {r.stddev:.2f}x" if r.stddev is not None else ""
-        ci = (
-            f", 95% CI {r.ci95_low:.2f}–{r.ci95_high:.2f} (Fieller)"
-            if r.ci95_low is not None and r.ci95_high is not None
-            else ""
-        )
-        p = f", Welch p = {r.p_value:.3g}" if r.p_value is not None else ""
-        console.print(f"Speedup: {r.ratio:.2f}x{sd}{ci}{p}")
+    if report.categories:
+        console.print(categories_table(report))
+    if report.speedup_detail is not None:
+        console.print(f"Speedup: {speedup_text(report.speedup_detail)}")
     console.print(f"Verdict: {verdict(report)}")
+    if report.vanilla_from:
+        console.print(f"(vanilla iterations from the baseline run {report.vanilla_from})")
+    if report.ceiling is not None:
+        console.print(f"Ceiling: {explain(report.ceiling)}")
+    if report.lossless is not None:
+        lo = report.lossless
+        diffs = [f"{m.prompt_id} at {m.unit} {m.first_difference}" for m in lo.prompts if not m.identical]
+        console.print(
+            f"Lossless at temperature 0: {lo.identical}/{lo.compared} prompts identical ({lo.match_rate:.0%})"
+            + (f"; first differences: {', '.join(diffs[:5])}" if diffs else "")
+        )
     for w in report.warnings:
         console.print(f"[yellow]warning[/yellow] ({w.code.value}): {w.message}")

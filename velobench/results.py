@@ -7,7 +7,9 @@ Schema versions (bump `SCHEMA_VERSION` and add a line for every change of format
   1 — first version: config, environment, per-mode iterations and summaries, acceptance,
       speedup with propagated stddev, Fieller 95% interval and Welch p-value, warnings;
       streaming latencies (TTFT, ITL percentiles, TPOT) and /metrics acceptance per iteration
-      and the server's log and command per mode for the server engine.
+      and the server's log and command per mode for the server engine; per-prompt ids and
+      categories, per-category summaries and the temperature-0 losslessness check; the
+      llama-bench costs and the speedup ceiling.
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from velobench import __version__
+from velobench.ceiling import Ceiling
 from velobench.config import RunConfig
+from velobench.costs import Costs
 from velobench.environment import Environment
 from velobench.errors import VelobenchError
 from velobench.stats import Ratio, Summary
@@ -42,6 +46,7 @@ class Iteration(Strict):
 
     index: int
     prompt_id: str | None = None
+    category: str | None = None
     command: str = Field(description="the exact command line (shlex.join)")
     returncode: int
     wall_ms: float = Field(
@@ -78,6 +83,9 @@ class Iteration(Strict):
     accepted_per_position: list[float] | None = None
     server_timings: dict[str, float] | None = Field(default=None, description="the server's `timings` object")
     output: str | None = None
+    output_tokens: list[int] | None = Field(
+        default=None, description="generated token ids, where the engine has them"
+    )
 
 
 class Acceptance(Strict):
@@ -116,11 +124,41 @@ class WarningCode(StrEnum):
     HIGH_VARIANCE = "high-variance"
     SPECULATION_SLOWER = "speculation-slower"
     NO_SIGNIFICANT_DIFFERENCE = "no-significant-difference"
+    NO_CEILING = "no-ceiling"
     DRAFT_NOT_OFFLOADED = "draft-not-offloaded"
     DRAFT_CHOICE = "draft-choice"
     NOTHING_DRAFTED = "nothing-drafted"
     LLAMA_ENV_IGNORED = "llama-env-ignored"
     INTERRUPTED = "interrupted"
+
+
+class CategorySummary(Strict):
+    """Per prompt category: tokens/s per mode, acceptance and the speedup with its uncertainty."""
+
+    category: str
+    n_prompts: int
+    vanilla_tokens_per_second: Summary | None = None
+    speculative_tokens_per_second: Summary | None = None
+    acceptance_rate: float | None = None
+    speedup: Ratio | None = None
+
+
+class PromptMatch(Strict):
+    prompt_id: str
+    identical: bool
+    first_difference: int | None = Field(
+        default=None, description="index of the first differing token (server) or character (cli)"
+    )
+    unit: Literal["token", "char"] = "char"
+
+
+class Losslessness(Strict):
+    """At temperature 0, does speculative decoding reproduce vanilla's output, prompt by prompt?"""
+
+    compared: int
+    identical: int
+    match_rate: float
+    prompts: list[PromptMatch]
 
 
 class Warning(Strict):
@@ -148,10 +186,19 @@ class Report(Strict):
     environment: Environment
     binaries: list[BinaryInfo] = Field(default_factory=list)
     vanilla: ModeResult | None = None
+    vanilla_from: str | None = Field(
+        default=None, description="the baseline run the vanilla section was taken from"
+    )
     speculative: ModeResult | None = None
     speedup: float | None = None
     speedup_stddev: float | None = None
     speedup_detail: Ratio | None = None
+    costs: Costs | None = Field(default=None, description="llama-bench: decode and verification speeds")
+    ceiling: Ceiling | None = Field(
+        default=None, description="the speedup theory allows (Leviathan et al., 2023)"
+    )
+    categories: list[CategorySummary] = Field(default_factory=list)
+    lossless: Losslessness | None = None
     warnings: list[Warning] = Field(default_factory=list)
 
 

@@ -12,7 +12,8 @@ atomically after each iteration, so a crash or Ctrl-C keeps everything finished.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import json
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from velobench import stats
@@ -21,11 +22,15 @@ from velobench.engines import Engine
 from velobench.environment import Environment
 from velobench.errors import Interrupted, VelobenchError
 from velobench.proc import llama_env_overrides
+from velobench.prompts import Prompt
 from velobench.results import (
     Acceptance,
+    CategorySummary,
     Iteration,
+    Losslessness,
     Mode,
     ModeResult,
+    PromptMatch,
     Report,
     Warning,
     WarningCode,
@@ -82,8 +87,90 @@ def compare(report: Report) -> None:
         report.speedup_detail = r
         report.speedup = r.ratio
         report.speedup_stddev = r.stddev
+    report.categories = category_summaries(report)
+    report.lossless = losslessness(report)
     report.warnings = [w for w in report.warnings if w.code in _SETUP_WARNINGS]
     report.warnings += list(result_warnings(report))
+
+
+def category_summaries(report: Report) -> list[CategorySummary]:
+    """Per category: tokens/s of each mode, acceptance, and the speedup (ratio of means).
+
+    Only when the run used more than one prompt category; prompts of a category are the same
+    in both modes because iterations cycle through one prompt list.
+    """
+    its = [i for m in (report.vanilla, report.speculative) if m for i in m.iterations]
+    cats = sorted({i.category for i in its if i.category})
+    if len(cats) < 2:
+        return []
+    out = []
+    for cat in cats:
+        van = [i for i in (report.vanilla.iterations if report.vanilla else []) if i.category == cat]
+        spec = [i for i in (report.speculative.iterations if report.speculative else []) if i.category == cat]
+        drafted = sum(i.n_drafted or 0 for i in spec)
+        accepted = sum(i.n_accept or 0 for i in spec)
+        out.append(
+            CategorySummary(
+                category=cat,
+                n_prompts=len({i.prompt_id for i in van + spec}),
+                vanilla_tokens_per_second=stats.summarize([i.tokens_per_second for i in van])
+                if van
+                else None,
+                speculative_tokens_per_second=stats.summarize([i.tokens_per_second for i in spec])
+                if spec
+                else None,
+                acceptance_rate=stats.acceptance_rate(accepted, drafted),
+                speedup=stats.ratio_of_means(
+                    [i.tokens_per_second for i in spec], [i.tokens_per_second for i in van]
+                )
+                if van and spec
+                else None,
+            )
+        )
+    return out
+
+
+def first_difference(a: Sequence[object], b: Sequence[object]) -> int | None:
+    """Index of the first position where two sequences differ (None if identical)."""
+    for k, (x, y) in enumerate(zip(a, b, strict=False)):
+        if x != y:
+            return k
+    return None if len(a) == len(b) else min(len(a), len(b))
+
+
+def losslessness(report: Report) -> Losslessness | None:
+    """At temperature 0, compare each prompt's first vanilla and speculative output.
+
+    Token ids are compared where the engine returns them (server), else the text. Both modes
+    generate the same number of tokens except the cli speculative tools, which overshoot
+    `-n`; their output is compared up to vanilla's length.
+    """
+    if report.config.temp != 0 or not report.vanilla or not report.speculative:
+        return None
+    first_van = {i.prompt_id: i for i in reversed(report.vanilla.iterations)}
+    first_spec = {i.prompt_id: i for i in reversed(report.speculative.iterations)}
+    matches = []
+    for pid, v in first_van.items():
+        sp = first_spec.get(pid)
+        if sp is None or pid is None:
+            continue
+        a: Sequence[object]
+        b: Sequence[object]
+        if v.output_tokens is not None and sp.output_tokens is not None:
+            a, b, unit = v.output_tokens, sp.output_tokens, "token"
+        elif v.output is not None and sp.output is not None:
+            a, b, unit = v.output, sp.output, "char"
+        else:
+            continue
+        b = b[: len(a)]
+        diff = first_difference(a, b)
+        matches.append(PromptMatch(prompt_id=pid, identical=diff is None, first_difference=diff, unit=unit))
+    if not matches:
+        return None
+    same = sum(m.identical for m in matches)
+    return Losslessness(
+        compared=len(matches), identical=same, match_rate=same / len(matches), prompts=matches
+    )
 
 
 _SETUP_WARNINGS = {WarningCode.LLAMA_ENV_IGNORED, WarningCode.DRAFT_NOT_OFFLOADED, WarningCode.DRAFT_CHOICE}
@@ -176,18 +263,28 @@ def run_benchmark(
     output: Path,
     progress: ProgressFn = lambda mode, i, n, it: None,
     notes: list[Warning] | None = None,
+    prompts: Sequence[Prompt] = (),
+    responses: Path | None = None,
 ) -> Report:
     """Run every mode, saving after each finished iteration; return the complete report.
 
-    `notes` are warnings found before the run (e.g. by the draft/target pre-flight).
+    Iterations cycle through `prompts` (default: the config's single prompt), in the same
+    order in every mode, so both modes see the same prompts. `notes` are warnings found
+    before the run (e.g. by the draft/target pre-flight). Each generated text is appended to
+    `responses` (JSONL) as it finishes.
     """
+    prompts = list(prompts) or [Prompt(id="prompt", category="default", prompt=cfg.prompt, source="cli")]
     report = Report(
         config=cfg,
         environment=environment,
         binaries=engine.binaries(),
         warnings=[*(notes or []), *setup_warnings(cfg)],
     )
-    modes: list[Mode] = ["speculative"] if cfg.skip_vanilla else ["vanilla", "speculative"]
+    modes: list[Mode] = []
+    if not cfg.skip_vanilla:
+        modes.append("vanilla")
+    if not cfg.skip_speculative:
+        modes.append("speculative")
     written = False
     try:
         for mode in modes:
@@ -199,11 +296,15 @@ def run_benchmark(
                     setattr(result, key, value)
                 for w in range(cfg.warmup):
                     progress(mode, -(w + 1), cfg.warmup, None)
-                    session.generate(cfg.prompt, -(w + 1))
+                    session.generate(prompts[w % len(prompts)], -(w + 1))
                 for i in range(1, cfg.iterations + 1):
                     progress(mode, i, cfg.iterations, None)
-                    it = session.generate(cfg.prompt, i)
+                    prompt = prompts[(i - 1) % len(prompts)]
+                    it = session.generate(prompt, i)
+                    it.prompt_id, it.category = prompt.id, prompt.category
                     result.iterations.append(it)
+                    if responses is not None:
+                        append_response(responses, mode, it)
                     summarize_mode(result)
                     compare(report)
                     save(report, output)
@@ -232,6 +333,22 @@ def run_benchmark(
     compare(report)
     save(report, output)
     return report
+
+
+def append_response(path: Path, mode: Mode, it: Iteration) -> None:
+    """One JSON line per generation (the format sibling tools keep), flushed at once."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    record = {
+        "mode": mode,
+        "iteration": it.index,
+        "prompt_id": it.prompt_id,
+        "category": it.category,
+        "generated_tokens": it.generated_tokens,
+        "tokens_per_second": it.tokens_per_second,
+        "output": it.output,
+    }
+    with path.open("a") as f:
+        f.write(json.dumps(record, ensure_ascii=False) + "\n")
 
 
 def _count(report: Report) -> int:

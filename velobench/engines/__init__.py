@@ -10,11 +10,12 @@ from __future__ import annotations
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
+from velobench.prompts import Prompt
 from velobench.results import BinaryInfo, Iteration, Mode
 
 
 class Session(Protocol):
-    def generate(self, prompt: str, index: int) -> Iteration:
+    def generate(self, prompt: Prompt, index: int) -> Iteration:
         """Run one generation of `prompt` and return what was measured."""
         ...
 

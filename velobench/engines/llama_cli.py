@@ -27,6 +27,7 @@ from velobench.config import Method, RunConfig, SpecImpl
 from velobench.engines.llama_args import speculative_args
 from velobench.errors import VelobenchError
 from velobench.llama_output import generated_text, parse_speculative, parse_vanilla
+from velobench.prompts import Prompt
 from velobench.results import BinaryInfo, Iteration, Mode
 
 NO_CNV_FLAGS = ("-no-cnv", "--no-conversation")
@@ -131,8 +132,8 @@ class CliSession:
     timeout_s: float | None = None
 
     def argv(self, prompt: str) -> list[str]:
-        prompt_args = ["-f", self.cfg.prompt_file] if self.cfg.prompt_file else ["-p", prompt]
-        if self.tool.supports("--no-escape") and not self.cfg.prompt_file:
+        prompt_args = ["-p", prompt]
+        if self.tool.supports("--no-escape"):
             prompt_args.append("--no-escape")  # pass the prompt byte for byte
         build = vanilla_argv if self.mode == "vanilla" else speculative_argv
         return build(self.tool, self.cfg, prompt_args)
@@ -140,9 +141,9 @@ class CliSession:
     def describe(self) -> dict[str, Any]:
         return {}
 
-    def generate(self, prompt: str, index: int) -> Iteration:
-        done = proc.run(self.argv(prompt), timeout_s=self.timeout_s)
-        return _record(self.tool, self.cfg, self.mode, index, prompt, done)
+    def generate(self, prompt: Prompt, index: int) -> Iteration:
+        done = proc.run(self.argv(prompt.prompt), timeout_s=self.timeout_s)
+        return _record(self.tool, self.cfg, self.mode, index, prompt.prompt, done)
 
 
 class LlamaCliEngine:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import json
 import shlex
 import time
 from collections.abc import Iterator
@@ -32,6 +33,7 @@ from velobench.config import Method, RunConfig
 from velobench.engines.llama_args import speculative_args
 from velobench.errors import VelobenchError
 from velobench.http_output import delta, parse_prometheus, per_position, sse_events
+from velobench.prompts import Prompt, chat_messages
 from velobench.results import BinaryInfo, Iteration, Mode
 from velobench.server import HOST, ServerProcess, free_port, log_tail
 
@@ -70,16 +72,33 @@ def percentile(values: list[float], q: float) -> float | None:
     return float(np.percentile(values, q)) if values else None
 
 
-def request_body(cfg: RunConfig, prompt: str) -> dict[str, Any]:
-    return {
-        "prompt": prompt,
-        "n_predict": cfg.n_predict,
-        "ignore_eos": True,
+def request(cfg: RunConfig, prompt: Prompt) -> tuple[str, dict[str, Any]]:
+    """Endpoint and body: `/completion` with the raw prompt, or with `--chat` the OpenAI chat
+    endpoint, which applies the model's chat template (first turn of multi-turn prompts)."""
+    common = {
         "temperature": cfg.temp,
         "seed": cfg.seed,
         "cache_prompt": False,
         "stream": True,
+        "ignore_eos": True,
     }
+    if cfg.chat:
+        return "/v1/chat/completions", {
+            "messages": chat_messages(prompt),
+            "max_tokens": cfg.n_predict,
+            "stream_options": {"include_usage": True},
+            **common,
+        }
+    return "/completion", {"prompt": prompt.prompt, "n_predict": cfg.n_predict, **common}
+
+
+def event_text(event: dict[str, Any]) -> tuple[str, list[int]]:
+    """The text and token ids one stream event carries (native or OpenAI chat format)."""
+    if "choices" in event:
+        choices = event["choices"]
+        delta = choices[0].get("delta", {}) if choices else {}
+        return delta.get("content") or "", []
+    return event.get("content", ""), list(event.get("tokens") or [])
 
 
 class ServerSession:
@@ -127,42 +146,49 @@ class ServerSession:
     def metrics(self) -> dict[Any, float]:
         return parse_prometheus(self._get("/metrics").text)
 
-    def generate(self, prompt: str, index: int) -> Iteration:
+    def generate(self, prompt: Prompt, index: int) -> Iteration:
         before = self.metrics()
-        body = request_body(self.cfg, prompt)
+        endpoint, body = request(self.cfg, prompt)
         token_times: list[float] = []
         pieces: list[str] = []
+        tokens: list[int] = []
         final: dict[str, Any] | None = None
         t0 = time.perf_counter()
         try:
-            with self.client.stream("POST", "/completion", json=body) as r:
+            with self.client.stream("POST", endpoint, json=body) as r:
                 if r.status_code != 200:
                     raise VelobenchError(
-                        f"llama-server POST /completion: HTTP {r.status_code} {r.read()[:200]!r}"
+                        f"llama-server POST {endpoint}: HTTP {r.status_code} {r.read()[:200]!r}"
                     )
                 for event in sse_events(r.iter_lines()):
                     now = time.perf_counter()
-                    if event.get("stop"):
+                    if "timings" in event:  # the final event (native: stop=true; chat: the last chunk)
                         final = event
-                        break
-                    content = event.get("content", "")
-                    if content or event.get("tokens"):
+                        if not self.cfg.chat:
+                            break
+                        continue
+                    content, ids = event_text(event)
+                    if content or ids:
                         token_times.append(now)
                         pieces.append(content)
+                        tokens.extend(ids)
         except httpx.TransportError as exc:
             raise self._died(f"the request failed ({exc})") from exc
         except ValueError as exc:
             raise VelobenchError(f"cannot parse llama-server's stream: {exc}") from exc
         wall = time.perf_counter() - t0
-        if final is None or "timings" not in final:
+        if final is None:
             raise self._died("the stream ended without its final event")
         after = self.metrics()
-        return self._record(index, prompt, final, token_times, t0, wall, "".join(pieces), before, after)
+        it = self._record(index, final, token_times, t0, wall, "".join(pieces), before, after)
+        shown = {k: ("…" if k in ("prompt", "messages") else v) for k, v in body.items()}
+        it.command = f"POST {self.server.base_url}{endpoint} {json.dumps(shown)}"
+        it.output_tokens = tokens or None
+        return it
 
     def _record(
         self,
         index: int,
-        prompt: str,
         final: dict[str, Any],
         token_times: list[float],
         t0: float,
@@ -202,7 +228,7 @@ class ServerSession:
             n_accept = int(accepted) if accepted is not None else int(t.get("draft_n_accepted", 0))
         return Iteration(
             index=index,
-            command=f"POST {self.server.base_url}/completion {shlex.quote(str({k: v for k, v in request_body(self.cfg, '…').items()}))}",
+            command="",  # set by generate()
             returncode=0,
             wall_ms=wall * 1000,
             prompt_tokens=int(t["prompt_n"]),

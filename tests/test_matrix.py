@@ -1,0 +1,112 @@
+"""Matrix runs: config validation (unit) and the smoke matrix on real SmolLM2, killed and resumed."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from velobench.errors import VelobenchError
+from velobench.matrix import cells, load_config, read_records
+
+EXAMPLE = Path(__file__).parent.parent / "examples" / "matrix-smoke.toml"
+
+
+def test_smoke_example_expands_to_baseline_first_then_cells() -> None:
+    cfg = load_config(EXAMPLE)
+    ids = [c.id for c in cells(cfg)]
+    assert ids[0] == "smollm2-135m__vanilla"
+    assert ids[1:] == [
+        "smollm2-135m__smollm2-135m__draft__nd2__pmin0",
+        "smollm2-135m__smollm2-135m__draft__nd4__pmin0",
+        "smollm2-135m__nodraft__ngram-simple__nd8__pmin0",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("toml", "needle"),
+    [
+        (
+            "[run]\niterations = 0\n[[pairs]]\ntarget='a'\n[[methods]]\n",
+            ":2: run.iterations: Input should be greater than or equal to 1",
+        ),
+        (
+            "[[pairs]]\ntarget='a'\n[[methods]]\nmethod='draft'\n\n[[methods]]\nn_draft = 'x'\n",
+            ":7: methods.1.n_draft",
+        ),
+        (
+            "[[pairs]]\ntarget='a'\ncolour='red'\n[[methods]]\n",
+            ":3: pairs.0.colour: Extra inputs are not permitted",
+        ),
+        ("[[pairs]]\ntarget=\n", "not valid TOML"),
+        ("[[methods]]\n", "pairs: Field required"),
+    ],
+)
+def test_config_errors_name_the_key_and_line(tmp_path: Path, toml: str, needle: str) -> None:
+    f = tmp_path / "m.toml"
+    f.write_text(toml)
+    with pytest.raises(VelobenchError, match=None) as exc:
+        load_config(f)
+    assert needle in str(exc.value)
+
+
+def test_torn_last_line_is_ignored(tmp_path: Path) -> None:
+    ledger = tmp_path / "cells.jsonl"
+    ledger.write_text('{"cell": {"id": "x"')
+    assert read_records(ledger) == []
+
+
+@pytest.mark.integration
+def test_smoke_matrix_survives_sigkill_and_resumes(llama_bin: Path, smol: Path, isolated: Path) -> None:
+    run_dir = isolated / "run"
+    base = [sys.executable, "-m", "velobench", "matrix", str(EXAMPLE), "--llama-cpp-path", str(llama_bin)]
+    proc = subprocess.Popen(
+        [*base, "-o", str(run_dir)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    ledger = run_dir / "cells.jsonl"
+    deadline = time.monotonic() + 300
+    try:
+        while len(read_records(ledger)) < 2:  # baseline + one speculative cell finished
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        os.killpg(proc.pid, signal.SIGKILL)  # velobench and its llama-server, at once
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    finished = {r.cell.id for r in read_records(ledger)}
+    assert len(finished) >= 2
+    for f in run_dir.rglob("*.json"):  # every file the kill left behind still parses
+        json.loads(f.read_text())
+
+    done = subprocess.run(
+        [*base, "--resume", str(run_dir)],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"resuming {run_dir}: {len(finished)} of 4 cells already finished" in done.stdout
+    records = read_records(ledger)
+    assert sorted(r.cell.id for r in records) == sorted(c.id for c in cells(load_config(EXAMPLE)))
+    assert len(records) == 4  # finished cells were not run again
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["cells_done"] == 4
+    for rec in summary["records"]:
+        assert rec["status"] == "complete"
+        assert "velobench run" in rec["command"] and "-o" in rec["command"]
+        if not rec["cell"]["baseline"]:
+            assert rec["speedup"]["ratio"] > 0 and rec["speedup"]["n_b"] == 2
