@@ -8,7 +8,8 @@
     PATH.jsonl                   {"prompt": ..., "id": ..., "category": ..., "turns": [...]} per line
 
 Data set files are read out of their wheels (never installed), sha256-checked, and cached in
-`<cache>/datasets/`. Multi-turn prompts are benchmarked on their first turn.
+`<cache>/datasets/`; a cached file that fails its sha256 check is extracted again from a fresh
+download. Multi-turn prompts are benchmarked on their first turn.
 """
 
 from __future__ import annotations
@@ -33,17 +34,21 @@ DATASETS_HUB = ("gsm8k", "aime2025")
 
 
 class Prompt(BaseModel):
+    """One prompt to benchmark; `turns` holds all user turns of a multi-turn prompt."""
+
     model_config = ConfigDict(extra="forbid")
 
     id: str
     category: str
     prompt: str
     turns: list[str] | None = None
-    source: str = "builtin"
-    reference: str | None = None
+    source: str  # builtin, humaneval, mtbench, sharegpt, gsm8k, aime2025, cli, file:PATH
+    reference: str | None = None  # a known answer (GSM8K, AIME), never shown to the model
 
 
 class WheelMember(BaseModel):
+    """A data set file inside a wheel on PyPI, pinned by its own sha256."""
+
     package: str
     version: str
     member: str
@@ -76,11 +81,13 @@ SHAREGPT_MAX_CHARS = 4000  # first turns longer than this are mostly pasted docu
 
 
 def prompts_dir() -> Path:
+    """The built-in prompt files: packaged inside velobench, else the checkout's prompts/."""
     packaged = Path(__file__).parent / "_data" / "prompts"
     return packaged if packaged.is_dir() else repo_root() / "prompts"
 
 
 def builtin_categories() -> list[str]:
+    """Names of the built-in categories (one prompts/CATEGORY.jsonl each), sorted."""
     return sorted(p.stem for p in prompts_dir().glob("*.jsonl"))
 
 
@@ -103,6 +110,8 @@ def read_jsonl(path: Path, *, source: str, default_category: str = "custom") -> 
         lines = path.read_text().split("\n")  # not splitlines(): U+2028 and friends occur inside prompts
     except FileNotFoundError as exc:
         raise VelobenchError(f"prompt file not found: {path}") from exc
+    except OSError as exc:
+        raise VelobenchError(f"cannot read prompt file {path}: {exc.strerror or exc}") from exc
     except UnicodeDecodeError as exc:
         raise VelobenchError(f"{path}: not a UTF-8 text file") from exc
     out = []
@@ -127,6 +136,7 @@ def read_jsonl(path: Path, *, source: str, default_category: str = "custom") -> 
 
 
 def load_builtin(category: str | None = None) -> list[Prompt]:
+    """All built-in prompts, or those of one category."""
     cats = builtin_categories()
     if category is not None and category not in cats:
         raise VelobenchError(f"no built-in category {category!r}; there are: {', '.join(cats)}")
@@ -171,6 +181,7 @@ def dataset_file(name: str, cache: Path | None = None) -> Path:
 
 
 def load_humaneval(cache: Path | None = None) -> list[Prompt]:
+    """HumanEval's 164 function stubs (category code, id = task_id)."""
     path = dataset_file("humaneval", cache)
     with gzip.open(path, "rt") as f:
         return [
@@ -180,6 +191,7 @@ def load_humaneval(cache: Path | None = None) -> list[Prompt]:
 
 
 def load_mtbench(cache: Path | None = None) -> list[Prompt]:
+    """MT-Bench's 80 two-turn questions in their own 8 categories; `prompt` is the first turn."""
     path = dataset_file("mtbench", cache)
     return [
         Prompt(
@@ -198,10 +210,13 @@ def load_sharegpt(cache: Path | None = None) -> list[Prompt]:
 
     The mirror's file is truncated inside its last conversation; the complete ones are used.
     """
-    compact = (cache or cache_dir()) / "datasets" / f"sharegpt-first-turns-{SHAREGPT_MAX_CHARS}.jsonl"
+    compact = sharegpt_compact_path(cache)
     if not compact.is_file():
+        source = dataset_file("sharegpt", cache)
+        for stale in compact.parent.glob("sharegpt-first-turns-*.jsonl"):
+            stale.unlink()  # written for another pin or length limit
         rows = []
-        for conv in json_array_items(dataset_file("sharegpt", cache).read_text()):
+        for conv in json_array_items(source.read_text()):
             turns = [t.get("value", "") for t in conv.get("conversations", []) if t.get("from") == "human"]
             if turns and turns[0].strip() and len(turns[0]) <= SHAREGPT_MAX_CHARS:
                 rows.append(
@@ -211,6 +226,12 @@ def load_sharegpt(cache: Path | None = None) -> list[Prompt]:
         tmp.write_text("\n".join(rows) + "\n")
         os.replace(tmp, compact)
     return read_jsonl(compact, source="sharegpt", default_category="conversation")
+
+
+def sharegpt_compact_path(cache: Path | None = None) -> Path:
+    """The cached JSONL of usable ShareGPT first turns (id, prompt), written on first use."""
+    pin = WHEEL_DATASETS["sharegpt"].sha256[:12]
+    return (cache or cache_dir()) / "datasets" / f"sharegpt-first-turns-{pin}-{SHAREGPT_MAX_CHARS}.jsonl"
 
 
 def json_array_items(text: str) -> Iterable[Any]:
@@ -242,8 +263,19 @@ def load_hub(name: str) -> list[Prompt]:
         raise VelobenchError(
             f"{name} needs the `datasets` package (pip install datasets) and access to Hugging Face Hub"
         ) from exc
-    if os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("HF_DATASETS_OFFLINE") == "1":
-        raise VelobenchError(f"{name} is on Hugging Face Hub and HF_HUB_OFFLINE is set")
+    from velobench.models import hub_offline, hub_reachable
+
+    if hub_offline() or os.environ.get("HF_DATASETS_OFFLINE", "").strip().upper() in {
+        "1",
+        "ON",
+        "YES",
+        "TRUE",
+    }:
+        raise VelobenchError(
+            f"{name} is on Hugging Face Hub, but HF_HUB_OFFLINE (or HF_DATASETS_OFFLINE) is set"
+        )
+    if not hub_reachable():
+        raise VelobenchError(f"{name} is on Hugging Face Hub, which cannot be reached from here")
     try:
         if name == "gsm8k":
             ds = datasets.load_dataset("openai/gsm8k", "main", split="test")
@@ -273,12 +305,12 @@ def load_hub(name: str) -> list[Prompt]:
         raise VelobenchError(f"cannot load {name} from Hugging Face Hub: {first}") from exc
 
 
-LOADERS: dict[str, Callable[[], list[Prompt]]] = {
+LOADERS: dict[str, Callable[[Path | None], list[Prompt]]] = {
     "humaneval": load_humaneval,
     "mtbench": load_mtbench,
     "sharegpt": load_sharegpt,
-    "gsm8k": lambda: load_hub("gsm8k"),
-    "aime2025": lambda: load_hub("aime2025"),
+    "gsm8k": lambda _cache: load_hub("gsm8k"),  # the `datasets` library keeps its own cache
+    "aime2025": lambda _cache: load_hub("aime2025"),
 }
 
 
@@ -302,15 +334,35 @@ def stratified_sample(prompts: list[Prompt], n: int, seed: int) -> list[Prompt]:
     return out
 
 
+def _looks_like_path(spec: str) -> bool:
+    return (
+        "/" in spec
+        or os.sep in spec
+        or spec.endswith((".jsonl", ".json"))
+        or Path(spec).expanduser().exists()
+    )
+
+
 def load_prompts(
-    spec: str, *, num_prompts: int | None = None, seed: int = 0, categories: list[str] | None = None
+    spec: str,
+    *,
+    num_prompts: int | None = None,
+    seed: int = 0,
+    categories: list[str] | None = None,
+    cache: Path | None = None,
 ) -> list[Prompt]:
-    """Resolve `--prompts SPEC`, filter by `--category`, sample `--num-prompts` (stratified)."""
+    """Resolve `--prompts SPEC`, filter by `--category`, sample `--num-prompts` (stratified).
+
+    SPEC: builtin, builtin:CATEGORY, humaneval, mtbench, sharegpt, gsm8k, aime2025, or a JSONL
+    file. `cache` overrides `cache_dir()` for the data sets from PyPI.
+    """
+    if num_prompts is not None and num_prompts < 1:
+        raise VelobenchError(f"the number of prompts must be at least 1, not {num_prompts}")
     if spec == "builtin" or spec.startswith("builtin:"):
         prompts = load_builtin(spec.partition(":")[2] or None)
     elif spec in LOADERS:
-        prompts = LOADERS[spec]()
-    elif spec.endswith(".jsonl") or Path(spec).expanduser().is_file():
+        prompts = LOADERS[spec](cache)
+    elif _looks_like_path(spec):
         prompts = read_jsonl(Path(spec).expanduser(), source=f"file:{spec}")
     else:
         known = ", ".join(["builtin", "builtin:CATEGORY", *LOADERS])
