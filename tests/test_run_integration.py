@@ -48,7 +48,7 @@ def test_run_vanilla_vs_speculative(cli, llama_bin: Path, smol: Path, isolated: 
     assert "Running vanilla ..." in out and "Running speculative ..." in out
     assert "Iteration 2/2 ... " in out and " tok/s (" in out
     assert "Tokens/s" in out and "TTFT ms (prompt eval)" in out and "Total time ms" in out
-    assert "Speedup: " in out and "(Fieller)" in out
+    assert "Speedup: " in out and "(Fieller" in out  # an interval, or why there is none (n = 2)
     assert "Verdict: " in out
     assert "Results saved to: r.json" in out
 

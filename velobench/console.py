@@ -32,8 +32,13 @@ def print_config(console: Console, report: Report) -> None:
         f"  n_predict:   {cfg.n_predict}   iterations: {cfg.iterations} (+{cfg.warmup} warm-up)   "
         f"engine: {cfg.engine}   threads: {cfg.threads or 'auto'}   ctx: {cfg.ctx_size}   temp: {cfg.temp}   seed: {cfg.seed}"
     )
-    prompt = cfg.prompt_file or cfg.prompt
-    console.print(f"  Prompt:      {prompt if len(prompt) <= 80 else prompt[:77] + '...'}")
+    if cfg.prompts:
+        console.print(
+            f"  Prompt set:  {cfg.prompts}" + (f" ({', '.join(cfg.categories)})" if cfg.categories else "")
+        )
+    else:
+        prompt = (cfg.prompt_file or cfg.prompt).replace("\n", " ")
+        console.print(f"  Prompt:      {prompt if len(prompt) <= 80 else prompt[:77] + '...'}")
     for b in report.binaries:
         console.print(f"  {b.name}: {b.version} [dim]({b.source}: {b.path})[/dim]")
 
@@ -61,11 +66,12 @@ def progress_printer(console: Console) -> ProgressFn:
 def speedup_text(r: Ratio) -> str:
     """`0.53x ± 0.04x, 95% CI 0.47–0.59 (Fieller), Welch p = 6.9e-05`."""
     sd = f" ± {r.stddev:.2f}x" if r.stddev is not None else ""
-    ci = (
-        f", 95% CI {r.ci95_low:.2f}–{r.ci95_high:.2f} (Fieller)"
-        if r.ci95_low is not None and r.ci95_high is not None
-        else ""
-    )
+    if r.ci95_low is not None and r.ci95_high is not None:
+        ci = f", 95% CI {r.ci95_low:.2f}–{r.ci95_high:.2f} (Fieller)"
+    elif r.stddev is not None:
+        ci = ", 95% CI unbounded (Fieller: the vanilla mean is too uncertain; add iterations)"
+    else:
+        ci = ""
     p = f", Welch p = {r.p_value:.3g}" if r.p_value is not None else ""
     return f"{r.ratio:.2f}x{sd}{ci}{p}"
 
@@ -149,7 +155,7 @@ def _acceptance(m: ModeResult) -> str:
 
 def categories_table(report: Report) -> Table:
     table = Table(title="Per category (tokens/s mean ± stddev)", title_justify="left")
-    for col in ("Category", "Prompts", "Vanilla", "Speculative", "Accepted", "Speedup (95% CI)"):
+    for col in ("Category", "Prompts", "Vanilla", "Speculative", "Accepted", "Speedup [95% CI]"):
         table.add_column(col, justify="left" if col == "Category" else "right", no_wrap=True)
     for c in report.categories:
         sp = ratio_short(c.speedup) if c.speedup else "-"
