@@ -14,7 +14,6 @@ cell in progress, and every file stays parseable (a torn last line of cells.json
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shlex
@@ -397,7 +396,3 @@ def cell_reports(summary: MatrixSummary) -> Iterator[tuple[CellRecord, Report]]:
 
     for rec in summary.records:
         yield rec, results.load(Path(rec.report))
-
-
-def dumps(summary: MatrixSummary) -> str:
-    return json.dumps(summary.model_dump(), indent=2)

@@ -30,8 +30,6 @@ from pydantic import BaseModel, ConfigDict
 from velobench.errors import VelobenchError
 from velobench.paths import cache_dir, repo_root
 
-DATASETS_HUB = ("gsm8k", "aime2025")
-
 
 class Prompt(BaseModel):
     """One prompt to benchmark; `turns` holds all user turns of a multi-turn prompt."""
