@@ -15,7 +15,7 @@ def test_tune_on_smollm(cli, llama_bin: Path, smol: Path, isolated: Path) -> Non
     code, out, err = cli(
         "tune",
         "-m",
-        str(smol),
+        "smollm2-135m",  # a catalog name: tune must resolve it before llama-bench sees it
         "-d",
         str(smol),
         "--candidates",

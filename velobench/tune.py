@@ -21,7 +21,7 @@ from pathlib import Path
 from rich.console import Console
 
 from velobench import ceiling, stats
-from velobench.bench import RunOptions, prepare
+from velobench.bench import RunOptions, prepare, resolve_model_arg
 from velobench.config import RunConfig
 from velobench.costs import Costs, measure_costs
 from velobench.environment import capture
@@ -69,6 +69,13 @@ def tune(
 ) -> TuneResult:
     """Find the n_draft with the highest measured speedup (see the module docstring)."""
     assert cfg.draft_model is not None
+    # llama-bench needs files: resolve catalog names and hf:// specs first, as `run` does.
+    cfg = cfg.model_copy(
+        update={
+            "main_model": resolve_model_arg(cfg.main_model, "main model"),
+            "draft_model": resolve_model_arg(cfg.draft_model, "draft model"),
+        }
+    )
     gammas = sorted(set(candidates))
     console.print(
         f"[bold]1/4[/bold] costs: llama-bench on the target (batches {', '.join(str(g + 1) for g in gammas)}) and the draft"
