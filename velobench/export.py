@@ -228,6 +228,10 @@ def _matrix_table(group: list[Report]) -> _Table:
                 "-" if r.speedup_detail is None else f"{r.speedup_detail.ratio:.2f}x",
                 _ci_text(r.speedup_detail),
                 _p(r.speedup_detail),
+                "-" if r.ceiling is None else f"{r.ceiling.ceiling:.2f}x",
+                "-"
+                if r.ceiling is None or r.ceiling.fraction_of_ceiling is None
+                else f"{r.ceiling.fraction_of_ceiling:.0%}",
                 speedup_call(r.speedup_detail),
             ]
         )
@@ -243,9 +247,11 @@ def _matrix_table(group: list[Report]) -> _Table:
         "Speedup",
         "95% CI",
         "p",
+        "Ceiling",
+        "Of ceiling",
         "Call",
     ]
-    return _Table(pair_label(group[0]), headers, rows, [True] * 9 + [False], highlight=highlight)
+    return _Table(pair_label(group[0]), headers, rows, [True] * 11 + [False], highlight=highlight)
 
 
 def _best_line(group: list[Report]) -> str:
