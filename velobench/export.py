@@ -602,13 +602,17 @@ def plot_speedup_vs_n_draft(group: Sequence[Report]) -> str | None:
     xs = [r.config.n_draft for r in rs]
     fig = _figure(6, 3.4)
     ax = fig.add_subplot()
-    ax.errorbar(xs, [q.ratio for q in ratios], yerr=_yerr(ratios), fmt="o-", capsize=4)
+    ax.errorbar(xs, [q.ratio for q in ratios], yerr=_yerr(ratios), fmt="o-", capsize=4, label="measured")
     ax.axhline(1.0, color="grey", linestyle="--", linewidth=1)
+    ceilings = [(r.config.n_draft, r.ceiling.ceiling) for r in rs if r.ceiling is not None]
+    if ceilings:
+        ax.plot(*zip(*ceilings, strict=True), "x:", color="C2", markersize=8, label="ceiling (theory)")
     best = best_configuration(rs)
     if best is not None and best.speedup_detail is not None:
         ax.plot(
             [best.config.n_draft], [best.speedup_detail.ratio], "*", markersize=16, color="C3", label="best"
         )
+    if ceilings or best is not None:
         ax.legend()
     ax.set_xticks(sorted(set(xs)))
     ax.set_xlabel("n_draft")
