@@ -37,7 +37,7 @@ def test_tune_on_smollm(cli, llama_bin: Path, smol: Path, isolated: Path) -> Non
     )
     assert code == 0, err
     assert "1/4" in out and "v(4) = " in out and "α ≈ " in out and "predicted ceilings:" in out
-    assert "best n_draft: " in out and "use it: velobench run -m " in out
+    assert "best n_draft: " in out and "use it: velobench run -m smollm2-135m -d " in out
     # 1 probe + (baseline + 2 finalists) × 2 runs, against (baseline + 3 candidates) × 2 for a sweep
     assert "generations measured: 7 (a sweep of every candidate as deep: 8)" in out
     runs = sorted(p.name for p in Path("tune").glob("*.json"))

@@ -69,6 +69,7 @@ def tune(
 ) -> TuneResult:
     """Find the n_draft with the highest measured speedup (see the module docstring)."""
     assert cfg.draft_model is not None
+    named = (cfg.main_model, cfg.draft_model)  # as the user wrote them, for the command we print
     # llama-bench needs files: resolve catalog names and hf:// specs first, as `run` does.
     cfg = cfg.model_copy(
         update={
@@ -151,7 +152,7 @@ def tune(
     # A sweep measures the baseline and every candidate as deeply as tuning measured its finalists.
     sweep = (len(gammas) + 1) * iterations * rnd
     cmd = (
-        f"velobench run -m {cfg.main_model} -d {cfg.draft_model} --n-draft {best.n_draft} "
+        f"velobench run -m {named[0]} -d {named[1]} --n-draft {best.n_draft} "
         f"--draft-p-min {cfg.draft_p_min} -n {cfg.n_predict}" + (f" -t {cfg.threads}" if cfg.threads else "")
     )
     return TuneResult(best, baseline, cands, costs, alpha, generations, sweep, speedup, cmd)
