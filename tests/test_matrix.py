@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from velobench.errors import VelobenchError
@@ -62,6 +63,17 @@ def test_torn_last_line_is_ignored(tmp_path: Path) -> None:
     assert read_records(ledger) == []
 
 
+def servers_for(folder: Path) -> list[int]:
+    found = []
+    for p in psutil.process_iter(["name", "cmdline"]):
+        try:
+            if p.info["name"] == "llama-server" and str(folder) in " ".join(p.info["cmdline"] or []):
+                found.append(p.pid)
+        except psutil.NoSuchProcess:
+            continue
+    return found
+
+
 @pytest.mark.integration
 def test_smoke_matrix_survives_sigkill_and_resumes(llama_bin: Path, smol: Path, isolated: Path) -> None:
     run_dir = isolated / "run"
@@ -86,6 +98,11 @@ def test_smoke_matrix_survives_sigkill_and_resumes(llama_bin: Path, smol: Path, 
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+    # its llama-server dies with it (PR_SET_PDEATHSIG), though nothing could clean up after SIGKILL
+    deadline = time.monotonic() + 10
+    while servers_for(isolated):
+        assert time.monotonic() < deadline, f"orphaned: {servers_for(isolated)}"
+        time.sleep(0.1)
     finished = {r.cell.id for r in read_records(ledger)}
     assert len(finished) >= 2
     for f in run_dir.rglob("*.json"):  # every file the kill left behind still parses

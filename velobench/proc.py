@@ -8,10 +8,12 @@ wrong, including Ctrl-C. No child outlives velobench.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shlex
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
@@ -40,6 +42,21 @@ def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     if extra:
         env.update(extra)
     return env
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    """Ask Linux to SIGTERM this child when velobench dies, even by SIGKILL (PR_SET_PDEATHSIG).
+
+    Context managers reap children on every exit Python sees; this covers the one it cannot.
+    """
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux: the context managers still reap on every exit Python sees
+
+
+PREEXEC = _die_with_parent if sys.platform.startswith("linux") else None
 
 
 def stop_process(
@@ -80,6 +97,7 @@ def supervised(
             env=dict(env) if env is not None else child_env(),
             cwd=cwd,
             start_new_session=True,
+            preexec_fn=PREEXEC,
         )
     except FileNotFoundError as exc:
         raise VelobenchError(f"cannot start {argv[0]}: file not found") from exc

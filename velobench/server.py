@@ -100,6 +100,7 @@ class ServerProcess:
                 stderr=subprocess.STDOUT,
                 env=proc.child_env(),
                 start_new_session=True,
+                preexec_fn=proc.PREEXEC,  # dies with velobench, even on SIGKILL
             )
         except OSError as exc:
             raise VelobenchError(f"cannot start {self.argv[0]}: {exc.strerror}") from exc
