@@ -368,6 +368,9 @@ def tune_cmd(
     main_model: Annotated[str, typer.Option("--main-model", "-m", help="target model")],
     draft_model: Annotated[str, typer.Option("--draft-model", "-d", help="draft model")],
     candidates: Annotated[str, typer.Option(help="n_draft values to consider")] = "1,2,3,4,6,8",
+    p_min_candidates: Annotated[
+        str, typer.Option(help="draft p_min values to try at the chosen n_draft ('' = keep --draft-p-min)")
+    ] = "0.5,0.8",
     top: Annotated[int, typer.Option(help="predicted-best candidates to confirm by measurement")] = 2,
     iterations: Annotated[int, typer.Option("--iterations", "-i", help="runs per candidate per round")] = 3,
     max_rounds: Annotated[int, typer.Option(help="confirmation rounds at most")] = 3,
@@ -389,6 +392,14 @@ def tune_cmd(
         cands = sorted({int(x) for x in candidates.split(",") if x.strip()})
     except ValueError as exc:
         raise VelobenchError(f"--candidates: expected numbers like 1,2,4,8, got {candidates!r}") from exc
+    try:
+        p_mins = sorted({float(x) for x in p_min_candidates.split(",") if x.strip()})
+    except ValueError as exc:
+        raise VelobenchError(
+            f"--p-min-candidates: expected numbers like 0.5,0.8, got {p_min_candidates!r}"
+        ) from exc
+    if any(not 0 <= p <= 1 for p in p_mins):
+        raise VelobenchError("--p-min-candidates: values must lie in [0, 1]")
     if not cands or cands[0] < 1:
         raise VelobenchError("--candidates: n_draft values must be >= 1")
     if top < 1 or iterations < 2 or max_rounds < 1:
@@ -412,6 +423,7 @@ def tune_cmd(
         work,
         out,
         candidates=cands,
+        p_mins=p_mins,
         top=top,
         iterations=iterations,
         max_rounds=max_rounds,
@@ -427,9 +439,9 @@ def tune_cmd(
         else ""
     )
     out.print(
-        f"best n_draft: {res.best.n_draft}: speedup {r.ratio:.2f}x{ci} (Welch p = {r.p_value:.2g})"
+        f"best: n_draft {res.best.n_draft}, p_min {res.best.p_min:g}: speedup {r.ratio:.2f}x{ci} (Welch p = {r.p_value:.2g})"
         if r.p_value is not None
-        else f"best n_draft: {res.best.n_draft}: speedup {r.ratio:.2f}x{ci}"
+        else f"best: n_draft {res.best.n_draft}, p_min {res.best.p_min:g}: speedup {r.ratio:.2f}x{ci}"
     )
     if r.ci95_high is not None and r.ci95_high < 1:
         out.print("  no setting beats vanilla decoding on this machine: this is the least slow one")

@@ -6,7 +6,8 @@
     3. predict    ceiling(γ) = E(α, γ) / (γ·c + v(γ)) for every candidate (velobench.ceiling)
     4. confirm    a vanilla baseline and the top candidates, measured with repeated runs;
                   more rounds only while the best and the runner-up are not separated at 95%
-                  (Welch's test), up to `max_rounds`
+                  (Welch's test), up to `max_rounds`; then each extra p_min at the chosen
+                  n_draft (where the binary has the option), kept only if significantly faster
 
 Counts every measured generation so the report can say what the tuning cost compared with
 measuring every candidate as a full sweep would have.
@@ -20,10 +21,11 @@ from pathlib import Path
 
 from rich.console import Console
 
-from velobench import ceiling, stats
+from velobench import binaries, ceiling, stats
 from velobench.bench import RunOptions, prepare, resolve_model_arg
 from velobench.config import RunConfig
 from velobench.costs import Costs, measure_costs
+from velobench.engines.llama_args import P_MIN_FLAGS
 from velobench.environment import capture
 from velobench.results import Report
 from velobench.runner import run_benchmark
@@ -36,6 +38,7 @@ class Candidate:
     predicted: float | None = None
     samples: list[float] = field(default_factory=list)
     acceptance: float | None = None
+    p_min: float = 0.0
 
 
 @dataclass
@@ -49,6 +52,15 @@ class TuneResult:
     sweep_generations: int
     speedup: Ratio | None
     command: str
+
+
+def supports_p_min(opts: RunOptions) -> bool:
+    """Whether the build that runs speculation (server, else speculative-simple) has a p_min option."""
+    for name in ("llama-server", "llama-speculative-simple"):
+        found = binaries.find_path(name, opts.llama_cpp_path)
+        if found:
+            return binaries.find_tool(name, opts.llama_cpp_path).first_flag(*P_MIN_FLAGS) is not None
+    return False
 
 
 def _measure(cfg: RunConfig, opts: RunOptions, out: Path, console: Console) -> Report:
@@ -66,6 +78,7 @@ def tune(
     top: int = 2,
     iterations: int = 3,
     max_rounds: int = 3,
+    p_mins: Sequence[float] = (),
 ) -> TuneResult:
     """Find the n_draft with the highest measured speedup (see the module docstring)."""
     assert cfg.draft_model is not None
@@ -148,11 +161,39 @@ def tune(
             )
             break
     best = chosen[0]
+    best.p_min = cfg.draft_p_min
+    p_extra = [p for p in sorted(set(p_mins)) if p != cfg.draft_p_min]
+    if p_extra and supports_p_min(opts):
+        # p_min has no place in the ceiling model, so it is measured directly at the chosen n_draft.
+        console.print(f"  p_min at n_draft {best.n_draft}: trying {', '.join(f'{p:g}' for p in p_extra)}")
+        for p in p_extra:
+            p_cfg = cfg.model_copy(
+                update={
+                    "n_draft": best.n_draft,
+                    "draft_p_min": p,
+                    "iterations": len(best.samples),
+                    "skip_vanilla": True,
+                }
+            )
+            rep = _measure(p_cfg, opts, work_dir / f"nd{best.n_draft}-pmin{p:g}.json", console)
+            samples = [i.tokens_per_second for i in rep.speculative.iterations] if rep.speculative else []
+            generations += len(samples)
+            test = stats.ratio_of_means(samples, best.samples)
+            verdict = (
+                "better"
+                if test.ratio > 1 and test.p_value is not None and test.p_value < 0.05
+                else "not better"
+            )
+            console.print(
+                f"  p_min {p:g}: {sum(samples) / len(samples):.2f} tok/s ({verdict}, Welch p = {test.p_value:.2g})"
+            )
+            if verdict == "better":
+                best = Candidate(best.n_draft, best.predicted, samples, p_min=p)
     speedup = stats.ratio_of_means(best.samples, baseline)
     # A sweep measures the baseline and every candidate as deeply as tuning measured its finalists.
-    sweep = (len(gammas) + 1) * iterations * rnd
+    sweep = (len(gammas) * max(1, len(set(p_mins) | {cfg.draft_p_min})) + 1) * iterations * rnd
     cmd = (
         f"velobench run -m {named[0]} -d {named[1]} --n-draft {best.n_draft} "
-        f"--draft-p-min {cfg.draft_p_min} -n {cfg.n_predict}" + (f" -t {cfg.threads}" if cfg.threads else "")
+        f"--draft-p-min {best.p_min:g} -n {cfg.n_predict}" + (f" -t {cfg.threads}" if cfg.threads else "")
     )
     return TuneResult(best, baseline, cands, costs, alpha, generations, sweep, speedup, cmd)
