@@ -25,6 +25,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from velobench.bench import EngineChoice, RunOptions, execute
 from velobench.config import Method, RunConfig, SpecImpl
@@ -308,7 +309,9 @@ def record_for(cell: Cell, report: Report, path: Path, command: str, seconds: fl
 
 
 def _eta(durations: list[float], remaining: int) -> str:
-    if not durations or remaining <= 0:
+    if remaining <= 0:
+        return "done"
+    if not durations:
         return "-"
     s = sum(durations) / len(durations) * remaining
     return f"{int(s // 60)}m{int(s % 60):02d}s"
@@ -346,23 +349,34 @@ def run_matrix(cfg: MatrixConfig, run_dir: Path, console: Console, *, resume: bo
         warmup=cfg.run.warmup,
         ceiling=cfg.run.ceiling,
     )
-    for n, cell in enumerate(todo, 1):
-        if cell.id in done:
-            continue
-        out = run_dir / "cells" / f"{cell.id}.json"
-        command = cell_command(cfg, cell, out)
-        console.rule(f"cell {n}/{len(todo)}: {cell.id}  (ETA {_eta(durations, len(todo) - n + 1)})")
-        t = time.monotonic()
-        report = execute(cell_config(cfg, cell), opts, out, console, baseline=baselines.get(cell.target))
-        seconds = time.monotonic() - t
-        durations.append(seconds)
-        if cell.baseline:
-            baselines[cell.target] = (out, report)
-        rec = record_for(cell, report, out, command, seconds)
-        append_record(ledger, rec)
-        done[cell.id] = rec
-        console.print(status_line(rec, n, len(todo)))
-        write_summary(run_dir, len(todo), list(done.values()))
+    remaining = [c for c in todo if c.id not in done]
+    with Progress(
+        TextColumn("[bold]matrix[/bold]"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("cells · elapsed"),
+        TimeElapsedColumn(),
+        TextColumn("· {task.fields[eta]}"),
+        console=console,
+    ) as bar:
+        task = bar.add_task("matrix", total=len(todo), completed=len(done), eta="ETA after the first cell")
+        for k, cell in enumerate(remaining):
+            n = todo.index(cell) + 1
+            out = run_dir / "cells" / f"{cell.id}.json"
+            command = cell_command(cfg, cell, out)
+            console.rule(f"cell {n}/{len(todo)}: {cell.id}")
+            t = time.monotonic()
+            report = execute(cell_config(cfg, cell), opts, out, console, baseline=baselines.get(cell.target))
+            seconds = time.monotonic() - t
+            durations.append(seconds)
+            if cell.baseline:
+                baselines[cell.target] = (out, report)
+            rec = record_for(cell, report, out, command, seconds)
+            append_record(ledger, rec)
+            done[cell.id] = rec
+            console.print(status_line(rec, n, len(todo)))
+            write_summary(run_dir, len(todo), list(done.values()))
+            bar.update(task, advance=1, eta=f"ETA {_eta(durations, len(remaining) - k - 1)}")
     return write_summary(run_dir, len(todo), list(done.values()))
 
 
