@@ -92,3 +92,9 @@ def test_version_and_help(cli) -> None:  # type: ignore[no-untyped-def]
     assert code == 0 and out.startswith("velobench ")
     code, out, _ = cli("run", "--help")
     assert code == 0 and "--n-draft" in out and "-ngld" in out and "--skip-vanilla" in out
+
+
+@pytest.mark.parametrize("args", [[], ["bins"], ["models"]])
+def test_a_command_group_alone_prints_its_help(cli, args: list[str]) -> None:  # type: ignore[no-untyped-def]
+    code, out, _ = cli(*args)
+    assert code == 0 and out.startswith("Usage: velobench") and "Commands:" in out

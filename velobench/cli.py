@@ -605,7 +605,9 @@ def main() -> None:
         err.print("velobench: interrupted")
         sys.exit(130)
     except typer.TyperException as exc:  # usage errors: unknown option, bad value, missing option
-        if type(exc).__name__ == "NoArgsIsHelpError":
-            sys.exit(0)  # the help text was printed already
+        if type(exc).__name__ == "NoArgsIsHelpError":  # `velobench` or `velobench bins` alone
+            ctx = getattr(exc, "ctx", None)
+            out.print(ctx.get_help() if ctx is not None else exc.format_message(), markup=False)
+            sys.exit(0)
         err.print(f"velobench: error: {exc.format_message()} (see --help)")
         sys.exit(2)
