@@ -594,7 +594,7 @@ def _sigterm(signum: int, frame: object) -> NoReturn:
 def main() -> None:
     signal.signal(signal.SIGTERM, _sigterm)
     try:
-        app(standalone_mode=False)
+        app(standalone_mode=False, prog_name="velobench")
     except Interrupted as exc:
         err.print(f"velobench: {exc}")
         sys.exit(exc.exit_code)
