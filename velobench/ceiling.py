@@ -189,8 +189,12 @@ def verify_cost_from_llama_bench(rows: Sequence[Mapping[str, Any]], gamma: int |
         raise VelobenchError(f"need exactly one llama-bench pp test ({want}, n_gen = 0), found {len(pp)}")
     if not tg:
         raise VelobenchError("need a llama-bench tg test (n_prompt = 0, n_gen > 0), found none")
-    n = int(pp[0]["n_prompt"])
-    return n * _ts(tg[0]) / _ts(pp[0])
+    return verify_cost(int(pp[0]["n_prompt"]), _ts(pp[0]), _ts(tg[0]))
+
+
+def verify_cost(k: int, pp_ts: float, tg_ts: float) -> float:
+    """Verifying k tokens in one batch, in target decode steps: (k / pp_ts) / (1 / tg_ts)."""
+    return k * tg_ts / pp_ts
 
 
 def draft_cost_from_tg(target_tg_ts: float, draft_tg_ts: float) -> float:

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict
 
 from velobench import proc
 from velobench.binaries import find_tool
+from velobench.ceiling import draft_cost_from_tg, verify_cost
 from velobench.errors import VelobenchError
 
 
@@ -36,12 +37,12 @@ class Costs(BaseModel):
     @property
     def draft_cost(self) -> float:
         """One draft token in target decode steps (0 when drafting needs no model, e.g. n-grams)."""
-        return self.target_tg_ts / self.draft_tg_ts if self.draft_tg_ts else 0.0
+        return draft_cost_from_tg(self.target_tg_ts, self.draft_tg_ts) if self.draft_tg_ts else 0.0
 
     def verify_cost(self, k: int) -> float | None:
         """Verifying k tokens in one batch, in target decode steps (None if k was not measured)."""
         ts = self.pp_ts.get(k)
-        return (k / ts) * self.target_tg_ts if ts else None
+        return verify_cost(k, ts, self.target_tg_ts) if ts else None
 
 
 def parse_bench_json(text: str) -> list[dict[str, Any]]:
