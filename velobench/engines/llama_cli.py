@@ -22,11 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from velobench import proc
-from velobench.binaries import Tool, find_tool
+from velobench.bins.locate import Tool, find_tool
 from velobench.config import Method, RunConfig, SpecImpl
 from velobench.engines.llama_args import speculative_args
+from velobench.engines.llama_output import generated_text, parse_speculative, parse_vanilla
 from velobench.errors import VelobenchError
-from velobench.llama_output import generated_text, parse_speculative, parse_vanilla
 from velobench.prompts import Prompt
 from velobench.results import BinaryInfo, Iteration, Mode
 

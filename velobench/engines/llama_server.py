@@ -28,11 +28,11 @@ from typing import Any
 import httpx
 import numpy as np
 
-from velobench.binaries import Tool, find_tool
+from velobench.bins.locate import Tool, find_tool
 from velobench.config import Method, RunConfig
+from velobench.engines.http_output import delta, parse_prometheus, per_position, sse_events
 from velobench.engines.llama_args import speculative_args
 from velobench.errors import VelobenchError
-from velobench.http_output import delta, parse_prometheus, per_position, sse_events
 from velobench.prompts import Prompt, chat_messages
 from velobench.results import BinaryInfo, Iteration, Mode
 from velobench.server import HOST, ServerProcess, free_port, log_tail

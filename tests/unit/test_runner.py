@@ -1,0 +1,149 @@
+"""Runner logic with a scripted engine (the real engines are covered by the integration tests)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from velobench import results
+from velobench.config import RunConfig
+from velobench.environment import capture
+from velobench.errors import Interrupted, VelobenchError
+from velobench.results import BinaryInfo, Iteration, Mode, WarningCode
+from velobench.runner.loop import run_benchmark, verdict
+
+
+class ScriptedEngine:
+    """Returns given tokens/s per mode; raises what it is told at a given call."""
+
+    name = "scripted"
+
+    def __init__(
+        self, tps: dict[Mode, list[float]], fail_at: int | None = None, exc: BaseException | None = None
+    ):
+        self.tps = tps
+        self.calls = 0
+        self.fail_at = fail_at
+        self.exc = exc
+
+    def binaries(self) -> list[BinaryInfo]:
+        return []
+
+    def binary(self, mode: Mode) -> str:
+        return f"fake-{mode}"
+
+    @contextlib.contextmanager
+    def session(self, mode: Mode) -> Iterator[ScriptedEngine.S]:
+        yield ScriptedEngine.S(self, mode)
+
+    class S:
+        def __init__(self, engine: ScriptedEngine, mode: Mode):
+            self.engine, self.mode = engine, mode
+
+        def describe(self) -> dict[str, object]:
+            return {}
+
+        def generate(self, prompt: str, index: int) -> Iteration:
+            e = self.engine
+            e.calls += 1
+            if e.fail_at == e.calls and e.exc is not None:
+                raise e.exc
+            tps = e.tps[self.mode][index - 1]
+            spec = self.mode == "speculative"
+            return Iteration(
+                index=index,
+                command="fake",
+                returncode=0,
+                wall_ms=100.0,
+                prompt_tokens=10,
+                prompt_ms=5.0,
+                ttft_ms=5.0,
+                generated_tokens=32,
+                decode_ms=32 / tps * 1000,
+                tokens_per_second=tps,
+                total_time_ms=5.0 + 32 / tps * 1000,
+                n_drafted=10 if spec else None,
+                n_accept=6 if spec else None,
+                acceptance_rate=0.6 if spec else None,
+            )
+
+
+def cfg(**kw: object) -> RunConfig:
+    args: dict[str, object] = {"main_model": "m.gguf", "draft_model": "d.gguf", "iterations": 3, **kw}
+    return RunConfig(**args)  # type: ignore[arg-type]
+
+
+def test_complete_run_is_saved_with_summaries_and_warnings(tmp_path: Path) -> None:
+    eng = ScriptedEngine({"vanilla": [100, 101, 99], "speculative": [50, 51, 49]})
+    rep = run_benchmark(cfg(), eng, capture(), tmp_path / "r.json")
+    saved = results.load(tmp_path / "r.json")
+    assert saved == rep
+    assert rep.status == "complete"
+    assert rep.speedup == pytest.approx(0.5)
+    assert rep.speculative is not None and rep.speculative.acceptance is not None
+    assert rep.speculative.acceptance.rate == pytest.approx(0.6) and rep.speculative.acceptance.drafted == 30
+    assert WarningCode.SPECULATION_SLOWER in {w.code for w in rep.warnings}
+    assert verdict(rep).startswith("speculative decoding is slower: 0.50x")
+
+
+def test_failure_mid_run_keeps_finished_iterations(tmp_path: Path) -> None:
+    eng = ScriptedEngine(
+        {"vanilla": [100, 101, 99], "speculative": [50, 51, 49]}, fail_at=5, exc=VelobenchError("boom")
+    )
+    with pytest.raises(VelobenchError, match=r"boom \(4 finished iteration\(s\) kept in"):
+        run_benchmark(cfg(), eng, capture(), tmp_path / "r.json")
+    saved = results.load(tmp_path / "r.json")
+    assert saved.status == "failed" and saved.error == "boom"
+    assert saved.vanilla is not None and len(saved.vanilla.iterations) == 3
+    assert saved.speculative is not None and len(saved.speculative.iterations) == 1
+
+
+def test_failure_before_anything_finished_writes_nothing(tmp_path: Path) -> None:
+    eng = ScriptedEngine(
+        {"vanilla": [1.0] * 3, "speculative": [1.0] * 3}, fail_at=1, exc=VelobenchError("boom")
+    )
+    with pytest.raises(VelobenchError, match=r"^boom$"):
+        run_benchmark(cfg(), eng, capture(), tmp_path / "r.json")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_ctrl_c_keeps_finished_iterations(tmp_path: Path) -> None:
+    eng = ScriptedEngine(
+        {"vanilla": [100, 101, 99], "speculative": [50, 51, 49]}, fail_at=3, exc=KeyboardInterrupt()
+    )
+    with pytest.raises(Interrupted, match="2 finished iteration"):
+        run_benchmark(cfg(), eng, capture(), tmp_path / "r.json")
+    saved = results.load(tmp_path / "r.json")
+    assert saved.status == "interrupted" and saved.vanilla is not None and len(saved.vanilla.iterations) == 2
+
+
+def test_no_significant_difference_is_not_called_a_speedup(tmp_path: Path) -> None:
+    eng = ScriptedEngine({"vanilla": [100, 120, 80], "speculative": [101, 121, 81]})
+    rep = run_benchmark(cfg(), eng, capture(), tmp_path / "r.json")
+    assert verdict(rep).startswith("no significant difference")
+    assert WarningCode.NO_SIGNIFICANT_DIFFERENCE in {w.code for w in rep.warnings}
+    assert WarningCode.HIGH_VARIANCE in {w.code for w in rep.warnings}
+
+
+def test_draft_not_offloaded_and_one_iteration_warnings(tmp_path: Path) -> None:
+    eng = ScriptedEngine({"vanilla": [100], "speculative": [150]})
+    rep = run_benchmark(cfg(iterations=1, gpu_layers="99"), eng, capture(), tmp_path / "r.json")
+    codes = {w.code for w in rep.warnings}
+    assert {WarningCode.DRAFT_NOT_OFFLOADED, WarningCode.ONE_ITERATION} <= codes
+    assert rep.speedup == pytest.approx(1.5) and rep.speedup_stddev is None
+    assert "too few iterations" in verdict(rep)
+
+
+def test_stale_llama_env_is_dropped_and_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from velobench.proc import child_env
+
+    monkeypatch.setenv("LLAMA_ARG_DRAFT_MAX", "16")
+    assert "LLAMA_ARG_DRAFT_MAX" not in child_env()
+    eng = ScriptedEngine({"vanilla": [100] * 3, "speculative": [90] * 3})
+    rep = run_benchmark(cfg(), eng, capture(), tmp_path / "r.json")
+    assert any(
+        w.code == WarningCode.LLAMA_ENV_IGNORED and "LLAMA_ARG_DRAFT_MAX" in w.message for w in rep.warnings
+    )

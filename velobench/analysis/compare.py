@@ -1,0 +1,318 @@
+"""Compare two result files (A, then B): did B get faster or slower, and is it significant?
+
+Every metric is compared on its raw per-iteration samples: the difference of means b − a with
+a Welch interval, the ratio b / a with Fieller's interval (`stats.ratio_of_means`), and
+Welch's two-sided t-test. A difference counts only at p < 0.05.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+from rich.table import Table
+from scipy import stats as sps
+
+from velobench.analysis import stats
+from velobench.errors import VelobenchError
+from velobench.report.console import MODE_LABEL
+from velobench.results import Mode, ModeResult, Report
+
+ALPHA = 0.05
+
+Verdict = Literal[
+    "faster", "slower", "higher", "lower", "no significant difference at 95%", "too few samples to test"
+]
+
+
+class MetricComparison(BaseModel):
+    """One metric in A and B. `a`, `b`: means of the samples (speedup: the reports' ratios)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    metric: str
+    unit: str
+    higher_is_better: bool
+    a: float
+    b: float
+    n_a: int
+    n_b: int
+    difference: float
+    difference_ci95_low: float | None
+    difference_ci95_high: float | None
+    ratio: float | None
+    ratio_ci95_low: float | None
+    ratio_ci95_high: float | None
+    ratio_ci_method: str | None
+    p_value: float | None
+    verdict: Verdict
+
+
+class Comparison(BaseModel):
+    """A against B, metric by metric, with the settings that differ between the two runs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    a: str
+    b: str
+    metrics: list[MetricComparison]
+    differences: list[str]
+
+
+def _welch_interval(sa: stats.Summary, sb: stats.Summary) -> tuple[float | None, float | None]:
+    """95% interval of mean(b) − mean(a): d ± t_{0.975,df}·se, se = sqrt(s_a²/n_a + s_b²/n_b),
+    df by Welch–Satterthwaite; [d, d] when both variances are 0; None when n < 2."""
+    d = sb.mean - sa.mean
+    if sa.stddev is None or sb.stddev is None:
+        return None, None
+    va, vb = sa.stddev**2 / sa.n, sb.stddev**2 / sb.n
+    if va + vb == 0:
+        return d, d
+    df = (va + vb) ** 2 / (va**2 / (sa.n - 1) + vb**2 / (sb.n - 1))
+    half = float(sps.t.ppf(0.975, df)) * math.sqrt(va + vb)
+    return d - half, d + half
+
+
+def _call(p: float | None, improved: bool, speed: bool) -> Verdict:
+    if p is None:
+        return "too few samples to test"
+    if p >= ALPHA:
+        return "no significant difference at 95%"
+    if speed:
+        return "faster" if improved else "slower"
+    return "higher" if improved else "lower"
+
+
+def _from_samples(
+    metric: str, unit: str, a: Sequence[float], b: Sequence[float], higher_is_better: bool, speed: bool = True
+) -> MetricComparison:
+    sa, sb = stats.summarize(a), stats.summarize(b)
+    ratio: stats.Ratio | None = None
+    p: float | None = None
+    if sa.mean != 0:
+        ratio = stats.ratio_of_means(b, a)
+        p = ratio.p_value
+    elif sb.mean != 0:  # Welch's test is symmetric: take p from a / b
+        p = stats.ratio_of_means(a, b).p_value
+    elif sa.n > 1 and sb.n > 1:  # all samples zero in both
+        p = 1.0
+    lo, hi = _welch_interval(sa, sb)
+    improved = sb.mean > sa.mean if higher_is_better else sb.mean < sa.mean
+    return MetricComparison(
+        metric=metric,
+        unit=unit,
+        higher_is_better=higher_is_better,
+        a=sa.mean,
+        b=sb.mean,
+        n_a=sa.n,
+        n_b=sb.n,
+        difference=sb.mean - sa.mean,
+        difference_ci95_low=lo,
+        difference_ci95_high=hi,
+        ratio=ratio.ratio if ratio else None,
+        ratio_ci95_low=ratio.ci95_low if ratio else None,
+        ratio_ci95_high=ratio.ci95_high if ratio else None,
+        ratio_ci_method="fieller" if ratio else None,
+        p_value=p,
+        verdict=_call(p, improved, speed),
+    )
+
+
+def _speedup_and_variances(report: Report) -> tuple[float, list[tuple[float, int]]] | None:
+    """Speedup R = m_s / m_v and the terms of Var(R) by the delta method:
+    (R·se_s/m_s)² and (R·se_v/m_v)², se = s/√n, each with its sample count n."""
+    van, spec = report.vanilla, report.speculative
+    if not (van and spec and van.tokens_per_second and spec.tokens_per_second):
+        return None
+    s, v = spec.tokens_per_second, van.tokens_per_second
+    if s.stddev is None or v.stddev is None or v.mean == 0 or s.mean == 0:
+        return None
+    r = s.mean / v.mean
+    terms = [((r * s.stddev / s.mean) ** 2 / s.n, s.n), ((r * v.stddev / v.mean) ** 2 / v.n, v.n)]
+    return r, terms
+
+
+def _speedup(a: Report, b: Report) -> MetricComparison | None:
+    """Speedups R_a, R_b compared by first-order propagation (the four sample sets independent):
+    d = R_b − R_a, Var(d) = Σ terms of Var(R_a) and Var(R_b); df by Welch–Satterthwaite over
+    the four terms, Σv_i² / (n_i − 1); p = 2·P(T_df > |d| / sd(d)); 95% CI d ± t·sd(d).
+    Ratio R_b / R_a with relative variance Var(R_a)/R_a² + Var(R_b)/R_b² and the same t."""
+    ra, rb = _speedup_and_variances(a), _speedup_and_variances(b)
+    if a.speedup_detail is None or b.speedup_detail is None:
+        return None
+    sa_, sb_ = a.speedup_detail, b.speedup_detail
+    n_a, n_b = min(sa_.n_a, sa_.n_b), min(sb_.n_a, sb_.n_b)
+    d = sb_.ratio - sa_.ratio
+    p = lo = hi = q_lo = q_hi = None
+    if ra is not None and rb is not None:
+        terms = ra[1] + rb[1]
+        var = sum(t for t, _ in terms)
+        var_a, var_b = sum(t for t, _ in ra[1]), sum(t for t, _ in rb[1])
+        if var == 0:
+            p, lo, hi, q_lo, q_hi = (1.0 if d == 0 else 0.0), d, d, rb[0] / ra[0], rb[0] / ra[0]
+        else:
+            df = var**2 / sum(t**2 / (n - 1) for t, n in terms)
+            t = float(sps.t.ppf(0.975, df))
+            p = float(2 * sps.t.sf(abs(d) / math.sqrt(var), df))
+            lo, hi = d - t * math.sqrt(var), d + t * math.sqrt(var)
+            q = rb[0] / ra[0]
+            q_sd = q * math.sqrt(var_a / ra[0] ** 2 + var_b / rb[0] ** 2)
+            q_lo, q_hi = q - t * q_sd, q + t * q_sd
+    return MetricComparison(
+        metric="speedup",
+        unit="x",
+        higher_is_better=True,
+        a=sa_.ratio,
+        b=sb_.ratio,
+        n_a=n_a,
+        n_b=n_b,
+        difference=d,
+        difference_ci95_low=lo,
+        difference_ci95_high=hi,
+        ratio=sb_.ratio / sa_.ratio if sa_.ratio else None,
+        ratio_ci95_low=q_lo,
+        ratio_ci95_high=q_hi,
+        ratio_ci_method="delta" if q_lo is not None else None,
+        p_value=p,
+        verdict=_call(p, sb_.ratio > sa_.ratio, speed=True),
+    )
+
+
+_PER_MODE: list[tuple[str, str, bool, Callable[[ModeResult], list[float]]]] = [
+    ("tokens/s", "tok/s", True, lambda m: [i.tokens_per_second for i in m.iterations]),
+    ("TTFT", "ms", False, lambda m: [i.ttft_ms for i in m.iterations]),
+    ("total time", "ms", False, lambda m: [i.total_time_ms for i in m.iterations]),
+]
+
+
+def _describe(r: Report) -> str:
+    cfg = r.config
+    draft = f" ← {Path(cfg.draft_model).name}" if cfg.draft_model else f" + {cfg.method.value}"
+    return f"{Path(cfg.main_model).name}{draft}, {cfg.engine}, n_draft {cfg.n_draft} ({r.timestamp})"
+
+
+def _differences(a: Report, b: Report) -> list[str]:
+    """Settings and machine facts that differ: `field: A → B`."""
+    out = []
+    ca, cb = a.config.model_dump(mode="json"), b.config.model_dump(mode="json")
+    for key in ca:
+        if ca[key] != cb.get(key):
+            out.append(f"{key}: {ca[key]!r} → {cb.get(key)!r}")
+    ea, eb = a.environment, b.environment
+    for key, va, vb in (
+        ("hostname", ea.hostname, eb.hostname),
+        ("cpu_model", ea.cpu_model, eb.cpu_model),
+        ("cpu_cores_logical", ea.cpu_cores_logical, eb.cpu_cores_logical),
+        ("gpus", [g.name for g in ea.gpus], [g.name for g in eb.gpus]),
+    ):
+        if va != vb:
+            out.append(f"{key}: {va!r} → {vb!r}")
+    return out
+
+
+def compare_reports(a: Report, b: Report) -> Comparison:
+    """Compare B against A: tokens/s, TTFT and total time of every mode measured in both, the
+    speedup, and the acceptance rate (per-iteration samples). Raises VelobenchError when the
+    two runs have no mode with iterations in common."""
+    metrics: list[MetricComparison] = []
+    modes: list[Mode] = ["vanilla", "speculative"]
+    common = [
+        m
+        for m in modes
+        if (ma := getattr(a, m)) and ma.iterations and (mb := getattr(b, m)) and mb.iterations
+    ]
+    if not common:
+        raise VelobenchError("the two results have no measured mode in common: nothing to compare")
+    for name, unit, higher, samples in _PER_MODE:
+        for mode in common:
+            metrics.append(
+                _from_samples(
+                    f"{mode} {name}", unit, samples(getattr(a, mode)), samples(getattr(b, mode)), higher
+                )
+            )
+    sp = _speedup(a, b)
+    if sp is not None:
+        metrics.append(sp)
+    if a.speculative and b.speculative:
+        ra = [i.acceptance_rate for i in a.speculative.iterations if i.acceptance_rate is not None]
+        rb = [i.acceptance_rate for i in b.speculative.iterations if i.acceptance_rate is not None]
+        if ra and rb:
+            metrics.append(_from_samples("acceptance rate", "", ra, rb, True, speed=False))
+    return Comparison(a=_describe(a), b=_describe(b), metrics=metrics, differences=_differences(a, b))
+
+
+def headline(comp: Comparison) -> MetricComparison | None:
+    """The metric a regression gate watches: speculative tokens/s if measured in both, else vanilla's."""
+    by_name = {m.metric: m for m in comp.metrics}
+    return by_name.get("speculative tokens/s") or by_name.get("vanilla tokens/s")
+
+
+def regression(comp: Comparison, fail_if_slower_pct: float) -> str | None:
+    """A message when B's headline tokens/s is slower than A's by more than the given percentage
+    AND the difference is significant (Welch p < 0.05); None otherwise.
+
+    slower % = (a − b) / a · 100.
+    """
+    m = headline(comp)
+    if m is None or m.verdict != "slower" or m.a == 0:
+        return None
+    pct = (m.a - m.b) / m.a * 100
+    if pct <= fail_if_slower_pct:
+        return None
+    return (
+        f"regression: B's {m.metric} is {pct:.1f}% slower than A's "
+        f"({m.a:.2f} → {m.b:.2f} tok/s, p = {m.p_value:.2g}), beyond the allowed {fail_if_slower_pct:g}%"
+    )
+
+
+def _num(x: float | None, unit: str, sign: str = "") -> str:
+    if x is None:
+        return "-"
+    return f"{x:{sign}.3f}" if unit in ("", "x") else f"{x:{sign}.2f}"
+
+
+def _interval(lo: float | None, hi: float | None, unit: str) -> str:
+    return "" if lo is None or hi is None else f" [{_num(lo, unit)}, {_num(hi, unit)}]"
+
+
+def _metric_label(metric: str) -> str:
+    mode, _, rest = metric.partition(" ")
+    return f"{MODE_LABEL[mode]} {rest}" if mode in MODE_LABEL else metric.capitalize()
+
+
+def render_comparison(comp: Comparison) -> Table:
+    """A rich table: per metric A, B, B − A and B / A with 95% intervals, Welch p, and the verdict."""
+    caption = [f"A: {comp.a}", f"B: {comp.b}"]
+    if comp.differences:
+        caption.append("differs: " + "; ".join(comp.differences))
+    table = Table(
+        title="Comparison (means; 95% intervals in brackets)",
+        title_justify="left",
+        caption="\n".join(caption),
+        caption_justify="left",
+    )
+    for name, justify in (
+        ("Metric", "left"),
+        ("A", "right"),
+        ("B", "right"),
+        ("B − A", "right"),
+        ("B / A", "right"),
+        ("p", "right"),
+        ("Verdict", "left"),
+    ):
+        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    for m in comp.metrics:
+        unit = f" {m.unit}" if m.unit not in ("", "x") else m.unit
+        table.add_row(
+            _metric_label(m.metric),
+            f"{_num(m.a, m.unit)}{unit}",
+            f"{_num(m.b, m.unit)}{unit}",
+            f"{_num(m.difference, m.unit, '+')}{_interval(m.difference_ci95_low, m.difference_ci95_high, m.unit)}",
+            "-" if m.ratio is None else f"{m.ratio:.3f}{_interval(m.ratio_ci95_low, m.ratio_ci95_high, '')}",
+            "-" if m.p_value is None else f"{m.p_value:.2g}",
+            m.verdict,
+        )
+    return table

@@ -1,0 +1,194 @@
+"""Rendering a report for people: configuration, progress lines, tables, speedup, verdict."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from velobench.analysis.ceiling import explain
+from velobench.analysis.stats import Ratio, Summary
+from velobench.results import Iteration, Mode, ModeResult, Report
+from velobench.runner.loop import ProgressFn, verdict
+
+MODE_LABEL = {"vanilla": "Vanilla", "speculative": "Speculative"}
+
+
+def make_console(stderr: bool = False) -> Console:
+    # No soft wrapping: lines such as commands and paths stay whole and greppable.
+    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+
+
+def print_config(console: Console, report: Report) -> None:
+    cfg = report.config
+    console.rule("[bold]velobench: vanilla vs speculative decoding")
+    console.print("Configuration:")
+    console.print(f"  Main model:  {cfg.main_model}")
+    if cfg.draft_model:
+        console.print(f"  Draft model: {cfg.draft_model}")
+    spec_bin = report.speculative.binary if report.speculative else None
+    method = f"{cfg.method.value}" + (f" ({spec_bin})" if spec_bin else "")
+    console.print(f"  Method:      {method}, n_draft {cfg.n_draft}, p_min {cfg.draft_p_min}")
+    console.print(
+        f"  n_predict:   {cfg.n_predict}   iterations: {cfg.iterations} (+{cfg.warmup} warm-up)   "
+        f"engine: {cfg.engine}   threads: {cfg.threads or 'auto'}   ctx: {cfg.ctx_size}   temp: {cfg.temp}   seed: {cfg.seed}"
+    )
+    if cfg.prompts:
+        console.print(
+            f"  Prompt set:  {cfg.prompts}" + (f" ({', '.join(cfg.categories)})" if cfg.categories else "")
+        )
+    else:
+        prompt = (cfg.prompt_file or cfg.prompt).replace("\n", " ")
+        console.print(f"  Prompt:      {prompt if len(prompt) <= 80 else prompt[:77] + '...'}")
+    for b in report.binaries:
+        console.print(f"  {b.name}: {b.version} [dim]({b.source}: {b.path})[/dim]")
+
+
+def progress_printer(console: Console) -> ProgressFn:
+    """A callback for the runner that prints `  Iteration 3/10 ... 28.45 tok/s (3521 ms)`."""
+
+    def show(mode: Mode, i: int, n: int, it: Iteration | None) -> None:
+        if i == 0:
+            console.print(f"\nRunning {mode} ...")
+            return
+        if i < 0:
+            if it is None:
+                console.print(f"  Warm-up {-i}/{n} ...")
+            return
+        if it is None:
+            console.print(f"  Iteration {i}/{n} ... ", end="")
+            return
+        extra = f", {it.acceptance_rate:.0%} accepted" if it.acceptance_rate is not None else ""
+        console.print(f"{it.tokens_per_second:.2f} tok/s ({it.wall_ms:.0f} ms{extra})")
+
+    return show
+
+
+def speedup_text(r: Ratio) -> str:
+    """`0.53x ± 0.04x, 95% CI 0.47–0.59 (Fieller), Welch p = 6.9e-05`."""
+    sd = f" ± {r.stddev:.2f}x" if r.stddev is not None else ""
+    if r.ci95_low is not None and r.ci95_high is not None:
+        ci = f", 95% CI {r.ci95_low:.2f}–{r.ci95_high:.2f} (Fieller)"
+    elif r.stddev is not None:
+        ci = ", 95% CI unbounded (Fieller: the vanilla mean is too uncertain; add iterations)"
+    else:
+        ci = ""
+    p = f", Welch p = {r.p_value:.3g}" if r.p_value is not None else ""
+    return f"{r.ratio:.2f}x{sd}{ci}{p}"
+
+
+def ratio_short(r: Ratio) -> str:
+    """`0.53x [0.47, 0.59]`: the ratio and its 95% interval, for tables and status lines."""
+    ci = (
+        f" [{r.ci95_low:.2f}, {r.ci95_high:.2f}]"
+        if r.ci95_low is not None and r.ci95_high is not None
+        else ""
+    )
+    return f"{r.ratio:.2f}x{ci}"
+
+
+def _fmt(s: Summary | None, unit: str = "", digits: int = 2) -> str:
+    if s is None:
+        return "-"
+    sd = f" ± {s.stddev:.{digits}f}" if s.stddev is not None else ""
+    return f"{s.mean:.{digits}f}{sd}{unit}"
+
+
+def _range(s: Summary | None, digits: int = 2) -> str:
+    return "-" if s is None else f"{s.min:.{digits}f} – {s.max:.{digits}f}"
+
+
+def results_table(report: Report) -> Table:
+    modes: list[ModeResult] = [m for m in (report.vanilla, report.speculative) if m and m.iterations]
+    ttft_label = "TTFT ms (prompt eval)" if report.config.engine == "cli" else "TTFT ms"
+    caption = ", ".join(f"{MODE_LABEL[m.mode].lower()}: {m.binary}" for m in modes)
+    table = Table(
+        title="Results (mean ± stddev)",
+        title_justify="left",
+        caption=caption,
+        caption_justify="left",
+    )
+    table.add_column("Metric")
+    for m in modes:
+        table.add_column(f"{MODE_LABEL[m.mode]} (n={len(m.iterations)})", justify="right")
+    rows = [
+        ("Tokens/s", lambda m: _fmt(m.tokens_per_second)),
+        ("  range", lambda m: _range(m.tokens_per_second)),
+        ("  95% CI of mean", lambda m: _ci(m.tokens_per_second)),
+        (ttft_label, lambda m: _fmt(m.time_to_first_token_ms)),
+        ("Total time ms", lambda m: _fmt(m.total_time_ms)),
+        ("  range", lambda m: _range(m.total_time_ms)),
+        ("E2E latency ms", lambda m: _fmt(m.e2e_ms)),
+        ("TPOT ms", lambda m: _fmt(m.tpot_ms)),
+        ("ITL p50 / p99 ms", lambda m: _itl(m)),
+        ("Acceptance", _acceptance),
+        (
+            "Mean acceptance length",
+            lambda m: f"{m.acceptance.mean_length:.2f}" if m.acceptance and m.acceptance.mean_length else "-",
+        ),
+    ]
+    for label, cell in rows:
+        cells = [cell(m) for m in modes]
+        if any(c != "-" for c in cells) or label in ("Acceptance",):
+            table.add_row(label, *cells)
+    return table
+
+
+def _itl(m: ModeResult) -> str:
+    if m.itl_p50_ms is None or m.itl_p99_ms is None:
+        return "-"
+    return f"{m.itl_p50_ms.mean:.1f} / {m.itl_p99_ms.mean:.1f}"
+
+
+def _ci(s: Summary | None) -> str:
+    if s is None or s.ci95_low is None or s.ci95_high is None:
+        return "-"
+    return f"{s.ci95_low:.2f} – {s.ci95_high:.2f}"
+
+
+def _acceptance(m: ModeResult) -> str:
+    a = m.acceptance
+    if a is None:
+        return "-"
+    rate = f"{a.rate:.1%}" if a.rate is not None else "n/a"
+    return f"{rate} ({a.accepted}/{a.drafted})"
+
+
+def categories_table(report: Report) -> Table:
+    table = Table(title="Per category (tokens/s mean ± stddev)", title_justify="left")
+    for col in ("Category", "Prompts", "Vanilla", "Speculative", "Accepted", "Speedup [95% CI]"):
+        table.add_column(col, justify="left" if col == "Category" else "right", no_wrap=True)
+    for c in report.categories:
+        sp = ratio_short(c.speedup) if c.speedup else "-"
+        acc = f"{c.acceptance_rate:.0%}" if c.acceptance_rate is not None else "-"
+        table.add_row(
+            c.category,
+            str(c.n_prompts),
+            _fmt(c.vanilla_tokens_per_second, digits=1),
+            _fmt(c.speculative_tokens_per_second, digits=1),
+            acc,
+            sp,
+        )
+    return table
+
+
+def print_report(console: Console, report: Report) -> None:
+    console.print()
+    console.print(results_table(report))
+    if report.categories:
+        console.print(categories_table(report))
+    if report.speedup_detail is not None:
+        console.print(f"Speedup: {speedup_text(report.speedup_detail)}")
+    console.print(f"Verdict: {verdict(report)}")
+    if report.vanilla_from:
+        console.print(f"(vanilla iterations from the baseline run {report.vanilla_from})")
+    if report.ceiling is not None:
+        console.print(f"Ceiling: {explain(report.ceiling)}")
+    if report.lossless is not None:
+        lo = report.lossless
+        diffs = [f"{m.prompt_id} at {m.unit} {m.first_difference}" for m in lo.prompts if not m.identical]
+        console.print(
+            f"Lossless at temperature 0: {lo.identical}/{lo.compared} prompts identical ({lo.match_rate:.0%})"
+            + (f"; first differences: {', '.join(diffs[:5])}" if diffs else "")
+        )
+    for w in report.warnings:
+        console.print(f"[yellow]warning[/yellow] ({w.code.value}): {w.message}")

@@ -1,0 +1,412 @@
+"""Matrix runs: model pairs × methods × draft settings, from a TOML file, crash-safe and resumable.
+
+    results/<run-id>/
+        matrix.json          the resolved configuration (written first)
+        cells.jsonl          one line per finished cell, appended, flushed and fsynced
+        cells/<cell>.json    each cell's full report (atomic), its responses and server logs
+        summary.json         every finished cell with its speedup vs its target's baseline (atomic)
+
+The vanilla baseline runs once per target and serves every speculative cell of that target.
+A cell is exactly `velobench run` with the same flags (`command` in each cell record says
+which). `--resume RUN_DIR` skips cells already in cells.jsonl; a SIGKILL loses at most the
+cell in progress, and every file stays parseable (a torn last line of cells.jsonl is ignored).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import time
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from velobench.analysis.stats import Ratio, Summary
+from velobench.config import Method, RunConfig, SpecImpl
+from velobench.errors import VelobenchError
+from velobench.report.console import ratio_short
+from velobench.results import Report, write_atomic
+from velobench.runner.run import EngineChoice, RunOptions, execute
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class MatrixRun(Strict):
+    """Settings shared by every cell; names as `velobench run`'s options."""
+
+    iterations: int = Field(3, ge=1)
+    warmup: int | None = Field(None, ge=0)
+    n_predict: int = Field(64, ge=1)
+    threads: int | None = Field(None, ge=1)
+    ctx_size: int = Field(2048, ge=64)
+    temp: float = Field(0.0, ge=0.0)
+    seed: int = 42
+    prompt: str = "Explain quantum computing in simple terms"
+    prompts: str | None = None
+    num_prompts: int | None = Field(None, ge=1)
+    prompt_seed: int = 0
+    categories: list[str] = Field(default_factory=list)
+    chat: bool = False
+    engine: EngineChoice = EngineChoice.AUTO
+    gpu_layers: str | None = None
+    gpu_layers_draft: str | None = None
+    engine_args: list[str] = Field(default_factory=list)
+    llama_cpp_path: str | None = None
+    ceiling: bool = True
+
+
+class MatrixPair(Strict):
+    target: str
+    draft: str | None = None
+
+
+class MatrixMethod(Strict):
+    method: Method = Method.DRAFT
+    spec_impl: SpecImpl = SpecImpl.SIMPLE
+    n_draft: list[int] = Field(default_factory=lambda: [8], min_length=1)
+    p_min: list[float] = Field(default_factory=lambda: [0.0], min_length=1)
+
+
+class MatrixConfig(Strict):
+    run: MatrixRun = Field(default_factory=MatrixRun)
+    pairs: list[MatrixPair] = Field(min_length=1)
+    methods: list[MatrixMethod] = Field(min_length=1)
+
+
+class Cell(Strict):
+    """One configuration to measure."""
+
+    id: str
+    target: str
+    draft: str | None
+    baseline: bool
+    method: Method | None = None
+    spec_impl: SpecImpl | None = None
+    n_draft: int | None = None
+    p_min: float | None = None
+
+
+class CellRecord(Strict):
+    """A finished cell, as appended to cells.jsonl and listed in summary.json."""
+
+    cell: Cell
+    status: str
+    report: str
+    command: str
+    seconds: float
+    tokens_per_second: Summary | None = None
+    acceptance_rate: float | None = None
+    mean_acceptance_length: float | None = None
+    speedup: Ratio | None = None
+    ceiling: float | None = None
+    error: str | None = None
+
+
+class MatrixSummary(Strict):
+    schema_version: int = 1
+    run_dir: str
+    cells_total: int
+    cells_done: int
+    records: list[CellRecord]
+
+
+def _line_of(text: str, loc: tuple[Any, ...]) -> int | None:
+    """The line of the key a validation error points to (`pairs.1.target` → its line)."""
+    lines = text.splitlines()
+    start, end = 0, len(lines)
+    parts = list(loc)
+    if parts and isinstance(parts[0], str):
+        table = parts.pop(0)
+        index = parts.pop(0) if parts and isinstance(parts[0], int) else 0
+        headers = [
+            k for k, ln in enumerate(lines) if re.match(rf"^\s*\[\[?\s*{re.escape(table)}\s*\]\]?\s*$", ln)
+        ]
+        if index < len(headers):
+            start = headers[index]
+            nxt = [k for k, ln in enumerate(lines) if k > start and re.match(r"^\s*\[", ln)]
+            end = nxt[0] if nxt else len(lines)
+        elif headers:
+            return headers[-1] + 1
+    key = next((p for p in parts if isinstance(p, str)), None)
+    if key is None:
+        return start + 1 if start else None
+    for k in range(start, end):
+        if re.match(rf"^\s*{re.escape(key)}\s*=", lines[k]):
+            return k + 1
+    return start + 1
+
+
+def load_config(path: Path) -> MatrixConfig:
+    """Parse and validate a matrix TOML file; errors name the key and its line."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError as exc:
+        raise VelobenchError(f"matrix file not found: {path}") from exc
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise VelobenchError(f"{path}: not valid TOML: {exc}") from exc
+    try:
+        return MatrixConfig.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = ".".join(str(p) for p in err["loc"])
+        line = _line_of(text, tuple(err["loc"]))
+        where = f"{path}:{line}" if line else str(path)
+        raise VelobenchError(f"{where}: {key}: {err['msg'].removeprefix('Value error, ')}") from exc
+
+
+def _slug(value: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(value).name.removesuffix(".gguf"))
+
+
+def cells(cfg: MatrixConfig) -> list[Cell]:
+    """Baselines first (one per target), then every speculative configuration of every pair."""
+    out: dict[str, Cell] = {}
+    for pair in cfg.pairs:
+        bid = f"{_slug(pair.target)}__vanilla"
+        out.setdefault(bid, Cell(id=bid, target=pair.target, draft=pair.draft, baseline=True))
+    for pair in cfg.pairs:
+        for m in cfg.methods:
+            if m.method.needs_draft_model and not pair.draft:
+                continue
+            draft = pair.draft if m.method.needs_draft_model else None
+            for nd in m.n_draft:
+                for pm in m.p_min if m.method is Method.DRAFT else [0.0]:
+                    parts = [_slug(pair.target), _slug(draft) if draft else "nodraft", m.method.value]
+                    if m.spec_impl is not SpecImpl.SIMPLE:
+                        parts.append(m.spec_impl.value)
+                    parts += [f"nd{nd}", f"pmin{pm:g}"]
+                    cid = "__".join(parts)
+                    out.setdefault(
+                        cid,
+                        Cell(
+                            id=cid,
+                            target=pair.target,
+                            draft=draft,
+                            baseline=False,
+                            method=m.method,
+                            spec_impl=m.spec_impl,
+                            n_draft=nd,
+                            p_min=pm,
+                        ),
+                    )
+    return list(out.values())
+
+
+def cell_config(cfg: MatrixConfig, cell: Cell) -> RunConfig:
+    r = cfg.run
+    return RunConfig(
+        main_model=cell.target,
+        draft_model=cell.draft
+        if (cell.baseline or (cell.method and cell.method.needs_draft_model))
+        else None,
+        method=cell.method or (Method.DRAFT if cell.draft else Method.NGRAM_SIMPLE),
+        spec_impl=cell.spec_impl or SpecImpl.SIMPLE,
+        n_draft=cell.n_draft or 8,
+        draft_p_min=cell.p_min or 0.0,
+        n_predict=r.n_predict,
+        prompt=r.prompt,
+        prompts=r.prompts,
+        num_prompts=r.num_prompts,
+        prompt_seed=r.prompt_seed,
+        categories=r.categories,
+        chat=r.chat,
+        iterations=r.iterations,
+        threads=r.threads,
+        ctx_size=r.ctx_size,
+        temp=r.temp,
+        seed=r.seed,
+        gpu_layers=r.gpu_layers,
+        gpu_layers_draft=r.gpu_layers_draft,
+        skip_vanilla=not cell.baseline,
+        skip_speculative=cell.baseline,
+        extra_args=r.engine_args,
+    )
+
+
+def cell_command(cfg: MatrixConfig, cell: Cell, output: Path) -> str:
+    """The `velobench run` command line that measures exactly this cell."""
+    c = cell_config(cfg, cell)
+    argv = ["velobench", "run", "-m", c.main_model]
+    if c.draft_model:
+        argv += ["-d", c.draft_model]
+    argv += ["--method", c.method.value, "--n-draft", str(c.n_draft), "--draft-p-min", str(c.draft_p_min)]
+    if c.spec_impl is not SpecImpl.SIMPLE:
+        argv += ["--spec-impl", c.spec_impl.value]
+    argv += ["-n", str(c.n_predict), "-i", str(c.iterations), "-c", str(c.ctx_size), "--temp", str(c.temp)]
+    argv += ["--seed", str(c.seed), "--engine", cfg.run.engine.value]
+    if cfg.run.warmup is not None:
+        argv += ["--warmup", str(cfg.run.warmup)]
+    if c.threads:
+        argv += ["-t", str(c.threads)]
+    if c.prompts:
+        argv += ["--prompts", c.prompts, "--prompt-seed", str(c.prompt_seed)]
+        if c.num_prompts:
+            argv += ["--num-prompts", str(c.num_prompts)]
+        for cat in c.categories:
+            argv += ["--category", cat]
+    else:
+        argv += ["-p", c.prompt]
+    if c.chat:
+        argv.append("--chat")
+    if c.gpu_layers:
+        argv += ["-ngl", c.gpu_layers]
+    if c.gpu_layers_draft:
+        argv += ["-ngld", c.gpu_layers_draft]
+    if c.extra_args:
+        argv += ["-x", shlex.join(c.extra_args)]
+    if cfg.run.llama_cpp_path:
+        argv += ["--llama-cpp-path", cfg.run.llama_cpp_path]
+    argv += ["--skip-speculative" if cell.baseline else "--skip-vanilla", "-o", str(output)]
+    return shlex.join(argv)
+
+
+def read_records(path: Path) -> list[CellRecord]:
+    """Finished cells from cells.jsonl; a torn last line (killed mid-write) is ignored."""
+    if not path.is_file():
+        return []
+    out = []
+    for line in path.read_text().splitlines():
+        try:
+            out.append(CellRecord.model_validate_json(line))
+        except ValidationError:
+            continue
+    return out
+
+
+def append_record(path: Path, record: CellRecord) -> None:
+    with path.open("a") as f:
+        f.write(record.model_dump_json() + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def record_for(cell: Cell, report: Report, path: Path, command: str, seconds: float) -> CellRecord:
+    mode = report.vanilla if cell.baseline else report.speculative
+    acc = mode.acceptance if mode else None
+    return CellRecord(
+        cell=cell,
+        status=report.status,
+        report=str(path),
+        command=command,
+        seconds=seconds,
+        tokens_per_second=mode.tokens_per_second if mode else None,
+        acceptance_rate=acc.rate if acc else None,
+        mean_acceptance_length=acc.mean_length if acc else None,
+        speedup=None if cell.baseline else report.speedup_detail,
+        ceiling=report.ceiling.ceiling if report.ceiling else None,
+        error=report.error,
+    )
+
+
+def _eta(durations: list[float], remaining: int) -> str:
+    if remaining <= 0:
+        return "done"
+    if not durations:
+        return "-"
+    s = sum(durations) / len(durations) * remaining
+    return f"{int(s // 60)}m{int(s % 60):02d}s"
+
+
+def run_matrix(cfg: MatrixConfig, run_dir: Path, console: Console, *, resume: bool = False) -> MatrixSummary:
+    """Run every cell not yet finished in `run_dir`; return the summary (also written there)."""
+    from velobench import results
+
+    if run_dir.exists() and not resume and any(run_dir.iterdir()):
+        raise VelobenchError(f"{run_dir} already holds a run: pass --resume {run_dir} to continue it")
+    (run_dir / "cells").mkdir(parents=True, exist_ok=True)
+    config_file = run_dir / "matrix.json"
+    if resume and config_file.is_file():
+        saved = MatrixConfig.model_validate_json(config_file.read_text())
+        if saved != cfg:
+            raise VelobenchError(
+                f"{config_file} was made with another configuration; resume it with the same file and flags"
+            )
+    write_atomic(config_file, cfg.model_dump_json(indent=2))
+    todo = cells(cfg)
+    ledger = run_dir / "cells.jsonl"
+    done = {r.cell.id: r for r in read_records(ledger) if r.status == "complete"}
+    if done:
+        console.print(f"resuming {run_dir}: {len(done)} of {len(todo)} cells already finished")
+    baselines: dict[str, tuple[Path, Report]] = {
+        r.cell.target: (Path(r.report), results.load(Path(r.report)))
+        for r in done.values()
+        if r.cell.baseline
+    }
+    durations: list[float] = []
+    opts = RunOptions(
+        llama_cpp_path=Path(cfg.run.llama_cpp_path) if cfg.run.llama_cpp_path else None,
+        engine=cfg.run.engine,
+        warmup=cfg.run.warmup,
+        ceiling=cfg.run.ceiling,
+    )
+    remaining = [c for c in todo if c.id not in done]
+    with Progress(
+        TextColumn("[bold]matrix[/bold]"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("cells · elapsed"),
+        TimeElapsedColumn(),
+        TextColumn("· {task.fields[eta]}"),
+        console=console,
+    ) as bar:
+        task = bar.add_task("matrix", total=len(todo), completed=len(done), eta="ETA after the first cell")
+        for k, cell in enumerate(remaining):
+            n = todo.index(cell) + 1
+            out = run_dir / "cells" / f"{cell.id}.json"
+            command = cell_command(cfg, cell, out)
+            console.rule(f"cell {n}/{len(todo)}: {cell.id}")
+            t = time.monotonic()
+            report = execute(cell_config(cfg, cell), opts, out, console, baseline=baselines.get(cell.target))
+            seconds = time.monotonic() - t
+            durations.append(seconds)
+            if cell.baseline:
+                baselines[cell.target] = (out, report)
+            rec = record_for(cell, report, out, command, seconds)
+            append_record(ledger, rec)
+            done[cell.id] = rec
+            console.print(status_line(rec, n, len(todo)))
+            write_summary(run_dir, len(todo), list(done.values()))
+            bar.update(task, advance=1, eta=f"ETA {_eta(durations, len(remaining) - k - 1)}")
+    return write_summary(run_dir, len(todo), list(done.values()))
+
+
+def status_line(rec: CellRecord, n: int, total: int) -> str:
+    tps = f"{rec.tokens_per_second.mean:.2f} tok/s" if rec.tokens_per_second else "-"
+    sp = f", speedup {ratio_short(rec.speedup)}" if rec.speedup is not None else ""
+    acc = f", acceptance {rec.acceptance_rate:.0%}" if rec.acceptance_rate is not None else ""
+    return f"[{n}/{total}] {rec.cell.id}: {tps}{acc}{sp} ({rec.seconds:.0f} s)"
+
+
+def write_summary(run_dir: Path, total: int, records: list[CellRecord]) -> MatrixSummary:
+    summary = MatrixSummary(run_dir=str(run_dir), cells_total=total, cells_done=len(records), records=records)
+    write_atomic(run_dir / "summary.json", summary.model_dump_json(indent=2) + "\n")
+    return summary
+
+
+def load_summary(run_dir: Path) -> MatrixSummary:
+    path = run_dir / "summary.json"
+    try:
+        return MatrixSummary.model_validate_json(path.read_text())
+    except FileNotFoundError as exc:
+        raise VelobenchError(
+            f"{run_dir} has no summary.json: not a matrix run (or nothing finished)"
+        ) from exc
+    except ValidationError as exc:
+        raise VelobenchError(f"{path}: invalid matrix summary ({exc.errors()[0]['msg']})") from exc
+
+
+def cell_reports(summary: MatrixSummary) -> Iterator[tuple[CellRecord, Report]]:
+    from velobench import results
+
+    for rec in summary.records:
+        yield rec, results.load(Path(rec.report))
