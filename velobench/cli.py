@@ -14,17 +14,15 @@ from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
-from pydantic import ValidationError
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from rich.console import Console
 
 from velobench import __version__
-from velobench.bins import build
-from velobench.bins import locate as binaries
-from velobench.config import Method, RunConfig, SpecImpl
+from velobench.config import Method, SpecImpl
+from velobench.engines.names import EngineName
 from velobench.errors import Interrupted, VelobenchError
-from velobench.report.console import make_console, print_config, print_report
-from velobench.runner.run import EngineChoice, RunOptions, execute, resolve_model_arg
+
+# Everything else is imported inside the command that uses it: `velobench --help` and
+# `--version` load no numpy, scipy, httpx or matplotlib.
 
 app = typer.Typer(
     name="velobench",
@@ -39,8 +37,8 @@ app.add_typer(bins_app, name="bins")
 models_app = typer.Typer(help="The model catalog: list, pull, inspect.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 
-out = make_console()
-err = make_console(stderr=True)
+out = Console(highlight=False, soft_wrap=True)  # commands and paths stay whole and greppable
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 LlamaCppPath = Annotated[
     Path | None,
@@ -65,13 +63,6 @@ def _root(
     ] = False,
 ) -> None:
     """velobench: vanilla vs speculative decoding, measured honestly."""
-
-
-def validation_message(exc: ValidationError) -> str:
-    first = exc.errors()[0]
-    where = ".".join(str(p) for p in first["loc"])
-    msg = first["msg"].removeprefix("Value error, ")
-    return f"{where.replace('_', '-')}: {msg}" if where else msg
 
 
 def default_output() -> Path:
@@ -160,11 +151,11 @@ def run(
         typer.Option("--chat", help="apply the model's chat template (server engine: /v1/chat/completions)"),
     ] = False,
     engine: Annotated[
-        EngineChoice,
+        EngineName,
         typer.Option(
             help="server = one llama-server per mode; cli = one process per generation; auto = server where possible"
         ),
-    ] = EngineChoice.AUTO,
+    ] = EngineName.AUTO,
     port: Annotated[int | None, typer.Option(help="llama-server port (default: a free one)")] = None,
     server_timeout: Annotated[float, typer.Option(help="seconds llama-server may take to load")] = 300.0,
     ceiling: Annotated[
@@ -172,6 +163,9 @@ def run(
     ] = True,
 ) -> None:
     """Benchmark vanilla vs speculative decoding with llama.cpp."""
+    from velobench import config
+    from velobench.runner.run import execute
+
     try:
         extra = shlex.split(engine_args)
     except ValueError as exc:
@@ -180,47 +174,40 @@ def run(
         if not prompt_file.is_file():
             raise VelobenchError(f"prompt file not found: {prompt_file}")
         prompt = prompt_file.read_text()
-    try:
-        cfg = RunConfig(
-            main_model=main_model,
-            draft_model=draft_model,
-            method=method,
-            spec_impl=spec_impl,
-            n_draft=n_draft,
-            draft_p_min=draft_p_min,
-            n_predict=n_predict,
-            prompt=prompt,
-            prompt_file=str(prompt_file) if prompt_file else None,
-            iterations=iterations,
-            warmup=0,
-            threads=threads,
-            ctx_size=ctx_size,
-            temp=temp,
-            seed=seed,
-            gpu_layers=gpu_layers,
-            gpu_layers_draft=gpu_layers_draft,
-            skip_vanilla=skip_vanilla,
-            skip_speculative=skip_speculative,
-            extra_args=extra,
-            prompts=prompts,
-            num_prompts=num_prompts,
-            prompt_seed=prompt_seed,
-            categories=category or [],
-            chat=chat,
-        )
-    except ValidationError as exc:
-        raise VelobenchError(validation_message(exc)) from exc
-    output = output or default_output()
-    opts = RunOptions(
-        llama_cpp_path=llama_cpp_path,
-        engine=engine,
+    cfg = config.build(
+        main_model=main_model,
+        draft_model=draft_model,
+        method=method,
+        spec_impl=spec_impl,
+        n_draft=n_draft,
+        draft_p_min=draft_p_min,
+        n_predict=n_predict,
+        prompt=prompt,
+        prompt_file=str(prompt_file) if prompt_file else None,
+        iterations=iterations,
         warmup=warmup,
+        threads=threads,
+        ctx_size=ctx_size,
+        temp=temp,
+        seed=seed,
+        gpu_layers=gpu_layers,
+        gpu_layers_draft=gpu_layers_draft,
+        skip_vanilla=skip_vanilla,
+        skip_speculative=skip_speculative,
+        extra_args=extra,
+        prompts=prompts,
+        num_prompts=num_prompts,
+        prompt_seed=prompt_seed,
+        categories=category,
+        chat=chat,
+        engine=engine,
+        llama_cpp_path=str(llama_cpp_path) if llama_cpp_path else None,
         port=port,
-        timeout_s=timeout,
-        server_timeout_s=server_timeout,
+        timeout=timeout,
+        server_timeout=server_timeout,
         ceiling=ceiling,
     )
-    execute(cfg, opts, output, out)
+    execute(cfg, output or default_output(), out)
 
 
 @app.command()
@@ -235,8 +222,11 @@ def demo(
     llama_cpp_path: LlamaCppPath = None,
 ) -> None:
     """The whole job on a fresh machine: build llama.cpp, pull a model pair, benchmark, report."""
+    from velobench import config
+    from velobench.bins import locate as binaries
     from velobench.models.catalog import load_catalog, pull
     from velobench.prompts import builtin_categories
+    from velobench.runner.run import execute
 
     catalog = load_catalog()
     if pair not in catalog.pairs:
@@ -270,7 +260,7 @@ def demo(
         f"[bold][3/3][/bold] benchmark: {n_prompts} built-in prompts ({', '.join(cats)}), "
         f"{rounds} pass(es) per mode, {n_predict} tokens, n_draft {n_draft}"
     )
-    cfg = RunConfig(
+    cfg = config.build(
         main_model=target,
         draft_model=draft,
         n_draft=n_draft,
@@ -279,9 +269,10 @@ def demo(
         threads=threads,
         prompts="builtin",
         num_prompts=n_prompts,
+        llama_cpp_path=str(llama_cpp_path) if llama_cpp_path else None,
     )
     output = output or Path("results") / time.strftime("demo-%Y%m%d-%H%M%S.json", time.gmtime())
-    execute(cfg, RunOptions(llama_cpp_path=llama_cpp_path), output, out)
+    execute(cfg, output, out)
     timings["benchmark"] = time.monotonic() - t
     out.print("Time: " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()))
 
@@ -302,11 +293,14 @@ def matrix(
         int | None, typer.Option("--n-predict", "-n", help="override [run] n_predict")
     ] = None,
     threads: Annotated[int | None, typer.Option("--threads", "-t", help="override [run] threads")] = None,
-    engine: Annotated[EngineChoice | None, typer.Option(help="override [run] engine")] = None,
+    engine: Annotated[EngineName | None, typer.Option(help="override [run] engine")] = None,
     llama_cpp_path: LlamaCppPath = None,
 ) -> None:
     """Sweep model pairs × methods × draft settings; every finished cell is kept (resume with --resume)."""
+    from pydantic import ValidationError
+
     from velobench.runner.matrix import load_config, run_matrix
+    from velobench.validation import one_line
 
     cfg = load_config(config)
     overrides = {
@@ -322,9 +316,9 @@ def matrix(
     }
     if overrides:
         try:
-            run = type(cfg.run).model_validate({**cfg.run.model_dump(), **overrides})
+            run = type(cfg.run).model_validate({**cfg.run.model_dump(exclude_none=True), **overrides})
         except ValidationError as exc:
-            raise VelobenchError(validation_message(exc)) from exc
+            raise VelobenchError(one_line(exc, option_style=True)) from exc
         cfg = cfg.model_copy(update={"run": run})
     if resume is not None and output is not None and resume != output:
         raise VelobenchError("give either --resume RUN_DIR or --output RUN_DIR, not two different folders")
@@ -353,8 +347,9 @@ def compare_cmd(
     ] = None,
 ) -> None:
     """Two runs side by side: differences and ratios with uncertainty, Welch p-values, verdicts."""
-    from velobench import results
-    from velobench.analysis.compare import compare_reports, regression, render_comparison
+    from velobench.analysis.compare import compare_reports, regression
+    from velobench.report.compare import render_comparison
+    from velobench.results import store as results
 
     comp = compare_reports(results.load(a), results.load(b))
     out.print(render_comparison(comp))
@@ -383,11 +378,12 @@ def tune_cmd(
         str | None, typer.Option("--prompts", help="prompt set (see `velobench run --help`)")
     ] = None,
     num_prompts: Annotated[int | None, typer.Option(help="prompts sampled from the set")] = None,
-    engine: Annotated[EngineChoice, typer.Option()] = EngineChoice.AUTO,
+    engine: Annotated[EngineName, typer.Option()] = EngineName.AUTO,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="folder for every run's JSON")] = None,
     llama_cpp_path: LlamaCppPath = None,
 ) -> None:
     """Find the best n_draft for a pair on this machine, in fewer runs than a full sweep."""
+    from velobench import config
     from velobench.runner.tune import tune
 
     try:
@@ -406,22 +402,20 @@ def tune_cmd(
         raise VelobenchError("--candidates: n_draft values must be >= 1")
     if top < 1 or iterations < 2 or max_rounds < 1:
         raise VelobenchError("--top and --max-rounds must be >= 1 and --iterations >= 2")
-    try:
-        cfg = RunConfig(
-            main_model=main_model,
-            draft_model=draft_model,
-            n_predict=n_predict,
-            draft_p_min=draft_p_min,
-            threads=threads,
-            prompts=prompts,
-            num_prompts=num_prompts,
-        )
-    except ValidationError as exc:
-        raise VelobenchError(validation_message(exc)) from exc
+    cfg = config.build(
+        main_model=main_model,
+        draft_model=draft_model,
+        n_predict=n_predict,
+        draft_p_min=draft_p_min,
+        threads=threads,
+        prompts=prompts,
+        num_prompts=num_prompts,
+        engine=engine,
+        llama_cpp_path=str(llama_cpp_path) if llama_cpp_path else None,
+    )
     work = output or Path("results") / time.strftime("tune-%Y%m%d-%H%M%S", time.gmtime())
     res = tune(
         cfg,
-        RunOptions(llama_cpp_path=llama_cpp_path, engine=engine),
         work,
         out,
         candidates=cands,
@@ -463,8 +457,9 @@ def report_cmd(
     ] = None,
 ) -> None:
     """Re-render a saved run (or a whole matrix) without running anything."""
-    from velobench import results
-    from velobench.report.export import render
+    from velobench.report import render
+    from velobench.report.console import print_config, print_report
+    from velobench.results import store as results
 
     if path.is_dir():
         from velobench.runner.matrix import cell_reports, load_summary
@@ -488,7 +483,7 @@ def report_cmd(
     if output is None:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
     else:
-        from velobench.results import write_atomic
+        from velobench.results.store import write_atomic
 
         write_atomic(output, text)
         out.print(f"wrote {output}")
@@ -497,6 +492,8 @@ def report_cmd(
 @models_app.command("list")
 def models_list() -> None:
     """The model catalog (models/catalog.toml) and which models are pulled."""
+    from rich.table import Table
+
     from velobench.models.catalog import load_catalog, model_cache_dir
 
     cat = load_catalog()
@@ -526,6 +523,7 @@ def models_inspect(
 ) -> None:
     """What a GGUF file says about its model: architecture, size, quantization, vocabulary."""
     from velobench.models.gguf_info import inspect_model
+    from velobench.models.resolve import resolve_model_arg
 
     info = inspect_model(resolve_model_arg(model, "model"))
     for key, value in info.model_dump().items():
@@ -535,6 +533,10 @@ def models_inspect(
 @bins_app.command("list")
 def bins_list(llama_cpp_path: LlamaCppPath = None) -> None:
     """Show each llama.cpp tool velobench uses: where it was found, its version and commit."""
+    from rich.table import Table
+
+    from velobench.bins import locate as binaries
+
     table = Table(title="llama.cpp tools")
     for col in ("tool", "found in", "path", "version", "commit"):
         table.add_column(col)
@@ -570,6 +572,10 @@ def bins_build(
     ] = None,
 ) -> None:
     """Build llama.cpp's tools from the pinned llama-cpp-python sdist (cached; never rebuilt)."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from velobench.bins import build
+
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),

@@ -1,11 +1,29 @@
-"""The validated configuration of one benchmark run (embedded in every result)."""
+"""The validated configuration of one benchmark run (embedded in every result).
+
+One source of run options: `velobench run`, `demo`, `tune` and every matrix cell build a
+`RunConfig` through `build(...)`, and `to_argv(cfg)` writes the `velobench run` command line
+that reproduces it, from each field's `flag` (so the two cannot drift apart).
+"""
 
 from __future__ import annotations
 
+import shlex
 from enum import StrEnum
-from typing import Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from velobench.engines.names import EngineName
+from velobench.errors import VelobenchError
+from velobench.validation import one_line
+
+
+def opt(default: Any = None, flag: str | None = None, **kw: Any) -> Any:
+    """A field with the `velobench run` option that sets it (`flag`), for `to_argv`."""
+    extra: dict[str, Any] = {"flag": flag} if flag else {}
+    if "default_factory" in kw:
+        return Field(json_schema_extra=extra, **kw)
+    return Field(default, json_schema_extra=extra, **kw)
 
 
 class Method(StrEnum):
@@ -32,39 +50,56 @@ class SpecImpl(StrEnum):
 
 
 class RunConfig(BaseModel):
-    """Everything that decides what a run measures. Paths are stored as given and resolved."""
+    """Everything that decides what a run measures, and how it was run. Paths as given and resolved."""
 
     model_config = ConfigDict(extra="forbid")
 
-    main_model: str
-    draft_model: str | None = None
-    method: Method = Method.DRAFT
-    spec_impl: SpecImpl = SpecImpl.SIMPLE
-    n_draft: int = Field(8, ge=1, description="maximum draft tokens per step (--spec-draft-n-max)")
-    draft_p_min: float = Field(0.0, ge=0.0, le=1.0, description="stop drafting below this draft probability")
-    n_predict: int = Field(100, ge=1)
-    prompt: str = "Explain quantum computing in simple terms"
-    prompt_file: str | None = None
-    prompts: str | None = Field(
-        default=None,
+    main_model: str = opt(flag="-m")
+    draft_model: str | None = opt(None, "-d")
+    method: Method = opt(Method.DRAFT, "--method")
+    spec_impl: SpecImpl = opt(SpecImpl.SIMPLE, "--spec-impl")
+    n_draft: int = opt(8, "--n-draft", ge=1, description="maximum draft tokens per step (--spec-draft-n-max)")
+    draft_p_min: float = opt(
+        0.0, "--draft-p-min", ge=0.0, le=1.0, description="stop drafting below this draft probability"
+    )
+    n_predict: int = opt(100, "-n", ge=1)
+    prompt: str = opt("Explain quantum computing in simple terms", "-p")
+    prompt_file: str | None = None  # where `prompt` was read from (its text is in `prompt`)
+    prompts: str | None = opt(
+        None,
+        "--prompts",
         description="a prompt set (builtin, humaneval, mtbench, sharegpt, gsm8k, aime2025, or a JSONL path)",
     )
-    num_prompts: int | None = Field(default=None, ge=1)
-    prompt_seed: int = 0
-    categories: list[str] = Field(default_factory=list)
-    chat: bool = Field(default=False, description="apply the model's chat template (server chat endpoint)")
-    iterations: int = Field(5, ge=1)
-    warmup: int = Field(0, ge=0, description="unrecorded generations per mode before measuring")
-    threads: int | None = Field(None, ge=1)
-    ctx_size: int = Field(2048, ge=64)
-    temp: float = Field(0.0, ge=0.0)
-    seed: int = 42
-    gpu_layers: str | None = None
-    gpu_layers_draft: str | None = None
-    skip_vanilla: bool = False
-    skip_speculative: bool = Field(default=False, description="measure vanilla only (a matrix baseline)")
-    extra_args: list[str] = Field(default_factory=list)
-    engine: Literal["cli", "server"] = "cli"
+    num_prompts: int | None = opt(None, "--num-prompts", ge=1)
+    prompt_seed: int = opt(0, "--prompt-seed")
+    categories: list[str] = opt(flag="--category", default_factory=list)
+    chat: bool = opt(False, "--chat", description="apply the model's chat template (server chat endpoint)")
+    iterations: int = opt(5, "-i", ge=1)
+    warmup: int | None = opt(
+        None, "--warmup", ge=0, description="unrecorded generations per mode (None: the engine's default)"
+    )
+    threads: int | None = opt(None, "-t", ge=1)
+    ctx_size: int = opt(2048, "-c", ge=64)
+    temp: float = opt(0.0, "--temp", ge=0.0)
+    seed: int = opt(42, "--seed")
+    gpu_layers: str | None = opt(None, "-ngl")
+    gpu_layers_draft: str | None = opt(None, "-ngld")
+    skip_vanilla: bool = opt(False, "--skip-vanilla")
+    skip_speculative: bool = opt(
+        False, "--skip-speculative", description="measure vanilla only (a matrix baseline)"
+    )
+    extra_args: list[str] = opt(flag="-x", default_factory=list)
+    # How the run is made (engine, where the binaries are, ports and deadlines).
+    engine: EngineName = opt(EngineName.AUTO, "--engine")
+    llama_cpp_path: str | None = opt(None, "--llama-cpp-path")
+    port: int | None = opt(None, "--port", ge=1, le=65535)
+    timeout: float | None = opt(None, "--timeout", gt=0, description="seconds one generation may take")
+    server_timeout: float = opt(
+        300.0, "--server-timeout", gt=0, description="seconds a server may take to load"
+    )
+    ceiling: bool = opt(
+        True, "--ceiling", description="measure costs with llama-bench and report the ceiling"
+    )
 
     @model_validator(mode="after")
     def _draft_matches_method(self) -> RunConfig:
@@ -75,3 +110,36 @@ class RunConfig(BaseModel):
         if not self.method.needs_draft_model and self.draft_model:
             raise ValueError(f"--method {self.method.value} uses no draft model; drop -d/--draft-model")
         return self
+
+
+def build(**values: Any) -> RunConfig:
+    """A RunConfig from option values (None = the default); a bad value is one line naming the option."""
+    try:
+        return RunConfig.model_validate({k: v for k, v in values.items() if v is not None})
+    except ValidationError as exc:
+        raise VelobenchError(one_line(exc, option_style=True)) from exc
+
+
+def to_argv(cfg: RunConfig, output: str | None = None) -> list[str]:
+    """The `velobench run` command line that measures exactly `cfg` (options at their default omitted)."""
+    argv = ["velobench", "run"]
+    for name, field in RunConfig.model_fields.items():
+        extra = field.json_schema_extra
+        flag = extra.get("flag") if isinstance(extra, dict) else None
+        value = getattr(cfg, name)
+        if not isinstance(flag, str) or value == field.get_default(call_default_factory=True):
+            continue
+        if name == "prompt" and cfg.prompts:
+            continue  # a prompt set replaces the single prompt
+        if isinstance(value, bool):
+            argv.append(flag if value else f"--no-{flag.removeprefix('--')}")
+        elif name == "extra_args":
+            argv += [flag, shlex.join(value)]
+        elif isinstance(value, list):
+            for v in value:
+                argv += [flag, str(v)]
+        else:
+            argv += [flag, str(value.value if isinstance(value, StrEnum) else value)]
+    if output:
+        argv += ["-o", output]
+    return argv

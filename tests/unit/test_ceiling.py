@@ -9,9 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from velobench import results
 from velobench.analysis import ceiling
-from velobench.errors import VelobenchError
+from velobench.results.store import load
 
 REPORT = Path(__file__).parents[1] / "fixtures" / "reports" / "smollm2-135m-selfdraft-server.json"
 
@@ -108,40 +107,19 @@ def test_compute_and_explain() -> None:
     assert "can win" in gpu and "cannot" not in gpu
 
 
-def test_from_report_uses_the_measured_acceptance() -> None:
-    report = results.load(REPORT)  # SmolLM2 drafting for itself: every draft token accepted
-    c = ceiling.from_report(report, draft_cost=1.0, verify_cost=9.0)
-    assert c.gamma == report.config.n_draft == 8
+def test_ceiling_of_a_real_run_uses_its_measured_acceptance() -> None:
+    report = load(REPORT)  # SmolLM2 drafting for itself: every draft token accepted
+    acc = report.speculative.acceptance if report.speculative else None
+    assert acc is not None
+    gamma = report.config.n_draft
+    c = ceiling.compute(
+        ceiling.alpha_from_acceptance(acc.rate, gamma, acc.mean_length), gamma, 1.0, 9.0, report.speedup
+    )
+    assert c.gamma == gamma == 8
     assert c.alpha == 1.0
     assert c.expected_tokens == 9.0
     assert c.measured == report.speedup
     assert c.ceiling == pytest.approx(9 / 17)
-
-
-def test_from_report_without_acceptance() -> None:
-    report = results.load(REPORT)
-    report.speculative = None
-    with pytest.raises(VelobenchError):
-        ceiling.from_report(report, draft_cost=0.1, verify_cost=1.0)
-
-
-def _row(n_prompt: int, n_gen: int, avg_ts: float) -> dict[str, object]:
-    return {"n_prompt": n_prompt, "n_gen": n_gen, "n_depth": 0, "avg_ts": avg_ts, "samples_ts": [avg_ts]}
-
-
-def test_verify_cost_from_llama_bench() -> None:
-    # pp5 at 50 t/s: 5 tokens take 0.1 s; tg at 40 t/s: one step 0.025 s → v = 4.
-    rows = [_row(5, 0, 50.0), _row(0, 32, 40.0)]
-    assert ceiling.verify_cost_from_llama_bench(rows) == pytest.approx(4.0)
-    assert ceiling.verify_cost_from_llama_bench(rows, gamma=4) == pytest.approx(4.0)
-    many = [_row(3, 0, 45.0), *rows]
-    assert ceiling.verify_cost_from_llama_bench(many, gamma=2) == pytest.approx(3 * 40 / 45)
-    with pytest.raises(VelobenchError, match="exactly one"):
-        ceiling.verify_cost_from_llama_bench(many)
-    with pytest.raises(VelobenchError, match="tg test"):
-        ceiling.verify_cost_from_llama_bench([_row(5, 0, 50.0)])
-    with pytest.raises(VelobenchError, match="n_prompt = 9"):
-        ceiling.verify_cost_from_llama_bench(rows, gamma=8)
 
 
 def test_draft_cost_from_tg() -> None:

@@ -17,11 +17,12 @@ from velobench.analysis.compare import (
     compare_reports,
     headline,
     regression,
-    render_comparison,
 )
+from velobench.analysis.summaries import analyze, summarize_mode
 from velobench.errors import VelobenchError
-from velobench.results import Mode, Report, load
-from velobench.runner import loop as runner
+from velobench.report.compare import render_comparison
+from velobench.results.schema import Mode, Report
+from velobench.results.store import load
 
 REPORT = Path(__file__).parents[1] / "fixtures" / "reports" / "smollm2-135m-selfdraft-server.json"
 
@@ -41,8 +42,8 @@ def scaled(report: Report, factor: float, modes: Iterable[Mode] = ("vanilla", "s
             it.ttft_ms /= factor
             it.total_time_ms /= factor
             it.decode_ms /= factor
-        runner.summarize_mode(m)
-    runner.compare(out)
+        summarize_mode(m)
+    analyze(out)
     return out
 
 
@@ -125,8 +126,8 @@ def test_regression_needs_significance(golden: Report) -> None:
     b.speculative.iterations = b.speculative.iterations[:1]  # n = 1: no test possible
     for it in b.speculative.iterations:
         it.tokens_per_second *= 0.5
-    runner.summarize_mode(b.speculative)
-    runner.compare(b)
+    summarize_mode(b.speculative)
+    analyze(b)
     comp = compare_reports(golden, b)
     m = headline(comp)
     assert m is not None and m.verdict == "too few samples to test" and m.p_value is None
@@ -135,9 +136,9 @@ def test_regression_needs_significance(golden: Report) -> None:
 
 def test_headline_falls_back_to_vanilla(golden: Report) -> None:
     a, b = golden.model_copy(deep=True), scaled(golden, 0.5)
-    a.speculative = b.speculative = None
-    runner.compare(a)
-    runner.compare(b)
+    del a.modes["speculative"], b.modes["speculative"]
+    analyze(a)
+    analyze(b)
     comp = compare_reports(a, b)
     assert [x.metric for x in comp.metrics] == ["vanilla tokens/s", "vanilla TTFT", "vanilla total time"]
     message = regression(comp, 10.0)
@@ -146,8 +147,7 @@ def test_headline_falls_back_to_vanilla(golden: Report) -> None:
 
 def test_no_common_mode(golden: Report) -> None:
     a, b = golden.model_copy(deep=True), golden.model_copy(deep=True)
-    a.speculative = None
-    b.vanilla = None
+    del a.modes["speculative"], b.modes["vanilla"]
     with pytest.raises(VelobenchError, match="no measured mode in common"):
         compare_reports(a, b)
 

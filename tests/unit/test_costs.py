@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from velobench.analysis.ceiling import verify_cost_from_llama_bench
 from velobench.analysis.costs import Costs, parse_bench_json, throughput
 
 LLAMA = Path(__file__).parents[1] / "fixtures" / "llama"
@@ -20,7 +19,6 @@ def test_bench_json_to_costs() -> None:
     costs = Costs(target_tg_ts=tg, draft_tg_ts=tg, pp_ts=pp, commands=[])
     assert costs.draft_cost == pytest.approx(1.0)  # a model drafting for itself
     assert costs.verify_cost(9) == pytest.approx(9 / pp[9] * tg)
-    assert costs.verify_cost(9) == pytest.approx(verify_cost_from_llama_bench(rows, gamma=8))
     assert costs.verify_cost(7) is None
 
 

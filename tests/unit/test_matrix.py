@@ -36,7 +36,7 @@ def test_smoke_example_expands_to_baseline_first_then_cells() -> None:
         ),
         (
             "[[pairs]]\ntarget='a'\ncolour='red'\n[[methods]]\n",
-            ":3: pairs.0.colour: Extra inputs are not permitted",
+            ":3: pairs.0.colour: unknown key",
         ),
         ("[[pairs]]\ntarget=\n", "not valid TOML"),
         ("[[methods]]\n", "pairs: Field required"),

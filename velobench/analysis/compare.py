@@ -13,13 +13,10 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
-from rich.table import Table
-from scipy import stats as sps
 
 from velobench.analysis import stats
 from velobench.errors import VelobenchError
-from velobench.report.console import MODE_LABEL
-from velobench.results import Mode, ModeResult, Report
+from velobench.results.schema import ModeResult, Report
 
 ALPHA = 0.05
 
@@ -71,8 +68,7 @@ def _welch_interval(sa: stats.Summary, sb: stats.Summary) -> tuple[float | None,
     va, vb = sa.stddev**2 / sa.n, sb.stddev**2 / sb.n
     if va + vb == 0:
         return d, d
-    df = (va + vb) ** 2 / (va**2 / (sa.n - 1) + vb**2 / (sb.n - 1))
-    half = float(sps.t.ppf(0.975, df)) * math.sqrt(va + vb)
+    half = stats.t_quantile(stats.welch_df([(va, sa.n), (vb, sb.n)])) * math.sqrt(va + vb)
     return d - half, d + half
 
 
@@ -154,9 +150,9 @@ def _speedup(a: Report, b: Report) -> MetricComparison | None:
         if var == 0:
             p, lo, hi, q_lo, q_hi = (1.0 if d == 0 else 0.0), d, d, rb[0] / ra[0], rb[0] / ra[0]
         else:
-            df = var**2 / sum(t**2 / (n - 1) for t, n in terms)
-            t = float(sps.t.ppf(0.975, df))
-            p = float(2 * sps.t.sf(abs(d) / math.sqrt(var), df))
+            df = stats.welch_df(terms)
+            t = stats.t_quantile(df)
+            p = stats.t_two_sided_p(d / math.sqrt(var), df)
             lo, hi = d - t * math.sqrt(var), d + t * math.sqrt(var)
             q = rb[0] / ra[0]
             q_sd = q * math.sqrt(var_a / ra[0] ** 2 + var_b / rb[0] ** 2)
@@ -218,20 +214,13 @@ def compare_reports(a: Report, b: Report) -> Comparison:
     speedup, and the acceptance rate (per-iteration samples). Raises VelobenchError when the
     two runs have no mode with iterations in common."""
     metrics: list[MetricComparison] = []
-    modes: list[Mode] = ["vanilla", "speculative"]
-    common = [
-        m
-        for m in modes
-        if (ma := getattr(a, m)) and ma.iterations and (mb := getattr(b, m)) and mb.iterations
-    ]
+    common = [m for m, ma in a.modes.items() if ma.iterations and m in b.modes and b.modes[m].iterations]
     if not common:
         raise VelobenchError("the two results have no measured mode in common: nothing to compare")
     for name, unit, higher, samples in _PER_MODE:
         for mode in common:
             metrics.append(
-                _from_samples(
-                    f"{mode} {name}", unit, samples(getattr(a, mode)), samples(getattr(b, mode)), higher
-                )
+                _from_samples(f"{mode} {name}", unit, samples(a.modes[mode]), samples(b.modes[mode]), higher)
             )
     sp = _speedup(a, b)
     if sp is not None:
@@ -266,53 +255,3 @@ def regression(comp: Comparison, fail_if_slower_pct: float) -> str | None:
         f"regression: B's {m.metric} is {pct:.1f}% slower than A's "
         f"({m.a:.2f} → {m.b:.2f} tok/s, p = {m.p_value:.2g}), beyond the allowed {fail_if_slower_pct:g}%"
     )
-
-
-def _num(x: float | None, unit: str, sign: str = "") -> str:
-    if x is None:
-        return "-"
-    return f"{x:{sign}.3f}" if unit in ("", "x") else f"{x:{sign}.2f}"
-
-
-def _interval(lo: float | None, hi: float | None, unit: str) -> str:
-    return "" if lo is None or hi is None else f" [{_num(lo, unit)}, {_num(hi, unit)}]"
-
-
-def _metric_label(metric: str) -> str:
-    mode, _, rest = metric.partition(" ")
-    return f"{MODE_LABEL[mode]} {rest}" if mode in MODE_LABEL else metric.capitalize()
-
-
-def render_comparison(comp: Comparison) -> Table:
-    """A rich table: per metric A, B, B − A and B / A with 95% intervals, Welch p, and the verdict."""
-    caption = [f"A: {comp.a}", f"B: {comp.b}"]
-    if comp.differences:
-        caption.append("differs: " + "; ".join(comp.differences))
-    table = Table(
-        title="Comparison (means; 95% intervals in brackets)",
-        title_justify="left",
-        caption="\n".join(caption),
-        caption_justify="left",
-    )
-    for name, justify in (
-        ("Metric", "left"),
-        ("A", "right"),
-        ("B", "right"),
-        ("B − A", "right"),
-        ("B / A", "right"),
-        ("p", "right"),
-        ("Verdict", "left"),
-    ):
-        table.add_column(name, justify=justify)  # type: ignore[arg-type]
-    for m in comp.metrics:
-        unit = f" {m.unit}" if m.unit not in ("", "x") else m.unit
-        table.add_row(
-            _metric_label(m.metric),
-            f"{_num(m.a, m.unit)}{unit}",
-            f"{_num(m.b, m.unit)}{unit}",
-            f"{_num(m.difference, m.unit, '+')}{_interval(m.difference_ci95_low, m.difference_ci95_high, m.unit)}",
-            "-" if m.ratio is None else f"{m.ratio:.3f}{_interval(m.ratio_ci95_low, m.ratio_ci95_high, '')}",
-            "-" if m.p_value is None else f"{m.p_value:.2g}",
-            m.verdict,
-        )
-    return table

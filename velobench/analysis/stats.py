@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict
-from scipy import stats as sps
+
+if TYPE_CHECKING:  # numpy and scipy are imported where used: `velobench --help` needs neither
+    import numpy as np
 
 _CONFIDENCE = 0.95
 
@@ -62,6 +64,8 @@ def _finite_or_none(x: float | None) -> float | None:
 
 
 def _validated(samples: Sequence[float], what: str) -> np.ndarray:
+    import numpy as np
+
     if len(samples) == 0:
         raise ValueError(f"{what}: cannot summarize an empty sequence of samples")
     for x in samples:
@@ -79,6 +83,8 @@ def summarize(samples: Sequence[float]) -> Summary:
 
     Raises ValueError on an empty sequence, a non-finite sample, or statistics that overflow.
     """
+    import numpy as np
+
     x = _validated(samples, "summarize")
     n = int(x.size)
     if bool(np.all(x == x[0])):
@@ -88,7 +94,7 @@ def summarize(samples: Sequence[float]) -> Summary:
             mean, sd = float(np.mean(x)), float(np.std(x, ddof=1))
     lo = hi = None
     if sd is not None:
-        half = float(sps.t.ppf(0.5 + _CONFIDENCE / 2, n - 1)) * sd / math.sqrt(n)
+        half = t_quantile(n - 1) * sd / math.sqrt(n)
         lo, hi = mean - half, mean + half
     values = (mean, sd, lo, hi)
     if not all(v is None or math.isfinite(v) for v in values):
@@ -106,14 +112,34 @@ def summarize(samples: Sequence[float]) -> Summary:
     )
 
 
+def welch_df(terms: Sequence[tuple[float, int]]) -> float:
+    """Welch–Satterthwaite degrees of freedom of a sum of independent variance terms v_i, each
+    estimated from n_i samples: df = (Σ v_i)² / Σ (v_i² / (n_i − 1)) (Satterthwaite, 1946)."""
+    total = sum(v for v, _ in terms)
+    return total**2 / sum(v**2 / (n - 1) for v, n in terms)
+
+
+def t_quantile(df: float, confidence: float = 0.95) -> float:
+    """The two-sided Student t critical value t_{(1+confidence)/2, df}."""
+    from scipy import stats as sps
+
+    return float(sps.t.ppf(0.5 + confidence / 2, df))
+
+
+def t_two_sided_p(t: float, df: float) -> float:
+    """p = 2·P(T_df > |t|)."""
+    from scipy import stats as sps
+
+    return float(2 * sps.t.sf(abs(t), df))
+
+
 def _fieller(
     m_a: float, v_a: float, n_a: int, m_b: float, v_b: float, n_b: int
 ) -> tuple[float | None, float | None]:
     r = m_a / m_b
     if v_a + v_b == 0:
         return r, r
-    df = (v_a + v_b) ** 2 / (v_a**2 / (n_a - 1) + v_b**2 / (n_b - 1))
-    t = float(sps.t.ppf(0.5 + _CONFIDENCE / 2, df))
+    t = t_quantile(welch_df([(v_a, n_a), (v_b, n_b)]))
     g = t**2 * v_b / m_b**2
     if not g < 1:
         return None, None
@@ -123,8 +149,11 @@ def _fieller(
 
 
 def _welch_p(a: np.ndarray, sd_a: float, b: np.ndarray, sd_b: float, m_a: float, m_b: float) -> float | None:
+
     if sd_a == 0 and sd_b == 0:
         return 1.0 if m_a == m_b else 0.0
+    from scipy import stats as sps
+
     return _finite_or_none(float(sps.ttest_ind(a, b, equal_var=False).pvalue))
 
 
@@ -158,6 +187,8 @@ def ratio_of_means(a: Sequence[float], b: Sequence[float]) -> Ratio:
         sd = _finite_or_none(math.hypot(sa.stddev / sb.mean, r * sb.stddev / sb.mean))
         v_a, v_b = sa.stddev**2 / sa.n, sb.stddev**2 / sb.n
         lo, hi = _fieller(sa.mean, v_a, sa.n, sb.mean, v_b, sb.n)
+        import numpy as np
+
         xa, xb = np.asarray(sa.samples), np.asarray(sb.samples)
         p = _welch_p(xa, sa.stddev, xb, sb.stddev, sa.mean, sb.mean)
     return Ratio(

@@ -17,7 +17,6 @@ import re
 import shlex
 import shutil
 import subprocess
-import sys
 import tarfile
 import tempfile
 import time
@@ -29,6 +28,7 @@ from pathlib import Path
 from velobench import proc
 from velobench.bins.locate import builds_root
 from velobench.errors import VelobenchError
+from velobench.fetch import pip_download, sha256_file
 from velobench.paths import cache_dir, repo_root
 
 _PERCENT = re.compile(r"^\[\s*(\d+)%\]")
@@ -77,14 +77,6 @@ def load_recipe(path: Path | None = None) -> Recipe:
     )
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def fetch_sdist(recipe: Recipe, log: Callable[[str], None]) -> Path:
     """The verified sdist in `<cache>/downloads/`, fetched with pip on first use."""
     dest_dir = cache_dir() / "downloads" / "sdist"
@@ -94,26 +86,7 @@ def fetch_sdist(recipe: Recipe, log: Callable[[str], None]) -> Path:
     dest_dir.mkdir(parents=True, exist_ok=True)
     log(f"downloading {recipe.package}=={recipe.version} sdist from PyPI (about 76 MB)")
     with tempfile.TemporaryDirectory(dir=dest_dir) as tmp:
-        res = proc.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "download",
-                "--no-deps",
-                "--no-binary",
-                ":all:",
-                "--disable-pip-version-check",
-                "-d",
-                tmp,
-                f"{recipe.package}=={recipe.version}",
-            ],
-        )
-        got = Path(tmp) / recipe.sdist
-        if res.returncode != 0 or not got.is_file():
-            raise VelobenchError(
-                f"pip download {recipe.package}=={recipe.version} failed: {res.stderr_tail(2)}"
-            )
+        got = pip_download(f"{recipe.package}=={recipe.version}", Path(tmp), sdist=True)
         digest = sha256_file(got)
         if digest != recipe.sha256:
             raise VelobenchError(f"{recipe.sdist}: sha256 {digest} does not match the pinned {recipe.sha256}")

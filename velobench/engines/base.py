@@ -1,17 +1,24 @@
-"""Engines: how a generation is run and measured. One module per engine.
+"""The engine seam: the small interface the runner owns. One module per engine implements it.
 
-The runner owns this small interface. An engine hands out a `Session` per mode (vanilla or
-speculative); a session may hold resources (a server process) for all iterations of that
-mode and releases them on exit, however the block ends.
+An engine hands out a `Session` per mode (vanilla or speculative); a session may hold
+resources (a server process, or only a client of a server velobench did not start) for all
+iterations of that mode and releases them on exit, however the block ends. An engine class
+also says, before anything runs, whether it can run a configuration (`can_run`) and whether
+its programs are installed (`available`); `engines.make` uses both.
 """
 
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
-from typing import Any, Protocol
+from pathlib import Path
+from typing import ClassVar, Protocol
 
+from velobench.config import RunConfig
+from velobench.engines.names import EngineName
 from velobench.prompts import Prompt
-from velobench.results import BinaryInfo, Iteration, Mode
+from velobench.results.schema import BinaryInfo, Iteration, Mode, SessionInfo
+
+__all__ = ["Engine", "EngineClass", "EngineName", "Session", "SessionInfo"]
 
 
 class Session(Protocol):
@@ -19,13 +26,14 @@ class Session(Protocol):
         """Run one generation of `prompt` and return what was measured."""
         ...
 
-    def describe(self) -> dict[str, Any]:
-        """Facts about this mode's resources for its ModeResult (e.g. a server's log file)."""
+    def info(self) -> SessionInfo | None:
+        """What this mode ran on (a server's command, log, ready time), for its ModeResult."""
         ...
 
 
 class Engine(Protocol):
-    name: str
+    name: ClassVar[EngineName]
+    default_warmup: ClassVar[int]  # unrecorded generations per mode unless --warmup says otherwise
 
     def binaries(self) -> list[BinaryInfo]:
         """The native programs this engine will run (located and probed up front)."""
@@ -37,4 +45,25 @@ class Engine(Protocol):
 
     def session(self, mode: Mode) -> AbstractContextManager[Session]:
         """Resources for all iterations of one mode; released on exit."""
+        ...
+
+
+class EngineClass(Protocol):
+    """What `engines.make` needs of an engine module's class, before any instance exists."""
+
+    name: ClassVar[EngineName]
+    default_warmup: ClassVar[int]
+
+    @classmethod
+    def can_run(cls, cfg: RunConfig) -> str | None:
+        """None if this engine can run `cfg`, else the one-line reason it cannot."""
+        ...
+
+    @classmethod
+    def available(cls, cfg: RunConfig) -> bool:
+        """Whether its programs are installed (checked only when choosing for --engine auto)."""
+        ...
+
+    def __call__(self, cfg: RunConfig, *, log_dir: Path) -> Engine:
+        """Locate and probe the programs, check every flag; nothing is started yet."""
         ...

@@ -1,4 +1,5 @@
-"""Speculative-decoding flags for llama.cpp tools, chosen from what each binary's --help lists.
+"""What every llama.cpp engine shares: where the tools are, how they are recorded, and the
+speculative-decoding flags, chosen from what each binary's --help lists.
 
 llama.cpp renamed these in 2026 (`--draft-max` → `--spec-draft-n-max`, `-md` alone no longer
 speculates without `--spec-type draft-simple`); newest names come first in each tuple.
@@ -6,14 +7,30 @@ speculates without `--spec-type draft-simple`); newest names come first in each 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from velobench.bins.locate import Tool
 from velobench.config import Method, RunConfig
 from velobench.errors import VelobenchError
+from velobench.results.schema import BinaryInfo
 
 N_MAX_FLAGS = ("--spec-draft-n-max", "--draft-max", "--draft")
 N_MIN_FLAGS = ("--spec-draft-n-min", "--draft-min")
 P_MIN_FLAGS = ("--spec-draft-p-min", "--draft-p-min")
 NGLD_FLAGS = ("--spec-draft-ngl", "-ngld", "--gpu-layers-draft")
+
+
+def llama_cpp_dir(cfg: RunConfig) -> Path | None:
+    """The llama.cpp folder the user named (--llama-cpp-path), if any."""
+    return Path(cfg.llama_cpp_path) if cfg.llama_cpp_path else None
+
+
+def binary_info(tool: Tool) -> BinaryInfo:
+    """A located tool as the result file records it."""
+    v = tool.version
+    return BinaryInfo(
+        name=tool.name, path=str(tool.path), source=tool.source, version=str(v), commit=v.commit
+    )
 
 
 def need(tool: Tool, flags: tuple[str, ...], what: str) -> str:

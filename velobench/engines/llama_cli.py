@@ -15,20 +15,19 @@ TTFT for this engine is the prompt-evaluation time the tool reports (no streamin
 from __future__ import annotations
 
 import contextlib
-import shlex
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from velobench import proc
-from velobench.bins.locate import Tool, find_tool
+from velobench.bins.locate import Tool, find_path, find_tool
 from velobench.config import Method, RunConfig, SpecImpl
-from velobench.engines.llama_args import speculative_args
+from velobench.engines.llama_args import binary_info, llama_cpp_dir, speculative_args
 from velobench.engines.llama_output import generated_text, parse_speculative, parse_vanilla
+from velobench.engines.names import EngineName
 from velobench.errors import VelobenchError
 from velobench.prompts import Prompt
-from velobench.results import BinaryInfo, Iteration, Mode
+from velobench.results.schema import BinaryInfo, Iteration, Mode, SessionInfo
 
 NO_CNV_FLAGS = ("-no-cnv", "--no-conversation")
 
@@ -138,8 +137,8 @@ class CliSession:
         build = vanilla_argv if self.mode == "vanilla" else speculative_argv
         return build(self.tool, self.cfg, prompt_args)
 
-    def describe(self) -> dict[str, Any]:
-        return {}
+    def info(self) -> SessionInfo | None:
+        return None  # one process per generation: nothing held for the mode
 
     def generate(self, prompt: Prompt, index: int) -> Iteration:
         done = proc.run(self.argv(prompt.prompt), timeout_s=self.timeout_s)
@@ -149,36 +148,36 @@ class CliSession:
 class LlamaCliEngine:
     """llama.cpp's command-line tools, one process per generation (model loaded every time)."""
 
-    name = "cli"
+    name = EngineName.CLI
+    default_warmup = 0  # every generation loads the model anew: nothing to warm
 
-    def __init__(self, cfg: RunConfig, llama_cpp_path: Path | None = None, timeout_s: float | None = None):
+    @classmethod
+    def can_run(cls, cfg: RunConfig) -> str | None:
+        if cfg.chat:
+            return "--chat needs the server engine (the speculative command-line tools have no chat template)"
+        return None
+
+    @classmethod
+    def available(cls, cfg: RunConfig) -> bool:
+        return find_path(speculative_tool_name(cfg), llama_cpp_dir(cfg)) is not None
+
+    def __init__(self, cfg: RunConfig, *, log_dir: Path):
         self.cfg = cfg
-        self.timeout_s = timeout_s
+        self.timeout_s = cfg.timeout
         self.tools: dict[Mode, Tool] = {}
+        where = llama_cpp_dir(cfg)
         if not cfg.skip_vanilla:
-            self.tools["vanilla"] = find_tool("llama-completion", llama_cpp_path)
-        self.tools["speculative"] = find_tool(speculative_tool_name(cfg), llama_cpp_path)
+            self.tools["vanilla"] = find_tool("llama-completion", where)
+        self.tools["speculative"] = find_tool(speculative_tool_name(cfg), where)
         # Fail now, before any model loads, if a needed flag is missing.
         for mode, tool in self.tools.items():
             CliSession(tool, cfg, mode).argv(cfg.prompt)
 
     def binaries(self) -> list[BinaryInfo]:
-        return [
-            BinaryInfo(
-                name=t.name,
-                path=str(t.path),
-                source=t.source,
-                version=str(t.version),
-                commit=t.version.commit,
-            )
-            for t in self.tools.values()
-        ]
+        return [binary_info(t) for t in self.tools.values()]
 
     def binary(self, mode: Mode) -> str:
         return self.tools[mode].name
-
-    def command_preview(self, mode: Mode) -> str:
-        return shlex.join(CliSession(self.tools[mode], self.cfg, mode).argv(self.cfg.prompt))
 
     @contextlib.contextmanager
     def session(self, mode: Mode) -> Iterator[CliSession]:

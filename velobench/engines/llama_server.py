@@ -28,14 +28,15 @@ from typing import Any
 import httpx
 import numpy as np
 
-from velobench.bins.locate import Tool, find_tool
-from velobench.config import Method, RunConfig
+from velobench.bins.locate import Tool, find_path, find_tool
+from velobench.config import Method, RunConfig, SpecImpl
 from velobench.engines.http_output import delta, parse_prometheus, per_position, sse_events
-from velobench.engines.llama_args import speculative_args
+from velobench.engines.llama_args import binary_info, llama_cpp_dir, speculative_args
+from velobench.engines.names import EngineName
 from velobench.errors import VelobenchError
+from velobench.proc import HOST, ServerProcess, free_port, log_tail
 from velobench.prompts import Prompt, chat_messages
-from velobench.results import BinaryInfo, Iteration, Mode
-from velobench.server import HOST, ServerProcess, free_port, log_tail
+from velobench.results.schema import BinaryInfo, Iteration, Mode, SessionInfo
 
 
 def server_argv(tool: Tool, cfg: RunConfig, mode: Mode, port: int) -> list[str]:
@@ -102,18 +103,31 @@ def event_text(event: dict[str, Any]) -> tuple[str, list[int]]:
 
 
 class ServerSession:
-    def __init__(self, server: ServerProcess, cfg: RunConfig, mode: Mode, timeout_s: float | None):
+    """Measures generations over HTTP. `server` is the process velobench started, if it started
+    one: it only names the cause when the connection drops (the client never touches it)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        cfg: RunConfig,
+        mode: Mode,
+        timeout_s: float | None,
+        server: ServerProcess | None = None,
+    ):
+        self.base_url = base_url
         self.server = server
         self.cfg = cfg
         self.mode = mode
-        self.client = httpx.Client(base_url=server.base_url, timeout=httpx.Timeout(timeout_s, connect=5.0))
+        self.client = httpx.Client(base_url=base_url, timeout=httpx.Timeout(timeout_s, connect=5.0))
 
-    def describe(self) -> dict[str, Any]:
-        return {
-            "server_log": str(self.server.log_path),
-            "server_command": shlex.join(self.server.argv),
-            "server_ready_s": self.server.ready_s,
-        }
+    def info(self) -> SessionInfo:
+        s = self.server
+        return SessionInfo(
+            url=self.base_url,
+            command=shlex.join(s.argv) if s else None,
+            log=str(s.log_path) if s else None,
+            ready_s=s.ready_s if s else None,
+        )
 
     def close(self) -> None:
         self.client.close()
@@ -128,6 +142,8 @@ class ServerSession:
         return r
 
     def _died(self, what: str) -> VelobenchError:
+        if self.server is None:
+            return VelobenchError(f"the server at {self.base_url} stopped answering: {what}")
         rc = self.server.exit_code()
         state = f"exited with code {rc}" if rc is not None else "is still running but"
         return VelobenchError(f"llama-server {state}: {what}; log: {log_tail(self.server.log_path)}")
@@ -138,9 +154,10 @@ class ServerSession:
         active = any(bool(s.get("speculative")) for s in slots) if isinstance(slots, list) else False
         if active != (self.mode == "speculative"):
             want = "on" if self.mode == "speculative" else "off"
+            command = f"; command: {shlex.join(self.server.argv)}" if self.server else ""
             raise VelobenchError(
                 f"llama-server reports speculation {'on' if active else 'off'} but the {self.mode} mode needs it {want} "
-                f"(/slots speculative={active}); command: {shlex.join(self.server.argv)}"
+                f"(/slots speculative={active}){command}"
             )
 
     def metrics(self) -> dict[Any, float]:
@@ -182,7 +199,7 @@ class ServerSession:
         after = self.metrics()
         it = self._record(index, final, token_times, t0, wall, "".join(pieces), before, after)
         shown = {k: ("…" if k in ("prompt", "messages") else v) for k, v in body.items()}
-        it.command = f"POST {self.server.base_url}{endpoint} {json.dumps(shown)}"
+        it.command = f"POST {self.base_url}{endpoint} {json.dumps(shown)}"
         it.output_tokens = tokens or None
         return it
 
@@ -260,51 +277,43 @@ class ServerSession:
 class LlamaServerEngine:
     """llama.cpp's server: the model loads once per mode; every generation is a streamed request."""
 
-    name = "server"
+    name = EngineName.SERVER
+    default_warmup = 1  # the first request after a load pays one-off costs
 
-    def __init__(
-        self,
-        cfg: RunConfig,
-        llama_cpp_path: Path | None = None,
-        *,
-        log_dir: Path,
-        port: int | None = None,
-        timeout_s: float | None = None,
-        start_timeout_s: float = 300.0,
-    ):
+    @classmethod
+    def can_run(cls, cfg: RunConfig) -> str | None:
+        if cfg.method is Method.LOOKUP:
+            return "--method lookup needs the command-line tools: use --engine cli (llama-server's equivalent is --method ngram-cache)"
+        if cfg.spec_impl is not SpecImpl.SIMPLE:
+            return "--spec-impl classic needs the command-line tools: use --engine cli"
+        return None
+
+    @classmethod
+    def available(cls, cfg: RunConfig) -> bool:
+        return find_path("llama-server", llama_cpp_dir(cfg)) is not None
+
+    def __init__(self, cfg: RunConfig, *, log_dir: Path):
         self.cfg = cfg
-        self.tool = find_tool("llama-server", llama_cpp_path)
+        self.tool = find_tool("llama-server", llama_cpp_dir(cfg))
         self.log_dir = log_dir
-        self.port = port
-        self.timeout_s = timeout_s
-        self.start_timeout_s = start_timeout_s
         for mode in ("vanilla", "speculative"):
             server_argv(self.tool, cfg, mode, 0)  # fail now on a missing flag, before any model loads
 
     def binaries(self) -> list[BinaryInfo]:
-        t = self.tool
-        return [
-            BinaryInfo(
-                name=t.name,
-                path=str(t.path),
-                source=t.source,
-                version=str(t.version),
-                commit=t.version.commit,
-            )
-        ]
+        return [binary_info(self.tool)]
 
     def binary(self, mode: Mode) -> str:
         return self.tool.name
 
     @contextlib.contextmanager
     def session(self, mode: Mode) -> Iterator[ServerSession]:
-        port = self.port or free_port()
+        port = self.cfg.port or free_port()
         argv = server_argv(self.tool, self.cfg, mode, port)
         log = self.log_dir / f"llama-server-{mode}.log"
         with ServerProcess(
-            argv, port, log, name="llama-server", start_timeout_s=self.start_timeout_s
+            argv, port, log, name="llama-server", start_timeout_s=self.cfg.server_timeout
         ) as server:
-            session = ServerSession(server, self.cfg, mode, self.timeout_s)
+            session = ServerSession(server.base_url, self.cfg, mode, self.cfg.timeout, server)
             try:
                 session.check_speculation()
                 yield session

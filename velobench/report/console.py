@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from rich.console import Console
 from rich.table import Table
 
 from velobench.analysis.ceiling import explain
 from velobench.analysis.stats import Ratio, Summary
-from velobench.results import Iteration, Mode, ModeResult, Report
-from velobench.runner.loop import ProgressFn, verdict
+from velobench.analysis.verdict import verdict
+from velobench.results.schema import Iteration, ModeResult, Report
 
 MODE_LABEL = {"vanilla": "Vanilla", "speculative": "Speculative"}
 
 
-def make_console(stderr: bool = False) -> Console:
-    # No soft wrapping: lines such as commands and paths stay whole and greppable.
-    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+def label(mode: str) -> str:
+    """A mode's name as a column heading."""
+    return MODE_LABEL.get(mode, mode.replace("-", " ").capitalize())
 
 
 def print_config(console: Console, report: Report) -> None:
@@ -43,10 +45,10 @@ def print_config(console: Console, report: Report) -> None:
         console.print(f"  {b.name}: {b.version} [dim]({b.source}: {b.path})[/dim]")
 
 
-def progress_printer(console: Console) -> ProgressFn:
+def progress_printer(console: Console) -> Callable[[str, int, int, Iteration | None], None]:
     """A callback for the runner that prints `  Iteration 3/10 ... 28.45 tok/s (3521 ms)`."""
 
-    def show(mode: Mode, i: int, n: int, it: Iteration | None) -> None:
+    def show(mode: str, i: int, n: int, it: Iteration | None) -> None:
         if i == 0:
             console.print(f"\nRunning {mode} ...")
             return
@@ -86,7 +88,7 @@ def ratio_short(r: Ratio) -> str:
     return f"{r.ratio:.2f}x{ci}"
 
 
-def _fmt(s: Summary | None, unit: str = "", digits: int = 2) -> str:
+def fmt(s: Summary | None, unit: str = "", digits: int = 2) -> str:
     if s is None:
         return "-"
     sd = f" ± {s.stddev:.{digits}f}" if s.stddev is not None else ""
@@ -98,9 +100,10 @@ def _range(s: Summary | None, digits: int = 2) -> str:
 
 
 def results_table(report: Report) -> Table:
-    modes: list[ModeResult] = [m for m in (report.vanilla, report.speculative) if m and m.iterations]
-    ttft_label = "TTFT ms (prompt eval)" if report.config.engine == "cli" else "TTFT ms"
-    caption = ", ".join(f"{MODE_LABEL[m.mode].lower()}: {m.binary}" for m in modes)
+    modes = [m for m in report.modes.values() if m.iterations]
+    streamed = any(i.e2e_ms is not None for m in modes for i in m.iterations)
+    ttft_label = "TTFT ms" if streamed else "TTFT ms (prompt eval)"  # no stream: the tool's prompt time
+    caption = ", ".join(f"{label(m.mode).lower()}: {m.binary}" for m in modes)
     table = Table(
         title="Results (mean ± stddev)",
         title_justify="left",
@@ -109,16 +112,16 @@ def results_table(report: Report) -> Table:
     )
     table.add_column("Metric")
     for m in modes:
-        table.add_column(f"{MODE_LABEL[m.mode]} (n={len(m.iterations)})", justify="right")
+        table.add_column(f"{label(m.mode)} (n={len(m.iterations)})", justify="right")
     rows = [
-        ("Tokens/s", lambda m: _fmt(m.tokens_per_second)),
+        ("Tokens/s", lambda m: fmt(m.tokens_per_second)),
         ("  range", lambda m: _range(m.tokens_per_second)),
         ("  95% CI of mean", lambda m: _ci(m.tokens_per_second)),
-        (ttft_label, lambda m: _fmt(m.time_to_first_token_ms)),
-        ("Total time ms", lambda m: _fmt(m.total_time_ms)),
+        (ttft_label, lambda m: fmt(m.time_to_first_token_ms)),
+        ("Total time ms", lambda m: fmt(m.total_time_ms)),
         ("  range", lambda m: _range(m.total_time_ms)),
-        ("E2E latency ms", lambda m: _fmt(m.e2e_ms)),
-        ("TPOT ms", lambda m: _fmt(m.tpot_ms)),
+        ("E2E latency ms", lambda m: fmt(m.e2e_ms)),
+        ("TPOT ms", lambda m: fmt(m.tpot_ms)),
         ("ITL p50 / p99 ms", lambda m: _itl(m)),
         ("Acceptance", _acceptance),
         (
@@ -126,10 +129,10 @@ def results_table(report: Report) -> Table:
             lambda m: f"{m.acceptance.mean_length:.2f}" if m.acceptance and m.acceptance.mean_length else "-",
         ),
     ]
-    for label, cell in rows:
+    for name, cell in rows:
         cells = [cell(m) for m in modes]
-        if any(c != "-" for c in cells) or label in ("Acceptance",):
-            table.add_row(label, *cells)
+        if any(c != "-" for c in cells) or name in ("Acceptance",):
+            table.add_row(name, *cells)
     return table
 
 
@@ -155,7 +158,9 @@ def _acceptance(m: ModeResult) -> str:
 
 def categories_table(report: Report) -> Table:
     table = Table(title="Per category (tokens/s mean ± stddev)", title_justify="left")
-    for col in ("Category", "Prompts", "Vanilla", "Speculative", "Accepted", "Speedup [95% CI]"):
+    comp = report.primary
+    base, cand = (label(comp.baseline), label(comp.candidate)) if comp else ("Baseline", "Candidate")
+    for col in ("Category", "Prompts", base, cand, "Accepted", "Speedup [95% CI]"):
         table.add_column(col, justify="left" if col == "Category" else "right", no_wrap=True)
     for c in report.categories:
         sp = ratio_short(c.speedup) if c.speedup else "-"
@@ -163,8 +168,8 @@ def categories_table(report: Report) -> Table:
         table.add_row(
             c.category,
             str(c.n_prompts),
-            _fmt(c.vanilla_tokens_per_second, digits=1),
-            _fmt(c.speculative_tokens_per_second, digits=1),
+            fmt(c.baseline_tokens_per_second, digits=1),
+            fmt(c.candidate_tokens_per_second, digits=1),
             acc,
             sp,
         )
@@ -178,9 +183,10 @@ def print_report(console: Console, report: Report) -> None:
         console.print(categories_table(report))
     if report.speedup_detail is not None:
         console.print(f"Speedup: {speedup_text(report.speedup_detail)}")
-    console.print(f"Verdict: {verdict(report)}")
-    if report.vanilla_from:
-        console.print(f"(vanilla iterations from the baseline run {report.vanilla_from})")
+    console.print(f"Verdict: {verdict(report.speedup_detail)}")
+    for m in report.modes.values():
+        if m.source:
+            console.print(f"({m.mode} iterations from the baseline run {m.source})")
     if report.ceiling is not None:
         console.print(f"Ceiling: {explain(report.ceiling)}")
     if report.lossless is not None:

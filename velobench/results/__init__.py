@@ -1,4 +1,1 @@
-"""The result file: schema (versioned pydantic models), store (atomic writes, strict loads)."""
-
-from velobench.results.schema import *  # noqa: F403
-from velobench.results.schema import load, save, write_atomic  # noqa: F401
+"""Result files: the versioned schema, atomic storage, and migrations of older versions."""

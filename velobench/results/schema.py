@@ -1,7 +1,9 @@
-"""The result file: a versioned pydantic schema, written atomically, loaded strictly.
+"""The result file's schema: versioned pydantic models (stored by `results.store`).
 
 Raw per-iteration samples are the record; every summary is derived from them by
-`velobench.stats`. An undefined statistic is `null`, never NaN.
+`velobench.analysis`. An undefined statistic is `null`, never NaN. A result holds named
+modes (`vanilla`, `speculative`, later others) and the comparisons declared between them
+(baseline → candidate); analysis, compare and every report iterate over those.
 
 Schema versions (bump `SCHEMA_VERSION` and add a line for every change of format):
   1 — first version: config, environment, per-mode iterations and summaries, acceptance,
@@ -10,19 +12,24 @@ Schema versions (bump `SCHEMA_VERSION` and add a line for every change of format
       and the server's log and command per mode for the server engine; per-prompt ids and
       categories, per-category summaries and the temperature-0 losslessness check; the
       llama-bench costs and the speedup ceiling.
+  2 — modes as data: `modes` (name → ModeResult) replaces the fixed `vanilla`/`speculative`
+      fields; `comparisons` (baseline, candidate, speedup, categories, losslessness) replaces
+      the top-level `speedup`, `speedup_stddev`, `speedup_detail`, `categories`, `lossless`;
+      a mode's engine resources are a typed `session` (command, log, ready time, server
+      version) instead of llama-server's `server_log`/`server_command`/`server_ready_s`;
+      `vanilla_from` became the mode's `source`; category summaries name `baseline_`/
+      `candidate_tokens_per_second`; the config holds how the run was made (engine,
+      llama.cpp path, port, timeouts, ceiling). Version-1 files are read through
+      `results.migrate`.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from datetime import UTC, datetime
 from enum import StrEnum
-from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field
 
 from velobench import __version__
 from velobench.analysis.ceiling import Ceiling
@@ -30,15 +37,11 @@ from velobench.analysis.costs import Costs
 from velobench.analysis.stats import Ratio, Summary
 from velobench.config import RunConfig
 from velobench.environment import Environment
-from velobench.errors import VelobenchError
+from velobench.validation import Strict
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
-Mode = Literal["vanilla", "speculative"]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+Mode = Literal["vanilla", "speculative"]  # the two modes `velobench run` measures
 
 
 class Iteration(Strict):
@@ -102,12 +105,22 @@ class Acceptance(Strict):
     accepted_per_position: list[float] | None = None
 
 
+class SessionInfo(Strict):
+    """What an engine's session for one mode ran on: a server velobench started, or one it did not."""
+
+    command: str | None = Field(default=None, description="the server's exact command line (shlex.join)")
+    log: str | None = Field(default=None, description="the server's log file, kept beside the result")
+    ready_s: float | None = Field(default=None, description="start → ready (health check passed)")
+    url: str | None = None
+    server_version: str | None = None
+    extra: dict[str, str] = Field(default_factory=dict)
+
+
 class ModeResult(Strict):
-    mode: Mode
+    mode: str = Field(description="the mode's name (vanilla, speculative, ...)")
     binary: str
-    server_log: str | None = None
-    server_command: str | None = None
-    server_ready_s: float | None = None
+    session: SessionInfo | None = None
+    source: str | None = Field(default=None, description="the run this mode's iterations were taken from")
     iterations: list[Iteration]
     tokens_per_second: Summary | None = None
     time_to_first_token_ms: Summary | None = None
@@ -133,12 +146,12 @@ class WarningCode(StrEnum):
 
 
 class CategorySummary(Strict):
-    """Per prompt category: tokens/s per mode, acceptance and the speedup with its uncertainty."""
+    """Per prompt category: tokens/s of baseline and candidate, acceptance and the speedup with its uncertainty."""
 
     category: str
     n_prompts: int
-    vanilla_tokens_per_second: Summary | None = None
-    speculative_tokens_per_second: Summary | None = None
+    baseline_tokens_per_second: Summary | None = None
+    candidate_tokens_per_second: Summary | None = None
     acceptance_rate: float | None = None
     speedup: Ratio | None = None
 
@@ -174,6 +187,18 @@ class BinaryInfo(Strict):
     commit: str | None
 
 
+class ModeComparison(Strict):
+    """A declared comparison: `candidate` measured against `baseline` (e.g. speculative vs vanilla)."""
+
+    baseline: str
+    candidate: str
+    speedup: Ratio | None = Field(
+        default=None, description="candidate ÷ baseline mean tokens/s, with stddev, Fieller CI and Welch p"
+    )
+    categories: list[CategorySummary] = Field(default_factory=list)
+    lossless: Losslessness | None = None
+
+
 class Report(Strict):
     """Everything one `velobench run` measured, with how and where."""
 
@@ -185,58 +210,42 @@ class Report(Strict):
     config: RunConfig
     environment: Environment
     binaries: list[BinaryInfo] = Field(default_factory=list)
-    vanilla: ModeResult | None = None
-    vanilla_from: str | None = Field(
-        default=None, description="the baseline run the vanilla section was taken from"
-    )
-    speculative: ModeResult | None = None
-    speedup: float | None = None
-    speedup_stddev: float | None = None
-    speedup_detail: Ratio | None = None
+    modes: dict[str, ModeResult] = Field(default_factory=dict)
+    comparisons: list[ModeComparison] = Field(default_factory=list)
     costs: Costs | None = Field(default=None, description="llama-bench: decode and verification speeds")
     ceiling: Ceiling | None = Field(
         default=None, description="the speedup theory allows (Leviathan et al., 2023)"
     )
-    categories: list[CategorySummary] = Field(default_factory=list)
-    lossless: Losslessness | None = None
     warnings: list[Warning] = Field(default_factory=list)
 
+    # Shorthands for the run's own two modes and its first comparison (what `run` reports).
+    @property
+    def vanilla(self) -> ModeResult | None:
+        return self.modes.get("vanilla")
 
-def write_atomic(path: Path, data: str) -> None:
-    """Write via a temp file in the same folder + rename: readers see the old or the new file, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    @property
+    def speculative(self) -> ModeResult | None:
+        return self.modes.get("speculative")
 
+    @property
+    def primary(self) -> ModeComparison | None:
+        return self.comparisons[0] if self.comparisons else None
 
-def save(report: Report, path: Path) -> None:
-    write_atomic(path, report.model_dump_json(indent=2) + "\n")
+    @property
+    def speedup_detail(self) -> Ratio | None:
+        return self.primary.speedup if self.primary else None
 
+    @property
+    def speedup(self) -> float | None:
+        return self.speedup_detail.ratio if self.speedup_detail else None
 
-def load(path: Path) -> Report:
-    """Read a result file; reject unknown schema versions and malformed files with one line."""
-    try:
-        raw = json.loads(path.read_text())
-    except FileNotFoundError as exc:
-        raise VelobenchError(f"result file not found: {path}") from exc
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise VelobenchError(f"{path}: not a JSON file ({exc})") from exc
-    version = raw.get("schema_version") if isinstance(raw, dict) else None
-    if version != SCHEMA_VERSION:
-        raise VelobenchError(
-            f"{path}: schema_version {version!r} is not one this velobench reads ({SCHEMA_VERSION})"
-        )
-    try:
-        return Report.model_validate(raw)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise VelobenchError(f"{path}: invalid result file at {where}: {first['msg']}") from exc
+    @property
+    def categories(self) -> list[CategorySummary]:
+        return self.primary.categories if self.primary else []
+
+    @property
+    def lossless(self) -> Losslessness | None:
+        return self.primary.lossless if self.primary else None
+
+    def iteration_count(self) -> int:
+        return sum(len(m.iterations) for m in self.modes.values())

@@ -21,46 +21,54 @@ import time
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AliasChoices, BaseModel, Field, ValidationError, create_model
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from velobench.analysis.stats import Ratio, Summary
-from velobench.config import Method, RunConfig, SpecImpl
+from velobench.config import Method, RunConfig, SpecImpl, build, to_argv
 from velobench.errors import VelobenchError
 from velobench.report.console import ratio_short
-from velobench.results import Report, write_atomic
-from velobench.runner.run import EngineChoice, RunOptions, execute
+from velobench.results.schema import Report
+from velobench.results.store import write_atomic
+from velobench.runner.run import execute
+from velobench.validation import Strict, first_error, one_line
+
+# A cell decides these; the [run] table sets everything else a `velobench run` option sets.
+CELL_FIELDS = frozenset(
+    {
+        "main_model",
+        "draft_model",
+        "method",
+        "spec_impl",
+        "n_draft",
+        "draft_p_min",
+        "skip_vanilla",
+        "skip_speculative",
+        "prompt_file",
+    }
+)
+MATRIX_DEFAULTS: dict[str, Any] = {"iterations": 3, "n_predict": 64}  # a sweep is many runs: shorter ones
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+def _partial(model: type[BaseModel], exclude: frozenset[str]) -> dict[str, Any]:
+    """`model`'s fields minus `exclude`, each optional (None = not set) with its constraints kept."""
+    fields: dict[str, Any] = {}
+    for name, f in model.model_fields.items():
+        if name in exclude:
+            continue
+        extra: dict[str, Any] = {}
+        if name == "extra_args":  # the matrix file's historical name for -x
+            extra["validation_alias"] = AliasChoices("extra_args", "engine_args")
+        kind: Any = Optional[f.annotation]  # noqa: UP045 (the annotation is a runtime value here)
+        fields[name] = (Annotated[kind, *f.metadata] if f.metadata else kind, Field(None, **extra))
+    return fields
 
 
-class MatrixRun(Strict):
-    """Settings shared by every cell; names as `velobench run`'s options."""
-
-    iterations: int = Field(3, ge=1)
-    warmup: int | None = Field(None, ge=0)
-    n_predict: int = Field(64, ge=1)
-    threads: int | None = Field(None, ge=1)
-    ctx_size: int = Field(2048, ge=64)
-    temp: float = Field(0.0, ge=0.0)
-    seed: int = 42
-    prompt: str = "Explain quantum computing in simple terms"
-    prompts: str | None = None
-    num_prompts: int | None = Field(None, ge=1)
-    prompt_seed: int = 0
-    categories: list[str] = Field(default_factory=list)
-    chat: bool = False
-    engine: EngineChoice = EngineChoice.AUTO
-    gpu_layers: str | None = None
-    gpu_layers_draft: str | None = None
-    engine_args: list[str] = Field(default_factory=list)
-    llama_cpp_path: str | None = None
-    ceiling: bool = True
+# Settings shared by every cell: a partial RunConfig (names as `velobench run`'s options).
+MatrixRun = create_model("MatrixRun", __base__=Strict, **_partial(RunConfig, CELL_FIELDS))
 
 
 class MatrixPair(Strict):
@@ -157,11 +165,10 @@ def load_config(path: Path) -> MatrixConfig:
     try:
         return MatrixConfig.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        key = ".".join(str(p) for p in err["loc"])
-        line = _line_of(text, tuple(err["loc"]))
+        loc, _ = first_error(exc)
+        line = _line_of(text, loc)
         where = f"{path}:{line}" if line else str(path)
-        raise VelobenchError(f"{where}: {key}: {err['msg'].removeprefix('Value error, ')}") from exc
+        raise VelobenchError(f"{where}: {one_line(exc)}") from exc
 
 
 def _slug(value: str) -> str:
@@ -203,71 +210,28 @@ def cells(cfg: MatrixConfig) -> list[Cell]:
 
 
 def cell_config(cfg: MatrixConfig, cell: Cell) -> RunConfig:
-    r = cfg.run
-    return RunConfig(
-        main_model=cell.target,
-        draft_model=cell.draft
-        if (cell.baseline or (cell.method and cell.method.needs_draft_model))
-        else None,
-        method=cell.method or (Method.DRAFT if cell.draft else Method.NGRAM_SIMPLE),
-        spec_impl=cell.spec_impl or SpecImpl.SIMPLE,
-        n_draft=cell.n_draft or 8,
-        draft_p_min=cell.p_min or 0.0,
-        n_predict=r.n_predict,
-        prompt=r.prompt,
-        prompts=r.prompts,
-        num_prompts=r.num_prompts,
-        prompt_seed=r.prompt_seed,
-        categories=r.categories,
-        chat=r.chat,
-        iterations=r.iterations,
-        threads=r.threads,
-        ctx_size=r.ctx_size,
-        temp=r.temp,
-        seed=r.seed,
-        gpu_layers=r.gpu_layers,
-        gpu_layers_draft=r.gpu_layers_draft,
-        skip_vanilla=not cell.baseline,
-        skip_speculative=cell.baseline,
-        extra_args=r.engine_args,
+    """The RunConfig of one cell: the [run] table (over the matrix defaults) plus the cell's own fields."""
+    return build(
+        **{
+            **MATRIX_DEFAULTS,
+            **cfg.run.model_dump(exclude_none=True),
+            "main_model": cell.target,
+            "draft_model": cell.draft
+            if (cell.baseline or (cell.method and cell.method.needs_draft_model))
+            else None,
+            "method": cell.method or (Method.DRAFT if cell.draft else Method.NGRAM_SIMPLE),
+            "spec_impl": cell.spec_impl or SpecImpl.SIMPLE,
+            "n_draft": cell.n_draft or 8,
+            "draft_p_min": cell.p_min or 0.0,
+            "skip_vanilla": not cell.baseline,
+            "skip_speculative": cell.baseline,
+        }
     )
 
 
 def cell_command(cfg: MatrixConfig, cell: Cell, output: Path) -> str:
     """The `velobench run` command line that measures exactly this cell."""
-    c = cell_config(cfg, cell)
-    argv = ["velobench", "run", "-m", c.main_model]
-    if c.draft_model:
-        argv += ["-d", c.draft_model]
-    argv += ["--method", c.method.value, "--n-draft", str(c.n_draft), "--draft-p-min", str(c.draft_p_min)]
-    if c.spec_impl is not SpecImpl.SIMPLE:
-        argv += ["--spec-impl", c.spec_impl.value]
-    argv += ["-n", str(c.n_predict), "-i", str(c.iterations), "-c", str(c.ctx_size), "--temp", str(c.temp)]
-    argv += ["--seed", str(c.seed), "--engine", cfg.run.engine.value]
-    if cfg.run.warmup is not None:
-        argv += ["--warmup", str(cfg.run.warmup)]
-    if c.threads:
-        argv += ["-t", str(c.threads)]
-    if c.prompts:
-        argv += ["--prompts", c.prompts, "--prompt-seed", str(c.prompt_seed)]
-        if c.num_prompts:
-            argv += ["--num-prompts", str(c.num_prompts)]
-        for cat in c.categories:
-            argv += ["--category", cat]
-    else:
-        argv += ["-p", c.prompt]
-    if c.chat:
-        argv.append("--chat")
-    if c.gpu_layers:
-        argv += ["-ngl", c.gpu_layers]
-    if c.gpu_layers_draft:
-        argv += ["-ngld", c.gpu_layers_draft]
-    if c.extra_args:
-        argv += ["-x", shlex.join(c.extra_args)]
-    if cfg.run.llama_cpp_path:
-        argv += ["--llama-cpp-path", cfg.run.llama_cpp_path]
-    argv += ["--skip-speculative" if cell.baseline else "--skip-vanilla", "-o", str(output)]
-    return shlex.join(argv)
+    return shlex.join(to_argv(cell_config(cfg, cell), str(output)))
 
 
 def read_records(path: Path) -> list[CellRecord]:
@@ -319,7 +283,7 @@ def _eta(durations: list[float], remaining: int) -> str:
 
 def run_matrix(cfg: MatrixConfig, run_dir: Path, console: Console, *, resume: bool = False) -> MatrixSummary:
     """Run every cell not yet finished in `run_dir`; return the summary (also written there)."""
-    from velobench import results
+    from velobench.results import store as results
 
     if run_dir.exists() and not resume and any(run_dir.iterdir()):
         raise VelobenchError(f"{run_dir} already holds a run: pass --resume {run_dir} to continue it")
@@ -343,12 +307,6 @@ def run_matrix(cfg: MatrixConfig, run_dir: Path, console: Console, *, resume: bo
         if r.cell.baseline
     }
     durations: list[float] = []
-    opts = RunOptions(
-        llama_cpp_path=Path(cfg.run.llama_cpp_path) if cfg.run.llama_cpp_path else None,
-        engine=cfg.run.engine,
-        warmup=cfg.run.warmup,
-        ceiling=cfg.run.ceiling,
-    )
     remaining = [c for c in todo if c.id not in done]
     with Progress(
         TextColumn("[bold]matrix[/bold]"),
@@ -366,7 +324,7 @@ def run_matrix(cfg: MatrixConfig, run_dir: Path, console: Console, *, resume: bo
             command = cell_command(cfg, cell, out)
             console.rule(f"cell {n}/{len(todo)}: {cell.id}")
             t = time.monotonic()
-            report = execute(cell_config(cfg, cell), opts, out, console, baseline=baselines.get(cell.target))
+            report = execute(cell_config(cfg, cell), out, console, baseline=baselines.get(cell.target))
             seconds = time.monotonic() - t
             durations.append(seconds)
             if cell.baseline:
@@ -402,11 +360,11 @@ def load_summary(run_dir: Path) -> MatrixSummary:
             f"{run_dir} has no summary.json: not a matrix run (or nothing finished)"
         ) from exc
     except ValidationError as exc:
-        raise VelobenchError(f"{path}: invalid matrix summary ({exc.errors()[0]['msg']})") from exc
+        raise VelobenchError(f"{path}: invalid matrix summary ({one_line(exc)})") from exc
 
 
 def cell_reports(summary: MatrixSummary) -> Iterator[tuple[CellRecord, Report]]:
-    from velobench import results
+    from velobench.results import store as results
 
     for rec in summary.records:
         yield rec, results.load(Path(rec.report))

@@ -1,67 +1,35 @@
 """From a validated RunConfig to a saved report: resolve models, choose the engine, load prompts, run.
 
-Shared by `velobench run`, `velobench demo` and matrix runs, so every cell of a matrix is
-exactly what `velobench run` with the same flags would do.
+Shared by `velobench run`, `velobench demo`, `tune` and matrix cells, so every cell of a
+matrix is exactly what `velobench run` with the same flags would do.
+
+    prepare   models resolved and checked, engine chosen and its programs probed, prompts
+              loaded: every check that can fail on bad input, before any model loads
+    execute   prepare → show the configuration → run_benchmark (saved after every iteration)
+              → the speedup ceiling (llama-bench) → the report on the console
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
-from typing import Literal
 
 from rich.console import Console
 
-from velobench import environment
+from velobench import engines, environment
 from velobench.analysis import ceiling
-from velobench.analysis.costs import measure_costs
-from velobench.bins import locate as binaries
-from velobench.config import Method, RunConfig, SpecImpl
-from velobench.engines.llama_cli import LlamaCliEngine
-from velobench.engines.llama_server import LlamaServerEngine
+from velobench.analysis.summaries import analyze
+from velobench.config import Method, RunConfig
+from velobench.engines.base import Engine
+from velobench.engines.llama_args import llama_cpp_dir
+from velobench.engines.llama_bench import measure_costs
 from velobench.errors import VelobenchError
-from velobench.models.catalog import load_catalog, resolve_model
-from velobench.models.gguf_info import check_draft_compatible, is_gguf
+from velobench.models.gguf_info import check_draft_compatible
+from velobench.models.resolve import resolve_model_arg
 from velobench.prompts import Prompt, load_prompts
 from velobench.report.console import print_config, print_report, progress_printer
-from velobench.results import Report, Warning, WarningCode, save
-from velobench.runner.loop import compare, run_benchmark
-
-
-class EngineChoice(StrEnum):
-    AUTO = "auto"
-    SERVER = "server"
-    CLI = "cli"
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    """How to run (not what is measured): where llama.cpp is, which engine, ports, deadlines."""
-
-    llama_cpp_path: Path | None = None
-    engine: EngineChoice = EngineChoice.AUTO
-    warmup: int | None = None
-    port: int | None = None
-    timeout_s: float | None = None
-    server_timeout_s: float = 300.0
-    ceiling: bool = True
-
-
-def resolve_model_arg(spec: str, what: str) -> str:
-    """A model argument (path, catalog name or hf://REPO/FILE) as a verified local GGUF path.
-
-    Checked before any binary starts: a missing file or a non-GGUF file is a one-line error.
-    """
-    is_file = Path(spec).expanduser().is_file()
-    if not spec.startswith("hf://") and not is_file and spec not in load_catalog().models:
-        raise VelobenchError(
-            f"{what} not found: {spec} (not a file, not a catalog name: see `velobench models list`)"
-        )
-    path = resolve_model(spec)
-    if not is_gguf(path):
-        raise VelobenchError(f"{what} is not a GGUF file: {spec}")
-    return str(path)
+from velobench.results.schema import ModeComparison, Report, Warning, WarningCode
+from velobench.results.store import save
+from velobench.runner.loop import run_benchmark
 
 
 def load_prompt_list(cfg: RunConfig) -> list[Prompt]:
@@ -75,35 +43,16 @@ def load_prompt_list(cfg: RunConfig) -> list[Prompt]:
     )
 
 
-def choose_engine(
-    choice: EngineChoice, cfg: RunConfig, llama_cpp_path: Path | None
-) -> Literal["cli", "server"]:
-    """`auto`: llama-server wherever it can run the configuration and is installed, else the cli tools."""
-    server_can = cfg.method is not Method.LOOKUP and cfg.spec_impl is SpecImpl.SIMPLE
-    if choice is EngineChoice.CLI:
-        if cfg.chat:
-            raise VelobenchError(
-                "--chat needs the server engine (the speculative command-line tools have no chat template)"
-            )
-        return "cli"
-    if choice is EngineChoice.SERVER:
-        if not server_can:
-            what = "--method lookup" if cfg.method is Method.LOOKUP else "--spec-impl classic"
-            raise VelobenchError(f"{what} needs the command-line tools: use --engine cli")
-        return "server"
-    if server_can and binaries.find_path("llama-server", llama_cpp_path):
-        return "server"
-    if cfg.chat:
-        raise VelobenchError("--chat needs the server engine, and llama-server cannot run this configuration")
-    return "cli"
+def log_dir(output: Path) -> Path:
+    """Where a run's server logs are kept: beside its result file."""
+    return output.parent / f"{output.stem}-logs"
 
 
-def prepare(
-    cfg: RunConfig, opts: RunOptions, output: Path
-) -> tuple[RunConfig, LlamaCliEngine | LlamaServerEngine, list[Prompt], list[Warning]]:
+def prepare(cfg: RunConfig, output: Path) -> tuple[RunConfig, Engine, list[Prompt], list[Warning]]:
     """Resolve and check the models, pick the engine, load the prompts; nothing runs yet.
 
-    Every check that can fail on bad input happens here, before any model loads.
+    Every check that can fail on bad input happens here, before any model loads. The returned
+    config has the models resolved, the engine chosen and the warm-up count decided.
     """
     resolved: dict[str, object] = {"main_model": resolve_model_arg(cfg.main_model, "main model")}
     notes: list[Warning] = []
@@ -113,23 +62,14 @@ def prepare(
             Warning(code=WarningCode.DRAFT_CHOICE, message=note)
             for note in check_draft_compatible(str(resolved["main_model"]), str(resolved["draft_model"]))
         ]
-    chosen = choose_engine(opts.engine, cfg, opts.llama_cpp_path)
-    resolved["engine"] = chosen
-    resolved["warmup"] = opts.warmup if opts.warmup is not None else (1 if chosen == "server" else 0)
     cfg = cfg.model_copy(update=resolved)
+    chosen = engines.choose(cfg)
+    cls = engines.engine_class(chosen)
+    cfg = cfg.model_copy(
+        update={"engine": chosen, "warmup": cfg.warmup if cfg.warmup is not None else cls.default_warmup}
+    )
     prompts = load_prompt_list(cfg)
-    engine: LlamaCliEngine | LlamaServerEngine
-    if chosen == "server":
-        engine = LlamaServerEngine(
-            cfg,
-            opts.llama_cpp_path,
-            log_dir=output.parent / f"{output.stem}-logs",
-            port=opts.port,
-            timeout_s=opts.timeout_s,
-            start_timeout_s=opts.server_timeout_s,
-        )
-    else:
-        engine = LlamaCliEngine(cfg, opts.llama_cpp_path, timeout_s=opts.timeout_s)
+    engine = engines.make(cfg, log_dir=log_dir(output))
     return cfg, engine, prompts, notes
 
 
@@ -139,7 +79,6 @@ def responses_path(output: Path) -> Path:
 
 def execute(
     cfg: RunConfig,
-    opts: RunOptions,
     output: Path,
     console: Console,
     *,
@@ -150,7 +89,7 @@ def execute(
     `baseline`: a vanilla-only run (a matrix baseline) whose vanilla iterations this
     speculative-only run is compared with; the report says where they came from.
     """
-    cfg, engine, prompts, notes = prepare(cfg, opts, output)
+    cfg, engine, prompts, notes = prepare(cfg, output)
     env = environment.capture()
     print_config(console, Report(config=cfg, environment=env, binaries=engine.binaries()))
     if cfg.prompts:
@@ -167,18 +106,20 @@ def execute(
         prompts=prompts,
         responses=responses,
     )
-    if baseline is not None and baseline[1].vanilla is not None and report.vanilla is None:
-        report.vanilla, report.vanilla_from = baseline[1].vanilla, str(baseline[0])
-        compare(report)
+    base = baseline[1].vanilla if baseline is not None else None
+    if baseline is not None and base is not None and report.vanilla is None:
+        report.modes = {"vanilla": base.model_copy(update={"source": str(baseline[0])}), **report.modes}
+        report.comparisons = [ModeComparison(baseline="vanilla", candidate="speculative")]
+        analyze(report)
         save(report, output)
-    if opts.ceiling and report.status == "complete":
-        add_ceiling(report, cfg, opts, output, console)
+    if cfg.ceiling and report.status == "complete":
+        add_ceiling(report, cfg, output, console)
     print_report(console, report)
     console.print(f"\nResults saved to: {output} (generated texts: {responses})")
     return report
 
 
-def add_ceiling(report: Report, cfg: RunConfig, opts: RunOptions, output: Path, console: Console) -> None:
+def add_ceiling(report: Report, cfg: RunConfig, output: Path, console: Console) -> None:
     """Measure what verification and drafting cost here (llama-bench) and the speedup theory allows.
 
     Failing to measure it is a warning, never the loss of a finished run.
@@ -199,7 +140,7 @@ def add_ceiling(report: Report, cfg: RunConfig, opts: RunOptions, output: Path, 
             threads=cfg.threads,
             gpu_layers=cfg.gpu_layers,
             gpu_layers_draft=cfg.gpu_layers_draft,
-            llama_cpp_path=opts.llama_cpp_path,
+            llama_cpp_path=llama_cpp_dir(cfg),
         )
     except VelobenchError as exc:
         report.warnings.append(Warning(code=WarningCode.NO_CEILING, message=f"no speedup ceiling: {exc}"))

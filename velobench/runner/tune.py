@@ -15,6 +15,7 @@ measuring every candidate as a full sweep would have.
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,15 +23,17 @@ from pathlib import Path
 from rich.console import Console
 
 from velobench.analysis import ceiling, stats
-from velobench.analysis.costs import Costs, measure_costs
+from velobench.analysis.costs import Costs
 from velobench.analysis.stats import Ratio
 from velobench.bins import locate as binaries
-from velobench.config import RunConfig
-from velobench.engines.llama_args import P_MIN_FLAGS
+from velobench.config import RunConfig, to_argv
+from velobench.engines.llama_args import P_MIN_FLAGS, llama_cpp_dir
+from velobench.engines.llama_bench import measure_costs
 from velobench.environment import capture
-from velobench.results import Report
+from velobench.models.resolve import resolve_model_arg
+from velobench.results.schema import Report
 from velobench.runner.loop import run_benchmark
-from velobench.runner.run import RunOptions, prepare, resolve_model_arg
+from velobench.runner.run import prepare
 
 
 @dataclass
@@ -55,23 +58,27 @@ class TuneResult:
     command: str
 
 
-def supports_p_min(opts: RunOptions) -> bool:
+# What tune varies or decides itself: left out of the `velobench run` command it recommends.
+_NOT_SHOWN = {"iterations", "skip_vanilla", "skip_speculative", "warmup"}
+
+
+def supports_p_min(cfg: RunConfig) -> bool:
     """Whether the build that runs speculation (server, else speculative-simple) has a p_min option."""
+    where = llama_cpp_dir(cfg)
     for name in ("llama-server", "llama-speculative-simple"):
-        found = binaries.find_path(name, opts.llama_cpp_path)
+        found = binaries.find_path(name, where)
         if found:
-            return binaries.find_tool(name, opts.llama_cpp_path).first_flag(*P_MIN_FLAGS) is not None
+            return binaries.find_tool(name, where).first_flag(*P_MIN_FLAGS) is not None
     return False
 
 
-def _measure(cfg: RunConfig, opts: RunOptions, out: Path, console: Console) -> Report:
-    cfg2, engine, prompts, notes = prepare(cfg, opts, out)
+def _measure(cfg: RunConfig, out: Path) -> Report:
+    cfg2, engine, prompts, notes = prepare(cfg, out)
     return run_benchmark(cfg2, engine, capture(), out, notes=notes, prompts=prompts)
 
 
 def tune(
     cfg: RunConfig,
-    opts: RunOptions,
     work_dir: Path,
     console: Console,
     *,
@@ -102,7 +109,7 @@ def tune(
         threads=cfg.threads,
         gpu_layers=cfg.gpu_layers,
         gpu_layers_draft=cfg.gpu_layers_draft,
-        llama_cpp_path=opts.llama_cpp_path,
+        llama_cpp_path=llama_cpp_dir(cfg),
     )
     console.print(
         f"  target decode {costs.target_tg_ts:.1f} tok/s, draft {costs.draft_tg_ts or 0:.1f} tok/s (c = {costs.draft_cost:.2f}); "
@@ -113,7 +120,7 @@ def tune(
     g_max = gammas[-1]
     console.print(f"[bold]2/4[/bold] probe: acceptance at n_draft {g_max}")
     probe_cfg = cfg.model_copy(update={"n_draft": g_max, "iterations": 1, "skip_vanilla": True})
-    probe = _measure(probe_cfg, opts, work_dir / "probe.json", console)
+    probe = _measure(probe_cfg, work_dir / "probe.json")
     generations += 1
     acc = probe.speculative.acceptance if probe.speculative else None
     alpha = ceiling.alpha_from_acceptance(acc.rate if acc else 0.0, g_max, acc.mean_length if acc else None)
@@ -136,14 +143,14 @@ def tune(
     baseline: list[float] = []
     for rnd in range(1, max_rounds + 1):
         base_cfg = cfg.model_copy(update={"iterations": iterations, "skip_speculative": True})
-        rep = _measure(base_cfg, opts, work_dir / f"vanilla-{rnd}.json", console)
+        rep = _measure(base_cfg, work_dir / f"vanilla-{rnd}.json")
         baseline += [i.tokens_per_second for i in rep.vanilla.iterations] if rep.vanilla else []
         generations += iterations
         for c in chosen:
             c_cfg = cfg.model_copy(
                 update={"n_draft": c.n_draft, "iterations": iterations, "skip_vanilla": True}
             )
-            rep = _measure(c_cfg, opts, work_dir / f"nd{c.n_draft}-{rnd}.json", console)
+            rep = _measure(c_cfg, work_dir / f"nd{c.n_draft}-{rnd}.json")
             spec = rep.speculative
             c.samples += [i.tokens_per_second for i in spec.iterations] if spec else []
             c.acceptance = spec.acceptance.rate if spec and spec.acceptance else None
@@ -164,7 +171,7 @@ def tune(
     best = chosen[0]
     best.p_min = cfg.draft_p_min
     p_extra = [p for p in sorted(set(p_mins)) if p != cfg.draft_p_min]
-    if p_extra and supports_p_min(opts):
+    if p_extra and supports_p_min(cfg):
         # p_min has no place in the ceiling model, so it is measured directly at the chosen n_draft.
         console.print(f"  p_min at n_draft {best.n_draft}: trying {', '.join(f'{p:g}' for p in p_extra)}")
         for p in p_extra:
@@ -176,7 +183,7 @@ def tune(
                     "skip_vanilla": True,
                 }
             )
-            rep = _measure(p_cfg, opts, work_dir / f"nd{best.n_draft}-pmin{p:g}.json", console)
+            rep = _measure(p_cfg, work_dir / f"nd{best.n_draft}-pmin{p:g}.json")
             samples = [i.tokens_per_second for i in rep.speculative.iterations] if rep.speculative else []
             generations += len(samples)
             test = stats.ratio_of_means(samples, best.samples)
@@ -193,8 +200,19 @@ def tune(
     speedup = stats.ratio_of_means(best.samples, baseline)
     # A sweep measures the baseline and every candidate as deeply as tuning measured its finalists.
     sweep = (len(gammas) * max(1, len(set(p_mins) | {cfg.draft_p_min})) + 1) * iterations * rnd
-    cmd = (
-        f"velobench run -m {named[0]} -d {named[1]} --n-draft {best.n_draft} "
-        f"--draft-p-min {best.p_min:g} -n {cfg.n_predict}" + (f" -t {cfg.threads}" if cfg.threads else "")
+    chosen_cfg = cfg.model_copy(
+        update={
+            "main_model": named[0],
+            "draft_model": named[1],
+            "n_draft": best.n_draft,
+            "draft_p_min": best.p_min,
+        }
+    )
+    cmd = shlex.join(
+        to_argv(
+            chosen_cfg.model_copy(
+                update={k: f.default for k, f in RunConfig.model_fields.items() if k in _NOT_SHOWN}
+            )
+        )
     )
     return TuneResult(best, baseline, cands, costs, alpha, generations, sweep, speedup, cmd)

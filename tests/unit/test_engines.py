@@ -1,0 +1,132 @@
+"""The engine seam: a new engine is one class and one registry line, nothing else.
+
+`StubEngine` below is registered in place of the cli engine for one test and driven through
+the real `velobench run` entry point; nothing outside `engines.REGISTRY` learns of it. It is a
+stand-in for CLI logic only (this test claims nothing about any real engine's numbers).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+
+from velobench import engines
+from velobench.config import Method, RunConfig
+from velobench.engines.names import EngineName
+from velobench.errors import VelobenchError
+from velobench.prompts import Prompt
+from velobench.results.schema import BinaryInfo, Iteration, Mode, SessionInfo
+
+CliResult = tuple[int, str, str]
+
+
+class StubEngine:
+    name: ClassVar[EngineName] = EngineName.CLI
+    default_warmup: ClassVar[int] = 2
+    generated: ClassVar[list[tuple[str, int]]] = []
+
+    @classmethod
+    def can_run(cls, cfg: RunConfig) -> str | None:
+        return None
+
+    @classmethod
+    def available(cls, cfg: RunConfig) -> bool:
+        return True
+
+    def __init__(self, cfg: RunConfig, *, log_dir: Path):
+        self.cfg = cfg
+
+    def binaries(self) -> list[BinaryInfo]:
+        return [BinaryInfo(name="stub", path="/stub", source="test", version="1", commit=None)]
+
+    def binary(self, mode: Mode) -> str:
+        return f"stub-{mode}"
+
+    @contextlib.contextmanager
+    def session(self, mode: Mode) -> Iterator[StubEngine.Session]:
+        yield StubEngine.Session(mode)
+
+    class Session:
+        def __init__(self, mode: Mode):
+            self.mode = mode
+
+        def info(self) -> SessionInfo:
+            return SessionInfo(url="stub://" + self.mode)
+
+        def generate(self, prompt: Prompt, index: int) -> Iteration:
+            StubEngine.generated.append((self.mode, index))
+            tps = 20.0 + index if self.mode == "vanilla" else 10.0 + index
+            return Iteration(
+                index=index,
+                command="stub",
+                returncode=0,
+                wall_ms=10.0,
+                prompt_tokens=3,
+                prompt_ms=1.0,
+                ttft_ms=1.0,
+                generated_tokens=8,
+                decode_ms=8 / tps * 1000,
+                tokens_per_second=tps,
+                total_time_ms=1.0 + 8 / tps * 1000,
+            )
+
+
+def test_a_stub_engine_runs_end_to_end_through_the_registry_alone(
+    cli: Callable[..., CliResult], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setitem(engines.REGISTRY, EngineName.CLI, f"{__name__}:StubEngine")
+    monkeypatch.setattr("velobench.runner.run.resolve_model_arg", lambda spec, what: spec)
+    monkeypatch.setattr("velobench.runner.run.check_draft_compatible", lambda a, b: [])
+    StubEngine.generated.clear()
+    code, out, err = cli("run", "-m", "m.gguf", "-d", "d.gguf", "--engine", "cli", "-i", "3", "-o", "r.json")
+    assert code == 0, err
+    data = json.loads((tmp_path / "r.json").read_text())
+    assert list(data["modes"]) == ["vanilla", "speculative"]
+    assert data["config"]["engine"] == "cli" and data["config"]["warmup"] == 2  # the engine's default
+    assert data["modes"]["speculative"]["session"]["url"] == "stub://speculative"
+    assert [i["tokens_per_second"] for i in data["modes"]["vanilla"]["iterations"]] == [21.0, 22.0, 23.0]
+    assert data["comparisons"][0]["speedup"]["ratio"] == pytest.approx(12.0 / 22.0)
+    # warm-up generations are numbered -1, -2 and not recorded
+    assert StubEngine.generated[:2] == [("vanilla", -1), ("vanilla", -2)]
+    assert "Vanilla (n=3)" in out and "stub-speculative" in out
+
+
+class _Never(StubEngine):
+    @classmethod
+    def can_run(cls, cfg: RunConfig) -> str | None:
+        return "the never engine runs nothing"
+
+
+class _Absent(StubEngine):
+    @classmethod
+    def available(cls, cfg: RunConfig) -> bool:
+        return False
+
+
+def _cfg(**kw: object) -> RunConfig:
+    return RunConfig(main_model="m", draft_model="d", **kw)  # type: ignore[arg-type]
+
+
+def test_auto_picks_the_first_engine_that_can_run_and_is_installed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(engines.REGISTRY, EngineName.SERVER, f"{__name__}:_Absent")
+    monkeypatch.setitem(engines.REGISTRY, EngineName.CLI, f"{__name__}:StubEngine")
+    assert engines.choose(_cfg()) is EngineName.CLI  # the server is not installed
+    monkeypatch.setitem(engines.REGISTRY, EngineName.SERVER, f"{__name__}:StubEngine")
+    assert engines.choose(_cfg()) is EngineName.SERVER
+    monkeypatch.setitem(engines.REGISTRY, EngineName.CLI, f"{__name__}:_Never")
+    with pytest.raises(VelobenchError, match="the never engine runs nothing"):
+        engines.choose(_cfg(engine=EngineName.CLI))
+
+
+def test_real_engines_say_what_they_cannot_run() -> None:
+    lookup = RunConfig(main_model="m", method=Method.LOOKUP, engine=EngineName.SERVER)
+    with pytest.raises(VelobenchError, match="--method lookup needs the command-line tools"):
+        engines.choose(lookup)
+    chat = RunConfig(main_model="m", draft_model="d", chat=True, engine=EngineName.CLI)
+    with pytest.raises(VelobenchError, match="--chat needs the server engine"):
+        engines.choose(chat)

@@ -1,0 +1,122 @@
+"""Summaries derived from raw iterations: per mode, per category, and the whole report.
+
+`analyze(report)` recomputes everything derived (mode summaries, every declared comparison's
+speedup, categories and losslessness, and the warnings) from the raw iterations, so a result
+file's summaries can always be rebuilt from its samples.
+"""
+
+from __future__ import annotations
+
+from velobench.analysis import stats
+from velobench.analysis.lossless import losslessness
+from velobench.analysis.warnings import SETUP_WARNINGS, result_warnings
+from velobench.results.schema import Acceptance, CategorySummary, ModeComparison, ModeResult, Report
+
+STREAMING_FIELDS = ("e2e_ms", "tpot_ms", "itl_p50_ms", "itl_p99_ms")
+
+
+def summarize_mode(result: ModeResult) -> None:
+    """Recompute a mode's summaries from its raw iterations (the samples are the record)."""
+    its = result.iterations
+    if not its:
+        return
+    result.tokens_per_second = stats.summarize([i.tokens_per_second for i in its])
+    result.time_to_first_token_ms = stats.summarize([i.ttft_ms for i in its])
+    result.total_time_ms = stats.summarize([i.total_time_ms for i in its])
+    for field in STREAMING_FIELDS:  # streaming engines only
+        values = [v for i in its if (v := getattr(i, field)) is not None]
+        setattr(result, field, stats.summarize(values) if values else None)
+    if any(i.n_drafted is not None for i in its):
+        drafted = sum(i.n_drafted or 0 for i in its)
+        accepted = sum(i.n_accept or 0 for i in its)
+        rates = [i.acceptance_rate for i in its if i.acceptance_rate is not None]
+        steps = [i.draft_steps for i in its if i.draft_steps is not None]
+        positions = [i.accepted_per_position for i in its if i.accepted_per_position]
+        per_pos = [float(sum(col)) for col in zip(*positions, strict=False)] if positions else None
+        result.acceptance = Acceptance(
+            drafted=drafted,
+            accepted=accepted,
+            rate=stats.acceptance_rate(accepted, drafted),
+            per_iteration=stats.summarize(rates) if rates else None,
+            draft_steps=sum(steps) if steps else None,
+            mean_length=stats.mean_acceptance_length(accepted, sum(steps)) if steps else None,
+            accepted_per_position=per_pos,
+        )
+
+
+def category_summaries(baseline: ModeResult, candidate: ModeResult) -> list[CategorySummary]:
+    """Per category: tokens/s of each mode, acceptance, and the speedup (ratio of means).
+
+    Only when the run used more than one prompt category; prompts of a category are the same
+    in both modes because iterations cycle through one prompt list.
+    """
+    cats = sorted({i.category for m in (baseline, candidate) for i in m.iterations if i.category})
+    if len(cats) < 2:
+        return []
+    out = []
+    for cat in cats:
+        base = [i.tokens_per_second for i in baseline.iterations if i.category == cat]
+        cand_its = [i for i in candidate.iterations if i.category == cat]
+        cand = [i.tokens_per_second for i in cand_its]
+        drafted = sum(i.n_drafted or 0 for i in cand_its)
+        accepted = sum(i.n_accept or 0 for i in cand_its)
+        ids = {i.prompt_id for m in (baseline, candidate) for i in m.iterations if i.category == cat}
+        out.append(
+            CategorySummary(
+                category=cat,
+                n_prompts=len(ids),
+                baseline_tokens_per_second=stats.summarize(base) if base else None,
+                candidate_tokens_per_second=stats.summarize(cand) if cand else None,
+                acceptance_rate=stats.acceptance_rate(accepted, drafted),
+                speedup=stats.ratio_of_means(cand, base) if base and cand else None,
+            )
+        )
+    return out
+
+
+def compare_modes(report: Report, baseline: str, candidate: str) -> ModeComparison:
+    """Candidate vs baseline: speedup (ratio of mean tokens/s) with its uncertainty, categories,
+    and at temperature 0 whether the candidate reproduced the baseline's output."""
+    base, cand = report.modes.get(baseline), report.modes.get(candidate)
+    comp = ModeComparison(baseline=baseline, candidate=candidate)
+    if base and cand and base.iterations and cand.iterations:
+        comp.speedup = stats.ratio_of_means(
+            [i.tokens_per_second for i in cand.iterations],
+            [i.tokens_per_second for i in base.iterations],
+        )
+        comp.categories = category_summaries(base, cand)
+        if report.config.temp == 0:
+            comp.lossless = losslessness(base, cand)
+    return comp
+
+
+def declared_comparisons(report: Report) -> list[tuple[str, str]]:
+    """The comparisons a report makes: those it declares, else speculative vs vanilla when both ran."""
+    if report.comparisons:
+        return [(c.baseline, c.candidate) for c in report.comparisons]
+    if "vanilla" in report.modes and "speculative" in report.modes:
+        return [("vanilla", "speculative")]
+    return []
+
+
+def analyze(report: Report) -> None:
+    """Recompute every summary, comparison and warning of `report` from its raw iterations."""
+    for mode in report.modes.values():
+        summarize_mode(mode)
+    report.comparisons = [compare_modes(report, b, c) for b, c in declared_comparisons(report)]
+    report.warnings = [w for w in report.warnings if w.code in SETUP_WARNINGS]
+    report.warnings += list(result_warnings(report))
+
+
+def category_mean_length(report: Report, category: str) -> float | None:
+    """1 + accepted / draft steps over the category's speculative iterations (server engine only)."""
+    its = [
+        i
+        for i in (report.speculative.iterations if report.speculative else [])
+        if i.category == category and i.draft_steps is not None
+    ]
+    if not its:
+        return None
+    return stats.mean_acceptance_length(
+        sum(i.n_accept or 0 for i in its), sum(i.draft_steps or 0 for i in its)
+    )

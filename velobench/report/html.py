@@ -1,0 +1,146 @@
+"""A report as one self-contained HTML page: tables, verdict, warnings and embedded plots."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from velobench.analysis.verdict import verdict
+from velobench.errors import VelobenchError
+from velobench.report.console import speedup_text
+from velobench.results.schema import Report
+
+if TYPE_CHECKING:
+    pass
+from velobench.report.plots import (
+    plot_categories,
+    plot_speedup,
+    plot_speedup_vs_n_draft,
+    plot_tokens_per_second,
+)
+from velobench.report.tables import (
+    Table,
+    categories,
+    config,
+    group_pairs,
+    lossless_lines,
+    machine,
+    matrix_table,
+    pair_label,
+    pair_notes,
+    results,
+)
+
+_CSS = """
+body { font-family: system-ui, sans-serif; max-width: 62rem; margin: 2rem auto; padding: 0 1rem; color: #222; }
+table { border-collapse: collapse; margin: 1rem 0; }
+th, td { border: 1px solid #ccc; padding: 0.25rem 0.6rem; }
+th { background: #f4f4f4; }
+.r { text-align: right; }
+tr.best td { background: #e6f4ea; font-weight: bold; }
+caption { caption-side: bottom; text-align: left; color: #666; font-size: 0.9em; }
+.verdict { font-size: 1.15em; font-weight: bold; }
+.warning { color: #8a5a00; }
+img { max-width: 100%; }
+code { font-size: 0.9em; }
+""".strip()
+
+
+def _e(text: object) -> str:
+    return html.escape(str(text))
+
+
+def _cell(text: str) -> str:
+    """Escaped, with leading spaces kept (the console table indents sub-rows such as `  range`)."""
+    body = text.lstrip(" ")
+    return "&nbsp;" * (len(text) - len(body)) + _e(body)
+
+
+def _html_table(t: Table, heading: str = "h2") -> str:
+    out = [f"<{heading}>{_e(t.title)}</{heading}>"] if t.title else []
+    out.append("<table>")
+    if t.caption:
+        out.append(f"<caption>{_e(t.caption)}</caption>")
+    out.append(
+        "<thead><tr>"
+        + "".join(
+            f'<th class="r">{_e(h)}</th>' if r else f"<th>{_e(h)}</th>"
+            for h, r in zip(t.headers, t.right, strict=True)
+        )
+        + "</tr></thead>"
+    )
+    out.append("<tbody>")
+    for k, row in enumerate(t.rows):
+        cls = ' class="best"' if k in t.highlight else ""
+        cells = "".join(
+            f'<td class="r">{_cell(c)}</td>' if r else f"<td>{_cell(c)}</td>"
+            for c, r in zip(row, t.right, strict=True)
+        )
+        out.append(f"<tr{cls}>{cells}</tr>")
+    out.append("</tbody>")
+    out.append("</table>")
+    return "\n".join(out)
+
+
+def _img(png: str | None, alt: str) -> list[str]:
+    return [] if png is None else [f'<p><img src="data:image/png;base64,{png}" alt="{_e(alt)}"></p>']
+
+
+def _page(title: str, body: list[str]) -> str:
+    return (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        f"<title>{_e(title)}</title>\n<style>\n{_CSS}\n</style>\n</head>\n<body>\n"
+        + "\n".join(body)
+        + "\n</body>\n</html>\n"
+    )
+
+
+def render(report: Report) -> str:
+    """One self-contained page: configuration, tables, speedup, verdict, warnings, and plots
+    (tokens/s per mode, acceptance per category, speedup with its 95% interval)."""
+    title = "velobench: vanilla vs speculative decoding"
+    body = [f"<h1>{_e(title)}</h1>", "<ul>"]
+    body += [f"<li><strong>{_e(k)}:</strong> {_e(v)}</li>" for k, v in config(report)]
+    body += ["</ul>", _html_table(results(report))]
+    if report.speedup_detail is not None:
+        body.append(f"<p><strong>Speedup:</strong> {_e(speedup_text(report.speedup_detail))}</p>")
+    body.append(f'<p class="verdict">Verdict: {_e(verdict(report.speedup_detail))}</p>')
+    body += _img(plot_tokens_per_second(report), "tokens/s per iteration, per mode")
+    body += _img(plot_speedup(report), "speedup with its 95% interval")
+    cats = categories(report)
+    if cats:
+        body.append(_html_table(cats))
+        body += _img(plot_categories(report), "acceptance rate and mean acceptance length per category")
+    lossless = lossless_lines(report)
+    if lossless:
+        body += [
+            "<h2>Losslessness (temperature 0)</h2>",
+            "<ul>",
+            *(f"<li>{_e(x)}</li>" for x in lossless),
+            "</ul>",
+        ]
+    if report.warnings:
+        body += ["<h2>Warnings</h2>", "<ul>"]
+        body += [
+            f'<li class="warning"><code>{_e(w.code.value)}</code>: {_e(w.message)}</li>'
+            for w in report.warnings
+        ]
+        body.append("</ul>")
+    return _page(title, body)
+
+
+def render_many(reports: Sequence[Report]) -> str:
+    """A matrix run on one page: per pair a table (best configuration highlighted), the
+    verdict on the best, and a speedup-vs-n_draft plot with 95% error bars."""
+    if not reports:
+        raise VelobenchError("no results to export")
+    title = "velobench: speedup vs n_draft"
+    body = [f"<h1>{_e(title)}</h1>", f"<p>Machine: {_e(machine(reports[0]))}</p>"]
+    for group in group_pairs(reports):
+        body.append(_html_table(matrix_table(group)))
+        notes = pair_notes(group)
+        body.append(f'<p class="verdict">{_e(notes[0])}</p>')
+        body += [f"<p>{_e(n)}</p>" for n in notes[1:]]
+        body += _img(plot_speedup_vs_n_draft(group), f"speedup vs n_draft, {pair_label(group[0])}")
+    return _page(title, body)

@@ -1,0 +1,73 @@
+"""Result files on disk: written atomically after every iteration, loaded strictly.
+
+A reader sees the old file or the new one, never half of one. `load` reads every schema
+version this velobench knows (older ones through `results.migrate`) and rejects the rest
+with one line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from velobench.errors import VelobenchError
+from velobench.results.migrate import migrate
+from velobench.results.schema import SCHEMA_VERSION, Report
+from velobench.validation import one_line
+
+
+def write_atomic(path: Path, data: str) -> None:
+    """Write via a uniquely named temp file in the same folder, fsync, rename, fsync the folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; a result is meant to be shared
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    try:  # the rename itself survives a power cut only once the folder is on disk
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dir_fd)
+    except OSError:
+        pass
+    finally:
+        os.close(dir_fd)
+
+
+def save(report: Report, path: Path) -> None:
+    write_atomic(path, report.model_dump_json(indent=2) + "\n")
+
+
+def load(path: Path) -> Report:
+    """Read a result file of any known schema version; anything else is one line."""
+    try:
+        raw = json.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise VelobenchError(f"result file not found: {path}") from exc
+    except IsADirectoryError as exc:
+        raise VelobenchError(f"{path} is a folder, not a result file") from exc
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise VelobenchError(f"{path}: not a JSON file ({exc})") from exc
+    except OSError as exc:
+        raise VelobenchError(f"cannot read {path}: {exc.strerror}") from exc
+    version = raw.get("schema_version") if isinstance(raw, dict) else None
+    if not isinstance(version, int) or not 1 <= version <= SCHEMA_VERSION:
+        raise VelobenchError(
+            f"{path}: schema_version {version!r} is not one this velobench reads (1 to {SCHEMA_VERSION})"
+        )
+    try:
+        return Report.model_validate(migrate(raw))
+    except ValidationError as exc:
+        raise VelobenchError(f"{path}: invalid result file at {one_line(exc)}") from exc
