@@ -1,0 +1,643 @@
+"""The one measuring HTTP client of every HTTP engine: streamed requests timed on the client clock.
+
+Speaks the OpenAI-compatible streaming endpoints (`/v1/completions`, `/v1/chat/completions`) that
+vLLM, llama-server, SGLang and others serve, and llama-server's native `/completion`. Each
+request becomes a `RequestTiming` (when it was sent, when each chunk of tokens arrived, how many
+tokens each carried, how it ended) plus the text, the token ids where the server sends them, and
+the server's own closing accounting (`usage`, llama-server's `timings`).
+
+Token counts never come from counting chunks: the output count is the server's (`usage.
+completion_tokens`, or `timings.predicted_n` on `/completion`), and tokens per chunk come from the
+chunk's token ids (`/completion`, vLLM's `return_token_ids`), else from the growth of a running
+count the server sends with every chunk (vLLM's `stream_options.continuous_usage_stats`,
+llama-server's `timings_per_token`), else 1 per chunk that carries text.
+
+All parsing is pure (`request_body`, `SseParser`, `StreamState`, `error_message`, `classify`);
+`HttpClient` (httpx.Client) and `AsyncHttpClient` (httpx.AsyncClient) only move bytes and read the
+clock. A failure is a `RequestFailed` (a one-line `VelobenchError`) or, with `raise_errors=False`,
+`RequestTiming.error = "kind: message"` with every chunk received before it kept. Kinds: `connect`,
+`timeout`, `http-<status>`, `stream-ended`, `bad-event`, `server-error`.
+
+The API key is sent as `Authorization: Bearer KEY` and appears nowhere else: not in a message
+(server messages are scrubbed of it too), a repr, or a log line.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+from pydantic import BaseModel, ConfigDict
+
+from velobench.engines import metrics as prom
+from velobench.engines.timing import RequestTiming
+from velobench.errors import VelobenchError
+
+Endpoint = Literal["completions", "chat", "native"]
+PATHS: dict[str, str] = {
+    "completions": "/v1/completions",
+    "chat": "/v1/chat/completions",
+    "native": "/completion",
+}
+# llama-server's /completion says how generation stopped in `stop_type`; OpenAI's words for it.
+_NATIVE_FINISH = {"limit": "length", "eos": "stop", "word": "stop"}
+
+DEFAULT_CONNECT_S = 10.0
+DEFAULT_READ_S = 120.0  # a long prompt on a CPU can take minutes before the first token
+DEFAULT_DEADLINE_S = 600.0
+
+
+# ---------------------------------------------------------------------------------------------
+# What is sent
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StreamRequest:
+    """One streamed generation request; `extra` is merged into the JSON body last (engine-specific
+    fields such as llama-server's `timings_per_token` or `cache_prompt`)."""
+
+    endpoint: Endpoint
+    prompt: str | Sequence[Mapping[str, str]]  # chat: a string becomes one user message
+    max_tokens: int
+    model: str | None = None
+    temperature: float = 0.0
+    seed: int | None = None
+    ignore_eos: bool = False
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def path(self) -> str:
+        return PATHS[self.endpoint]
+
+
+def request_body(req: StreamRequest, *, continuous_usage: bool = True) -> dict[str, Any]:
+    """The JSON body of `req`.
+
+    OpenAI endpoints ask for `stream_options.include_usage` (the closing chunk carries `usage`)
+    and, with `continuous_usage`, `continuous_usage_stats` (vLLM then puts the running `usage` in
+    every chunk; servers that do not know it ignore it, a strict one may refuse it).
+    """
+    body: dict[str, Any]
+    if req.endpoint == "native":
+        if not isinstance(req.prompt, str):
+            raise VelobenchError("llama-server's /completion takes a prompt string, not chat messages")
+        body = {"prompt": req.prompt, "n_predict": req.max_tokens}
+    else:
+        body = {"max_tokens": req.max_tokens}
+        if req.endpoint == "chat":
+            msgs = [{"role": "user", "content": req.prompt}] if isinstance(req.prompt, str) else req.prompt
+            body["messages"] = [dict(m) for m in msgs]
+        else:
+            if not isinstance(req.prompt, str):
+                raise VelobenchError(
+                    "/v1/completions takes a prompt string; use the chat endpoint for messages"
+                )
+            body["prompt"] = req.prompt
+        if req.model is not None:
+            body["model"] = req.model
+        options: dict[str, Any] = {"include_usage": True}
+        if continuous_usage:
+            options["continuous_usage_stats"] = True
+        body["stream_options"] = options
+    body["stream"] = True
+    body["temperature"] = req.temperature
+    if req.seed is not None:
+        body["seed"] = req.seed
+    if req.ignore_eos:
+        body["ignore_eos"] = True
+    body.update(req.extra)
+    return body
+
+
+# ---------------------------------------------------------------------------------------------
+# What comes back: server-sent events, then one record
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SseEvent:
+    """One server-sent event: `field` is `data`, or `error` (older llama-server's error events)."""
+
+    field: str
+    data: str
+
+
+class SseParser:
+    """Server-sent events from a stream's lines, one line at a time (W3C EventSource rules, the
+    subset servers use): `field: value` lines accumulate, a blank line ends the event, `:` lines
+    are comments (pings). `data` lines of one event are joined with newlines."""
+
+    def __init__(self) -> None:
+        self._field: str | None = None
+        self._data: list[str] = []
+
+    def feed(self, line: str) -> SseEvent | None:
+        """The event `line` completes, if it completes one."""
+        line = line.rstrip("\r\n")
+        if not line:
+            return self._dispatch()
+        if line.startswith(":"):
+            return None
+        name, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if name in ("data", "error"):
+            if self._field is not None and self._field != name:
+                done = self._dispatch()
+                self._field, self._data = name, [value]
+                return done
+            self._field = name
+            self._data.append(value)
+        return None  # event:, id:, retry: and unknown fields carry nothing velobench reads
+
+    def close(self) -> SseEvent | None:
+        """The last event, where the stream ended without its blank line."""
+        return self._dispatch()
+
+    def _dispatch(self) -> SseEvent | None:
+        if self._field is None:
+            return None
+        event = SseEvent(self._field, "\n".join(self._data))
+        self._field, self._data = None, []
+        return event
+
+
+def sse_events(lines: Iterable[str]) -> list[SseEvent]:
+    """Every event of a whole captured stream."""
+    parser = SseParser()
+    out = [e for e in (parser.feed(line) for line in lines) if e is not None]
+    last = parser.close()
+    return [*out, last] if last is not None else out
+
+
+def one_line(text: str, limit: int = 200) -> str:
+    """`text` on one line, at most `limit` characters."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def error_message(body: bytes | str) -> str:
+    """The server's own words from an error body (`{"error": {"message": ...}}`, `{"error": "..."}`,
+    `{"message": ...}`, FastAPI's `{"detail": ...}`), else the body itself; one line."""
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+    try:
+        obj: Any = json.loads(text)
+    except ValueError:
+        return one_line(text) or "(empty body)"
+    for key in ("error", "message", "detail"):
+        if isinstance(obj, dict) and key in obj:
+            obj = obj[key]
+            if isinstance(obj, dict) and "message" in obj:
+                obj = obj["message"]
+            break
+    return one_line(obj if isinstance(obj, str) else json.dumps(obj))
+
+
+class StreamFailure(Exception):
+    """A classified failure inside the client (becomes `RequestFailed` or `RequestTiming.error`)."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(f"{kind}: {message}")
+        self.kind = kind
+        self.message = message
+
+
+class StreamResult(BaseModel):
+    """One streamed request: the timing record, what was generated, the server's own accounting."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    timing: RequestTiming
+    text: str = ""
+    token_ids: list[int] | None = None  # where every content chunk carried its ids
+    usage: dict[str, Any] | None = None  # the last `usage` object the server sent
+    timings: dict[str, Any] | None = None  # llama-server's last `timings` object
+    model: str | None = None  # the model the server says answered
+
+
+class StreamState:
+    """Builds one request's record from its events; pure: the caller passes each event's arrival
+    time (seconds from its zero)."""
+
+    def __init__(self, endpoint: Endpoint, sent_s: float) -> None:
+        self.endpoint = endpoint
+        self.timing = RequestTiming(sent_s=sent_s)
+        self.text: list[str] = []
+        self.ids: list[int] | None = []
+        self.usage: dict[str, Any] | None = None
+        self.timings: dict[str, Any] | None = None
+        self.model: str | None = None
+        self.events = 0
+        self.done = False  # OpenAI: `[DONE]` seen; /completion: the `stop: true` event seen
+        self._running: int | None = 0  # the server's running output count, while every chunk had it
+
+    def on_event(self, event: SseEvent, t: float) -> None:
+        """Take one event that arrived at `t`. Raises StreamFailure for error and unreadable events."""
+        self.events += 1
+        if event.field == "error":
+            raise StreamFailure("server-error", error_message(event.data))
+        if event.data.strip() == "[DONE]":
+            self.done = True
+            return
+        try:
+            payload = json.loads(event.data)
+        except ValueError:
+            raise StreamFailure("bad-event", f"not JSON: {one_line(event.data, 120)!r}") from None
+        if not isinstance(payload, dict):
+            raise StreamFailure("bad-event", f"not a JSON object: {one_line(event.data, 120)!r}")
+        if "error" in payload:
+            raise StreamFailure("server-error", error_message(event.data))
+        if self.endpoint == "native":
+            self._native(payload, t)
+        else:
+            self._openai(payload, t)
+
+    def _openai(self, payload: dict[str, Any], t: float) -> None:
+        if isinstance(payload.get("model"), str):
+            self.model = payload["model"]
+        usage = payload.get("usage")
+        if isinstance(usage, dict):
+            self.usage = usage
+        timings = payload.get("timings")
+        if isinstance(timings, dict):
+            self.timings = timings
+        choices = payload.get("choices") or []
+        if not choices:  # the closing usage-only chunk
+            return
+        choice = choices[0]
+        if self.endpoint == "chat":
+            delta = choice.get("delta") or {}
+            parts = (delta.get("reasoning_content"), delta.get("reasoning"), delta.get("content"))
+            text = "".join(p for p in parts if isinstance(p, str))
+        else:
+            text = choice.get("text") or ""
+        if choice.get("finish_reason"):
+            self.timing.finish_reason = choice["finish_reason"]
+        running = None
+        if isinstance(usage, dict) and isinstance(usage.get("completion_tokens"), int):
+            running = usage["completion_tokens"]
+        elif isinstance(timings, dict) and isinstance(timings.get("predicted_n"), int):
+            running = timings["predicted_n"]
+        ids = choice.get("token_ids")
+        self._chunk(text, ids if isinstance(ids, list) else None, running, t)
+
+    def _native(self, payload: dict[str, Any], t: float) -> None:
+        if payload.get("stop"):
+            self.done = True
+            if isinstance(payload.get("model"), str):
+                self.model = payload["model"]
+            if isinstance(payload.get("timings"), dict):
+                self.timings = payload["timings"]
+            stop_type = payload.get("stop_type")
+            if isinstance(stop_type, str):
+                self.timing.finish_reason = _NATIVE_FINISH.get(stop_type, stop_type)
+        ids = payload.get("tokens")
+        self._chunk(payload.get("content") or "", ids if isinstance(ids, list) else None, None, t)
+
+    def _chunk(self, text: str, ids: list[int] | None, running: int | None, t: float) -> None:
+        """Record a chunk that carried tokens: k = len(ids), else the growth of the server's running
+        count (only while every chunk so far had one), else 1 where it carried text."""
+        if ids is not None:
+            k = len(ids)
+        elif running is not None and self._running is not None:
+            k = max(running - self._running, 0)
+        else:
+            k = 1 if text else 0
+        if running is not None and self._running is not None:
+            self._running = running
+        elif k > 0:
+            self._running = None  # a content chunk without a running count: stop trusting it
+        if ids is not None and self.ids is not None:
+            self.ids.extend(int(i) for i in ids)
+        elif k > 0:
+            self.ids = None
+        self.text.append(text)
+        if k == 0:
+            return
+        if self.timing.first_token_s is None:
+            self.timing.first_token_s = t
+        self.timing.chunk_s.append(t)
+        self.timing.chunk_tokens.append(k)
+
+    def check_complete(self) -> None:
+        """Raises StreamFailure(stream-ended) where the stream closed before the server said it was done."""
+        if self.done:
+            return
+        if not self.events:
+            raise StreamFailure("stream-ended", "the server closed the stream without sending an event")
+        raise StreamFailure(
+            "stream-ended",
+            f"the server closed the stream after {len(self.timing.chunk_s)} chunks without finishing",
+        )
+
+    def result(self, end_s: float, error: str | None = None) -> StreamResult:
+        """The record, the stream stopping at `end_s` (with `error`, where it failed)."""
+        timing = self.timing.model_copy(deep=True)
+        timing.end_s = end_s
+        timing.error = error
+        usage, timings = self.usage, self.timings
+        if usage is not None:
+            if isinstance(usage.get("completion_tokens"), int):
+                timing.output_tokens = usage["completion_tokens"]
+            if isinstance(usage.get("prompt_tokens"), int):
+                timing.prompt_tokens = usage["prompt_tokens"]
+        elif self.endpoint == "native" and timings is not None:
+            if isinstance(timings.get("predicted_n"), int):
+                timing.output_tokens = timings["predicted_n"]
+            if isinstance(timings.get("prompt_n"), int):
+                timing.prompt_tokens = timings["prompt_n"] + int(timings.get("cache_n") or 0)
+        return StreamResult(
+            timing=timing,
+            text="".join(self.text),
+            token_ids=self.ids if self.ids else None,
+            usage=usage,
+            timings=timings,
+            model=self.model,
+        )
+
+
+def classify(exc: Exception, where: str, *, connect_s: float, read_s: float, chunks: int) -> StreamFailure:
+    """A transport exception as a classified failure (`where`: the redacted URL)."""
+    if isinstance(exc, StreamFailure):
+        return exc
+    if isinstance(exc, httpx.ConnectTimeout):
+        return StreamFailure("connect", f"cannot connect to {where}: no answer in {connect_s:g} s")
+    if isinstance(exc, httpx.ConnectError):
+        return StreamFailure("connect", f"cannot connect to {where}: {one_line(str(exc)) or 'refused'}")
+    if isinstance(exc, httpx.ReadTimeout):
+        return StreamFailure("timeout", f"{where} sent nothing for {read_s:g} s (after {chunks} chunks)")
+    if isinstance(exc, httpx.TimeoutException):
+        return StreamFailure("timeout", f"{where}: {type(exc).__name__} ({one_line(str(exc))})")
+    if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError):
+        return StreamFailure(
+            "stream-ended",
+            f"{where} closed the connection after {chunks} chunks "
+            f"({one_line(str(exc)) or type(exc).__name__})",
+        )
+    return StreamFailure("connect", f"{where}: {type(exc).__name__}: {one_line(str(exc))}")
+
+
+class RequestFailed(VelobenchError):
+    """A request that failed, as one line; `kind` classifies it and `result` keeps what arrived."""
+
+    def __init__(self, failure: StreamFailure, result: StreamResult | None = None) -> None:
+        super().__init__(failure.message)
+        self.kind = failure.kind
+        self.result = result
+
+
+def display_url(url: str) -> str:
+    """`url` without user:password@ (never printed)."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url.rstrip("/")
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host += f":{parts.port}"
+    return urlunsplit(parts._replace(netloc=host)).rstrip("/")
+
+
+# ---------------------------------------------------------------------------------------------
+# The two clients (sync and async) share everything above; only byte moving differs.
+# ---------------------------------------------------------------------------------------------
+
+
+class _Base:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        api_key: str | None = None,
+        connect_timeout_s: float = DEFAULT_CONNECT_S,
+        read_timeout_s: float = DEFAULT_READ_S,
+        deadline_s: float = DEFAULT_DEADLINE_S,
+        continuous_usage: bool = True,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        if not base_url.startswith(("http://", "https://")):
+            raise VelobenchError(f"server URL must start with http:// or https://: {display_url(base_url)!r}")
+        self.base_url = base_url.rstrip("/")
+        self._key = api_key or None
+        self.connect_timeout_s = connect_timeout_s
+        self.read_timeout_s = read_timeout_s
+        self.deadline_s = deadline_s
+        self.continuous_usage = continuous_usage
+        self.clock = clock
+        self._timeout = httpx.Timeout(
+            connect=connect_timeout_s, read=read_timeout_s, write=read_timeout_s, pool=None
+        )
+        self._headers = {"Authorization": f"Bearer {self._key}"} if self._key else {}
+
+    def __repr__(self) -> str:
+        key = ", api_key=***" if self._key else ""
+        return f"{type(self).__name__}({display_url(self.base_url)!r}{key})"
+
+    def redact(self, text: str) -> str:
+        """`text` with the API key (if any) replaced by `***`: servers sometimes quote it back."""
+        return text.replace(self._key, "***") if self._key else text
+
+    def where(self, path: str) -> str:
+        return display_url(self.base_url) + path
+
+    def _failure(self, exc: Exception, path: str, chunks: int) -> StreamFailure:
+        f = classify(
+            exc, self.where(path), connect_s=self.connect_timeout_s, read_s=self.read_timeout_s, chunks=chunks
+        )
+        return StreamFailure(f.kind, self.redact(f.message))
+
+    def status_failure(self, status: int, reason: str, body: bytes, method: str, path: str) -> StreamFailure:
+        """A non-2xx answer as a classified failure, with the server's own words."""
+        said = self.redact(error_message(body))
+        if status in (401, 403):
+            if self._key:
+                msg = f"the server refused the API key ({status} {reason}: {said})"
+            else:
+                msg = (
+                    f"the server wants an API key ({status} {reason}: {said}): "
+                    "pass --api-key or set OPENAI_API_KEY"
+                )
+        else:
+            msg = f"{method} {self.where(path)} answered {status} {reason}: {said}"
+        return StreamFailure(f"http-{status}", msg)
+
+    def _step(self, state: StreamState, parser: SseParser, line: str, zero: float) -> bool:
+        """Feed one line; True once the stream is complete. Raises StreamFailure past the deadline."""
+        now = self.clock() - zero
+        event = parser.feed(line)
+        if event is not None:
+            state.on_event(event, now)
+        if state.done:
+            return True
+        if now - state.timing.sent_s > self.deadline_s:
+            raise StreamFailure(
+                "timeout",
+                f"request exceeded its {self.deadline_s:g} s deadline "
+                f"after {len(state.timing.chunk_s)} chunks",
+            )
+        return False
+
+    def _end(self, state: StreamState, parser: SseParser, zero: float, completed: bool) -> StreamResult:
+        if not completed:
+            last = parser.close()
+            if last is not None:
+                state.on_event(last, self.clock() - zero)
+            state.check_complete()
+        return state.result(self.clock() - zero)
+
+    def _failed(self, state: StreamState, f: StreamFailure, zero: float, raise_errors: bool) -> StreamResult:
+        result = state.result(self.clock() - zero, error=f"{f.kind}: {f.message}")
+        if raise_errors:
+            raise RequestFailed(f, result) from None
+        return result
+
+    def _models(self, status: int, reason: str, body: bytes) -> list[str]:
+        if status != 200:
+            raise RequestFailed(self.status_failure(status, reason, body, "GET", "/v1/models"))
+        try:
+            data = json.loads(body)["data"]
+            return [str(m["id"]) for m in data]
+        except (ValueError, KeyError, TypeError):
+            said = one_line(body.decode("utf-8", "replace"), 120)
+            msg = f"{self.where('/v1/models')} answered something other than a model list: {said!r}"
+            raise RequestFailed(StreamFailure("bad-event", self.redact(msg))) from None
+
+    def _metrics(self, status: int, reason: str, body: bytes) -> tuple[prom.Samples | None, str | None]:
+        if status != 200:
+            return None, self.status_failure(status, reason, body, "GET", "/metrics").message
+        try:
+            return prom.parse(body.decode("utf-8", "replace")), None
+        except ValueError as exc:
+            return None, self.redact(f"{self.where('/metrics')} is not Prometheus text: {exc}")
+
+
+class HttpClient(_Base):
+    """Streams requests one at a time (or from threads), on httpx.Client. A context manager."""
+
+    def __init__(self, base_url: str, **kwargs: Any) -> None:
+        super().__init__(base_url, **kwargs)
+        self._http = httpx.Client(base_url=self.base_url, headers=self._headers, timeout=self._timeout)
+
+    def __enter__(self) -> HttpClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def stream(
+        self, req: StreamRequest, *, zero: float | None = None, raise_errors: bool = True
+    ) -> StreamResult:
+        """Send `req` and read its stream to the end. Times are seconds from `zero` (a value of
+        `clock()`; the send time where None). Raises RequestFailed, or with `raise_errors=False`
+        returns the record with `timing.error` set and the chunks received before the failure."""
+        body = request_body(req, continuous_usage=self.continuous_usage)
+        sent = self.clock()
+        zero = sent if zero is None else zero
+        state, parser = StreamState(req.endpoint, sent - zero), SseParser()
+        try:
+            with self._http.stream("POST", req.path, json=body) as resp:
+                if resp.status_code != 200:
+                    raise self.status_failure(
+                        resp.status_code, resp.reason_phrase, resp.read()[:4096], "POST", req.path
+                    )
+                completed = False
+                for line in resp.iter_lines():
+                    if self._step(state, parser, line, zero):
+                        completed = True
+                        break
+                return self._end(state, parser, zero, completed)
+        except (StreamFailure, httpx.HTTPError, OSError) as exc:
+            return self._failed(
+                state, self._failure(exc, req.path, len(state.timing.chunk_s)), zero, raise_errors
+            )
+
+    def models(self) -> list[str]:
+        """The ids the server serves (`GET /v1/models`). Raises RequestFailed."""
+        try:
+            r = self._http.get("/v1/models")
+        except (httpx.HTTPError, OSError) as exc:
+            raise RequestFailed(self._failure(exc, "/v1/models", 0)) from None
+        return self._models(r.status_code, r.reason_phrase, r.content)
+
+    def metrics_status(self) -> tuple[prom.Samples | None, str | None]:
+        """`GET /metrics` parsed, or (None, why) where it does not answer usefully; never raises."""
+        try:
+            r = self._http.get("/metrics")
+        except (httpx.HTTPError, OSError) as exc:
+            return None, self._failure(exc, "/metrics", 0).message
+        return self._metrics(r.status_code, r.reason_phrase, r.content)
+
+    def metrics(self) -> prom.Samples | None:
+        """`GET /metrics` parsed, or None where the server has none (404, 501, refused...)."""
+        return self.metrics_status()[0]
+
+
+class AsyncHttpClient(_Base):
+    """The same client on httpx.AsyncClient, for many requests in flight on one event loop."""
+
+    def __init__(self, base_url: str, *, max_connections: int | None = None, **kwargs: Any) -> None:
+        super().__init__(base_url, **kwargs)
+        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url, headers=self._headers, timeout=self._timeout, limits=limits
+        )
+
+    async def __aenter__(self) -> AsyncHttpClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def stream(
+        self, req: StreamRequest, *, zero: float | None = None, raise_errors: bool = True
+    ) -> StreamResult:
+        """As `HttpClient.stream`."""
+        body = request_body(req, continuous_usage=self.continuous_usage)
+        sent = self.clock()
+        zero = sent if zero is None else zero
+        state, parser = StreamState(req.endpoint, sent - zero), SseParser()
+        try:
+            async with self._http.stream("POST", req.path, json=body) as resp:
+                if resp.status_code != 200:
+                    raw = (await resp.aread())[:4096]
+                    raise self.status_failure(resp.status_code, resp.reason_phrase, raw, "POST", req.path)
+                completed = False
+                async for line in resp.aiter_lines():
+                    if self._step(state, parser, line, zero):
+                        completed = True
+                        break
+                return self._end(state, parser, zero, completed)
+        except (StreamFailure, httpx.HTTPError, OSError) as exc:
+            return self._failed(
+                state, self._failure(exc, req.path, len(state.timing.chunk_s)), zero, raise_errors
+            )
+
+    async def models(self) -> list[str]:
+        """As `HttpClient.models`."""
+        try:
+            r = await self._http.get("/v1/models")
+        except (httpx.HTTPError, OSError) as exc:
+            raise RequestFailed(self._failure(exc, "/v1/models", 0)) from None
+        return self._models(r.status_code, r.reason_phrase, r.content)
+
+    async def metrics_status(self) -> tuple[prom.Samples | None, str | None]:
+        """As `HttpClient.metrics_status`."""
+        try:
+            r = await self._http.get("/metrics")
+        except (httpx.HTTPError, OSError) as exc:
+            return None, self._failure(exc, "/metrics", 0).message
+        return self._metrics(r.status_code, r.reason_phrase, r.content)
+
+    async def metrics(self) -> prom.Samples | None:
+        """As `HttpClient.metrics`."""
+        return (await self.metrics_status())[0]
