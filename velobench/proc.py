@@ -265,6 +265,10 @@ class ServerProcess:
                     )
                 time.sleep(0.1)
 
+    @property
+    def command(self) -> str:
+        return shlex.join(self.argv)
+
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
 

@@ -63,7 +63,7 @@ def test_run_vanilla_vs_speculative(cli, llama_bin: Path, smol: Path, isolated: 
         16,
         2,
     )
-    van, spec = data["vanilla"], data["speculative"]
+    van, spec = data["modes"]["vanilla"], data["modes"]["speculative"]
     assert van["binary"] == "llama-completion" and spec["binary"] == "llama-speculative-simple"
     for mode in (van, spec):
         tps = mode["tokens_per_second"]
@@ -82,8 +82,10 @@ def test_run_vanilla_vs_speculative(cli, llama_bin: Path, smol: Path, isolated: 
     assert acc["drafted"] > 0 and 0 < acc["accepted"] <= acc["drafted"]
     assert acc["rate"] == pytest.approx(acc["accepted"] / acc["drafted"])
     expected = spec["tokens_per_second"]["mean"] / van["tokens_per_second"]["mean"]
-    assert data["speedup"] == pytest.approx(expected)
-    assert data["speedup_stddev"] is not None and data["speedup_detail"]["ci_method"] == "fieller"
+    (comp,) = data["comparisons"]
+    assert (comp["baseline"], comp["candidate"]) == ("vanilla", "speculative")
+    assert comp["speedup"]["ratio"] == pytest.approx(expected)
+    assert comp["speedup"]["stddev"] is not None and comp["speedup"]["ci_method"] == "fieller"
     assert {b["name"] for b in data["binaries"]} == {"llama-completion", "llama-speculative-simple"}
     assert all(b["commit"] for b in data["binaries"])
     assert data["environment"]["cpu_cores_logical"] >= 1
@@ -117,8 +119,8 @@ def test_skip_vanilla_and_lookup(cli, llama_bin: Path, smol: Path, isolated: Pat
     )
     assert code == 0, err
     data = json.loads(Path("l.json").read_text())
-    assert data["vanilla"] is None and data["speedup"] is None
-    assert data["speculative"]["binary"] == "llama-lookup"
+    assert list(data["modes"]) == ["speculative"] and data["comparisons"] == []
+    assert data["modes"]["speculative"]["binary"] == "llama-lookup"
     assert {w["code"] for w in data["warnings"]} >= {"one-iteration"}
     assert "only one mode was measured" in out
 
@@ -126,7 +128,7 @@ def test_skip_vanilla_and_lookup(cli, llama_bin: Path, smol: Path, isolated: Pat
 def test_classic_speculative(cli, llama_bin: Path, smol: Path) -> None:  # type: ignore[no-untyped-def]
     code, _, err = cli(*run_args(llama_bin, smol, "--spec-impl", "classic", "--skip-vanilla", "-o", "c.json"))
     assert code == 0, err
-    spec = json.loads(Path("c.json").read_text())["speculative"]
+    spec = json.loads(Path("c.json").read_text())["modes"]["speculative"]
     assert spec["binary"] == "llama-speculative"
     assert spec["acceptance"]["drafted"] > 0
 

@@ -66,18 +66,24 @@ def test_run_with_the_server_engine(cli, llama_bin: Path, smol: Path, isolated: 
     data = json.loads(Path("s.json").read_text())
     assert data["config"]["engine"] == "server" and data["config"]["warmup"] == 1
     for mode in ("vanilla", "speculative"):
-        m = data[mode]
+        m = data["modes"][mode]
         assert m["binary"] == "llama-server"
-        assert Path(m["server_log"]).is_file() and "--metrics" in m["server_command"]
-        assert ("--spec-type draft-simple" in m["server_command"]) == (mode == "speculative")
+        session = m["session"]
+        assert Path(session["log"]).is_file() and "--metrics" in session["command"]
+        assert ("--spec-type draft-simple" in session["command"]) == (mode == "speculative")
+        assert session["url"].startswith("http://127.0.0.1:")
         for it in m["iterations"]:
             t = it["server_timings"]
             assert t["cache_n"] == 0  # no prompt reuse between iterations
             assert it["generated_tokens"] == 24 == t["predicted_n"]
             assert it["tokens_per_second"] == pytest.approx(t["predicted_per_second"])
             assert 0 < it["ttft_ms"] <= it["e2e_ms"] <= it["wall_ms"]
+            # every latency is recomputable from the raw client-clock record
+            req = it["request"]
+            assert it["ttft_ms"] == pytest.approx((req["first_token_s"] - req["sent_s"]) * 1000)
+            assert req["output_tokens"] == 24 and len(req["chunk_s"]) == sum(req["chunk_tokens"])
             assert it["itl_p50_ms"] is not None and it["itl_p50_ms"] <= it["itl_p99_ms"]
-    for it in data["speculative"]["iterations"]:
+    for it in data["modes"]["speculative"]["iterations"]:
         # the /metrics deltas of each request equal the server's own per-request counts
         assert it["n_drafted"] == it["server_timings"]["draft_n"] > 0
         assert it["n_accept"] == it["server_timings"]["draft_n_accepted"]
@@ -92,8 +98,15 @@ def test_draft_without_spec_type_is_caught(llama_bin: Path, smol: Path, tmp_path
     # llama-server then loads the draft but never speculates, which /slots reveals.
     real = find_tool("llama-server", llama_bin)
     blind = Tool(real.name, real.path, real.source, real.version, real.flags - {"--spec-type"})
-    cfg = RunConfig(main_model=str(smol), draft_model=str(smol), n_predict=8, threads=2, ctx_size=512)
-    engine = LlamaServerEngine(cfg, llama_bin, log_dir=tmp_path)
+    cfg = RunConfig(
+        main_model=str(smol),
+        draft_model=str(smol),
+        n_predict=8,
+        threads=2,
+        ctx_size=512,
+        llama_cpp_path=str(llama_bin),
+    )
+    engine = LlamaServerEngine(cfg, log_dir=tmp_path)
     engine.tool = blind
     with (
         pytest.raises(VelobenchError, match="reports speculation off but the speculative mode needs it on"),

@@ -558,6 +558,19 @@ class HttpClient(_Base):
                 state, self._failure(exc, req.path, len(state.timing.chunk_s)), zero, raise_errors
             )
 
+    def get_json(self, path: str) -> Any:
+        """`GET path` as JSON (e.g. llama-server's /slots). Raises RequestFailed."""
+        try:
+            r = self._http.get(path)
+        except (httpx.HTTPError, OSError) as exc:
+            raise RequestFailed(self._failure(exc, path, 0)) from None
+        if r.status_code != 200:
+            raise RequestFailed(self.status_failure(r.status_code, r.reason_phrase, r.content, "GET", path))
+        try:
+            return r.json()
+        except ValueError:
+            raise RequestFailed(StreamFailure("bad-event", f"GET {self.where(path)}: not JSON")) from None
+
     def models(self) -> list[str]:
         """The ids the server serves (`GET /v1/models`). Raises RequestFailed."""
         try:

@@ -36,6 +36,7 @@ from velobench.analysis.ceiling import Ceiling
 from velobench.analysis.costs import Costs
 from velobench.analysis.stats import Ratio, Summary
 from velobench.config import RunConfig
+from velobench.engines.timing import RequestTiming
 from velobench.environment import Environment
 from velobench.validation import Strict
 
@@ -88,6 +89,9 @@ class Iteration(Strict):
     output: str | None = None
     output_tokens: list[int] | None = Field(
         default=None, description="generated token ids, where the engine has them"
+    )
+    request: RequestTiming | None = Field(
+        default=None, description="HTTP engines: the raw client-clock record every latency is derived from"
     )
 
 
