@@ -11,7 +11,7 @@ import shlex
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
 from velobench.engines.names import EngineName
 from velobench.errors import VelobenchError
@@ -27,19 +27,56 @@ def opt(default: Any = None, flag: str | None = None, **kw: Any) -> Any:
 
 
 class Method(StrEnum):
-    """How speculative tokens are proposed."""
+    """How speculative tokens are proposed. Each engine runs the methods it has (`can_run` says)."""
 
-    DRAFT = "draft"  # a draft model (-d)
+    DRAFT = "draft"  # a draft model (-d): llama.cpp and vLLM
     LOOKUP = "lookup"  # llama-lookup: prompt lookup / n-gram cache, no draft model
     NGRAM_SIMPLE = "ngram-simple"  # llama-speculative-simple --spec-type ngram-*, no draft model
     NGRAM_MAP_K = "ngram-map-k"
     NGRAM_MAP_K4V = "ngram-map-k4v"
     NGRAM_MOD = "ngram-mod"
     NGRAM_CACHE = "ngram-cache"
+    NGRAM = "ngram"  # vLLM's prompt lookup (--ngram-min/--ngram-max)
+    EAGLE = "eagle"  # vLLM: an EAGLE head (-d names it)
+    EAGLE3 = "eagle3"
+    MTP = "mtp"  # vLLM: the target's own multi-token-prediction heads
+    SUFFIX = "suffix"  # vLLM: suffix decoding
 
     @property
     def needs_draft_model(self) -> bool:
-        return self is Method.DRAFT
+        """A second model: a draft model, or an EAGLE head."""
+        return self in (Method.DRAFT, Method.EAGLE, Method.EAGLE3)
+
+    @property
+    def llama_cpp(self) -> bool:
+        return self in LLAMA_CPP_METHODS
+
+    @property
+    def vllm(self) -> bool:
+        return self in VLLM_METHODS
+
+
+LLAMA_CPP_METHODS = frozenset(
+    {
+        Method.DRAFT,
+        Method.LOOKUP,
+        Method.NGRAM_SIMPLE,
+        Method.NGRAM_MAP_K,
+        Method.NGRAM_MAP_K4V,
+        Method.NGRAM_MOD,
+        Method.NGRAM_CACHE,
+    }
+)
+VLLM_METHODS = frozenset({Method.DRAFT, Method.NGRAM, Method.EAGLE, Method.EAGLE3, Method.MTP, Method.SUFFIX})
+
+
+class Telemetry(StrEnum):
+    """Where power and utilization are read: here (`auto`: local engines only; `local`: also a
+    --server-url server the user says runs on this machine), or not at all."""
+
+    AUTO = "auto"
+    LOCAL = "local"
+    OFF = "off"
 
 
 class SpecImpl(StrEnum):
@@ -54,7 +91,9 @@ class RunConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    main_model: str = opt(flag="-m")
+    main_model: str = opt(
+        "", "-m", description="target model (for --server-url: a label; default: the served name)"
+    )
     draft_model: str | None = opt(None, "-d")
     method: Method = opt(Method.DRAFT, "--method")
     spec_impl: SpecImpl = opt(SpecImpl.SIMPLE, "--spec-impl")
@@ -100,13 +139,38 @@ class RunConfig(BaseModel):
     ceiling: bool = opt(
         True, "--ceiling", description="measure costs with llama-bench and report the ceiling"
     )
+    # Servers velobench did not start (--engine remote).
+    server_url: str | None = opt(None, "--server-url", description="the speculative server to measure")
+    baseline_url: str | None = opt(None, "--baseline-url", description="the vanilla server to compare with")
+    served_model: str | None = opt(
+        None, "--served-model", description="model name on the server (default: /v1/models)"
+    )
+    api_key: SecretStr | None = Field(
+        default=None, exclude=True, description="bearer token for the server: never written anywhere"
+    )
+    # vLLM (--engine vllm).
+    vllm_bin: str | None = opt(None, "--vllm-bin")
+    max_model_len: int | None = opt(None, "--max-model-len", ge=16)
+    gpu_memory_utilization: float | None = opt(None, "--gpu-memory-utilization", gt=0, le=1)
+    tensor_parallel_size: int | None = opt(None, "--tensor-parallel-size", ge=1)
+    dtype: str | None = opt(None, "--dtype")
+    draft_tp: int | None = opt(None, "--draft-tp", ge=1)
+    ngram_min: int | None = opt(None, "--ngram-min", ge=1)
+    ngram_max: int | None = opt(None, "--ngram-max", ge=1)
+    # Telemetry: GPU (NVML) and the engine's process tree, sampled around every generation.
+    telemetry: Telemetry = opt(Telemetry.AUTO, "--telemetry")
 
     @model_validator(mode="after")
     def _draft_matches_method(self) -> RunConfig:
+        if not self.main_model and not self.server_url and not self.baseline_url:
+            raise ValueError("-m/--main-model is required (or --server-url for a running server)")
+        if self.ngram_min is not None and self.ngram_max is not None and self.ngram_min > self.ngram_max:
+            raise ValueError("--ngram-min must not exceed --ngram-max")
         if self.skip_vanilla and self.skip_speculative:
             raise ValueError("--skip-vanilla and --skip-speculative together leave nothing to measure")
-        if self.method.needs_draft_model and not self.draft_model:
-            raise ValueError("--method draft needs a draft model (-d/--draft-model)")
+        remote = bool(self.server_url or self.baseline_url)
+        if self.method.needs_draft_model and not self.draft_model and not remote:
+            raise ValueError(f"--method {self.method.value} needs a draft model (-d/--draft-model)")
         if not self.method.needs_draft_model and self.draft_model:
             raise ValueError(f"--method {self.method.value} uses no draft model; drop -d/--draft-model")
         return self

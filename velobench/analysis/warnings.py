@@ -56,6 +56,9 @@ def result_warnings(report: Report) -> Iterator[Warning]:
                 message=f"{mode.mode} tokens/s varies by {cv:.0%} (coefficient of variation): "
                 "close other programs or raise --iterations",
             )
+    for mode in report.modes.values():
+        for note in mode.session.notes if mode.session else []:
+            yield Warning(code=WarningCode.SESSION_NOTE, message=f"{mode.mode}: {note}")
     spec = report.speculative
     if spec and spec.acceptance and spec.acceptance.drafted == 0:
         yield Warning(

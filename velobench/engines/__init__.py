@@ -21,8 +21,10 @@ if TYPE_CHECKING:
 REGISTRY: dict[EngineName, str] = {
     EngineName.SERVER: "velobench.engines.llama_server:LlamaServerEngine",
     EngineName.CLI: "velobench.engines.llama_cli:LlamaCliEngine",
+    EngineName.VLLM: "velobench.engines.vllm:VllmEngine",
+    EngineName.REMOTE: "velobench.engines.remote:RemoteEngine",
 }
-AUTO_ORDER = (EngineName.SERVER, EngineName.CLI)
+AUTO_ORDER = (EngineName.REMOTE, EngineName.SERVER, EngineName.CLI)  # vLLM only when asked for
 
 
 def engine_class(name: EngineName) -> EngineClass:

@@ -10,15 +10,31 @@ its programs are installed (`available`); `engines.make` uses both.
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar, Protocol
+from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
 from velobench.config import RunConfig
 from velobench.engines.names import EngineName
+from velobench.proc import ServerProcess
 from velobench.prompts import Prompt
 from velobench.results.schema import BinaryInfo, Iteration, Mode, SessionInfo
 
-__all__ = ["Engine", "EngineClass", "EngineName", "Session", "SessionInfo"]
+__all__ = ["Engine", "EngineClass", "EngineName", "ServerHandle", "ServesHttp", "Session", "SessionInfo"]
+
+
+@dataclass
+class ServerHandle:
+    """A server one mode runs on: where it listens, how to ask it, and the process if it is ours."""
+
+    base_url: str
+    name: str  # "llama-server", "vllm", "server": for error lines
+    endpoint: Literal["completions", "chat", "native"]
+    model: str | None = None  # the served model name (OpenAI endpoints)
+    extra_body: dict[str, Any] = field(default_factory=dict)
+    api_key: str | None = field(default=None, repr=False)  # never printed, never saved
+    process: ServerProcess | None = None
+    version: str | None = None
 
 
 class Session(Protocol):
@@ -48,11 +64,21 @@ class Engine(Protocol):
         ...
 
 
+@runtime_checkable
+class ServesHttp(Protocol):
+    """Server engines also hand out the server itself (load and think drive it directly)."""
+
+    def serve(self, mode: Mode, *, slots: int = 1) -> AbstractContextManager[ServerHandle]:
+        """A server for `mode` with `slots` requests served in parallel; stopped on exit."""
+        ...
+
+
 class EngineClass(Protocol):
     """What `engines.make` needs of an engine module's class, before any instance exists."""
 
     name: ClassVar[EngineName]
     default_warmup: ClassVar[int]
+    uses_gguf: ClassVar[bool]  # models are GGUF files (checked up front); else names/folders it resolves
 
     @classmethod
     def can_run(cls, cfg: RunConfig) -> str | None:

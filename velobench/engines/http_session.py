@@ -18,10 +18,12 @@ else the client's `(tokens − 1) / (last chunk − first chunk)`. Acceptance co
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 from velobench.config import RunConfig
+from velobench.engines.base import ServerHandle
 from velobench.engines.http_client import (
     Endpoint,
     HttpClient,
@@ -57,6 +59,23 @@ def percentile(values: list[float], q: float) -> float | None:
     return float(np.percentile(values, q))
 
 
+@contextmanager
+def open_session(handle: ServerHandle, cfg: RunConfig, mode: Mode) -> Iterator[HttpSession]:
+    """A measuring session on `handle`'s server (the client closed on exit; the server is not ours to stop)."""
+    with HttpClient(handle.base_url, api_key=handle.api_key, **client_timeouts(cfg)) as client:
+        yield HttpSession(
+            client,
+            cfg,
+            mode,
+            endpoint=handle.endpoint,
+            model=handle.model,
+            extra_body=handle.extra_body,
+            server=handle.process,
+            server_name=handle.name,
+            server_version=handle.version,
+        )
+
+
 class HttpSession:
     """Measures one mode's generations against one server."""
 
@@ -82,6 +101,7 @@ class HttpSession:
         self.server = server
         self.server_name = server_name
         self.server_version = server_version
+        self.notes: list[str] = []  # what could not be measured, and why (become warnings)
 
     def info(self) -> SessionInfo:
         s = self.server
@@ -92,6 +112,7 @@ class HttpSession:
             ready_s=s.ready_s if s else None,
             server_version=self.server_version,
             extra={"model": self.model} if self.model else {},
+            notes=self.notes,
         )
 
     def died(self, what: str) -> VelobenchError:

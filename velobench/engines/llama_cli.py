@@ -150,9 +150,14 @@ class LlamaCliEngine:
 
     name = EngineName.CLI
     default_warmup = 0  # every generation loads the model anew: nothing to warm
+    uses_gguf = True
 
     @classmethod
     def can_run(cls, cfg: RunConfig) -> str | None:
+        if not cfg.method.llama_cpp:
+            return f"--method {cfg.method.value} is a vLLM method: use --engine vllm"
+        if cfg.server_url or cfg.baseline_url:
+            return "--server-url/--baseline-url measure a running server: use --engine remote"
         if cfg.chat:
             return "--chat needs the server engine (the speculative command-line tools have no chat template)"
         return None

@@ -13,22 +13,25 @@ acceptance comes from the `/metrics` deltas of each request.
 from __future__ import annotations
 
 import contextlib
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from velobench.bins.locate import Tool, find_path, find_tool
 from velobench.config import Method, RunConfig, SpecImpl
+from velobench.engines.base import ServerHandle
 from velobench.engines.http_client import Endpoint, HttpClient
-from velobench.engines.http_session import HttpSession, client_timeouts
+from velobench.engines.http_session import HttpSession, open_session
 from velobench.engines.llama_args import binary_info, llama_cpp_dir, speculative_args
 from velobench.engines.names import EngineName
 from velobench.errors import VelobenchError
-from velobench.proc import HOST, ServerProcess, free_port
+from velobench.proc import HOST, ServerProcess, child_env, free_port
 from velobench.results.schema import BinaryInfo, Mode
 
 
-def server_argv(tool: Tool, cfg: RunConfig, mode: Mode, port: int) -> list[str]:
+def server_argv(tool: Tool, cfg: RunConfig, mode: Mode, port: int, *, slots: int = 1) -> list[str]:
+    """llama-server's argv. `slots` parallel slots share `-c`, so it gets --ctx-size per slot."""
     if cfg.method is Method.LOOKUP:
         raise VelobenchError(
             "--method lookup runs llama-lookup (--engine cli); llama-server's equivalent is --method ngram-cache"
@@ -38,13 +41,13 @@ def server_argv(tool: Tool, cfg: RunConfig, mode: Mode, port: int) -> list[str]:
         "-m",
         cfg.main_model,
         "-c",
-        str(cfg.ctx_size),
+        str(cfg.ctx_size * slots),
         "--host",
         HOST,
         "--port",
         str(port),
     ]
-    argv += ["-np", "1"]  # one slot: single-stream latency, no batching with other requests
+    argv += ["-np", str(slots)]  # one slot: single-stream latency, no batching with other requests
     if tool.supports("--metrics"):
         argv.append("--metrics")
     if tool.supports("--no-cache-prompt"):
@@ -83,9 +86,14 @@ class LlamaServerEngine:
 
     name = EngineName.SERVER
     default_warmup = 1  # the first request after a load pays one-off costs
+    uses_gguf = True
 
     @classmethod
     def can_run(cls, cfg: RunConfig) -> str | None:
+        if not cfg.method.llama_cpp:
+            return f"--method {cfg.method.value} is a vLLM method: use --engine vllm"
+        if cfg.server_url or cfg.baseline_url:
+            return "--server-url/--baseline-url measure a running server: use --engine remote"
         if cfg.method is Method.LOOKUP:
             return "--method lookup needs the command-line tools: use --engine cli (llama-server's equivalent is --method ngram-cache)"
         if cfg.spec_impl is not SpecImpl.SIMPLE:
@@ -110,24 +118,34 @@ class LlamaServerEngine:
         return self.tool.name
 
     @contextlib.contextmanager
-    def session(self, mode: Mode) -> Iterator[HttpSession]:
+    def serve(self, mode: Mode, *, slots: int = 1) -> Iterator[ServerHandle]:
+        """llama-server for `mode` on 127.0.0.1 with `slots` parallel slots of --ctx-size each, and a
+        random API key for this run, passed in the environment (never on the command line)."""
         port = self.cfg.port or free_port()
-        argv = server_argv(self.tool, self.cfg, mode, port)
+        argv = server_argv(self.tool, self.cfg, mode, port, slots=slots)
         log = self.log_dir / f"llama-server-{mode}.log"
+        key = secrets.token_urlsafe(24)
         kind, extra = endpoint(self.cfg)
-        with (
-            ServerProcess(
-                argv, port, log, name="llama-server", start_timeout_s=self.cfg.server_timeout
-            ) as server,
-            HttpClient(server.base_url, **client_timeouts(self.cfg)) as client,
-        ):
-            check_speculation(client, mode, server.command)
-            yield HttpSession(
-                client,
-                self.cfg,
-                mode,
+        with ServerProcess(
+            argv,
+            port,
+            log,
+            name="llama-server",
+            start_timeout_s=self.cfg.server_timeout,
+            env=child_env({"LLAMA_API_KEY": key}),
+        ) as server:
+            yield ServerHandle(
+                base_url=server.base_url,
+                name="llama-server",
                 endpoint=kind,
                 extra_body=extra,
-                server=server,
-                server_name="llama-server",
+                api_key=key,
+                process=server,
+                version=str(self.tool.version),
             )
+
+    @contextlib.contextmanager
+    def session(self, mode: Mode) -> Iterator[HttpSession]:
+        with self.serve(mode) as handle, open_session(handle, self.cfg, mode) as session:
+            check_speculation(session.client, mode, handle.process.command if handle.process else "")
+            yield session

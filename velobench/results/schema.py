@@ -118,6 +118,7 @@ class SessionInfo(Strict):
     url: str | None = None
     server_version: str | None = None
     extra: dict[str, str] = Field(default_factory=dict)
+    notes: list[str] = Field(default_factory=list, description="what the session could not measure, and why")
 
 
 class ModeResult(Strict):
@@ -146,6 +147,7 @@ class WarningCode(StrEnum):
     DRAFT_CHOICE = "draft-choice"
     NOTHING_DRAFTED = "nothing-drafted"
     LLAMA_ENV_IGNORED = "llama-env-ignored"
+    SESSION_NOTE = "session-note"
     INTERRUPTED = "interrupted"
 
 
