@@ -23,6 +23,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -87,7 +88,9 @@ def read_converted(folder: Path) -> ConvertedModel | None:
         return None
 
 
-def find_converted(gguf: Path, *, digest: str | None = None, dtype: DType = "bfloat16") -> ConvertedModel | None:
+def find_converted(
+    gguf: Path, *, digest: str | None = None, dtype: DType = "bfloat16"
+) -> ConvertedModel | None:
     """A finished conversion of `gguf` (matched by its sha256), or None."""
     digest = digest or sha256_file(gguf)
     done = read_converted(folder_for(digest, dtype))
@@ -168,19 +171,22 @@ def _convert(
             env=dict(env) if env is not None else None,
             start_new_session=True,
         )
+        watchdog = threading.Timer(timeout_s, p.kill)  # a hung child cannot hang velobench
+        watchdog.start()
         try:
             assert p.stdout is not None
             for raw in p.stdout:
                 line = raw.decode("utf-8", errors="replace")
                 logf.write(line)
                 lines.append(line)
-                if time.monotonic() - started > timeout_s:
-                    raise VelobenchError(f"converting {gguf.name} took longer than {timeout_s:.0f} s")
             rc = p.wait()
         finally:
+            watchdog.cancel()
             if p.poll() is None:
                 p.kill()
                 p.wait()
+    if time.monotonic() - started >= timeout_s:
+        raise VelobenchError(f"converting {gguf.name} took longer than {timeout_s:.0f} s; see {log_file}")
     if rc != 0:
         tail = " | ".join(ln.strip() for ln in lines if ln.strip())[-300:] or "(no output)"
         raise VelobenchError(f"converting {gguf.name} failed (exit {rc}); see {log_file}: {tail}")

@@ -197,7 +197,7 @@ class VllmInstall:
 
 
 def shebang_python(script: Path) -> Path | None:
-    """The interpreter named on a console script's `#!` line, if it is one that exists."""
+    """The Python named on a console script's `#!` line (`python*`, existing), else None."""
     try:
         with script.open("rb") as f:
             first = f.readline(512)
@@ -209,10 +209,10 @@ def shebang_python(script: Path) -> Path | None:
     if not words:
         return None
     if Path(words[0]).name == "env" and len(words) > 1:  # `#!/usr/bin/env python3`
-        found = shutil.which(words[-1])
+        found = shutil.which(words[-1]) if words[-1].startswith("python") else None
         return Path(found) if found else None
     exe = Path(words[0])
-    return exe if exe.is_file() else None
+    return exe if exe.is_file() and exe.name.startswith("python") else None
 
 
 def parse_probe(stdout: str) -> dict[str, str | None]:

@@ -28,7 +28,14 @@ from velobench.errors import VelobenchError
 SpecMethod = Literal["draft", "ngram", "eagle", "eagle3", "mtp", "suffix"]
 SPEC_METHODS: tuple[str, ...] = ("draft", "ngram", "eagle", "eagle3", "mtp", "suffix")
 # velobench's name → vLLM's `method`.
-VLLM_METHOD = {"draft": "draft_model", "ngram": "ngram", "eagle": "eagle", "eagle3": "eagle3", "mtp": "mtp", "suffix": "suffix"}
+VLLM_METHOD = {
+    "draft": "draft_model",
+    "ngram": "ngram",
+    "eagle": "eagle",
+    "eagle3": "eagle3",
+    "mtp": "mtp",
+    "suffix": "suffix",
+}
 # Methods that need a second model (a draft model, or an EAGLE head).
 NEEDS_MODEL = frozenset({"draft", "eagle", "eagle3"})
 # Methods that take no separate model at all (an MTP head is part of the target model).
@@ -77,7 +84,9 @@ def speculative_config(spec: SpecOptions) -> dict[str, object]:
     Raises VelobenchError when the method and options do not fit together.
     """
     if spec.method not in VLLM_METHOD:
-        raise VelobenchError(f"unknown speculative method {spec.method!r}: use one of {', '.join(SPEC_METHODS)}")
+        raise VelobenchError(
+            f"unknown speculative method {spec.method!r}: use one of {', '.join(SPEC_METHODS)}"
+        )
     if spec.method in NEEDS_MODEL and not spec.draft_model:
         what = "a draft model (--draft-model)" if spec.method == "draft" else "an EAGLE head (--draft-model)"
         raise VelobenchError(f"--method {spec.method} needs {what}")
