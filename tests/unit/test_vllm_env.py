@@ -179,6 +179,8 @@ def test_child_env_points_caches_into_velobench_and_goes_offline(tmp_path: Path,
     cache = tmp_path / "cache"
     assert env["VLLM_CACHE_ROOT"] == str(cache / "vllm-cache")
     assert env["VLLM_CONFIG_ROOT"] == str(cache / "vllm-config")
+    assert env["TORCHINDUCTOR_CACHE_DIR"] == str(cache / "vllm-cache" / "torchinductor")
+    assert "TMPDIR" not in env and child_env(cpu, tmpdir=tmp_path / "t")["TMPDIR"] == str(tmp_path / "t")
     assert env["HF_HOME"] == str(cache / "huggingface")
     assert env["HF_HUB_OFFLINE"] == "1" and env["VLLM_NO_USAGE_STATS"] == "1"
     assert (

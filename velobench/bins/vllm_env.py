@@ -301,13 +301,17 @@ def child_env(
     install: VllmInstall | None = None,
     *,
     offline: bool = True,
+    tmpdir: Path | None = None,
     base: Mapping[str, str] | None = None,
     extra: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """The environment for a vLLM child (server, conversion): our own plus vLLM's caches in velobench's.
 
-    * `VLLM_CACHE_ROOT` (compile cache), `VLLM_CONFIG_ROOT`, `HF_HOME` → `<cache>/vllm-cache`,
-      `<cache>/vllm-config`, `<cache>/huggingface`, so nothing is written outside velobench's cache;
+    * `VLLM_CACHE_ROOT` (compile cache), `TORCHINDUCTOR_CACHE_DIR` (torch.compile's kernels,
+      else /tmp/torchinductor_<user>, ~150 MB), `VLLM_CONFIG_ROOT`, `HF_HOME` →
+      `<cache>/vllm-cache[/torchinductor]`, `<cache>/vllm-config`, `<cache>/huggingface`;
+    * `TMPDIR` when `tmpdir` is given (vLLM leaves a `vllm_dist_*` file in it per server: give
+      each server a temporary folder and remove it afterwards);
     * `HF_HUB_OFFLINE=1` when `offline` (a benchmark must not download mid-run);
     * `VLLM_NO_USAGE_STATS=1`, `DO_NOT_TRACK=1`: no usage report leaves the machine;
     * `VLLM_TARGET_DEVICE=cpu` for a CPU build (vLLM's own switch for its platform detection).
@@ -315,6 +319,9 @@ def child_env(
     env = dict(os.environ if base is None else base)
     root = cache_dir()
     env["VLLM_CACHE_ROOT"] = str(root / "vllm-cache")
+    env["TORCHINDUCTOR_CACHE_DIR"] = str(root / "vllm-cache" / "torchinductor")
+    if tmpdir is not None:
+        env["TMPDIR"] = str(tmpdir)
     env["VLLM_CONFIG_ROOT"] = str(root / "vllm-config")
     env["HF_HOME"] = str(root / "huggingface")
     env["VLLM_NO_USAGE_STATS"] = "1"
