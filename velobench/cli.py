@@ -17,7 +17,7 @@ import typer
 from rich.console import Console
 
 from velobench import __version__
-from velobench.config import Method, SpecImpl
+from velobench.config import Method, SpecImpl, Telemetry
 from velobench.engines.names import EngineName
 from velobench.errors import Interrupted, VelobenchError
 
@@ -73,8 +73,12 @@ def default_output() -> Path:
 def run(
     main_model: Annotated[
         str,
-        typer.Option("--main-model", "-m", help="target model: GGUF path, catalog name or hf://REPO/FILE"),
-    ],
+        typer.Option(
+            "--main-model",
+            "-m",
+            help="target model: GGUF path, catalog name or hf://REPO/FILE (vLLM: also a Hugging Face id or folder)",
+        ),
+    ] = "",
     draft_model: Annotated[
         str | None,
         typer.Option("--draft-model", "-d", help="draft model: GGUF path, catalog name or hf://REPO/FILE"),
@@ -153,16 +157,58 @@ def run(
     engine: Annotated[
         EngineName,
         typer.Option(
-            help="server = one llama-server per mode; cli = one process per generation; auto = server where possible"
+            help="server = one llama-server per mode; cli = one process per generation; vllm = vLLM's server; "
+            "remote = --server-url; auto = remote if a URL is given, else server where possible, else cli"
         ),
     ] = EngineName.AUTO,
     port: Annotated[int | None, typer.Option(help="llama-server port (default: a free one)")] = None,
-    server_timeout: Annotated[float, typer.Option(help="seconds llama-server may take to load")] = 300.0,
+    server_timeout: Annotated[
+        float | None, typer.Option(help="seconds a server may take to load [default: 300, vLLM 1800]")
+    ] = None,
     ceiling: Annotated[
         bool, typer.Option(help="measure verify/draft costs with llama-bench and report the speedup ceiling")
     ] = True,
+    server_url: Annotated[
+        str | None, typer.Option(help="a running OpenAI-compatible server with speculation (--engine remote)")
+    ] = None,
+    baseline_url: Annotated[
+        str | None, typer.Option(help="a running server without speculation, the vanilla baseline")
+    ] = None,
+    served_model: Annotated[
+        str | None, typer.Option(help="model name on the server [default: the one /v1/models lists]")
+    ] = None,
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            envvar="OPENAI_API_KEY", show_envvar=True, help="bearer token for --server-url (never saved)"
+        ),
+    ] = None,
+    vllm_bin: Annotated[
+        str | None, typer.Option(help="vllm executable or venv [default: PATH, then `velobench bins vllm`]")
+    ] = None,
+    max_model_len: Annotated[
+        int | None, typer.Option(help="vLLM --max-model-len [default: --ctx-size]")
+    ] = None,
+    gpu_memory_utilization: Annotated[float | None, typer.Option(help="vLLM, GPU only")] = None,
+    tensor_parallel_size: Annotated[int | None, typer.Option(help="vLLM --tensor-parallel-size")] = None,
+    dtype: Annotated[str | None, typer.Option(help="vLLM --dtype")] = None,
+    draft_tp: Annotated[int | None, typer.Option(help="vLLM: tensor parallelism of the draft model")] = None,
+    ngram_min: Annotated[
+        int | None, typer.Option(help="vLLM --method ngram: shortest n-gram matched")
+    ] = None,
+    ngram_max: Annotated[int | None, typer.Option(help="vLLM --method ngram: longest n-gram matched")] = None,
+    telemetry: Annotated[
+        Telemetry,
+        typer.Option(
+            help="auto: power, energy and utilization of local engines; local: also --server-url; off"
+        ),
+    ] = Telemetry.AUTO,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="print the exact command lines velobench would launch, run nothing"),
+    ] = False,
 ) -> None:
-    """Benchmark vanilla vs speculative decoding with llama.cpp."""
+    """Benchmark vanilla vs speculative decoding: llama.cpp, vLLM, or a running server."""
     from velobench import config
     from velobench.runner.run import execute
 
@@ -206,7 +252,26 @@ def run(
         timeout=timeout,
         server_timeout=server_timeout,
         ceiling=ceiling,
+        server_url=server_url,
+        baseline_url=baseline_url,
+        served_model=served_model,
+        api_key=api_key,
+        vllm_bin=vllm_bin,
+        max_model_len=max_model_len,
+        gpu_memory_utilization=gpu_memory_utilization,
+        tensor_parallel_size=tensor_parallel_size,
+        dtype=dtype,
+        draft_tp=draft_tp,
+        ngram_min=ngram_min,
+        ngram_max=ngram_max,
+        telemetry=telemetry,
     )
+    if dry_run:
+        from velobench.runner.run import dry_run as show_commands
+
+        for line in show_commands(cfg, output or default_output()):
+            out.print(line, markup=False)
+        return
     execute(cfg, output or default_output(), out)
 
 

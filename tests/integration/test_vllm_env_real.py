@@ -15,8 +15,9 @@ import pytest
 
 from velobench.bins import vllm_env
 from velobench.engines import vllm_args
+from velobench.fetch import sha256_file
+from velobench.models.convert import ConvertedModel, convert_gguf, find_converted, read_converted
 from velobench.paths import cache_dir
-from velobench.vllm_convert import ConvertedModel, convert_gguf, find_converted, read_converted, sha256_file
 
 pytestmark = pytest.mark.integration
 

@@ -35,6 +35,7 @@ class ServerHandle:
     api_key: str | None = field(default=None, repr=False)  # never printed, never saved
     process: ServerProcess | None = None
     version: str | None = None
+    facts: dict[str, str] = field(default_factory=dict)  # e.g. which GGUF a vLLM model was converted from
 
 
 class Session(Protocol):
@@ -61,6 +62,10 @@ class Engine(Protocol):
 
     def session(self, mode: Mode) -> AbstractContextManager[Session]:
         """Resources for all iterations of one mode; released on exit."""
+        ...
+
+    def command_lines(self, prompt: Prompt) -> dict[str, str]:
+        """What each mode would launch (`--dry-run`): a command line, or the request it would send."""
         ...
 
 

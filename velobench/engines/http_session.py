@@ -73,6 +73,7 @@ def open_session(handle: ServerHandle, cfg: RunConfig, mode: Mode) -> Iterator[H
             server=handle.process,
             server_name=handle.name,
             server_version=handle.version,
+            facts=handle.facts,
         )
 
 
@@ -91,6 +92,7 @@ class HttpSession:
         server: ServerProcess | None = None,
         server_name: str = "server",
         server_version: str | None = None,
+        facts: dict[str, str] | None = None,
     ):
         self.client = client
         self.cfg = cfg
@@ -101,6 +103,7 @@ class HttpSession:
         self.server = server
         self.server_name = server_name
         self.server_version = server_version
+        self.facts = dict(facts or {})
         self.notes: list[str] = []  # what could not be measured, and why (become warnings)
 
     def info(self) -> SessionInfo:
@@ -111,7 +114,7 @@ class HttpSession:
             log=str(s.log_path) if s else None,
             ready_s=s.ready_s if s else None,
             server_version=self.server_version,
-            extra={"model": self.model} if self.model else {},
+            extra={**({"model": self.model} if self.model else {}), **self.facts},
             notes=self.notes,
         )
 

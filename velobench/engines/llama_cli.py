@@ -15,6 +15,7 @@ TTFT for this engine is the prompt-evaluation time the tool reports (no streamin
 from __future__ import annotations
 
 import contextlib
+import shlex
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -177,6 +178,13 @@ class LlamaCliEngine:
         # Fail now, before any model loads, if a needed flag is missing.
         for mode, tool in self.tools.items():
             CliSession(tool, cfg, mode).argv(cfg.prompt)
+
+    def command_lines(self, prompt: Prompt) -> dict[str, str]:
+        """What `--dry-run` prints: each mode's command line for the first prompt."""
+        return {
+            mode: shlex.join(CliSession(tool, self.cfg, mode).argv(prompt.prompt))
+            for mode, tool in self.tools.items()
+        }
 
     def binaries(self) -> list[BinaryInfo]:
         return [binary_info(t) for t in self.tools.values()]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import secrets
+import shlex
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from velobench.engines.llama_args import binary_info, llama_cpp_dir, speculative
 from velobench.engines.names import EngineName
 from velobench.errors import VelobenchError
 from velobench.proc import HOST, ServerProcess, child_env, free_port
+from velobench.prompts import Prompt
 from velobench.results.schema import BinaryInfo, Mode
 
 
@@ -81,6 +83,9 @@ def check_speculation(client: HttpClient, mode: Mode, command: str) -> None:
         )
 
 
+DEFAULT_START_TIMEOUT_S = 300.0
+
+
 class LlamaServerEngine:
     """llama.cpp's server: the model loads once per mode; every generation is a streamed request."""
 
@@ -111,6 +116,14 @@ class LlamaServerEngine:
         for mode in ("vanilla", "speculative"):
             server_argv(self.tool, cfg, mode, 0)  # fail now on a missing flag, before any model loads
 
+    def command_lines(self, prompt: Prompt) -> dict[str, str]:
+        """What `--dry-run` prints: each mode's llama-server command line (the port is chosen at start)."""
+        port = self.cfg.port or 0
+        return {
+            mode: shlex.join(server_argv(self.tool, self.cfg, mode, port))
+            for mode in ("vanilla", "speculative")
+        }
+
     def binaries(self) -> list[BinaryInfo]:
         return [binary_info(self.tool)]
 
@@ -131,7 +144,7 @@ class LlamaServerEngine:
             port,
             log,
             name="llama-server",
-            start_timeout_s=self.cfg.server_timeout,
+            start_timeout_s=self.cfg.server_timeout or DEFAULT_START_TIMEOUT_S,
             env=child_env({"LLAMA_API_KEY": key}),
         ) as server:
             yield ServerHandle(

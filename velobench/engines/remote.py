@@ -25,6 +25,7 @@ from velobench.engines.http_client import HttpClient, RequestFailed, display_url
 from velobench.engines.http_session import HttpSession, open_session
 from velobench.engines.names import EngineName
 from velobench.errors import VelobenchError
+from velobench.prompts import Prompt
 from velobench.results.schema import BinaryInfo, Mode
 
 
@@ -85,6 +86,11 @@ class RemoteEngine:
             listed = ", ".join(served) or "none"
             raise VelobenchError(f"{display_url(url)} serves {listed}: name one with --served-model")
         return served[0]
+
+    def command_lines(self, prompt: Prompt) -> dict[str, str]:
+        """What `--dry-run` prints: the request each mode sends (velobench starts no process here)."""
+        path = "/v1/chat/completions" if self.cfg.chat else "/v1/completions"
+        return {m: f"POST {display_url(self.url(m))}{path} (model {self.models[m]})" for m in self.modes()}
 
     def binaries(self) -> list[BinaryInfo]:
         return [

@@ -54,23 +54,33 @@ def prepare(cfg: RunConfig, output: Path) -> tuple[RunConfig, Engine, list[Promp
     Every check that can fail on bad input happens here, before any model loads. The returned
     config has the models resolved, the engine chosen and the warm-up count decided.
     """
-    resolved: dict[str, object] = {"main_model": resolve_model_arg(cfg.main_model, "main model")}
-    notes: list[Warning] = []
-    if cfg.draft_model:
-        resolved["draft_model"] = resolve_model_arg(cfg.draft_model, "draft model")
-        notes = [
-            Warning(code=WarningCode.DRAFT_CHOICE, message=note)
-            for note in check_draft_compatible(str(resolved["main_model"]), str(resolved["draft_model"]))
-        ]
-    cfg = cfg.model_copy(update=resolved)
     chosen = engines.choose(cfg)
     cls = engines.engine_class(chosen)
+    notes: list[Warning] = []
+    if cls.uses_gguf:  # GGUF engines: files checked here; others resolve their own model names
+        resolved: dict[str, object] = {"main_model": resolve_model_arg(cfg.main_model, "main model")}
+        if cfg.draft_model:
+            resolved["draft_model"] = resolve_model_arg(cfg.draft_model, "draft model")
+            notes = [
+                Warning(code=WarningCode.DRAFT_CHOICE, message=note)
+                for note in check_draft_compatible(str(resolved["main_model"]), str(resolved["draft_model"]))
+            ]
+        cfg = cfg.model_copy(update=resolved)
     cfg = cfg.model_copy(
         update={"engine": chosen, "warmup": cfg.warmup if cfg.warmup is not None else cls.default_warmup}
     )
     prompts = load_prompt_list(cfg)
     engine = engines.make(cfg, log_dir=log_dir(output))
     return cfg, engine, prompts, notes
+
+
+def dry_run(cfg: RunConfig, output: Path) -> list[str]:
+    """The exact command lines a run would launch, one per mode; nothing is started."""
+    cfg, engine, prompts, _ = prepare(cfg, output)
+    lines = engine.command_lines(prompts[0])
+    return [
+        f"{mode}: {line}" for mode, line in lines.items() if cfg.skip_vanilla is False or mode != "vanilla"
+    ]
 
 
 def responses_path(output: Path) -> Path:

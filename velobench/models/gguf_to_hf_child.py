@@ -1,4 +1,4 @@
-"""GGUF → Hugging Face folder, run by vllm_convert.py with the vLLM environment's Python.
+"""GGUF → Hugging Face folder, run by models/convert.py with the vLLM environment's Python.
 
 This file is executed as a script by an interpreter that has torch, transformers, gguf and
 accelerate (velobench's vLLM environment), so it imports nothing from velobench. Recipe

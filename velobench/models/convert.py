@@ -9,15 +9,11 @@ Python, where torch, transformers, gguf and accelerate live. Its output is writt
 `.partial` folder, `velobench-conversion.json` (source file, its sha256, the versions that
 converted it) is written into it last, and the folder is renamed into place: a folder with
 that file is complete, a `.partial` one never is and is redone.
-
-    (target layout: velobench/models/convert.py; kept at velobench/vllm_convert.py while
-    velobench/models.py is still a module)
 """
 
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import os
 import shutil
@@ -32,6 +28,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from velobench.errors import VelobenchError
+from velobench.fetch import sha256_file
 from velobench.paths import cache_dir
 
 MARKER = "velobench-conversion.json"
@@ -63,15 +60,6 @@ class ConvertedModel(BaseModel):
 
 def converted_root() -> Path:
     return cache_dir() / "hf-from-gguf"
-
-
-def sha256_file(path: Path) -> str:
-    """The file's sha256 (hex), read in 1 MiB chunks."""
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def folder_for(digest: str, dtype: DType = "bfloat16") -> Path:
@@ -217,12 +205,12 @@ def _convert(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m velobench.vllm_convert GGUF`: convert with velobench's vLLM env, print the folder."""
+    """`python -m velobench.models.convert GGUF`: convert with velobench's vLLM env, print the folder."""
     from velobench.bins import vllm_env
 
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
-        print("usage: python -m velobench.vllm_convert GGUF", file=sys.stderr)
+        print("usage: python -m velobench.models.convert GGUF", file=sys.stderr)
         return 2
     try:
         install = vllm_env.locate()

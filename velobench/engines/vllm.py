@@ -1,0 +1,188 @@
+"""Engine: vLLM's OpenAI-compatible server, one per mode, every generation a streamed request.
+
+    session(mode):  vllm serve MODEL --served-model-name NAME --host 127.0.0.1 --port P --seed S
+                    --no-enable-prefix-caching [--speculative-config JSON] [-x flags]
+                    → /health ready (a deadline, while the process lives) → streamed requests
+    generate():     GET /metrics → POST /v1/completions (or /chat/completions) → GET /metrics
+
+vLLM is found by `bins.vllm_env.locate` (--vllm-bin, `vllm` on PATH, velobench's own env from
+`velobench bins vllm`). Models: a Hugging Face id or folder as vLLM takes them; a GGUF (path,
+catalog name, hf://) is converted once into a bf16 Hugging Face folder in velobench's cache
+(`models.convert`), and the result records which file and digest it came from. The vanilla
+server is the same command without --speculative-config. The API key of each run goes in
+VLLM_API_KEY, never on the command line. Measurement is `engines.http_session`'s.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import shlex
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from velobench.bins import vllm_env
+from velobench.config import RunConfig
+from velobench.engines import vllm_args
+from velobench.engines.base import ServerHandle
+from velobench.engines.http_session import HttpSession, open_session
+from velobench.engines.names import EngineName
+from velobench.errors import VelobenchError
+from velobench.models.gguf_info import is_gguf
+from velobench.proc import ServerProcess, free_port
+from velobench.prompts import Prompt
+from velobench.results.schema import BinaryInfo, Mode
+
+DEFAULT_START_TIMEOUT_S = 1800.0  # on 2 CPU cores a compiled start takes 3 to 6 minutes
+
+
+def resolve_model(spec: str, install: vllm_env.VllmInstall, what: str) -> tuple[str, dict[str, str]]:
+    """A model argument as vLLM takes it, and what the result records about where it came from.
+
+    A GGUF (a file, a catalog name, hf://) is converted once into a Hugging Face folder; anything
+    else (a Hugging Face id, a folder) is passed to vLLM as it is.
+    """
+    from velobench.models.catalog import load_catalog
+    from velobench.models.catalog import resolve_model as resolve_gguf
+
+    path = Path(spec).expanduser()
+    is_catalog = spec in load_catalog().models or spec.startswith("hf://")
+    if not is_catalog and not (path.is_file() and is_gguf(path)):
+        if path.is_file():
+            raise VelobenchError(
+                f"{what} {spec} is a file but not a GGUF: vLLM takes a Hugging Face id or folder"
+            )
+        return spec, {}
+    gguf = resolve_gguf(spec)
+    if install.python is None:
+        raise VelobenchError(f"cannot convert {spec} for vLLM: the Python of {install.bin} is unknown")
+    from velobench.models.convert import convert_gguf
+
+    done = convert_gguf(gguf, install.python, env=vllm_env.child_env(install))
+    return done.path, {"converted_from": done.source_name, "source_sha256": done.source_sha256}
+
+
+class VllmEngine:
+    """vLLM's server: the model loads once per mode (minutes on a CPU); every generation a request."""
+
+    name = EngineName.VLLM
+    default_warmup = 1  # vLLM's first request is several times slower than the next
+    uses_gguf = False
+
+    @classmethod
+    def can_run(cls, cfg: RunConfig) -> str | None:
+        if not cfg.method.vllm:
+            return f"--method {cfg.method.value} is a llama.cpp method; vLLM has draft, ngram, eagle, eagle3, mtp, suffix"
+        if cfg.server_url or cfg.baseline_url:
+            return "--server-url/--baseline-url measure a running server: use --engine remote"
+        return None
+
+    @classmethod
+    def available(cls, cfg: RunConfig) -> bool:
+        try:
+            vllm_env.locate(cfg.vllm_bin)
+        except VelobenchError:
+            return False
+        return True
+
+    def __init__(self, cfg: RunConfig, *, log_dir: Path):
+        self.cfg = cfg
+        self.log_dir = log_dir
+        self.install = vllm_env.locate(cfg.vllm_bin)
+        self.gpu = not self.install.is_cpu_build and vllm_env.cuda_device_count() > 0
+        self.model, self.model_facts = resolve_model(cfg.main_model, self.install, "main model")
+        self.draft: str | None = None
+        self.draft_facts: dict[str, str] = {}
+        if cfg.draft_model:
+            self.draft, self.draft_facts = resolve_model(cfg.draft_model, self.install, "draft model")
+        for mode in ("vanilla", "speculative"):
+            self.argv(mode, 0)  # fail now on a bad option, before any model loads
+
+    def served_name(self) -> str:
+        return Path(self.cfg.main_model).name.removesuffix(".gguf") or "model"
+
+    def argv(self, mode: Mode, port: int) -> list[str]:
+        cfg = self.cfg
+        opts = vllm_args.ServeOptions(
+            model=self.model,
+            served_model_name=self.served_name(),
+            port=port or 8000,
+            seed=cfg.seed,
+            max_model_len=cfg.max_model_len or cfg.ctx_size,
+            gpu_memory_utilization=cfg.gpu_memory_utilization,
+            tensor_parallel_size=cfg.tensor_parallel_size,
+            dtype=cfg.dtype,
+            extra_args=tuple(cfg.extra_args),
+        )
+        spec = None
+        if mode == "speculative":
+            spec = vllm_args.SpecOptions(
+                method=cfg.method.value,  # type: ignore[arg-type]  # can_run allows vLLM's methods only
+                n_draft=cfg.n_draft,
+                draft_model=self.draft,
+                ngram_min=cfg.ngram_min,
+                ngram_max=cfg.ngram_max,
+                draft_tp=cfg.draft_tp,
+            )
+        return vllm_args.serve_argv(self.install.bin, opts, spec, gpu=self.gpu)
+
+    def command_lines(self, prompt: Prompt) -> dict[str, str]:
+        """What `--dry-run` prints: each mode's exact command line (the port is chosen at start)."""
+        return {mode: shlex.join(self.argv(mode, self.cfg.port or 0)) for mode in ("vanilla", "speculative")}
+
+    def binaries(self) -> list[BinaryInfo]:
+        versions = ", ".join(f"{k} {v}" for k, v in self.install.versions.items() if v and k != "vllm")
+        return [
+            BinaryInfo(
+                name="vllm",
+                path=str(self.install.bin),
+                source=self.install.source,
+                version=f"{self.install.version} ({versions})" if versions else self.install.version,
+                commit=None,
+            )
+        ]
+
+    def binary(self, mode: Mode) -> str:
+        return "vllm serve"
+
+    @contextlib.contextmanager
+    def serve(self, mode: Mode, *, slots: int = 1) -> Iterator[ServerHandle]:
+        port = self.cfg.port or free_port()
+        key = secrets.token_urlsafe(24)
+        tmp = Path(tempfile.mkdtemp(prefix="velobench-vllm-"))  # vLLM leaves a file per server in TMPDIR
+        env = vllm_env.child_env(
+            self.install,
+            tmpdir=tmp,
+            extra={**vllm_args.server_env(gpu=self.gpu), "VLLM_API_KEY": key},
+        )
+        timeout = self.cfg.server_timeout or DEFAULT_START_TIMEOUT_S
+        facts = {**self.model_facts, **{f"draft_{k}": v for k, v in self.draft_facts.items()}}
+        try:
+            with ServerProcess(
+                self.argv(mode, port),
+                port,
+                self.log_dir / f"vllm-{mode}.log",
+                name="vllm",
+                start_timeout_s=timeout,
+                env=env,
+            ) as server:
+                yield ServerHandle(
+                    base_url=server.base_url,
+                    name="vllm",
+                    endpoint="chat" if self.cfg.chat else "completions",
+                    model=self.served_name(),
+                    extra_body={"return_token_ids": True},  # exact tokens per chunk
+                    api_key=key,
+                    process=server,
+                    version=self.install.version,
+                    facts=facts,
+                )
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    @contextlib.contextmanager
+    def session(self, mode: Mode) -> Iterator[HttpSession]:
+        with self.serve(mode) as handle, open_session(handle, self.cfg, mode) as session:
+            yield session
