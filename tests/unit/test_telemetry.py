@@ -403,6 +403,43 @@ def test_process_tree_cpu_and_rss_of_a_real_child(busy_tree: subprocess.Popen[by
     assert summary.sampler_cpu_s > 0
 
 
+@pytest.mark.parametrize("refresh_s", [0.0, 3600.0])
+def test_a_child_born_while_sampled_is_found_at_the_next_listing(refresh_s: float) -> None:
+    code = textwrap.dedent(
+        """
+        import subprocess, sys
+        sys.stdin.readline()
+        child = subprocess.Popen([sys.executable, "-c", "while True: pass"], stdin=subprocess.DEVNULL)
+        print(child.pid, flush=True)
+        child.wait()
+        """
+    )
+    p = subprocess.Popen(
+        [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert p.stdin is not None and p.stdout is not None
+    child_pid = None
+    try:
+        tree = ProcessTree(p.pid, refresh_s=refresh_s)
+        assert tree.read().processes == 1
+        p.stdin.write("go\n")
+        p.stdin.flush()
+        child_pid = int(p.stdout.readline())
+        time.sleep(0.3)
+        r = tree.read()
+        if refresh_s == 0.0:
+            assert r.processes == 2 and r.cpu_pct is not None and r.cpu_pct > 0
+        else:
+            assert r.processes == 1  # listed once an hour: the known members only
+    finally:
+        if child_pid is not None:
+            import psutil
+
+            psutil.Process(child_pid).kill()
+        p.kill()
+        p.wait()
+
+
 def test_process_that_exits_or_never_existed_is_a_note() -> None:
     p = subprocess.Popen([sys.executable, "-c", "pass"], stdin=subprocess.DEVNULL)
     tree = ProcessTree(p.pid)
