@@ -567,3 +567,14 @@ def test_trapezoid_and_time_mean() -> None:
 def test_empty_trace_is_a_clear_error() -> None:
     with pytest.raises(VelobenchError, match="no samples"):
         summarize(TelemetryTrace(hz=10, started_at=0))
+
+
+def test_overhead_tool_parses_eval_speed_from_real_llama_completion_output() -> None:
+    from velobench.telemetry.overhead import parse_eval_tps
+
+    fixture = Path(__file__).parents[1] / "fixtures" / "telemetry" / "llama_completion_smollm2_n128.stderr"
+    assert parse_eval_tps(fixture.read_text()) == 1.33  # the eval line, not the prompt eval line (4.63)
+    with pytest.raises(VelobenchError, match="no eval time line"):
+        parse_eval_tps(
+            "common_perf_print: prompt eval time = 1.0 ms / 8 tokens ( 0.1 ms per token, 8.0 tokens per second)"
+        )

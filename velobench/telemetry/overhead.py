@@ -10,9 +10,11 @@ machine) falls on all of them alike:
   tree. The sampler thread competes for the GIL, as it would with velobench's own HTTP client
   streaming tokens.
 * `llama`: one real generation by `llama-completion` (stdin closed), its eval tokens/s parsed
-  from the `common_perf_print` eval line, the sampler reading the child's process tree.
+  from the `common_perf_print` eval line and its CPU seconds (getrusage), the sampler reading the
+  child's process tree. CPU seconds are far less disturbed than tokens/s by other load on a
+  shared machine.
 
-Per condition: mean ± sd, and against "off" the relative difference of the means and Welch's
+`--skip-python` runs the llama workload only. Per condition: mean ± sd, and against "off" the relative difference of the means and Welch's
 t-test p-value (t = (m₁ − m₀)/√(s₁²/n₁ + s₀²/n₀), Welch–Satterthwaite degrees of freedom;
 scipy.stats.ttest_ind(equal_var=False)). Also the sampler thread's own CPU time per second of
 window (time.thread_time() in the thread / window duration).
@@ -24,6 +26,7 @@ import argparse
 import os
 import random
 import re
+import resource
 import statistics
 import subprocess
 import time
@@ -36,42 +39,47 @@ from velobench.errors import VelobenchError
 from velobench.telemetry.sampler import Sampler, Sources
 
 EVAL = re.compile(
-    r"^\S*\s+eval time =\s*[\d.]+ ms /\s*\d+ (?:runs|tokens)\s*\(\s*[\d.]+ ms per token,\s*([\d.]+) tokens per second\)",
-    re.MULTILINE,
+    r"(?P<prompt>prompt )?eval time =\s*[\d.]+ ms /\s*\d+ (?:runs|tokens)\s*"
+    r"\(\s*[\d.]+ ms per token,\s*(?P<tps>[\d.]+) tokens per second\)"
 )
 
 
 def parse_eval_tps(stderr: str) -> float:
     """Generation tokens/s from the last `eval time` perf line (not `prompt eval time`)."""
-    found = [m for m in EVAL.finditer(stderr) if "prompt" not in m.group(0)]
+    found = [m for m in EVAL.finditer(stderr) if not m.group("prompt")]
     if not found:
         raise VelobenchError(f"no eval time line in llama-completion output: {stderr[-300:]!r}")
-    return float(found[-1].group(1))
+    return float(found[-1].group("tps"))
 
 
-def python_loop(n: int = 15_000_000) -> Callable[[Sources, float | None], tuple[float, float | None]]:
+Run = Callable[[Sources, "float | None"], dict[str, float]]
+
+
+def _sampler_cpu(sampler: Sampler | None) -> dict[str, float]:
+    """Stop the sampler (if any) and give its thread's CPU seconds per second of window."""
+    if sampler is None:
+        return {}
+    trace = sampler.stop()
+    return {"sampler_cpu_frac": trace.sampler_cpu_s / trace.duration_s}
+
+
+def python_loop(n: int = 15_000_000) -> Run:
     """Seconds for `n` iterations of a pure-Python loop, with the sampler on this process at `hz` (None = off)."""
 
-    def once(sources: Sources, hz: float | None) -> tuple[float, float | None]:
+    def once(sources: Sources, hz: float | None) -> dict[str, float]:
         sampler = Sampler(sources, hz=hz, pid=os.getpid()).start() if hz else None
         t0 = time.perf_counter()
         x = 0
         for i in range(n):
             x += i * i % 7
-        elapsed = time.perf_counter() - t0
-        cpu = None
-        if sampler is not None:
-            trace = sampler.stop()
-            cpu = trace.sampler_cpu_s / trace.duration_s
-        return elapsed, cpu
+        return {"loop_s": time.perf_counter() - t0, **_sampler_cpu(sampler)}
 
     return once
 
 
-def llama_generation(
-    binary: Path, model: Path, tokens: int, threads: int
-) -> Callable[[Sources, float | None], tuple[float, float | None]]:
-    """Eval tokens/s of one llama-completion generation, with the sampler on its pid at `hz` (None = off)."""
+def llama_generation(binary: Path, model: Path, tokens: int, threads: int) -> Run:
+    """One llama-completion generation: eval tokens/s and the child's CPU seconds (user + system,
+    from getrusage(RUSAGE_CHILDREN) around it), with the sampler on its pid at `hz` (None = off)."""
     argv = [
         str(binary),
         "-m",
@@ -83,33 +91,31 @@ def llama_generation(
     ]
     argv += ["-t", str(threads), "-c", "512", "--temp", "0", "--seed", "42", "-no-cnv", "--ignore-eos"]
 
-    def once(sources: Sources, hz: float | None) -> tuple[float, float | None]:
+    def once(sources: Sources, hz: float | None) -> dict[str, float]:
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         proc = subprocess.Popen(
             argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
         )
         sampler = Sampler(sources, hz=hz, pid=proc.pid).start() if hz else None
         _, err = proc.communicate(timeout=600)
-        cpu = None
-        if sampler is not None:
-            trace = sampler.stop()
-            cpu = trace.sampler_cpu_s / trace.duration_s
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = _sampler_cpu(sampler)
         if proc.returncode != 0:
             raise VelobenchError(f"llama-completion exited {proc.returncode}: {err[-300:]!r}")
-        return parse_eval_tps(err), cpu
+        child = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+        return {"eval_tps": parse_eval_tps(err), "child_cpu_s": child, **cpu}
 
     return once
 
 
-def experiment(
-    once: Callable[[Sources, float | None], tuple[float, float | None]],
-    rates: list[float],
-    reps: int,
-    seed: int = 0,
-) -> dict[float | None, tuple[list[float], list[float]]]:
-    """Values and sampler CPU fractions per condition (None = sampler off), conditions shuffled per round."""
+Results = dict["float | None", dict[str, list[float]]]
+
+
+def experiment(once: Run, rates: list[float], reps: int, seed: int = 0) -> Results:
+    """Every metric of every run per condition (None = sampler off), conditions shuffled per round."""
     sources = Sources.open()
     conditions: list[float | None] = [None, *rates]
-    out: dict[float | None, tuple[list[float], list[float]]] = {c: ([], []) for c in conditions}
+    out: Results = {c: {} for c in conditions}
     rng = random.Random(seed)
     try:
         once(sources, None)  # warm-up: page cache, CPU frequency
@@ -117,28 +123,31 @@ def experiment(
             order = conditions[:]
             rng.shuffle(order)
             for c in order:
-                value, cpu = once(sources, c)
-                out[c][0].append(value)
-                if cpu is not None:
-                    out[c][1].append(cpu)
+                for k, v in once(sources, c).items():
+                    out[c].setdefault(k, []).append(v)
     finally:
         sources.close()
     return out
 
 
-def report(name: str, unit: str, results: dict[float | None, tuple[list[float], list[float]]]) -> str:
-    off = results[None][0]
-    lines = [f"{name} ({unit}), n={len(off)} per condition"]
-    for c, (values, cpu) in results.items():
-        m, sd = statistics.mean(values), statistics.stdev(values)
-        line = f"  {'off' if c is None else f'{c:g} Hz':>6}: {m:10.4f} ± {sd:.4f}"
-        if c is not None:
-            diff = (m - statistics.mean(off)) / statistics.mean(off) * 100
-            p = stats.ttest_ind(values, off, equal_var=False).pvalue
-            line += (
-                f"   Δ {diff:+.2f}%  Welch p={p:.3f}  sampler CPU {statistics.mean(cpu) * 100:.2f}% of a core"
-            )
-        lines.append(line)
+def report(name: str, results: Results) -> str:
+    """mean ± sd per condition and metric; against "off": Δ of the means and Welch's p."""
+    off = results[None]
+    lines = [f"{name}, n={len(next(iter(off.values())))} per condition"]
+    for c, metrics in results.items():
+        parts = []
+        for k, values in metrics.items():
+            m, sd = statistics.mean(values), statistics.stdev(values)
+            if k == "sampler_cpu_frac":
+                parts.append(f"sampler CPU {m * 100:.2f} ± {sd * 100:.2f}% of a core")
+                continue
+            text = f"{k} {m:.4g} ± {sd:.2g}"
+            if c is not None:
+                diff = (m - statistics.mean(off[k])) / statistics.mean(off[k]) * 100
+                p = stats.ttest_ind(values, off[k], equal_var=False).pvalue
+                text += f" (Δ {diff:+.2f}%, Welch p={p:.3f})"
+            parts.append(text)
+        lines.append(f"  {'off' if c is None else f'{c:g} Hz':>6}: " + "; ".join(parts))
     return "\n".join(lines)
 
 
@@ -150,15 +159,13 @@ def main() -> None:
     ap.add_argument("--model", type=Path)
     ap.add_argument("--tokens", type=int, default=128)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--skip-python", action="store_true")
     args = ap.parse_args()
-    print(report("python loop", "seconds, lower is better", experiment(python_loop(), args.hz, args.reps)))
+    if not args.skip_python:
+        print(report("python loop (seconds, lower is better)", experiment(python_loop(), args.hz, args.reps)))
     if args.llama_completion and args.model:
         once = llama_generation(args.llama_completion, args.model, args.tokens, args.threads)
-        print(
-            report(
-                "llama-completion eval", "tokens/s, higher is better", experiment(once, args.hz, args.reps)
-            )
-        )
+        print(report("llama-completion (eval tokens/s; child CPU s)", experiment(once, args.hz, args.reps)))
 
 
 if __name__ == "__main__":
