@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 import textwrap
@@ -435,7 +436,8 @@ def test_a_child_born_while_sampled_is_found_at_the_next_listing(refresh_s: floa
         if child_pid is not None:
             import psutil
 
-            psutil.Process(child_pid).kill()
+            with contextlib.suppress(psutil.NoSuchProcess):
+                psutil.Process(child_pid).kill()
         p.kill()
         p.wait()
 

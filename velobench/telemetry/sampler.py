@@ -36,7 +36,11 @@ MAX_HZ = 1000.0
 
 @dataclass
 class Sources:
-    """What can be read on this machine, opened once and shared by every Sampler of a run."""
+    """What can be read on this machine, opened once and shared by every Sampler of a run.
+
+    One Sampler at a time per Sources: the RAPL reader keeps the counters' last values. To
+    measure concurrent requests, sample around the whole load level, not each request.
+    """
 
     gpu: GpuReader | None = None
     gpu_note: str | None = None
