@@ -483,7 +483,8 @@ def test_first_sample_is_taken_before_start_returns_and_last_at_stop() -> None:
 def test_sampler_misuse_is_a_clear_error() -> None:
     with pytest.raises(VelobenchError, match="telemetry rate"):
         Sampler(Sources(), hz=0.1)
-    s = Sampler(Sources())
+    src = Sources()
+    s = Sampler(src)
     with pytest.raises(VelobenchError, match="before it was started"):
         s.stop()
     with pytest.raises(VelobenchError, match="before the sampler was stopped"):
@@ -491,7 +492,11 @@ def test_sampler_misuse_is_a_clear_error() -> None:
     s.start()
     with pytest.raises(VelobenchError, match="already started"):
         s.start()
-    s.stop()
+    with pytest.raises(VelobenchError, match="already in use"):
+        Sampler(src).start()
+    trace = s.stop()
+    assert s.stop() is trace  # stopping twice is harmless
+    Sampler(src).start().stop()  # the sources are free again
 
 
 # -- the pure summary functions --------------------------------------------------------------------

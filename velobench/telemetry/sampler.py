@@ -38,14 +38,16 @@ MAX_HZ = 1000.0
 class Sources:
     """What can be read on this machine, opened once and shared by every Sampler of a run.
 
-    One Sampler at a time per Sources: the RAPL reader keeps the counters' last values. To
-    measure concurrent requests, sample around the whole load level, not each request.
+    One Sampler at a time per Sources (a second one is a VelobenchError): the RAPL reader keeps
+    the counters' last values. To measure concurrent requests, sample around the whole load
+    level, not each request.
     """
 
     gpu: GpuReader | None = None
     gpu_note: str | None = None
     rapl: RaplReader | None = None
     rapl_note: str | None = None
+    in_use: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @classmethod
     def open(
@@ -115,6 +117,8 @@ class Sampler:
         """Start the thread; returns once the first sample is taken."""
         if self._thread is not None:
             raise VelobenchError("telemetry sampler already started (one Sampler per measured window)")
+        if not self._sources.in_use.acquire(blocking=False):
+            raise VelobenchError("telemetry sources already in use by another running sampler")
         gpu = self._gpu
         self._trace = TelemetryTrace(
             hz=self.hz,
@@ -141,8 +145,11 @@ class Sampler:
         """Take a last sample, end the thread (joined, never left running) and return the trace."""
         if self._thread is None or self._trace is None:
             raise VelobenchError("telemetry sampler stopped before it was started")
+        if self._stop.is_set():
+            return self._trace
         self._stop.set()
         self._thread.join()
+        self._sources.in_use.release()
         if self._tree is not None:
             self._trace.process_note = self._tree.note
         return self._trace
