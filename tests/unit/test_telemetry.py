@@ -158,6 +158,15 @@ def test_unsupported_gpu_fields_are_null_and_a_raising_reader_is_dropped_not_rai
     assert g.peak_memory_used_mib == 500.0 and g.peak_temperature_c is None
     assert summary.energy_j is None and summary.energy_scope is None
     assert summary.errors == ["gpu: RuntimeError: GPU is lost"]
+    assert trace.gpu_note == "GPU reading failed: RuntimeError: GPU is lost"
+    assert summary.gpu_note is None  # the GPU was read before it failed: its fields are in `gpus`
+
+    class Dead(RampGpu):
+        def name(self, index: int) -> str:
+            raise RuntimeError("no such GPU")
+
+    summary = summarize(run_window(Sources(gpu=Dead()), seconds=0.1))
+    assert summary.gpus == [] and summary.gpu_note == "GPU reading failed: RuntimeError: no such GPU"
     assert telemetry_threads() == []
 
 
@@ -343,7 +352,9 @@ def test_rapl_energy_reaches_the_summary_as_cpu_package_power(tmp_path: Path) ->
     def burn_energy() -> None:  # a package drawing 40 W, as its counter would show
         t0 = time.perf_counter()
         while not stop.wait(0.01):
-            (zone / "energy_uj").write_text(f"{int(40e6 * (time.perf_counter() - t0)) % 2**32}\n")
+            tmp = zone / "energy_uj.tmp"  # sysfs reads are atomic; a file rewritten in place is not
+            tmp.write_text(f"{int(40e6 * (time.perf_counter() - t0)) % 2**32}\n")
+            tmp.replace(zone / "energy_uj")
 
     writer = threading.Thread(target=burn_energy)
     writer.start()
@@ -356,7 +367,7 @@ def test_rapl_energy_reaches_the_summary_as_cpu_package_power(tmp_path: Path) ->
     assert summary.energy_scope == "cpu_package"
     assert summary.cpu_package_energy_j == summary.energy_j
     assert summary.cpu_package_mean_power_w == pytest.approx(40, rel=0.15)
-    assert summary.cpu_energy_note is None
+    assert summary.cpu_energy_note is None and summary.errors == []
 
 
 # -- the real psutil path on this machine ----------------------------------------------------------

@@ -190,11 +190,14 @@ class Sampler:
 
     def _fail(self, source: str, exc: Exception) -> None:
         assert self._trace is not None
-        self._trace.errors.append(f"{source}: {type(exc).__name__}: {exc}")
+        why = f"{type(exc).__name__}: {exc}"
+        self._trace.errors.append(f"{source}: {why}")
         if source == "gpu":
             self._gpu = None
+            self._trace.gpu_note = self._trace.gpu_note or f"GPU reading failed: {why}"
         elif source == "rapl":
             self._rapl = None
+            self._trace.cpu_energy_note = self._trace.cpu_energy_note or f"RAPL reading failed: {why}"
         else:
             self._tree = None
 
