@@ -337,4 +337,3 @@ async def run_load(
         max_in_flight=max_in_flight,
         wall_s=max(ends, default=now()),
     )
-
