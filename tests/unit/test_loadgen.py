@@ -338,3 +338,21 @@ def test_generator_ceiling_in_process() -> None:
     c = asyncio.run(generator_ceiling(8, requests=200, tokens=4))
     assert c.errors == 0 and c.requests == 200 and c.max_in_flight == 8
     assert c.requests_per_s > 20  # a trivial endpoint on loopback: far above any real server at batch 8
+
+
+def test_cancel_during_an_open_loop_wait() -> None:
+    async def main() -> tuple[LoadRun, float]:
+        zero = time.perf_counter()
+        srv = FakeServer(zero, service_s=0.05)
+        sched = arrival_schedule(10.0, seed=9, count=1000)
+        task = asyncio.create_task(run_load(srv.send, PROMPTS, plan("rate", schedule=sched), zero=zero))
+        await asyncio.sleep(1.0)
+        t0 = time.perf_counter()
+        task.cancel()
+        out = await task
+        return out, time.perf_counter() - t0
+
+    out, took = asyncio.run(main())
+    assert out.interrupted and took < 0.2 and not out.cancelled
+    assert out.records and all(r.scheduled_s < 1.0 for r in out.records)
+    assert out.issued == len(out.records) < 30  # ~10 req/s for 1 s, nothing issued after the cancel
