@@ -24,7 +24,7 @@ from velobench.engines.timing import RequestTiming
 from velobench.errors import VelobenchError
 from velobench.runner.arrivals import arrival_schedule
 from velobench.runner.loadgen import LoadPlan, LoadRecord, LoadRun, Window, assign_phases, plan, run_load
-from velobench.runner.loopback import LoopbackServer, generator_ceiling, httpx_send
+from velobench.runner.loopback import LoopbackServer, generator_ceiling, httpx_send, measure_ceilings
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -356,3 +356,9 @@ def test_cancel_during_an_open_loop_wait() -> None:
     assert out.interrupted and took < 0.2 and not out.cancelled
     assert out.records and all(r.scheduled_s < 1.0 for r in out.records)
     assert out.issued == len(out.records) < 30  # ~10 req/s for 1 s, nothing issued after the cancel
+
+
+def test_measure_ceilings_with_the_server_in_a_child_process() -> None:
+    out = measure_ceilings((1, 4), tokens=2, requests=60)
+    assert [c.concurrency for c in out] == [1, 4] and [c.max_in_flight for c in out] == [1, 4]
+    assert all(c.errors == 0 and c.requests == 60 and c.server.startswith("http://127.0.0.1:") for c in out)

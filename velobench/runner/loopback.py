@@ -16,9 +16,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
+import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -27,6 +30,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from velobench.engines.timing import RequestTiming
 from velobench.runner.loadgen import HasId, plan, run_load
+
+_ROOT = str(Path(__file__).resolve().parents[2])  # where `velobench` imports from, for the child
 
 
 class LoopbackServer:
@@ -212,20 +217,57 @@ async def generator_ceiling(
     )
 
 
-async def _serve(tokens: int, port_file: str | None) -> None:
+def measure_ceilings(
+    concurrencies: Sequence[int] = (1, 8, 64), tokens: int = 16, requests: int = 2000
+) -> list[Ceiling]:
+    """`generator_ceiling` at each concurrency against a `LoopbackServer` in a child process
+    (stopped however this ends), so server and client can use separate cores."""
+    child = subprocess.Popen(
+        [sys.executable, "-m", "velobench.runner.loopback", "serve", str(tokens)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(filter(None, [_ROOT, os.environ.get("PYTHONPATH")])),
+        },
+    )
+    try:
+        assert child.stdout is not None
+        url = child.stdout.readline().strip()
+        if not url.startswith("http://127.0.0.1:"):
+            raise RuntimeError(f"the loopback server did not start (printed {url!r})")
+        return [asyncio.run(generator_ceiling(c, requests, tokens, url)) for c in concurrencies]
+    finally:
+        child.terminate()
+        try:
+            child.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+
+
+async def _serve(tokens: int) -> None:
     async with LoopbackServer(tokens=tokens) as srv:
         print(srv.url, flush=True)
-        if port_file:
-            with open(port_file, "w") as f:
-                f.write(srv.url)
         await asyncio.Event().wait()
 
 
 def main(argv: list[str] | None = None) -> None:
-    """`python -m velobench.runner.loopback [TOKENS]`: serve on 127.0.0.1 until killed; prints the URL."""
+    """`python -m velobench.runner.loopback serve [TOKENS]`: serve on 127.0.0.1 until killed (prints the URL);
+    `python -m velobench.runner.loopback ceiling [TOKENS] [REQUESTS]`: print the ceiling at C = 1, 8, 64."""
     args = sys.argv[1:] if argv is None else argv
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(int(args[0]) if args else 16, args[1] if len(args) > 1 else None))
+    cmd, tokens = (args[0] if args else "ceiling"), int(args[1]) if len(args) > 1 else 16
+    if cmd == "serve":
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(_serve(tokens))
+        return
+    for c in measure_ceilings(tokens=tokens, requests=int(args[2]) if len(args) > 2 else 2000):
+        print(
+            f"C={c.concurrency:<3} {c.requests_per_s:7.0f} req/s {c.chunks_per_s:8.0f} chunks/s "
+            f"{c.client_cpu_s_per_request * 1000:5.2f} ms client CPU/request  "
+            f"({c.requests} requests x {c.tokens_per_request} tokens, {c.errors} errors)"
+        )
 
 
 if __name__ == "__main__":
