@@ -1,0 +1,648 @@
+"""Statistics of load runs, from the raw per-request records only (no I/O).
+
+Per load level and mode (`summarize_level`): request throughput, output tokens/s, TTFT, ITL,
+TPOT, end-to-end latency (mean, stddev, p50/p90/p95/p99, each with a 95% interval), errors by
+kind, goodput under an SLO, acceptance from /metrics deltas. Vanilla vs speculative at a level
+(`compare_level`), the crossover over levels (`crossover`) and saturation of a sweep
+(`saturation`).
+
+Definitions (times from `RequestTiming`, seconds from the run's zero):
+
+* Measure window [a, b]: a = earliest `sent_s` of a `measure` record, b = latest end (last
+  content chunk, else the stream's end) of a `measure` record. Without warm-up and cool-down
+  this is vLLM's benchmark duration (first send to last completion).
+* Request throughput = successful requests (any phase) whose end lies in [a, b], / (b − a).
+  Output tokens/s = output tokens emitted in [a, b] by successful requests (any phase: a warm-up
+  request still streaming in the window loads the server like any other), / (b − a). Tokens are
+  placed at their chunk's arrival: chunk j carries w_j = k_j · N / Σk of the request's N output
+  tokens (k_j = `chunk_tokens`, 1 each where unknown; N = the server's count, else Σk). Without
+  windows, the whole run is counted, as vLLM does.
+* Latencies use the successful `measure` requests: TTFT, TPOT, e2e one value per request, ITL
+  every inter-token gap of every request pooled (gaps within a request are correlated, so ITL
+  intervals are optimistic). Per-request output tokens/s = N / e2e.
+* A request fails if it has an `error` (its kind is the text before the first ':') or never
+  produced a content chunk (kind `no-output`).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import Sequence
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+from scipy import stats as sps
+
+from velobench.engines.timing import RequestTiming
+from velobench.errors import VelobenchError
+from velobench.runner.loadgen import LoadRecord
+from velobench.stats import Ratio, ratio_of_means
+
+CONFIDENCE = 0.95
+PERCENTILES = (50, 90, 95, 99)
+THROUGHPUT_BATCHES = 10
+ALPHA = 0.05
+
+
+# --------------------------------------------------------------------------- distributions
+
+
+class Percentile(BaseModel):
+    """A sample percentile and its distribution-free 95% interval (None: unbounded that side)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    value: float
+    ci95_low: float | None
+    ci95_high: float | None
+
+
+class Distribution(BaseModel):
+    """Mean, spread and tail of one latency (or rate) over the requests of a level."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    n: int
+    mean: float
+    stddev: float | None
+    mean_ci95_low: float | None
+    mean_ci95_high: float | None
+    min: float
+    max: float
+    p50: Percentile
+    p90: Percentile
+    p95: Percentile
+    p99: Percentile
+
+
+def percentile(x: Sequence[float] | np.ndarray, q: float) -> float:
+    """The q-th percentile, linearly interpolated between order statistics (numpy's default,
+    Hyndman–Fan type 7, as vLLM reports): with x_(1) ≤ … ≤ x_(n) and h = (n − 1)·q/100,
+    P_q = x_(⌊h⌋+1) + (h − ⌊h⌋)·(x_(⌊h⌋+2) − x_(⌊h⌋+1))."""
+    return float(np.percentile(np.asarray(x, dtype=np.float64), q))
+
+
+def percentile_interval(x: Sequence[float] | np.ndarray, q: float) -> tuple[float | None, float | None]:
+    """Distribution-free 95% interval for the q-th percentile ξ from order statistics.
+
+    With n iid samples sorted x_(1) ≤ … ≤ x_(n) and B ~ Binomial(n, p = q/100) (the number of
+    samples below ξ), P(x_(l) ≤ ξ < x_(u)) ≥ P(l ≤ B ≤ u − 1) = F(u − 1) − F(l − 1), F the
+    binomial CDF. We take
+        l = max{k ≥ 1 : F(k − 1) ≤ α/2},   u = min{k ≤ n : F(k − 1) ≥ 1 − α/2},   α = 0.05,
+    so each side misses with probability ≤ α/2 and [x_(l), x_(u)] covers ξ with probability
+    ≥ 95% whatever the distribution (Hahn & Meeker, Statistical Intervals, 1991, §5.2). When no
+    such l (or u) exists (too few samples for that tail, e.g. the p99 of fewer than ~300 requests
+    has no upper bound) that side is None.
+    """
+    xs = np.sort(np.asarray(x, dtype=np.float64))
+    n = int(xs.size)
+    if n == 0:
+        return None, None
+    alpha = 1 - CONFIDENCE
+    cdf = sps.binom.cdf(np.arange(n), n, q / 100)  # F(0) … F(n−1), i.e. F(k−1) for k = 1 … n
+    low_ks = np.nonzero(cdf <= alpha / 2)[0]
+    high_ks = np.nonzero(cdf >= 1 - alpha / 2)[0]
+    low = float(xs[low_ks[-1]]) if low_ks.size else None  # k − 1 = index → x_(k) = xs[k − 1]
+    high = float(xs[high_ks[0]]) if high_ks.size else None
+    return low, high
+
+
+def distribution(samples: Sequence[float]) -> Distribution | None:
+    """Summary of samples x_1..x_n (None when there are none).
+
+    mean x̄ = Σx_i/n; s = sqrt(Σ(x_i − x̄)²/(n − 1)) (None when n = 1; vLLM prints the n
+    divisor, which is smaller by √((n−1)/n)); mean interval x̄ ± t_{0.975,n−1}·s/√n;
+    percentiles and their intervals as in `percentile` and `percentile_interval`.
+    """
+    x = np.asarray(samples, dtype=np.float64)
+    if x.size == 0:
+        return None
+    if not np.all(np.isfinite(x)):
+        raise ValueError(f"distribution: non-finite sample in {list(samples)[:10]!r}")
+    n = int(x.size)
+    mean = float(np.mean(x))
+    sd = lo = hi = None
+    if n > 1:
+        sd = float(np.std(x, ddof=1))
+        half = float(sps.t.ppf(0.5 + CONFIDENCE / 2, n - 1)) * sd / math.sqrt(n)
+        lo, hi = mean - half, mean + half
+    pct = {}
+    for q in PERCENTILES:
+        low, high = percentile_interval(x, q)
+        pct[f"p{q}"] = Percentile(value=percentile(x, q), ci95_low=low, ci95_high=high)
+    return Distribution(
+        n=n,
+        mean=mean,
+        stddev=sd,
+        mean_ci95_low=lo,
+        mean_ci95_high=hi,
+        min=float(np.min(x)),
+        max=float(np.max(x)),
+        **pct,
+    )
+
+
+# --------------------------------------------------------------------------- SLO and goodput
+
+
+class Slo(BaseModel):
+    """Service-level objectives in milliseconds; a request is good if it meets every one given."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ttft_ms: float | None = None
+    tpot_ms: float | None = None
+    itl_ms: float | None = Field(default=None, description="every inter-token gap of the request")
+    e2e_ms: float | None = None
+
+
+_SLO_KEYS = {"ttft": "ttft_ms", "tpot": "tpot_ms", "itl": "itl_ms", "e2e": "e2e_ms", "e2el": "e2e_ms"}
+_SLO_ITEM = re.compile(
+    r"^\s*([a-z0-9]+)\s*=\s*([0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)\s*(ms|s)\s*$", re.IGNORECASE
+)
+
+
+def parse_slo(text: str) -> Slo:
+    """Parse `ttft=500ms,tpot=50ms` (keys ttft, tpot, itl, e2e (or e2el); units ms or s, required).
+
+    Raises VelobenchError with one line on anything else: an unknown key, a missing or unknown
+    unit, a value ≤ 0, a key given twice, or nothing at all.
+    """
+    values: dict[str, float] = {}
+    items = [item for item in text.split(",") if item.strip()]
+    if not items:
+        raise VelobenchError(f"empty SLO {text!r}: give e.g. --slo ttft=500ms,tpot=50ms")
+    for item in items:
+        m = _SLO_ITEM.match(item)
+        if m is None:
+            raise VelobenchError(
+                f"bad SLO item {item.strip()!r} in {text!r}: expected KEY=NUMBER(ms|s), e.g. ttft=500ms"
+            )
+        key, number, unit = m.group(1).lower(), float(m.group(2)), m.group(3).lower()
+        if key not in _SLO_KEYS:
+            raise VelobenchError(f"unknown SLO {key!r} in {text!r}: use ttft, tpot, itl or e2e")
+        field = _SLO_KEYS[key]
+        if field in values:
+            raise VelobenchError(f"SLO {key!r} given twice in {text!r}")
+        if not number > 0:
+            raise VelobenchError(f"SLO {key!r} must be > 0, got {item.strip()!r}")
+        values[field] = number * (1000.0 if unit == "s" else 1.0)
+    return Slo(**values)
+
+
+def meets_slo(t: RequestTiming, slo: Slo) -> bool:
+    """Does a request meet every objective? Failed requests never do. A request with fewer than
+    two tokens has no TPOT and no ITL and meets those objectives (vLLM counts its TPOT as 0)."""
+    if not t.ok:
+        return False
+    checks = [
+        (slo.ttft_ms, t.ttft_ms()),
+        (slo.tpot_ms, t.tpot_ms()),
+        (slo.itl_ms, max(t.itl_ms(), default=None)),
+        (slo.e2e_ms, t.e2e_ms()),
+    ]
+    return all(bound is None or value is None or value <= bound for bound, value in checks)
+
+
+class Goodput(BaseModel):
+    """Requests of the measure window meeting the SLO: their share, and their rate per second."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    slo: Slo
+    good: int
+    total: int
+    share: float | None = Field(description="good / total (failed requests count as not good)")
+    rate_per_s: float | None = Field(description="good / window length (vLLM's request goodput)")
+
+
+# --------------------------------------------------------------------------- acceptance
+
+
+class SpecCounters(BaseModel):
+    """Speculative counters' growth over a level (after − before of `*:spec_decode_num_*_total`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    drafts: float = Field(ge=0)
+    draft_tokens: float = Field(ge=0)
+    accepted_tokens: float = Field(ge=0)
+
+
+class Acceptance(BaseModel):
+    """acceptance_rate = accepted / draft tokens; mean_acceptance_length = 1 + accepted / drafts
+    (each verification step yields its accepted drafts plus one token of the target)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    counters: SpecCounters
+    acceptance_rate: float | None
+    mean_acceptance_length: float | None
+
+
+def acceptance(counters: SpecCounters | None) -> Acceptance | None:
+    """Acceptance from counter deltas (None where the server has no speculative counters)."""
+    if counters is None:
+        return None
+    c = counters
+    return Acceptance(
+        counters=c,
+        acceptance_rate=c.accepted_tokens / c.draft_tokens if c.draft_tokens else None,
+        mean_acceptance_length=1 + c.accepted_tokens / c.drafts if c.drafts else None,
+    )
+
+
+# --------------------------------------------------------------------------- per-request facts
+
+
+def error_kind(t: RequestTiming) -> str | None:
+    """Why a request failed, as a short kind (`timeout`, `http-503`, …), or None if it did not."""
+    if t.error is not None:
+        kind = t.error.split(":", 1)[0].strip()
+        return kind[:60] or "error"
+    return None if t.first_token_s is not None else "no-output"
+
+
+def request_end(t: RequestTiming) -> float | None:
+    """The last content chunk, else the stream's end (the end used by e2e)."""
+    return t.chunk_s[-1] if t.chunk_s else t.end_s
+
+
+def output_tokens(t: RequestTiming) -> int:
+    """The server's output token count, else the chunks' sum (chunk_tokens, 1 per chunk if unknown)."""
+    if t.output_tokens is not None:
+        return t.output_tokens
+    return sum(t.chunk_tokens) if len(t.chunk_tokens) == len(t.chunk_s) else len(t.chunk_s)
+
+
+def token_times(t: RequestTiming) -> tuple[np.ndarray, np.ndarray]:
+    """(chunk arrival times, tokens placed at each): w_j = k_j · N / Σk (module docstring)."""
+    times = np.asarray(t.chunk_s, dtype=np.float64)
+    if times.size == 0:
+        return times, times
+    k = np.asarray(
+        t.chunk_tokens if len(t.chunk_tokens) == len(t.chunk_s) else [1] * len(t.chunk_s), dtype=np.float64
+    )
+    total = float(k.sum())
+    n = float(output_tokens(t))
+    return times, (k * (n / total) if total > 0 else k)
+
+
+def measure_window(records: Sequence[LoadRecord]) -> tuple[float, float] | None:
+    """[a, b] = [earliest send, latest end] of the `measure` records (None if there are none)."""
+    m = [r.timing for r in records if r.phase == "measure"]
+    ends = [e for e in (request_end(t) for t in m) if e is not None]
+    if not m or not ends:
+        return None
+    return min(t.sent_s for t in m), max(ends)
+
+
+def throughput_batches(
+    records: Sequence[LoadRecord], window: tuple[float, float], batches: int = THROUGHPUT_BATCHES
+) -> list[float]:
+    """Output tokens/s in each of `batches` equal sub-windows of [a, b] (batch means).
+
+    Tokens of successful requests of every phase are placed at their chunks' times
+    (`token_times`) and counted per sub-window [a + i·h, a + (i+1)·h), h = (b − a)/batches, the
+    last one closed; their mean is the window's output tokens/s exactly.
+    """
+    a, b = window
+    if not b > a:
+        return []
+    times, weights = [], []
+    for r in records:
+        if r.timing.ok:
+            ts, ws = token_times(r.timing)
+            times.append(ts)
+            weights.append(ws)
+    if not times:
+        return [0.0] * batches
+    hist, _ = np.histogram(np.concatenate(times), bins=batches, range=(a, b), weights=np.concatenate(weights))
+    h = (b - a) / batches
+    return [float(v) / h for v in hist]
+
+
+# --------------------------------------------------------------------------- one level
+
+
+class LevelSummary(BaseModel):
+    """Everything measured at one load level in one mode (see the module docstring)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    profile: str
+    level: float
+    mode: str
+    n_records: int = Field(description="finished requests, all phases")
+    n_measure: int
+    n_ok: int = Field(description="successful measure requests")
+    n_errors: int = Field(description="failed measure requests")
+    n_errors_all: int = Field(description="failed requests of every phase")
+    errors_by_kind: dict[str, int] = Field(description="failed measure requests by kind")
+    window_start_s: float | None
+    window_end_s: float | None
+    window_s: float | None
+    request_throughput: float | None = Field(
+        description="successful requests ending in the window / its length"
+    )
+    output_tok_s: float | None = Field(description="output tokens emitted in the window / its length")
+    output_tok_s_batches: list[float] = Field(
+        description="output tokens/s in equal sub-windows (batch means)"
+    )
+    output_tokens: int = Field(description="output tokens of the successful measure requests")
+    per_request_tok_s: Distribution | None
+    ttft_ms: Distribution | None
+    itl_ms: Distribution | None
+    tpot_ms: Distribution | None
+    e2e_ms: Distribution | None
+    goodput: Goodput | None = None
+    acceptance: Acceptance | None = None
+
+
+def summarize_level(
+    records: Sequence[LoadRecord],
+    *,
+    profile: str,
+    level: float,
+    mode: str,
+    slo: Slo | None = None,
+    spec: SpecCounters | None = None,
+    batches: int = THROUGHPUT_BATCHES,
+) -> LevelSummary:
+    """Summarize one level's records (all phases; statistics use the measure ones).
+
+    Raises VelobenchError when no request is in the measure window (warm-up and cool-down cover
+    the whole run, or nothing finished).
+    """
+    measure = [r for r in records if r.phase == "measure"]
+    if not measure:
+        raise VelobenchError(
+            f"{mode} at {profile} {level:g}: no finished request in the measure window "
+            f"({len(records)} finished; shorten the warm-up/cool-down or run more requests)"
+        )
+    ok = [r.timing for r in measure if r.timing.ok]
+    kinds = Counter(k for k in (error_kind(r.timing) for r in measure) if k is not None)
+    window = measure_window(records)
+    length = (window[1] - window[0]) if window else None
+    req_tp = tok_tp = None
+    tp_batches: list[float] = []
+    if window and length and length > 0:
+        a, b = window
+        ends = [request_end(r.timing) for r in records if r.timing.ok]
+        req_tp = sum(1 for e in ends if e is not None and a <= e <= b) / length
+        tp_batches = throughput_batches(records, window, batches)
+        tok_tp = float(np.mean(tp_batches))
+    rates = [output_tokens(t) / (e2e / 1000) for t in ok if (e2e := t.e2e_ms()) is not None and e2e > 0]
+    goodput = None
+    if slo is not None:
+        good = sum(1 for r in measure if meets_slo(r.timing, slo))
+        goodput = Goodput(
+            slo=slo,
+            good=good,
+            total=len(measure),
+            share=good / len(measure),
+            rate_per_s=good / length if length else None,
+        )
+    return LevelSummary(
+        profile=profile,
+        level=level,
+        mode=mode,
+        n_records=len(records),
+        n_measure=len(measure),
+        n_ok=len(ok),
+        n_errors=sum(kinds.values()),
+        n_errors_all=sum(1 for r in records if error_kind(r.timing) is not None),
+        errors_by_kind=dict(sorted(kinds.items())),
+        window_start_s=window[0] if window else None,
+        window_end_s=window[1] if window else None,
+        window_s=length,
+        request_throughput=req_tp,
+        output_tok_s=tok_tp,
+        output_tok_s_batches=tp_batches,
+        output_tokens=sum(output_tokens(t) for t in ok),
+        per_request_tok_s=distribution(rates),
+        ttft_ms=distribution([v for t in ok if (v := t.ttft_ms()) is not None]),
+        itl_ms=distribution([v for t in ok for v in t.itl_ms()]),
+        tpot_ms=distribution([v for t in ok if (v := t.tpot_ms()) is not None]),
+        e2e_ms=distribution([v for t in ok if (v := t.e2e_ms()) is not None]),
+        goodput=goodput,
+        acceptance=acceptance(spec),
+    )
+
+
+# --------------------------------------------------------------------------- vanilla vs speculative
+
+Metric = Literal["throughput", "ttft", "tpot", "e2e"]
+_LATENCY: dict[str, str] = {"ttft": "ttft_ms", "tpot": "tpot_ms", "e2e": "e2e_ms"}
+
+
+class LevelComparison(BaseModel):
+    """Speculative / vanilla at one level. Throughput: ratio of mean batch throughputs (> 1 is
+    better); latencies: ratio of mean per-request values (< 1 is better)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    level: float
+    throughput: Ratio | None
+    ttft: Ratio | None
+    tpot: Ratio | None
+    e2e: Ratio | None
+    worse: list[str] = Field(description="metrics where speculation is significantly worse (p < 0.05)")
+    better: list[str] = Field(description="metrics where speculation is significantly better (p < 0.05)")
+    warnings: list[str] = Field(default_factory=list)
+
+
+def _ratio(a: Sequence[float], b: Sequence[float]) -> Ratio | None:
+    if not a or not b:
+        return None
+    try:
+        return ratio_of_means(a, b)
+    except ValueError:  # mean(b) == 0
+        return None
+
+
+def _latencies(records: Sequence[LoadRecord], metric: str) -> list[float]:
+    out = []
+    for r in records:
+        if r.phase == "measure" and r.timing.ok:
+            v = {"ttft": r.timing.ttft_ms, "tpot": r.timing.tpot_ms, "e2e": r.timing.e2e_ms}[metric]()
+            if v is not None:
+                out.append(v)
+    return out
+
+
+def compare_level(
+    vanilla: Sequence[LoadRecord],
+    speculative: Sequence[LoadRecord],
+    *,
+    level: float,
+    batches: int = THROUGHPUT_BATCHES,
+) -> LevelComparison:
+    """Speculative vs vanilla at one level, each ratio speculative / vanilla with its Fieller 95%
+    interval and Welch's two-sided t-test (velobench.stats.ratio_of_means: the two modes'
+    samples are independent).
+
+    Throughput has one window per mode, so its samples are batch means: the output tokens/s of
+    `batches` equal sub-windows (`throughput_batches`; their mean is the window's tokens/s, so
+    the ratio is that of the two throughputs). Batch means of a stationary run are nearly
+    independent once a batch is much longer than a request (Law & Kelton, Simulation Modeling
+    and Analysis, §9.5.3); when a batch is shorter than the mean e2e latency the interval is
+    optimistic and a warning says so. Latencies compare the per-request values of the measure
+    windows (TTFT, TPOT, e2e).
+
+    Significantly worse: throughput ratio < 1, or a latency ratio > 1, with p < 0.05.
+    """
+    warnings: list[str] = []
+    ratios: dict[str, Ratio | None] = {}
+    tp: dict[str, list[float]] = {}
+    for name, recs in (("vanilla", vanilla), ("speculative", speculative)):
+        window = measure_window(recs)
+        tp[name] = throughput_batches(recs, window, batches) if window else []
+        e2e = _latencies(recs, "e2e")
+        if window and e2e and (window[1] - window[0]) / batches < float(np.mean(e2e)) / 1000:
+            warnings.append(
+                f"{name}: throughput batches ({(window[1] - window[0]) / batches:.2f} s) are shorter than a "
+                f"request ({np.mean(e2e) / 1000:.2f} s): the throughput interval is optimistic; run longer"
+            )
+        if any(error_kind(r.timing) for r in recs if r.phase == "measure"):
+            warnings.append(f"{name}: some requests failed; ratios use the successful ones")
+    ratios["throughput"] = _ratio(tp["speculative"], tp["vanilla"])
+    for m in _LATENCY:
+        ratios[m] = _ratio(_latencies(speculative, m), _latencies(vanilla, m))
+    worse: list[str] = []
+    better: list[str] = []
+    for m, r in ratios.items():
+        if r is None or r.p_value is None or r.p_value >= ALPHA or r.ratio == 1:
+            continue
+        higher_is_better = m == "throughput"
+        (better if (r.ratio > 1) == higher_is_better else worse).append(m)
+    return LevelComparison(
+        level=level,
+        throughput=ratios["throughput"],
+        ttft=ratios["ttft"],
+        tpot=ratios["tpot"],
+        e2e=ratios["e2e"],
+        worse=worse,
+        better=better,
+        warnings=warnings,
+    )
+
+
+class Crossover(BaseModel):
+    """The lowest level at which speculation is significantly worse, or None up to `up_to`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    level: float | None
+    up_to: float | None = Field(description="the highest level compared")
+    criteria: list[str]
+    by: list[str] = Field(
+        default_factory=list, description="the criteria that were significantly worse there"
+    )
+    text: str
+
+
+def _fmt_ratio(name: str, r: Ratio | None) -> str:
+    if r is None:
+        return f"{name} n/a"
+    ci = (
+        f" [{r.ci95_low:.2f}, {r.ci95_high:.2f}]"
+        if r.ci95_low is not None and r.ci95_high is not None
+        else ""
+    )
+    p = f", p={r.p_value:.2g}" if r.p_value is not None else ""
+    return f"{name} ×{r.ratio:.2f}{ci}{p}"
+
+
+def crossover(
+    comparisons: Sequence[LevelComparison],
+    *,
+    unit: str = "concurrency",
+    criteria: Sequence[Metric] = ("throughput", "e2e"),
+) -> Crossover:
+    """Walk the levels upward; the first whose `worse` holds one of `criteria` is the crossover.
+
+    Default criteria: output throughput significantly lower or mean e2e latency significantly
+    higher. (TTFT alone is left out: a draft model's prefill can cost TTFT while speculation
+    still pays overall; pass criteria=("ttft",) to ask about it.)
+    """
+    crit = list(criteria)
+    ordered = sorted(comparisons, key=lambda c: c.level)
+    if not ordered:
+        return Crossover(level=None, up_to=None, criteria=crit, text="no level compared")
+    for c in ordered:
+        by = [m for m in crit if m in c.worse]
+        if by:
+            detail = ", ".join(_fmt_ratio(m, getattr(c, m)) for m in by)
+            return Crossover(
+                level=c.level,
+                up_to=ordered[-1].level,
+                criteria=crit,
+                by=by,
+                text=f"speculation is significantly worse from {unit} {c.level:g} ({detail})",
+            )
+    top = ordered[-1].level
+    return Crossover(level=None, up_to=top, criteria=crit, text=f"none up to {unit} {top:g}")
+
+
+# --------------------------------------------------------------------------- saturation
+
+
+class Saturation(BaseModel):
+    """The first level of a sweep at which one mode saturated, and why."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    level: float
+    reason: Literal["errors", "throughput"]
+    gain: float | None = Field(default=None, description="output tok/s relative to the previous level, − 1")
+    p_value: float | None = None
+    text: str
+
+
+def saturation(
+    levels: Sequence[LevelSummary], *, min_gain: float = 0.05, unit: str = "concurrency"
+) -> Saturation | None:
+    """The first saturated level of one mode's sweep (levels in any order), or None.
+
+    Level i saturates when a request failed there (any phase), or, for i > 0, throughput stopped
+    rising: with X the output tokens/s and r = X_i / X_{i−1} (ratio of mean batch throughputs),
+    the gain r − 1 is below `min_gain` (5%) AND the rise is not significant (not both r > 1
+    and Welch's p < 0.05 on the two levels' batch throughputs). A significant rise of less
+    than 5% continues the sweep; a fall or a flat throughput stops it.
+    """
+    ordered = sorted(levels, key=lambda s: s.level)
+    for i, s in enumerate(ordered):
+        if s.n_errors_all:
+            kinds = (
+                ", ".join(f"{k} ×{v}" for k, v in s.errors_by_kind.items()) or "outside the measure window"
+            )
+            return Saturation(
+                level=s.level,
+                reason="errors",
+                text=f"{s.mode}: {s.n_errors_all} request(s) failed at {unit} {s.level:g} ({kinds})",
+            )
+        if i == 0:
+            continue
+        prev = ordered[i - 1]
+        r = _ratio(s.output_tok_s_batches, prev.output_tok_s_batches)
+        if r is None:
+            continue
+        gain = r.ratio - 1
+        rising = r.ratio > 1 and r.p_value is not None and r.p_value < ALPHA
+        if gain < min_gain and not rising:
+            p = f", p={r.p_value:.2g}" if r.p_value is not None else ""
+            return Saturation(
+                level=s.level,
+                reason="throughput",
+                gain=gain,
+                p_value=r.p_value,
+                text=(
+                    f"{s.mode}: throughput stopped rising at {unit} {s.level:g} "
+                    f"({gain:+.1%} over {unit} {prev.level:g}{p})"
+                ),
+            )
+    return None

@@ -1,0 +1,339 @@
+"""The load generator: issues requests by a load profile on one asyncio loop and records each one.
+
+It is generic over how a request is sent: `send(index, prompt)` is a coroutine that streams one
+request and returns its `RequestTiming` (times in seconds from the run's zero, the same zero as
+`run_load`'s `zero`). A request that fails at the HTTP level is a `RequestTiming` with `error`
+set ("kind: message"), not an exception. An exception raised by `send` is fatal: issuing stops,
+requests in flight are cancelled and the exception propagates (the level is lost, earlier levels
+are the caller's to keep).
+
+Profiles (`LoadPlan.profile`):
+    sequential   one request at a time (closed loop, C = 1)
+    concurrency  closed loop: C requests in flight; a new one is issued as soon as one ends
+    rate         open loop: request i is issued at `schedule.offsets_s[i]` (see arrivals.py),
+                 whatever is in flight, optionally capped at `max_concurrency` (vLLM's
+                 --max-concurrency: a capped request waits, and its issue lags its schedule)
+
+Every run is bounded by `requests` (count) and/or `duration_s` (no request is issued at or after
+it; requests in flight then run to their end). Request i uses prompts[i % len(prompts)].
+
+Phases (`assign_phases`): a request's phase follows from its issue order and issue time, after
+the run. Warm-up: the first `warmup.requests` issued, or those issued before `warmup.seconds`.
+Cool-down: the last `cooldown.requests` issued, or those issued after (last issue time −
+`cooldown.seconds`). Everything else is `measure`; warm-up wins where both apply. Statistics
+use `measure` records only.
+
+Ctrl-C: under `asyncio.run` (or `asyncio.Runner`) Ctrl-C cancels the main task. `run_load`
+treats cancellation of itself as "stop": it issues nothing more, waits up to `grace_s` for the
+requests in flight, cancels the rest, and returns what finished with `interrupted=True` (the
+caller saves it and then raises `velobench.errors.Interrupted`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Literal, Protocol, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from velobench.engines.timing import RequestTiming
+from velobench.errors import VelobenchError
+from velobench.runner.arrivals import ArrivalSchedule
+
+Phase = Literal["warmup", "measure", "cooldown"]
+ProfileKind = Literal["sequential", "concurrency", "rate"]
+
+
+class HasId(Protocol):
+    @property
+    def id(self) -> str: ...
+
+
+P = TypeVar("P", bound=HasId)
+Send = Callable[[int, P], Awaitable[RequestTiming]]
+
+
+class Window(BaseModel):
+    """A warm-up or cool-down window: by seconds or by request count (not both; neither = none)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    seconds: float | None = None
+    requests: int | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> Window:
+        if self.seconds is not None and self.requests is not None:
+            raise ValueError("give a window in seconds or in requests, not both")
+        if self.seconds is not None and not (0 <= self.seconds < math.inf):
+            raise ValueError(f"window seconds must be >= 0, got {self.seconds}")
+        if self.requests is not None and self.requests < 0:
+            raise ValueError(f"window requests must be >= 0, got {self.requests}")
+        return self
+
+
+class LoadPlan(BaseModel):
+    """One load level: the profile, its bounds and windows (recorded in the result)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    profile: ProfileKind
+    concurrency: int | None = Field(default=None, description="closed loop: requests in flight")
+    schedule: ArrivalSchedule | None = Field(default=None, description="open loop: when to issue")
+    max_concurrency: int | None = Field(default=None, description="open loop: cap on requests in flight")
+    requests: int | None = Field(default=None, description="issue at most this many")
+    duration_s: float | None = Field(default=None, description="issue nothing at or after this")
+    warmup: Window = Field(default_factory=Window)
+    cooldown: Window = Field(default_factory=Window)
+
+    def level(self) -> float:
+        """The load level this plan stands for: C for closed loops, the rate for open loops."""
+        if self.profile == "rate":
+            assert self.schedule is not None
+            return self.schedule.rate
+        return float(self.concurrency or 1)
+
+    def slots(self) -> int | None:
+        """Most requests in flight at once (None: unbounded)."""
+        if self.profile == "sequential":
+            return 1
+        if self.profile == "concurrency":
+            return self.concurrency
+        return self.max_concurrency
+
+    def count_bound(self) -> int | None:
+        """Most requests this plan issues (None: bounded by time only)."""
+        bounds = [b for b in (self.requests, len(self.schedule.offsets_s) if self.schedule else None) if b]
+        return min(bounds) if bounds else None
+
+
+def plan(
+    profile: ProfileKind,
+    *,
+    concurrency: int | None = None,
+    schedule: ArrivalSchedule | None = None,
+    max_concurrency: int | None = None,
+    requests: int | None = None,
+    duration_s: float | None = None,
+    warmup: Window | None = None,
+    cooldown: Window | None = None,
+) -> LoadPlan:
+    """A checked LoadPlan; bad input raises VelobenchError with one line."""
+    if requests is not None and requests <= 0:
+        raise VelobenchError(f"request count must be > 0, got {requests}")
+    if duration_s is not None and not (0 < duration_s < math.inf):
+        raise VelobenchError(f"duration must be a positive number of seconds, got {duration_s!r}")
+    if profile == "concurrency":
+        if concurrency is None or concurrency <= 0:
+            raise VelobenchError(f"concurrency must be a positive whole number, got {concurrency!r}")
+    elif concurrency is not None and not (profile == "sequential" and concurrency == 1):
+        raise VelobenchError(f"concurrency applies to the concurrency profile, not to {profile}")
+    if profile == "rate":
+        if schedule is None:
+            raise VelobenchError("the rate profile needs an arrival schedule")
+        if max_concurrency is not None and max_concurrency <= 0:
+            raise VelobenchError(f"max concurrency must be a positive whole number, got {max_concurrency}")
+    elif schedule is not None or max_concurrency is not None:
+        raise VelobenchError(
+            f"an arrival schedule and max concurrency apply to the rate profile, not to {profile}"
+        )
+    if profile != "rate" and requests is None and duration_s is None:
+        raise VelobenchError("a load run needs a request count or a duration (or both)")
+    try:
+        return LoadPlan(
+            profile=profile,
+            concurrency=concurrency,
+            schedule=schedule,
+            max_concurrency=max_concurrency,
+            requests=requests,
+            duration_s=duration_s,
+            warmup=warmup or Window(),
+            cooldown=cooldown or Window(),
+        )
+    except ValueError as exc:  # pydantic's ValidationError is a ValueError
+        raise VelobenchError(f"bad load plan: {exc}") from exc
+
+
+class LoadRecord(BaseModel):
+    """One finished request of a load run (one line of the raw JSONL)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    index: int = Field(description="issue order, 0-based")
+    prompt_id: str
+    scheduled_s: float = Field(description="when it was due: its arrival (open loop) or a free slot (closed)")
+    issued_s: float = Field(description="when the load generator called send (>= scheduled_s)")
+    phase: Phase = "measure"
+    timing: RequestTiming
+
+
+class LoadRun(BaseModel):
+    """What one load level produced: the plan, every finished request, and how the run ended."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    plan: LoadPlan
+    zero_perf_s: float = Field(description="time.perf_counter() at the run's zero")
+    records: list[LoadRecord] = Field(description="finished requests, in order of index")
+    issued: int = Field(description="requests issued (finished + cancelled)")
+    cancelled: list[int] = Field(default_factory=list, description="indices cancelled by an interruption")
+    interrupted: bool = False
+    max_in_flight: int = Field(description="most requests in flight at once, as the generator counted")
+    wall_s: float = Field(description="zero to the last request's end")
+
+
+def assign_phases(
+    records: Sequence[LoadRecord], issued: int, warmup: Window, cooldown: Window
+) -> list[LoadRecord]:
+    """Copies of `records` with `phase` set (see the module docstring).
+
+    `issued` counts every request issued (cancelled ones too), so a count cool-down is "the last
+    K issued"; time windows use `issued_s`. Warm-up wins where a request is in both windows.
+    """
+    last_issue = max((r.issued_s for r in records), default=0.0)
+    out = []
+    for r in records:
+        phase: Phase = "measure"
+        if (cooldown.requests is not None and r.index >= issued - cooldown.requests) or (
+            cooldown.seconds is not None and r.issued_s > last_issue - cooldown.seconds
+        ):
+            phase = "cooldown"
+        if (warmup.requests is not None and r.index < warmup.requests) or (
+            warmup.seconds is not None and r.issued_s < warmup.seconds
+        ):
+            phase = "warmup"
+        out.append(r.model_copy(update={"phase": phase}))
+    return out
+
+
+class _Fatal(Exception):
+    def __init__(self, index: int, exc: BaseException):
+        super().__init__(f"request {index}: {exc}")
+        self.index, self.exc = index, exc
+
+
+async def run_load(
+    send: Send[P],
+    prompts: Sequence[P],
+    plan: LoadPlan,
+    *,
+    zero: float | None = None,
+    grace_s: float = 5.0,
+) -> LoadRun:
+    """Run one load level (see the module docstring) and return its records.
+
+    `zero` is the `time.perf_counter()` value the run's times are relative to; `send` must use
+    the same (default: now). `grace_s` is how long an interruption waits for requests in flight.
+    """
+    if not prompts:
+        raise VelobenchError("a load run needs at least one prompt")
+    zero = time.perf_counter() if zero is None else zero
+
+    def now() -> float:
+        return time.perf_counter() - zero
+
+    limit = plan.count_bound()
+    slots = plan.slots()
+    free = asyncio.Semaphore(slots) if slots is not None else None
+    stop = asyncio.Event()
+    fatal: list[_Fatal] = []
+    records: list[LoadRecord] = []
+    tasks: dict[int, asyncio.Task[None]] = {}
+    in_flight = 0
+    max_in_flight = 0
+
+    async def one(index: int, scheduled: float) -> None:
+        nonlocal in_flight, max_in_flight
+        prompt = prompts[index % len(prompts)]
+        in_flight += 1
+        max_in_flight = max(max_in_flight, in_flight)
+        issued = now()
+        try:
+            timing = await send(index, prompt)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            fatal.append(_Fatal(index, exc))
+            stop.set()
+            return
+        finally:
+            in_flight -= 1
+            if free is not None:
+                free.release()
+        records.append(
+            LoadRecord(
+                index=index, prompt_id=prompt.id, scheduled_s=scheduled, issued_s=issued, timing=timing
+            )
+        )
+
+    async def wait_until(t: float) -> bool:
+        """Sleep until run time t unless stopped first; True if still running."""
+        delay = t - now()
+        if delay > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=delay)
+        return not stop.is_set()
+
+    def bounded(index: int, t: float) -> bool:
+        """May request `index` be issued at run time t?"""
+        if stop.is_set() or (limit is not None and index >= limit):
+            return False
+        return plan.duration_s is None or t < plan.duration_s
+
+    async def dispatch() -> None:
+        offsets = plan.schedule.offsets_s if plan.schedule is not None else None
+        index = 0
+        while True:
+            if offsets is not None and (index >= len(offsets) or not await wait_until(offsets[index])):
+                return
+            if not bounded(index, now()):
+                return
+            if free is not None:
+                await free.acquire()
+            if not bounded(index, now()):
+                if free is not None:
+                    free.release()
+                return
+            scheduled = offsets[index] if offsets is not None else now()
+            tasks[index] = asyncio.create_task(one(index, scheduled))
+            index += 1
+
+    interrupted = False
+    try:
+        await dispatch()
+        while not fatal and (pending := [t for t in tasks.values() if not t.done()]):
+            await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:
+        interrupted = True
+        stop.set()
+        task = asyncio.current_task()
+        if task is not None:
+            task.uncancel()
+        pending = [t for t in tasks.values() if not t.done()]
+        if pending:
+            await asyncio.wait(pending, timeout=grace_s)
+    cancelled = []
+    for index, t in tasks.items():
+        if not t.done():
+            t.cancel()
+            cancelled.append(index)
+    if cancelled:
+        await asyncio.gather(*(tasks[i] for i in cancelled), return_exceptions=True)
+    if fatal and not interrupted:
+        raise fatal[0].exc
+    records.sort(key=lambda r: r.index)
+    ends = [r.timing.end_s for r in records if r.timing.end_s is not None]
+    return LoadRun(
+        plan=plan,
+        zero_perf_s=zero,
+        records=assign_phases(records, len(tasks), plan.warmup, plan.cooldown),
+        issued=len(tasks),
+        cancelled=sorted(cancelled),
+        interrupted=interrupted,
+        max_in_flight=max_in_flight,
+        wall_s=max(ends, default=now()),
+    )
