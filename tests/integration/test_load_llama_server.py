@@ -17,10 +17,10 @@ import pytest
 from pydantic import BaseModel
 
 from velobench.analysis.load import percentile, summarize_level
+from velobench.proc import ServerProcess, free_port
 from velobench.runner.arrivals import arrival_schedule
 from velobench.runner.loadgen import LoadPlan, LoadRun, Window, plan, run_load
 from velobench.runner.loopback import httpx_send
-from velobench.server import ServerProcess, free_port
 
 pytestmark = pytest.mark.integration
 

@@ -28,6 +28,7 @@ CliResult = tuple[int, str, str]
 class StubEngine:
     name: ClassVar[EngineName] = EngineName.CLI
     default_warmup: ClassVar[int] = 2
+    uses_gguf: ClassVar[bool] = True
     generated: ClassVar[list[tuple[str, int]]] = []
 
     @classmethod

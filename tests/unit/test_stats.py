@@ -1,4 +1,4 @@
-"""Tests for velobench.stats: known values checked against numpy/scipy, plus properties."""
+"""Tests for velobench.analysis.stats: known values checked against numpy/scipy, plus properties."""
 
 from __future__ import annotations
 

@@ -1,1 +1,1 @@
-"""analysis"""
+"""Pure analysis: statistics, summaries, warnings, verdicts, the ceiling, comparisons."""

@@ -36,10 +36,10 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 from scipy import stats as sps
 
+from velobench.analysis.stats import Ratio, ratio_of_means
 from velobench.engines.timing import RequestTiming
 from velobench.errors import VelobenchError
 from velobench.runner.loadgen import LoadRecord
-from velobench.stats import Ratio, ratio_of_means
 
 CONFIDENCE = 0.95
 PERCENTILES = (50, 90, 95, 99)
@@ -482,7 +482,7 @@ def compare_level(
     batches: int = THROUGHPUT_BATCHES,
 ) -> LevelComparison:
     """Speculative vs vanilla at one level, each ratio speculative / vanilla with its Fieller 95%
-    interval and Welch's two-sided t-test (velobench.stats.ratio_of_means: the two modes'
+    interval and Welch's two-sided t-test (velobench.analysis.stats.ratio_of_means: the two modes'
     samples are independent).
 
     Throughput has one window per mode, so its samples are batch means: the output tokens/s of

@@ -122,7 +122,7 @@ def execute(
         report.comparisons = [ModeComparison(baseline="vanilla", candidate="speculative")]
         analyze(report)
         save(report, output)
-    if cfg.ceiling and report.status == "complete":
+    if cfg.ceiling and report.status == "complete" and engines.engine_class(cfg.engine).uses_gguf:
         add_ceiling(report, cfg, output, console)
     print_report(console, report)
     console.print(f"\nResults saved to: {output} (generated texts: {responses})")
