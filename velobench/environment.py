@@ -17,6 +17,8 @@ class Gpu(BaseModel):
     name: str
     memory_total_mib: int
     driver: str | None = None
+    cuda_driver_version: str | None = None
+    power_limit_w: float | None = None
 
 
 class Environment(BaseModel):
@@ -31,6 +33,7 @@ class Environment(BaseModel):
     ram_total_mib: int
     gpus: list[Gpu] = []
     gpu_note: str | None = None
+    cpu_governor: str | None = None
 
 
 def cpu_model() -> str:
@@ -45,36 +48,27 @@ def cpu_model() -> str:
 
 
 def gpus() -> tuple[list[Gpu], str | None]:
-    """NVIDIA GPUs through NVML (nvidia-ml-py), and a note when there are none to read."""
-    try:
-        import pynvml
-    except ImportError:
-        return [], "nvidia-ml-py not installed"
-    try:
-        pynvml.nvmlInit()
-    except Exception as exc:  # NVMLError_LibraryNotFound, DriverNotLoaded, ...
-        return [], f"NVML unavailable: {exc}"
-    try:
-        driver = pynvml.nvmlSystemGetDriverVersion()
-        found = []
-        for i in range(pynvml.nvmlDeviceGetCount()):
-            h = pynvml.nvmlDeviceGetHandleByIndex(i)
-            name = pynvml.nvmlDeviceGetName(h)
-            mem = pynvml.nvmlDeviceGetMemoryInfo(h)
-            found.append(
-                Gpu(
-                    index=i,
-                    name=name.decode() if isinstance(name, bytes) else str(name),
-                    memory_total_mib=int(mem.total) // (1 << 20),
-                    driver=driver.decode() if isinstance(driver, bytes) else str(driver),
-                )
-            )
-        return found, None
-    finally:
-        pynvml.nvmlShutdown()
+    """NVIDIA GPUs through NVML (nvidia-ml-py, via velobench.telemetry.nvml), and a note when none can be read."""
+    from velobench.telemetry.nvml import gpu_environment
+
+    env = gpu_environment()
+    found = [
+        Gpu(
+            index=g.index,
+            name=g.name,
+            memory_total_mib=g.memory_total_mib or 0,
+            driver=g.driver_version,
+            cuda_driver_version=g.cuda_driver_version,
+            power_limit_w=g.power_limit_w,
+        )
+        for g in env.gpus
+    ]
+    return found, env.note
 
 
 def capture() -> Environment:
+    from velobench.telemetry.nvml import cpu_governor
+
     found, note = gpus()
     return Environment(
         hostname=platform.node(),
@@ -86,4 +80,5 @@ def capture() -> Environment:
         ram_total_mib=psutil.virtual_memory().total // (1 << 20),
         gpus=found,
         gpu_note=note,
+        cpu_governor=cpu_governor(),
     )

@@ -59,6 +59,9 @@ class StubEngine:
         def info(self) -> SessionInfo:
             return SessionInfo(url="stub://" + self.mode)
 
+        def telemetry_root(self) -> tuple[int | None, bool]:
+            return None, False
+
         def generate(self, prompt: Prompt, index: int) -> Iteration:
             StubEngine.generated.append((self.mode, index))
             tps = 20.0 + index if self.mode == "vanilla" else 10.0 + index

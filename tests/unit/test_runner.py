@@ -47,6 +47,9 @@ class ScriptedEngine:
         def info(self) -> None:
             return None
 
+        def telemetry_root(self) -> tuple[int | None, bool]:
+            return None, False
+
         def generate(self, prompt: str, index: int) -> Iteration:
             e = self.engine
             e.calls += 1

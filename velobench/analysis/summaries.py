@@ -9,8 +9,16 @@ from __future__ import annotations
 
 from velobench.analysis import stats
 from velobench.analysis.lossless import losslessness
+from velobench.analysis.stats import Ratio, Summary
 from velobench.analysis.warnings import SETUP_WARNINGS, result_warnings
-from velobench.results.schema import Acceptance, CategorySummary, ModeComparison, ModeResult, Report
+from velobench.results.schema import (
+    Acceptance,
+    CategorySummary,
+    Iteration,
+    ModeComparison,
+    ModeResult,
+    Report,
+)
 
 STREAMING_FIELDS = ("e2e_ms", "tpot_ms", "itl_p50_ms", "itl_p99_ms")
 
@@ -42,6 +50,38 @@ def summarize_mode(result: ModeResult) -> None:
             mean_length=stats.mean_acceptance_length(accepted, sum(steps)) if steps else None,
             accepted_per_position=per_pos,
         )
+    result.telemetry = telemetry_summaries(its)
+
+
+def telemetry_summaries(its: list[Iteration]) -> dict[str, Summary]:
+    """Each telemetry metric (telemetry.iteration_metrics) summarised over the iterations that have it."""
+    from velobench.telemetry.summary import iteration_metrics
+
+    columns: dict[str, list[float]] = {}
+    for it in its:
+        if it.telemetry is None:
+            continue
+        for name, value in iteration_metrics(it.telemetry, it.generated_tokens).items():
+            if value is not None:
+                columns.setdefault(name, []).append(value)
+    return {name: stats.summarize(values) for name, values in columns.items()}
+
+
+def energy_ratio(base: ModeResult, cand: ModeResult) -> Ratio | None:
+    """Candidate ÷ baseline mean energy per token, with the same propagation and Fieller interval
+    as the speedup (the iterations of the two modes independent)."""
+    from velobench.telemetry.summary import energy_per_token
+
+    def per_token(m: ModeResult) -> list[float]:
+        values = [
+            energy_per_token(i.telemetry, i.generated_tokens) if i.telemetry else None for i in m.iterations
+        ]
+        return [v for v in values if v is not None]
+
+    a, b = per_token(cand), per_token(base)
+    if not a or not b or sum(b) == 0:
+        return None
+    return stats.ratio_of_means(a, b)
 
 
 def category_summaries(baseline: ModeResult, candidate: ModeResult) -> list[CategorySummary]:
@@ -87,6 +127,7 @@ def compare_modes(report: Report, baseline: str, candidate: str) -> ModeComparis
         comp.categories = category_summaries(base, cand)
         if report.config.temp == 0:
             comp.lossless = losslessness(base, cand)
+        comp.energy_per_token = energy_ratio(base, cand)
     return comp
 
 

@@ -47,6 +47,10 @@ class Session(Protocol):
         """What this mode ran on (a server's command, log, ready time), for its ModeResult."""
         ...
 
+    def telemetry_root(self) -> tuple[int | None, bool]:
+        """The process tree telemetry reads: (pid, children_only); (None, False) for none of ours."""
+        ...
+
 
 class Engine(Protocol):
     name: ClassVar[EngineName]

@@ -118,6 +118,11 @@ class HttpSession:
             notes=self.notes,
         )
 
+    def telemetry_root(self) -> tuple[int | None, bool]:
+        """The server process (and its children, e.g. vLLM's engine core), where velobench started it."""
+        proc = self.server.process if self.server is not None else None
+        return (proc.pid if proc is not None else None), False
+
     def died(self, what: str) -> VelobenchError:
         """The one-line error for a dropped connection: names the process's fate where it is ours."""
         if self.server is None:

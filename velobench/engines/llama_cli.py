@@ -15,6 +15,7 @@ TTFT for this engine is the prompt-evaluation time the tool reports (no streamin
 from __future__ import annotations
 
 import contextlib
+import os
 import shlex
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -137,6 +138,10 @@ class CliSession:
             prompt_args.append("--no-escape")  # pass the prompt byte for byte
         build = vanilla_argv if self.mode == "vanilla" else speculative_argv
         return build(self.tool, self.cfg, prompt_args)
+
+    def telemetry_root(self) -> tuple[int | None, bool]:
+        """Each generation is a new child of velobench: read velobench's children, not velobench."""
+        return os.getpid(), True
 
     def info(self) -> SessionInfo | None:
         return None  # one process per generation: nothing held for the mode

@@ -156,6 +156,52 @@ def _acceptance(m: ModeResult) -> str:
     return f"{rate} ({a.accepted}/{a.drafted})"
 
 
+# Telemetry rows: (label, metric from telemetry.iteration_metrics, digits).
+TELEMETRY_ROWS = (
+    ("Mean power W", "mean_power_w", 1),
+    ("Peak power W", "peak_power_w", 1),
+    ("Energy J", "energy_j", 2),
+    ("Energy per token J", "energy_per_token_j", 4),
+    ("GPU utilization %", "gpu_mean_utilization_pct", 0),
+    ("GPU peak memory MiB", "gpu_peak_memory_used_mib", 0),
+    ("GPU peak temperature °C", "gpu_peak_temperature_c", 0),
+    ("GPU SM clock MHz", "gpu_mean_sm_clock_mhz", 0),
+    ("CPU package W (RAPL)", "cpu_package_mean_power_w", 1),
+    ("Engine CPU % (mean)", "process_mean_cpu_pct", 0),
+    ("Engine CPU % (peak)", "process_peak_cpu_pct", 0),
+    ("Engine peak RSS MiB", "process_peak_rss_mib", 0),
+    ("Sampler CPU %", "sampler_cpu_pct", 2),
+)
+
+
+def telemetry_notes(report: Report) -> list[str]:
+    """Why a telemetry source is missing (no NVML, no GPU, no RAPL), once each."""
+    notes: dict[str, None] = {}
+    for m in report.modes.values():
+        for it in m.iterations:
+            if it.telemetry is not None:
+                for note in (it.telemetry.gpu_note, it.telemetry.cpu_energy_note):
+                    if note:
+                        notes[note] = None
+    return list(notes)
+
+
+def telemetry_table(report: Report) -> Table | None:
+    """Power, energy, utilization and the engine's CPU/RSS per mode (mean ± stddev per iteration)."""
+    modes = [m for m in report.modes.values() if m.telemetry]
+    if not modes:
+        return None
+    table = Table(title="Telemetry (mean ± stddev per iteration)", title_justify="left")
+    table.add_column("Metric")
+    for m in modes:
+        table.add_column(f"{label(m.mode)} (n={len(m.iterations)})", justify="right")
+    for name, key, digits in TELEMETRY_ROWS:
+        cells = [fmt(m.telemetry.get(key), digits=digits) for m in modes]
+        if any(c != "-" for c in cells):
+            table.add_row(name, *cells)
+    return table
+
+
 def categories_table(report: Report) -> Table:
     table = Table(title="Per category (tokens/s mean ± stddev)", title_justify="left")
     comp = report.primary
@@ -181,6 +227,14 @@ def print_report(console: Console, report: Report) -> None:
     console.print(results_table(report))
     if report.categories:
         console.print(categories_table(report))
+    tele = telemetry_table(report)
+    if tele is not None:
+        console.print(tele)
+        for note in telemetry_notes(report):
+            console.print(f"  telemetry: {note}")
+    energy = report.primary.energy_per_token if report.primary else None
+    if energy is not None:
+        console.print(f"Energy per token, speculative / vanilla: {ratio_short(energy)}")
     if report.speedup_detail is not None:
         console.print(f"Speedup: {speedup_text(report.speedup_detail)}")
     console.print(f"Verdict: {verdict(report.speedup_detail)}")

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     pass
 from velobench.report.plots import (
     plot_categories,
+    plot_power,
     plot_speedup,
     plot_speedup_vs_n_draft,
     plot_tokens_per_second,
@@ -30,6 +31,7 @@ from velobench.report.tables import (
     pair_label,
     pair_notes,
     results,
+    telemetry,
 )
 
 _CSS = """
@@ -108,6 +110,10 @@ def render(report: Report) -> str:
     body.append(f'<p class="verdict">Verdict: {_e(verdict(report.speedup_detail))}</p>')
     body += _img(plot_tokens_per_second(report), "tokens/s per iteration, per mode")
     body += _img(plot_speedup(report), "speedup with its 95% interval")
+    tele = telemetry(report)
+    if tele is not None:
+        body.append(_html_table(tele))
+        body += _img(plot_power(report), "power over time, first measured iteration of each mode")
     cats = categories(report)
     if cats:
         body.append(_html_table(cats))

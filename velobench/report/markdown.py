@@ -22,6 +22,7 @@ from velobench.report.tables import (
     matrix_table,
     pair_notes,
     results,
+    telemetry,
 )
 
 
@@ -55,6 +56,9 @@ def render(report: Report) -> str:
     cats = categories(report)
     if cats:
         parts += [_md_table(cats), ""]
+    tele = telemetry(report)
+    if tele is not None:
+        parts += [_md_table(tele), ""]
     lossless = lossless_lines(report)
     if lossless:
         parts += ["## Losslessness (temperature 0)", "", *(f"- {line}" for line in lossless), ""]

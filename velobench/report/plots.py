@@ -127,3 +127,20 @@ def plot_speedup_vs_n_draft(group: Sequence[Report]) -> str | None:
     ax.set_ylabel("speedup (95% CI)")
     ax.set_title("Speedup vs n_draft")
     return _png(fig)
+
+
+def plot_power(report: Report) -> str | None:
+    """Power over time (W) of the first measured iteration of each mode (base64 PNG)."""
+    traces = [(m.mode, m.power_trace) for m in report.modes.values() if m.power_trace]
+    if not traces:
+        return None
+    fig = _figure(7, 3)
+    ax = fig.add_subplot()
+    for mode, points in traces:
+        t0 = points[0][0]
+        ax.plot([t - t0 for t, _ in points], [w for _, w in points], label=label(mode))
+    ax.set_xlabel("seconds into the generation")
+    ax.set_ylabel("W")
+    ax.set_title("Power over time")
+    ax.legend()
+    return _png(fig)

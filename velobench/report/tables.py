@@ -11,10 +11,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from rich.table import Table as RichTable
+
 from velobench.analysis.stats import Ratio, Summary
 from velobench.analysis.summaries import category_mean_length
 from velobench.analysis.verdict import best_configuration, speedup_call
-from velobench.report.console import fmt, results_table
+from velobench.report.console import fmt, ratio_short, results_table, telemetry_notes, telemetry_table
 from velobench.results.schema import ModeResult, Report
 
 if TYPE_CHECKING:
@@ -84,7 +86,25 @@ def config(report: Report) -> list[tuple[str, str]]:
 
 def results(report: Report) -> Table:
     """The console's results table (console.results_table), cell for cell."""
-    t = results_table(report)
+    return from_rich(results_table(report))
+
+
+def telemetry(report: Report) -> Table | None:
+    """The console's telemetry table, cell for cell, with why a source is missing as its caption."""
+    t = telemetry_table(report)
+    if t is None:
+        return None
+    out = from_rich(t)
+    notes = telemetry_notes(report)
+    energy = report.primary.energy_per_token if report.primary else None
+    if energy is not None:
+        notes.insert(0, f"energy per token, speculative / vanilla: {ratio_short(energy)}")
+    out.caption = "; ".join(notes)
+    return out
+
+
+def from_rich(t: RichTable) -> Table:
+    """A rich console table as a plain Table (the same cells) for Markdown and HTML."""
     columns = [[str(c) for c in col.cells] for col in t.columns]
     return Table(
         title=str(t.title),

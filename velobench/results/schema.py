@@ -20,7 +20,9 @@ Schema versions (bump `SCHEMA_VERSION` and add a line for every change of format
       `vanilla_from` became the mode's `source`; category summaries name `baseline_`/
       `candidate_tokens_per_second`; the config holds how the run was made (engine,
       llama.cpp path, port, timeouts, ceiling). Version-1 files are read through
-      `results.migrate`.
+      `results.migrate`. Iterations of HTTP engines keep their raw client-clock `request`
+      record; every iteration may carry `telemetry` (power, energy, utilization, CPU, RSS),
+      summarised per mode (`telemetry`, `power_trace`) and compared (`energy_per_token`).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from velobench.analysis.stats import Ratio, Summary
 from velobench.config import RunConfig
 from velobench.engines.timing import RequestTiming
 from velobench.environment import Environment
+from velobench.telemetry.summary import TelemetrySummary
 from velobench.validation import Strict
 
 SCHEMA_VERSION = 2
@@ -90,6 +93,9 @@ class Iteration(Strict):
     output_tokens: list[int] | None = Field(
         default=None, description="generated token ids, where the engine has them"
     )
+    telemetry: TelemetrySummary | None = Field(
+        default=None, description="power, energy, utilization and the engine's CPU/RSS over this generation"
+    )
     request: RequestTiming | None = Field(
         default=None, description="HTTP engines: the raw client-clock record every latency is derived from"
     )
@@ -135,6 +141,13 @@ class ModeResult(Strict):
     itl_p50_ms: Summary | None = None
     itl_p99_ms: Summary | None = None
     acceptance: Acceptance | None = None
+    telemetry: dict[str, Summary] = Field(
+        default_factory=dict,
+        description="per-iteration telemetry summarised (power W, energy J, J/token, ...)",
+    )
+    power_trace: list[tuple[float, float]] | None = Field(
+        default=None, description="(s, W) over the first measured iteration, for plots"
+    )
 
 
 class WarningCode(StrEnum):
@@ -203,6 +216,9 @@ class ModeComparison(Strict):
     )
     categories: list[CategorySummary] = Field(default_factory=list)
     lossless: Losslessness | None = None
+    energy_per_token: Ratio | None = Field(
+        default=None, description="candidate ÷ baseline energy per generated token (J/token)"
+    )
 
 
 class Report(Strict):

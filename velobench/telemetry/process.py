@@ -44,8 +44,9 @@ class ProcessReading:
 class ProcessTree:
     """Reads a root pid and its descendants; one instance per measured window."""
 
-    def __init__(self, pid: int, refresh_s: float = 1.0) -> None:
+    def __init__(self, pid: int, refresh_s: float = 1.0, *, children_only: bool = False) -> None:
         self.pid = pid
+        self.children_only = children_only  # the root is velobench itself: count only what it started
         self.refresh_s = refresh_s
         self._members: list[psutil.Process] = []
         self._listed_at: float | None = None
@@ -63,7 +64,8 @@ class ProcessTree:
         assert self._root is not None
         if self._listed_at is None or now - self._listed_at >= self.refresh_s:
             try:
-                self._members = [self._root, *self._root.children(recursive=True)]
+                kids = self._root.children(recursive=True)
+                self._members = kids if self.children_only else [self._root, *kids]
             except psutil.Error:
                 self._members = [self._root]
             self._listed_at = now

@@ -98,12 +98,15 @@ class TelemetryTrace:
 class Sampler:
     """Samples `sources` (and the process tree of `pid`) at `hz` on its own thread between start and stop."""
 
-    def __init__(self, sources: Sources, *, pid: int | None = None, hz: float = 10.0) -> None:
+    def __init__(
+        self, sources: Sources, *, pid: int | None = None, hz: float = 10.0, children_only: bool = False
+    ) -> None:
         if not MIN_HZ <= hz <= MAX_HZ:
             raise VelobenchError(f"telemetry rate must be {MIN_HZ:g}..{MAX_HZ:g} Hz, got {hz:g}")
         self.hz = hz
         self._sources = sources
         self._pid = pid
+        self._children_only = children_only
         self._gpu = sources.gpu
         self._rapl = sources.rapl
         self._tree: ProcessTree | None = None
@@ -135,7 +138,7 @@ class Sampler:
             except Exception as exc:
                 self._fail("gpu", exc)
         if self._pid is not None:
-            self._tree = ProcessTree(self._pid)
+            self._tree = ProcessTree(self._pid, children_only=self._children_only)
         self._thread = threading.Thread(target=self._run, name="velobench-telemetry", daemon=True)
         self._thread.start()
         self._ready.wait()
