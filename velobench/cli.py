@@ -700,6 +700,9 @@ def _sigterm(signum: int, frame: object) -> NoReturn:
 
 def main() -> None:
     signal.signal(signal.SIGTERM, _sigterm)
+    # Ctrl-C always stops a run cleanly, even when velobench was started with SIGINT ignored
+    # (a background job of a non-interactive shell inherits that).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         app(standalone_mode=False, prog_name="velobench")
     except Interrupted as exc:

@@ -69,19 +69,40 @@ def stop_process(
     proc: subprocess.Popen[bytes] | subprocess.Popen[str], grace_s: float = TERMINATE_GRACE_S
 ) -> None:
     """Terminate → wait → kill a child and its process group, then reap it."""
-    if proc.poll() is not None:
-        return
-    for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, grace_s)):
-        try:
-            os.killpg(proc.pid, sig)
-        except (ProcessLookupError, PermissionError):
-            with suppress(ProcessLookupError):
-                proc.send_signal(sig)
-        try:
-            proc.wait(timeout=wait_s)
+    if proc.poll() is None:
+        for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, grace_s)):
+            try:
+                os.killpg(proc.pid, sig)
+            except (ProcessLookupError, PermissionError):
+                with suppress(ProcessLookupError):
+                    proc.send_signal(sig)
+            try:
+                proc.wait(timeout=wait_s)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+    stop_group(proc.pid, grace_s)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+def stop_group(pgid: int, grace_s: float = TERMINATE_GRACE_S) -> None:
+    """What is left of a child's process group once the child itself is gone (a server's
+    workers, e.g. vLLM's engine core and resource tracker): SIGTERM, then SIGKILL after `grace_s`."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        if not _group_alive(pgid):
             return
-        except subprocess.TimeoutExpired:
-            continue
+        with suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, sig)
+        deadline = time.monotonic() + grace_s
+        while time.monotonic() < deadline and _group_alive(pgid):
+            time.sleep(0.05)
 
 
 @contextmanager

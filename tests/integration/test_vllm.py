@@ -22,6 +22,9 @@ import psutil
 import pytest
 
 from velobench.engines import vllm_args
+from velobench.paths import cache_dir
+
+REAL_CACHE = cache_dir()  # read at import, before the autouse fixture points tests at a private one
 
 pytestmark = [pytest.mark.integration, pytest.mark.vllm]
 
@@ -32,7 +35,7 @@ PROMPT = ", ".join([FRUITS] * 4) + ", apple,"
 
 
 def velobench(*args: str, cwd: Path, **kw: Any) -> subprocess.Popen[str]:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "VELOBENCH_CACHE": str(REAL_CACHE)}
     return subprocess.Popen(
         [sys.executable, "-m", "velobench", *args],
         cwd=cwd,
@@ -46,10 +49,13 @@ def velobench(*args: str, cwd: Path, **kw: Any) -> subprocess.Popen[str]:
 
 
 def vllm_processes(folder: Path) -> list[int]:
-    """Processes velobench started from `folder` (they inherit its working folder), velobench aside."""
+    """Processes velobench started from `folder` (they inherit its working folder), velobench and
+    this test process (the autouse fixture works in the same folder) aside."""
     found = []
     for p in psutil.process_iter(["pid", "cmdline"]):
         try:
+            if p.info["pid"] == os.getpid():
+                continue
             if p.cwd() == str(folder) and "velobench" not in " ".join(p.info["cmdline"] or []):
                 found.append(p.info["pid"])
         except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
