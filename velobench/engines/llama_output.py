@@ -256,13 +256,19 @@ def parse_speculative(stderr: str) -> SpeculativeTimings:
     )
 
 
+# llama-lookup of 2025 (common/ngram-cache.cpp) prints one such line per drafted token to stdout,
+# in the middle of the generated text; removing each whole line restores the text exactly.
+_LOOKUP_CANDIDATE = re.compile(r" - draft candidate: token=-?\d+\n")
+
+
 def generated_text(stdout: str, prompt: str) -> str:
     """The generated text from a tool's stdout: strip the prompt echo and the end markers.
 
     `llama-completion` prints the prompt, the text and ` [end of text]` on EOS; the speculative
-    tools print blank lines, the prompt and the text.
+    tools print blank lines, the prompt and the text; 2025's `llama-lookup` also interleaves
+    ` - draft candidate: token=N` lines, which are removed.
     """
-    text = stdout.lstrip("\n")
+    text = _LOOKUP_CANDIDATE.sub("", stdout).lstrip("\n")
     if prompt and text.startswith(prompt):
         text = text[len(prompt) :]
     for marker in (" [end of text]\n", "\n> EOF by user"):
