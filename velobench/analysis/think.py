@@ -109,7 +109,7 @@ def trigger_stop_strings(words: Sequence[str]) -> list[str]:
 
 # ---------------------------------------------------------------- answers
 
-_NUMBER = r"[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|[-+]?\.\d+"
+_NUMBER = r"(?:[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|[-+]?\.\d+)"
 _NUMBER_RX = re.compile(_NUMBER)
 _GSM8K_RX = re.compile(r"####\s*\$?\s*(" + _NUMBER + r")")
 _ANSWER_IS_RX = re.compile(r"answer\s*(?:is|:|=)\s*\\?\$?\s*(" + _NUMBER + r"(?:\s*/\s*\d+)?)", re.IGNORECASE)
@@ -342,7 +342,9 @@ def wilson(k: int, n: int, z: float = 1.959963984540054) -> Proportion:
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return Proportion(k=k, n=n, rate=p, ci95_low=max(0.0, centre - half), ci95_high=min(1.0, centre + half))
+    lo = 0.0 if k == 0 else max(0.0, centre - half)  # exactly 0 and 1 at the ends, not 1e-17
+    hi = 1.0 if k == n else min(1.0, centre + half)
+    return Proportion(k=k, n=n, rate=p, ci95_low=lo, ci95_high=hi)
 
 
 def mcnemar_exact(b: int, c: int) -> float:
