@@ -67,7 +67,7 @@ def test_paired_ratio() -> None:
 
 
 def _run(
-    pid: str, r: int, mode: str, latency: float, small: int, large: int, text: str, ref: str | None
+    pid: str, r: int, mode: TestMode, latency: float, small: int, large: int, text: str, ref: str | None
 ) -> ThinkRun:
     segs = []
     if small:
