@@ -345,3 +345,29 @@ def test_overrides_reach_the_loop() -> None:
     run = ThinkLoop(backend, c).run_one(P1, "P", "spec", 0)
     assert run.segments[1].trigger == "therefore" and run.segments[1].tokens == 5
     assert backend.calls[0].stop == ["\n\ntherefore", "\n\nTherefore", "\n\nTHEREFORE"]
+
+
+def test_open_tail_makes_the_next_request_a_peek() -> None:
+    loop = ThinkLoop(ScriptedBackend(ScriptedModel(""), ScriptedModel("")), cfg())
+    assert loop.open_tail("x\n") and loop.open_tail("x\n\n") and loop.open_tail("x\n\nWa")
+    assert loop.open_tail("x\n\nalternativ")
+    assert not loop.open_tail("x.") and not loop.open_tail("x\n\nWait") and not loop.open_tail("")
+
+    class CutAtNewline(ScriptedModel):
+        def generate(self, max_tokens: int, stop: list[str]) -> Piece:
+            # the peek after the large model's break ends in one "\n"; the next piece starts
+            # with the second "\n" and a trigger word, which no stop string can see
+            self.pos += 1
+            pieces = [
+                Piece("Start.", 3, 0.0, "stop", "\n\nBut"),
+                Piece(" fine.\n", 8, 0.0, "length"),
+                Piece("\nHowever, a long paragraph", 5, 0.0, "length"),
+            ]
+            return pieces[self.pos - 1] if self.pos <= len(pieces) else Piece("", 0, 0.0, "eos")
+
+    backend = ScriptedBackend(CutAtNewline(""), ScriptedModel(" ok.\n\n"))
+    run = ThinkLoop(backend, cfg(generation__stop_at_answer=False)).run_one(P1, "P", "spec", 0)
+    small_calls = [c.max_tokens for c in backend.calls if c.role == "small"]
+    assert small_calls[:3] == [32768, 8, 8]  # after the large model's break, and after the lone "\n"
+    assert run.segments[3].text == "\nHowever" and run.segments[3].discarded == ", a long paragraph"
+    assert run.segments[4].writer == "large" and run.segments[4].trigger == "however"

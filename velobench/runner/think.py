@@ -8,9 +8,10 @@ problem rendered once with the model's chat template by `ThinkBackend.render_cha
               model wastes no token and the switch costs one request per side
     large:  continue(prompt + text, max_tokens = segment.tokens, stop = "\\n\\n")
             → its segment, up to its own paragraph break (kept in the text)
-    small:  after a paragraph break the small model first writes `peek_tokens` tokens (the
-            server cannot see a trigger whose break is already in the prompt); a paragraph it
-            starts with a trigger word goes straight back to the large model
+    small:  after a paragraph break (or any end of text that could begin a trigger, such as one
+            "\n") the small model first writes `peek_tokens` tokens, because the server cannot
+            see a trigger whose break is already in the prompt; a paragraph it starts with a
+            trigger word goes straight back to the large model
     ... until end of sequence, max_tokens (both models together), or a final answer.
 
 Why stop strings rather than generating in small chunks and looking: a chunk of k tokens costs
@@ -172,6 +173,12 @@ class ThinkLoop:
         self.words = cfg.triggers.words
         self.trigger_stops = trigger_stop_strings(self.words)
 
+    def open_tail(self, text: str) -> bool:
+        """Does `text` end with the start of a trigger ("\n", "\n\n", "\n\nWa")? Then a stop
+        string cannot catch a trigger the next request completes, and that request is a peek."""
+        tail = text[-max(len(s) for s in self.trigger_stops) :].lower()
+        return any(tail.endswith(s[:k].lower()) for s in self.trigger_stops for k in range(1, len(s)))
+
     # -------------------------------------------------------------- one request
 
     def _complete(
@@ -197,7 +204,7 @@ class ThinkLoop:
     def _spec(self, prompt: str, state: _RunState, seed: int | None) -> StoppedBy:
         seg = self.cfg.segment
         budget = self.cfg.generation.max_tokens
-        peek = False  # the text ends with a paragraph break the small model did not write
+        peek = False  # the text ends with what could begin a trigger: see open_tail
         while True:
             if state.tokens >= budget:
                 return "max_tokens"
@@ -219,7 +226,7 @@ class ThinkLoop:
                     return "eos"
                 if self._answered(state, piece):
                     return "answer"
-                peek = False
+                peek = self.open_tail(state.text)
                 continue
             cut = hit.end - boundary
             state.add("small", piece, returned[:cut], discarded=returned[cut:])
@@ -240,7 +247,7 @@ class ThinkLoop:
                 return "eos"
             if self._answered(state, large):
                 return "answer"
-            peek = state.text.endswith(PARAGRAPH_BREAK)
+            peek = self.open_tail(state.text)
 
     def _large_alone(self, prompt: str, state: _RunState, seed: int | None) -> StoppedBy:
         budget = self.cfg.generation.max_tokens
