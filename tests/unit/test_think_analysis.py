@@ -186,3 +186,14 @@ def test_correctness() -> None:
     assert is_correct("72", None) is None
     gsm = "Natalia sold 48/2 = <<48/2=24>>24 clips in May.\n#### 72"
     assert reference_answer(gsm) == "72" and is_correct("72", gsm) is True
+
+
+def test_the_stop_strings_cut_exactly_at_the_detected_trigger() -> None:
+    """Same prompt and seed, with and without the trigger stop strings: the stopped text plus its
+    stop string is the start of the free text, and ends where the detector finds the trigger."""
+    free = _fixture("qwen05-think-010-s1-checkpara.json")["response"]
+    stopped = _fixture("qwen05-think-010-s1-checkpara-stop.json")["response"]
+    assert stopped["stop_type"] == "word" and stopped["stopping_word"] == "\n\nWait"
+    assert free["content"].startswith(stopped["content"] + stopped["stopping_word"])
+    hit = find_triggers(free["content"], WORDS)[0]
+    assert hit.start == len(stopped["content"]) and hit.word == "wait"
