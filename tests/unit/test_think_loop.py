@@ -337,6 +337,15 @@ def test_server_that_stops_without_saying_at_what_is_an_error_in_the_run() -> No
     assert run.stopped_by == "error" and run.error is not None and "not which" in run.error
 
 
+def test_server_that_generates_nothing_without_ending_is_an_error_not_a_hang() -> None:
+    class Stuck(ScriptedBackend):
+        def complete(self, role: Role, prompt: str, **kw: Any) -> Piece:
+            return Piece(text="", tokens=0, seconds=0.0, finish="length")
+
+    run = ThinkLoop(Stuck(ScriptedModel(""), ScriptedModel("")), cfg()).run_one(P1, "P", "large", 0)
+    assert run.stopped_by == "error" and run.error is not None and "generated no token" in run.error
+
+
 def test_overrides_reach_the_loop() -> None:
     c = with_overrides(load_think_config(), triggers=["therefore"], segment_tokens=5)
     backend = ScriptedBackend(

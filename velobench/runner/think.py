@@ -189,6 +189,11 @@ class ThinkLoop:
         )
         if piece.finish == "stop" and piece.stop is None:
             raise VelobenchError(f"the {role} model's server said it stopped at a stop string but not which")
+        if piece.tokens < 1 and piece.finish != "eos":
+            # a server that generates nothing and does not end would loop the run forever
+            raise VelobenchError(
+                f"the {role} model's server generated no token and did not end ({piece.finish})"
+            )
         return piece
 
     def _answered(self, state: _RunState, piece: Piece) -> bool:
