@@ -1,0 +1,162 @@
+"""The configuration of `velobench think`: trigger words, segments, limits, prompt, sampling.
+
+The defaults ship as prompts/think/default.toml (velobench/_data/prompts/think/default.toml in
+the wheel) and are documented there. `load_think_config(path)` reads the defaults, lays the
+user's TOML over them table by table, and validates the result; anything wrong is one-line
+VelobenchError naming the file and the key. The validated ThinkConfig goes into the result file.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from velobench.errors import VelobenchError
+
+PROBLEM_PLACEHOLDER = "{problem}"
+
+
+def default_config_path() -> Path:
+    """The shipped defaults: inside the wheel, else the checkout's prompts/think/default.toml."""
+    here = Path(__file__).parent
+    packaged = here / "_data" / "prompts" / "think" / "default.toml"
+    return packaged if packaged.is_file() else here.parent / "prompts" / "think" / "default.toml"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Triggers(Strict):
+    words: list[str] = Field(min_length=1)
+
+    @field_validator("words")
+    @classmethod
+    def _words(cls, v: list[str]) -> list[str]:
+        out: list[str] = []
+        for w in v:
+            if not w.strip() or w != w.strip() or "\n" in w:
+                raise ValueError(
+                    f"trigger word {w!r} must be non-empty, without surrounding spaces or newlines"
+                )
+            if w.lower() not in out:
+                out.append(w.lower())
+        return out
+
+
+class Segment(Strict):
+    tokens: int = Field(ge=1)
+    stop_at_paragraph: bool = True
+    peek_tokens: int = Field(default=8, ge=1)
+
+
+class Generation(Strict):
+    max_tokens: int = Field(ge=1)
+    stop_at_answer: bool = True
+
+
+class PromptTemplate(Strict):
+    template: str
+    system: str = ""
+
+    @field_validator("template")
+    @classmethod
+    def _template(cls, v: str) -> str:
+        if PROBLEM_PLACEHOLDER not in v:
+            raise ValueError(f"the template must contain {PROBLEM_PLACEHOLDER} (where the problem goes)")
+        return v
+
+    def messages(self, problem: str) -> list[dict[str, str]]:
+        """The chat messages for one problem: [system,] user."""
+        out = [{"role": "system", "content": self.system}] if self.system else []
+        out.append({"role": "user", "content": self.template.replace(PROBLEM_PLACEHOLDER, problem)})
+        return out
+
+
+class Sampling(Strict):
+    temperature: float = Field(ge=0)
+    top_p: float = Field(gt=0, le=1)
+    top_k: int = Field(ge=0)
+    seed: int = -1
+
+    def for_run(self, run: int) -> int | None:
+        """The seed of run `run` (seed + run), or None when the seed is left to the server (< 0)."""
+        return None if self.seed < 0 else self.seed + run
+
+
+class ThinkConfig(Strict):
+    triggers: Triggers
+    segment: Segment
+    generation: Generation
+    prompt: PromptTemplate
+    sampling: Sampling
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise VelobenchError(f"think config not found: {path}") from exc
+    except OSError as exc:
+        raise VelobenchError(f"cannot read think config {path}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise VelobenchError(f"{path}: not a UTF-8 text file") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise VelobenchError(f"{path}: not valid TOML ({exc})") from exc
+
+
+def _validated(data: dict[str, Any], where: str) -> ThinkConfig:
+    words = data.get("triggers", {}).get("words") if isinstance(data.get("triggers"), dict) else None
+    if words == []:
+        raise VelobenchError(
+            f"{where}: [triggers] words is empty; speculative thinking needs at least one trigger word"
+        )
+    try:
+        return ThinkConfig.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
+        raise VelobenchError(f"{where}: {loc}: {msg}") from exc
+
+
+def load_think_config(path: Path | None = None) -> ThinkConfig:
+    """The shipped defaults, with the TOML at `path` (if any) laid over them and validated."""
+    data = _read_toml(default_config_path())
+    if path is None:
+        return _validated(data, str(default_config_path()))
+    return _validated(_merge(data, _read_toml(path)), str(path))
+
+
+def with_overrides(cfg: ThinkConfig, **options: Any) -> ThinkConfig:
+    """`cfg` with command-line options that were given (not None), validated again.
+
+    Options: triggers (list[str]), segment_tokens, max_tokens, temperature, top_p, top_k, seed.
+    """
+    where = {
+        "triggers": ("triggers", "words"),
+        "segment_tokens": ("segment", "tokens"),
+        "max_tokens": ("generation", "max_tokens"),
+        "temperature": ("sampling", "temperature"),
+        "top_p": ("sampling", "top_p"),
+        "top_k": ("sampling", "top_k"),
+        "seed": ("sampling", "seed"),
+    }
+    data = cfg.model_dump()
+    for name, value in options.items():
+        if name not in where:
+            raise ValueError(f"with_overrides: unknown option {name!r}")
+        if value is not None:
+            table, key = where[name]
+            data[table][key] = value
+    return _validated(data, "command line")
