@@ -26,29 +26,7 @@ def tool_from_help(name: str, help_file: str) -> Tool:
     )
 
 
-# The speculative options of a 2025 build (before the 2026 renames): from llama.cpp's
-# documentation of that time; velobench must drive it without the new names.
-FLAGS_2025 = frozenset(
-    {
-        "-m",
-        "-md",
-        "-p",
-        "-f",
-        "-n",
-        "-c",
-        "-t",
-        "--temp",
-        "--seed",
-        "-ngl",
-        "-ngld",
-        "--ignore-eos",
-        "--draft-max",
-        "--draft-min",
-        "--draft-p-min",
-        "-no-cnv",
-        "-e",
-    }
-)
+# A real 2025 build's flags are checked in test_engine_argv_2025.py, from its captured --help.
 
 
 def cfg(**kw: object) -> RunConfig:
@@ -73,16 +51,6 @@ def test_current_build_gets_spec_type_and_new_names() -> None:
     assert argv[argv.index("--spec-draft-p-min") + 1] == "0.5"
     assert argv[argv.index("-md") + 1] == "d.gguf"
     assert "--draft-max" not in argv
-    assert set(option_names(argv)) <= tool.flags
-
-
-def test_2025_build_gets_old_names_and_no_spec_type() -> None:
-    tool = Tool("llama-speculative-simple", Path("/x"), "test", BinaryVersion(None, 4567, "abc"), FLAGS_2025)
-    argv = CliSession(tool, cfg(gpu_layers="99", gpu_layers_draft="99"), "speculative").argv("hi")
-    assert argv[argv.index("--draft-max") + 1] == "4"
-    assert argv[argv.index("--draft-min") + 1] == "0"
-    assert argv[argv.index("-ngld") + 1] == "99"
-    assert "--spec-type" not in argv and "--spec-draft-n-max" not in argv
     assert set(option_names(argv)) <= tool.flags
 
 
@@ -122,9 +90,6 @@ def test_a_missing_needed_option_is_a_clear_error() -> None:
     )
     with pytest.raises(VelobenchError, match="no option for the draft length"):
         CliSession(tool, cfg(), "speculative").argv("hi")
-    old = Tool("llama-speculative-simple", Path("/x"), "test", BinaryVersion(None, 1, "abc"), FLAGS_2025)
-    with pytest.raises(VelobenchError, match="needs a 2026 build"):
-        CliSession(old, cfg(method=Method.NGRAM_SIMPLE, draft_model=None), "speculative").argv("hi")
 
 
 def test_extra_engine_args_come_last() -> None:
