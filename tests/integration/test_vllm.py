@@ -48,15 +48,15 @@ def velobench(*args: str, cwd: Path, **kw: Any) -> subprocess.Popen[str]:
     )
 
 
-def vllm_processes(folder: Path) -> list[int]:
-    """Processes velobench started from `folder` (they inherit its working folder), velobench and
-    this test process (the autouse fixture works in the same folder) aside."""
+def vllm_processes(folder: Path, *skip: int) -> list[int]:
+    """Processes started from `folder` (children inherit their parent's working folder), except
+    this test process (the autouse fixture works in the same folder) and the pids in `skip`."""
     found = []
     for p in psutil.process_iter(["pid", "cmdline"]):
         try:
-            if p.info["pid"] == os.getpid():
+            if p.info["pid"] in (os.getpid(), *skip):
                 continue
-            if p.cwd() == str(folder) and "velobench" not in " ".join(p.info["cmdline"] or []):
+            if p.cwd() == str(folder):
                 found.append(p.info["pid"])
         except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
             continue
@@ -162,13 +162,13 @@ def test_no_vllm_process_survives_ctrl_c_or_kill(tmp_path: Path, smol: Path, sig
         assert proc.poll() is None, proc.communicate()[0]
         assert time.monotonic() < deadline, "vLLM never started writing its log"
         time.sleep(0.5)
-    assert vllm_processes(tmp_path), "no vLLM process to stop"
+    assert vllm_processes(tmp_path, proc.pid), "no vLLM process to stop"
     proc.send_signal(sig)
     out, _ = proc.communicate(timeout=120)
     if sig == signal.SIGINT:
         assert proc.returncode == 130 and "interrupted" in out and "Traceback" not in out
     deadline = time.monotonic() + 60
-    while left := vllm_processes(tmp_path):
+    while left := vllm_processes(tmp_path, proc.pid):
         assert time.monotonic() < deadline, f"orphaned vLLM processes: {left}"
         time.sleep(0.5)
     assert not (tmp_path / "k.json").exists()  # nothing finished, nothing written

@@ -25,6 +25,15 @@ def llama_cpp_dir(cfg: RunConfig) -> Path | None:
     return Path(cfg.llama_cpp_path) if cfg.llama_cpp_path else None
 
 
+def llama_cpp_can_run(cfg: RunConfig) -> str | None:
+    """What no llama.cpp engine runs: vLLM's methods, servers velobench did not start."""
+    if not cfg.method.llama_cpp:
+        return f"--method {cfg.method.value} is a vLLM method: use --engine vllm"
+    if cfg.server_url or cfg.baseline_url:
+        return "--server-url/--baseline-url measure a running server: use --engine remote"
+    return None
+
+
 def binary_info(tool: Tool) -> BinaryInfo:
     """A located tool as the result file records it."""
     v = tool.version

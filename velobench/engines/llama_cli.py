@@ -24,7 +24,7 @@ from pathlib import Path
 from velobench import proc
 from velobench.bins.locate import Tool, find_path, find_tool
 from velobench.config import Method, RunConfig, SpecImpl
-from velobench.engines.llama_args import binary_info, llama_cpp_dir, speculative_args
+from velobench.engines.llama_args import binary_info, llama_cpp_can_run, llama_cpp_dir, speculative_args
 from velobench.engines.llama_output import generated_text, parse_speculative, parse_vanilla
 from velobench.engines.names import EngineName
 from velobench.errors import VelobenchError
@@ -160,10 +160,8 @@ class LlamaCliEngine:
 
     @classmethod
     def can_run(cls, cfg: RunConfig) -> str | None:
-        if not cfg.method.llama_cpp:
-            return f"--method {cfg.method.value} is a vLLM method: use --engine vllm"
-        if cfg.server_url or cfg.baseline_url:
-            return "--server-url/--baseline-url measure a running server: use --engine remote"
+        if reason := llama_cpp_can_run(cfg):
+            return reason
         if cfg.chat:
             return "--chat needs the server engine (the speculative command-line tools have no chat template)"
         return None

@@ -24,7 +24,7 @@ from velobench.config import Method, RunConfig, SpecImpl
 from velobench.engines.base import ServerHandle
 from velobench.engines.http_client import Endpoint, HttpClient
 from velobench.engines.http_session import HttpSession, open_session
-from velobench.engines.llama_args import binary_info, llama_cpp_dir, speculative_args
+from velobench.engines.llama_args import binary_info, llama_cpp_can_run, llama_cpp_dir, speculative_args
 from velobench.engines.names import EngineName
 from velobench.errors import VelobenchError
 from velobench.proc import HOST, ServerProcess, child_env, free_port
@@ -95,10 +95,8 @@ class LlamaServerEngine:
 
     @classmethod
     def can_run(cls, cfg: RunConfig) -> str | None:
-        if not cfg.method.llama_cpp:
-            return f"--method {cfg.method.value} is a vLLM method: use --engine vllm"
-        if cfg.server_url or cfg.baseline_url:
-            return "--server-url/--baseline-url measure a running server: use --engine remote"
+        if reason := llama_cpp_can_run(cfg):
+            return reason
         if cfg.method is Method.LOOKUP:
             return "--method lookup needs the command-line tools: use --engine cli (llama-server's equivalent is --method ngram-cache)"
         if cfg.spec_impl is not SpecImpl.SIMPLE:
