@@ -157,6 +157,13 @@ class HttpSession:
                 raise self.died(str(exc)) from exc
             raise
         after = self.client.metrics()
+        cached = int((res.timings or {}).get("cache_n") or 0)
+        if cached and self.extra_body.get("cache_prompt") is False:
+            raise VelobenchError(f"the server reused {cached} cached prompt tokens despite cache_prompt=false")
+        if cached and not any(n.startswith("prompt cache") for n in self.notes):
+            self.notes.append(  # a server velobench did not start may cache prompts: say what TTFT means then
+                f"prompt cache: the server reused {cached} cached prompt tokens, so TTFT includes cache hits"
+            )
         it = record(self.cfg, self.mode, index, res, before, after)
         shown = {k: v for k, v in req.extra.items()}
         it.command = f"POST {display_url(self.client.base_url)}{req.path} " + json.dumps(
@@ -177,10 +184,6 @@ def record(
     t = res.timing
     n = t.output_tokens if t.output_tokens is not None else sum(t.chunk_tokens)
     timings = res.timings or {}
-    if timings.get("cache_n"):
-        raise VelobenchError(
-            f"the server reused {timings['cache_n']} cached prompt tokens despite cache_prompt=false"
-        )
     if n < 2 or t.first_token_s is None or not t.chunk_s:
         raise VelobenchError(f"the server generated {n} token(s): nothing to measure (at least 2 are needed)")
     ttft = t.ttft_ms() or 0.0

@@ -83,6 +83,7 @@ def run_benchmark(
                     if trace is not None and result.power_trace is None:
                         result.power_trace = power_over_time(trace)
                     result.iterations.append(it)
+                    result.session = session.info()  # notes found while measuring (e.g. prompt cache hits)
                     if responses is not None:
                         append_response(responses, mode, it)
                     analyze(report)
