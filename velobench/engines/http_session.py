@@ -159,7 +159,9 @@ class HttpSession:
         after = self.client.metrics()
         cached = int((res.timings or {}).get("cache_n") or 0)
         if cached and self.extra_body.get("cache_prompt") is False:
-            raise VelobenchError(f"the server reused {cached} cached prompt tokens despite cache_prompt=false")
+            raise VelobenchError(
+                f"the server reused {cached} cached prompt tokens despite cache_prompt=false"
+            )
         if cached and not any(n.startswith("prompt cache") for n in self.notes):
             self.notes.append(  # a server velobench did not start may cache prompts: say what TTFT means then
                 f"prompt cache: the server reused {cached} cached prompt tokens, so TTFT includes cache hits"
