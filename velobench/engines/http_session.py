@@ -32,7 +32,7 @@ from velobench.engines.http_client import (
     StreamResult,
     display_url,
 )
-from velobench.engines.metrics import spec_decode_delta
+from velobench.engines.metrics import counter_delta, spec_decode_delta
 from velobench.errors import VelobenchError
 from velobench.proc import ServerProcess, log_tail
 from velobench.prompts import Prompt, chat_messages
@@ -174,6 +174,29 @@ class HttpSession:
         return it
 
 
+def server_phases(
+    before: Mapping[Any, float] | None, after: Mapping[Any, float] | None
+) -> tuple[float, float] | None:
+    """(prefill ms, decode ms) of the one request between two scrapes, from vLLM's histograms
+    `vllm:request_prefill_time_seconds` and `vllm:request_decode_time_seconds` (decode = first →
+    last token on the server's clock); None unless exactly one request finished in between.
+
+    The server's clock, not the client's: on a busy machine the client can be descheduled while
+    the server streams, and then reads a whole stream at once (a decode time near zero).
+    """
+    if before is None or after is None:
+        return None
+    try:
+        count = counter_delta(before, after, "request_decode_time_seconds_count")
+        decode = counter_delta(before, after, "request_decode_time_seconds_sum")
+        prefill = counter_delta(before, after, "request_prefill_time_seconds_sum")
+    except ValueError:
+        return None
+    if count != 1 or not decode or decode <= 0:
+        return None
+    return (prefill or 0.0) * 1000, decode * 1000
+
+
 def record(
     cfg: RunConfig,
     mode: Mode,
@@ -189,10 +212,14 @@ def record(
     if n < 2 or t.first_token_s is None or not t.chunk_s:
         raise VelobenchError(f"the server generated {n} token(s): nothing to measure (at least 2 are needed)")
     ttft = t.ttft_ms() or 0.0
+    server = server_phases(before, after)
     if "predicted_ms" in timings and float(timings["predicted_ms"]) > 0:
         decode_ms = float(timings["predicted_ms"])
         prompt_ms = float(timings.get("prompt_ms", ttft))
         tps = (int(timings.get("predicted_n", n)) - 1) / decode_ms * 1000
+    elif server is not None:  # vLLM: its own per-request decode time, first → last token
+        prompt_ms, decode_ms = server
+        tps = (n - 1) / decode_ms * 1000
     else:
         decode_ms = (t.chunk_s[-1] - t.first_token_s) * 1000
         prompt_ms = ttft
