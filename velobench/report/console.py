@@ -24,12 +24,17 @@ def print_config(console: Console, report: Report) -> None:
     cfg = report.config
     console.rule("[bold]velobench: vanilla vs speculative decoding")
     console.print("Configuration:")
-    console.print(f"  Main model:  {cfg.main_model}")
+    remote = bool(cfg.server_url or cfg.baseline_url)
+    if cfg.main_model:
+        console.print(f"  Main model:  {cfg.main_model}")
     if cfg.draft_model:
         console.print(f"  Draft model: {cfg.draft_model}")
     spec_bin = report.speculative.binary if report.speculative else None
     method = f"{cfg.method.value}" + (f" ({spec_bin})" if spec_bin else "")
-    console.print(f"  Method:      {method}, n_draft {cfg.n_draft}, p_min {cfg.draft_p_min}")
+    if remote:  # the servers' own settings decide what speculation does
+        console.print("  Method:      as configured on the servers (acceptance from their /metrics)")
+    else:
+        console.print(f"  Method:      {method}, n_draft {cfg.n_draft}, p_min {cfg.draft_p_min}")
     console.print(
         f"  n_predict:   {cfg.n_predict}   iterations: {cfg.iterations} (+{cfg.warmup} warm-up)   "
         f"engine: {cfg.engine}   threads: {cfg.threads or 'auto'}   ctx: {cfg.ctx_size}   temp: {cfg.temp}   seed: {cfg.seed}"
