@@ -249,7 +249,7 @@ def record(
         decode_ms=decode_ms,
         tokens_per_second=tps,
         total_time_ms=prompt_ms + decode_ms,
-        n_draft=cfg.n_draft if spec else None,
+        n_draft=cfg.n_draft if spec and not cfg.server_url else None,  # a remote server sets its own
         n_drafted=n_drafted,
         n_accept=n_accept,
         acceptance_rate=(n_accept / n_drafted) if n_accept is not None and n_drafted else None,
