@@ -1,6 +1,7 @@
 """Finding llama.cpp's tools and learning what each build supports.
 
-Search order (see bins/README.md): `--llama-cpp-path`, `$VELOBENCH_LLAMA_CPP`, velobench's own
+Search order (see bins/README.md): `--llama-cpp-path` (and nothing else when it is given: one
+build per run, never a gap filled from another folder), `$VELOBENCH_LLAMA_CPP`, velobench's own
 builds in the cache, `PATH`. For every tool found, `--version` and `--help` are read once and
 cached by (path, size, mtime), so velobench can build argv lists for both current and
 2024-2025 llama.cpp builds without ever passing a flag the binary does not know.
@@ -18,6 +19,7 @@ from pathlib import Path
 from velobench import proc
 from velobench.engines.llama_output import BinaryVersion, parse_help_flags, parse_version
 from velobench.errors import VelobenchError
+from velobench.fsutil import write_text_atomic
 from velobench.paths import cache_dir
 
 TOOLS = (
@@ -78,13 +80,17 @@ def build_commit(bin_dir: Path) -> str | None:
 
 
 def search_dirs(llama_cpp_path: Path | None) -> list[tuple[str, Path]]:
-    """Where to look, in order, each with the label shown to users."""
+    """Where to look, in order, each with the label shown to users.
+
+    `--llama-cpp-path DIR` is the only place looked in when given: a tool DIR lacks is missing,
+    never taken from another build.
+    """
     dirs: list[tuple[str, Path]] = []
     if llama_cpp_path is not None:
         path = llama_cpp_path.expanduser()
         if not path.is_dir():
             raise VelobenchError(f"--llama-cpp-path {llama_cpp_path}: not a directory")
-        dirs += [("--llama-cpp-path", d) for d in expand_dir(path)]
+        return [("--llama-cpp-path", d) for d in expand_dir(path)]
     env = os.environ.get(ENV_VAR)
     if env:
         dirs += [(ENV_VAR, d) for d in expand_dir(Path(env).expanduser())]
@@ -101,6 +107,8 @@ def find_path(name: str, llama_cpp_path: Path | None = None) -> tuple[Path, str]
     for label, d in search_dirs(llama_cpp_path):
         if _executable(d / name):
             return d / name, label
+    if llama_cpp_path is not None:
+        return None
     on_path = shutil.which(name)
     return (Path(on_path), "PATH") if on_path else None
 
@@ -130,10 +138,7 @@ def probe(path: Path) -> tuple[BinaryVersion, frozenset[str]]:
         flags = parse_help_flags(hlp.stdout + "\n" + hlp.stderr)
     except ValueError as exc:
         raise VelobenchError(f"{path}: cannot read its --help ({exc})") from exc
-    cache_file.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache_file.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"version": version.__dict__, "flags": sorted(flags)}))
-    os.replace(tmp, cache_file)
+    write_text_atomic(cache_file, json.dumps({"version": version.__dict__, "flags": sorted(flags)}))
     return version, flags
 
 
@@ -141,8 +146,23 @@ def find_tool(name: str, llama_cpp_path: Path | None = None) -> Tool:
     """Locate and probe one tool, or raise a one-line error saying how to get it."""
     found = find_path(name, llama_cpp_path)
     if found is None:
+        if llama_cpp_path is not None:
+            raise VelobenchError(
+                f"{name} not found in --llama-cpp-path {llama_cpp_path} (nor its bin/, build/bin/): every tool"
+                " of a run comes from that one build"
+            )
         raise VelobenchError(f"{name} not found; {HOW_TO_GET}")
-    path, source = found
+    return tool_at(name, *found)
+
+
+def find_beside(name: str, other: Tool) -> Tool | None:
+    """`name` from the very folder `other` came from (the same build), or None if that build lacks it."""
+    path = other.path.parent / name
+    return tool_at(name, path, other.source) if _executable(path) else None
+
+
+def tool_at(name: str, path: Path, source: str) -> Tool:
+    """Probe the tool at `path` (found in `source`)."""
     version, flags = probe(path)
     if version.commit is None:  # a velobench build: its build-info.json knows the commit
         version = BinaryVersion(version.version, version.build, build_commit(path.parent))
