@@ -6,6 +6,7 @@ Usage errors from Typer/Click (unknown option, bad value) get the same treatment
 
 from __future__ import annotations
 
+import contextlib
 import shlex
 import signal
 import sys
@@ -699,17 +700,22 @@ def _sigterm(signum: int, frame: object) -> NoReturn:
 
 
 def main() -> None:
+    """The entry point: every way out is an exit code and at most one line on stderr.
+
+    0 done; 1 an internal error (traceback in a log file, never on the terminal) or a failed
+    gate (`compare --fail-if-slower`); 2 bad input or a failure velobench can explain; 130 interrupted.
+    """
     signal.signal(signal.SIGTERM, _sigterm)
     # Ctrl-C always stops a run cleanly, even when velobench was started with SIGINT ignored
     # (a background job of a non-interactive shell inherits that).
     signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        app(standalone_mode=False, prog_name="velobench")
+        code = app(standalone_mode=False, prog_name="velobench")
     except Interrupted as exc:
-        err.print(f"velobench: {exc}")
+        err.print(f"velobench: {exc}", markup=False)
         sys.exit(exc.exit_code)
     except VelobenchError as exc:
-        err.print(f"velobench: error: {exc}")
+        err.print(f"velobench: error: {exc}", markup=False)
         sys.exit(exc.exit_code)
     except typer.Abort:
         err.print("velobench: interrupted")
@@ -719,5 +725,23 @@ def main() -> None:
             ctx = getattr(exc, "ctx", None)
             out.print(ctx.get_help() if ctx is not None else exc.format_message(), markup=False)
             sys.exit(0)
-        err.print(f"velobench: error: {exc.format_message()} (see --help)")
+        err.print(f"velobench: error: {exc.format_message()} (see --help)", markup=False)
         sys.exit(2)
+    except OSError as exc:  # the system refused something no check foresaw: explainable, not a bug
+        from velobench.crash import os_error_line
+
+        _last_words(f"velobench: error: {os_error_line(exc)}")
+        sys.exit(2)
+    except Exception as exc:  # a bug: one line here, the traceback in a log file
+        from velobench.crash import internal_error_line
+
+        _last_words(f"velobench: {internal_error_line(exc)}")
+        sys.exit(1)
+    if isinstance(code, int) and code != 0:  # typer.Exit(code) under standalone_mode=False
+        sys.exit(code)
+
+
+def _last_words(line: str) -> None:
+    """Print the final line even where stdout/stderr is a closed pipe."""
+    with contextlib.suppress(OSError):
+        err.print(line, markup=False)
