@@ -19,6 +19,21 @@ N_MIN_FLAGS = ("--spec-draft-n-min", "--draft-min")
 P_MIN_FLAGS = ("--spec-draft-p-min", "--draft-p-min")
 NGLD_FLAGS = ("--spec-draft-ngl", "-ngld", "--gpu-layers-draft")
 
+# Flags velobench sets on every llama.cpp tool from its own options; through -x they would
+# override the recorded configuration (flag → the velobench option to use instead).
+LLAMA_OWNED_FLAGS: dict[str, str] = {
+    **dict.fromkeys(("-m", "--model"), "use -m/--main-model"),
+    **dict.fromkeys(("-md", "--model-draft"), "use -d/--draft-model"),
+    **dict.fromkeys(("-c", "--ctx-size"), "use -c/--ctx-size"),
+    **dict.fromkeys(("-t", "--threads"), "use -t/--threads"),
+    **dict.fromkeys(("-ngl", "--gpu-layers", "--n-gpu-layers"), "use -ngl/--gpu-layers"),
+    **dict.fromkeys((*NGLD_FLAGS, "--n-gpu-layers-draft"), "use -ngld/--gpu-layers-draft"),
+    **dict.fromkeys(N_MAX_FLAGS, "use --n-draft"),
+    **dict.fromkeys(N_MIN_FLAGS, "velobench sets the minimum draft length to 0"),
+    **dict.fromkeys(P_MIN_FLAGS, "use --draft-p-min"),
+    "--spec-type": "use --method",
+}
+
 
 def llama_cpp_dir(cfg: RunConfig) -> Path | None:
     """The llama.cpp folder the user named (--llama-cpp-path), if any."""
@@ -83,3 +98,16 @@ def speculative_args(tool: Tool, cfg: RunConfig, *, uses_spec_type: bool) -> lis
             )
         argv += ["--spec-type", cfg.method.value]
     return argv
+
+
+def extra_args(tool: Tool, cfg: RunConfig) -> list[str]:
+    """The -x flags, each one checked against what this build's --help lists: an option the tool
+    does not know is one line now, not a failed child after a model load."""
+    for arg in cfg.extra_args:
+        if len(arg) > 1 and arg[0] == "-" and not (arg[1].isdigit() or arg[1] == "."):  # not a value like -1
+            name = arg.split("=", 1)[0]
+            if name not in tool.flags:
+                raise VelobenchError(
+                    f"-x {name}: {tool.name} ({tool.version}) has no such option (see `{tool.path} --help`)"
+                )
+    return list(cfg.extra_args)

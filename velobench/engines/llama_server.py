@@ -24,12 +24,33 @@ from velobench.config import Method, RunConfig, SpecImpl
 from velobench.engines.base import ServerHandle
 from velobench.engines.http_client import Endpoint, HttpClient
 from velobench.engines.http_session import HttpSession, open_session
-from velobench.engines.llama_args import binary_info, llama_cpp_can_run, llama_cpp_dir, speculative_args
+from velobench.engines.llama_args import (
+    LLAMA_OWNED_FLAGS,
+    binary_info,
+    extra_args,
+    llama_cpp_can_run,
+    llama_cpp_dir,
+    speculative_args,
+)
 from velobench.engines.names import EngineName
 from velobench.errors import VelobenchError
 from velobench.proc import HOST, ServerProcess, child_env, free_port
 from velobench.prompts import Prompt
 from velobench.results.schema import BinaryInfo, Mode
+
+# What velobench sets on every llama-server it starts; `validate.check_engine_args` refuses them in -x.
+OWNED_FLAGS: dict[str, str] = {
+    **LLAMA_OWNED_FLAGS,
+    "--host": "velobench binds servers to 127.0.0.1 only",
+    "--port": "use --port",
+    **dict.fromkeys(("-np", "--parallel"), "velobench serves one request at a time (one slot per server)"),
+    "--metrics": "velobench turns /metrics on itself (acceptance is read there)",
+    **dict.fromkeys(
+        ("--cache-prompt", "--no-cache-prompt"),
+        "velobench turns prompt caching off (every request is measured whole)",
+    ),
+    **dict.fromkeys(("--api-key", "--api-key-file"), "velobench gives llama-server a random API key per run"),
+}
 
 
 def server_argv(tool: Tool, cfg: RunConfig, mode: Mode, port: int, *, slots: int = 1) -> list[str]:
@@ -60,7 +81,7 @@ def server_argv(tool: Tool, cfg: RunConfig, mode: Mode, port: int, *, slots: int
         argv += ["-ngl", cfg.gpu_layers]
     if mode == "speculative":
         argv += speculative_args(tool, cfg, uses_spec_type=True)
-    return [*argv, *cfg.extra_args]
+    return [*argv, *extra_args(tool, cfg)]
 
 
 def endpoint(cfg: RunConfig) -> tuple[Endpoint, dict[str, Any]]:

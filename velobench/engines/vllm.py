@@ -35,6 +35,25 @@ from velobench.proc import ServerProcess, free_port
 from velobench.prompts import Prompt
 from velobench.results.schema import BinaryInfo, Mode
 
+# What velobench sets on every `vllm serve` it starts; `validate.check_engine_args` refuses them in -x.
+OWNED_FLAGS: dict[str, str] = {
+    "--host": "velobench binds servers to 127.0.0.1 only",
+    "--port": "use --port",
+    "--api-key": "velobench gives vLLM a random API key per run",
+    "--model": "use -m/--main-model",
+    "--served-model-name": "velobench names the served model itself",
+    "--seed": "use --seed",
+    "--max-model-len": "use --max-model-len",
+    **dict.fromkeys(("-tp", "--tensor-parallel-size"), "use --tensor-parallel-size"),
+    "--gpu-memory-utilization": "use --gpu-memory-utilization",
+    "--dtype": "use --dtype",
+    **dict.fromkeys(
+        ("--enable-prefix-caching", "--no-enable-prefix-caching"),
+        "velobench turns prefix caching off (every request is measured whole)",
+    ),
+    "--speculative-config": "velobench builds it from --method, --n-draft, -d, --ngram-min/--ngram-max, --draft-tp",
+}
+
 DEFAULT_START_TIMEOUT_S = 1800.0  # on 2 CPU cores a compiled start takes 3 to 6 minutes
 
 
