@@ -21,6 +21,9 @@ from pydantic import BaseModel
 from velobench.errors import VelobenchError
 
 GGUF_MAGIC_BYTES = b"GGUF"
+# llama.cpp's own reader (ggml/src/gguf.cpp) rejects nested arrays outright; a few levels are read
+# here, and deeper nesting (which would otherwise end in a RecursionError) is a corrupt file.
+MAX_ARRAY_DEPTH = 8
 
 # llama.cpp common/speculative.cpp
 SPEC_VOCAB_MAX_SIZE_DIFFERENCE = 128
@@ -202,14 +205,16 @@ class _Walker:
             raise _Corrupt(f"unknown value type {vtype}")
         return self.unpack(fmt)
 
-    def skip_array(self, etype: int, count: int) -> None:
+    def skip_array(self, etype: int, count: int, depth: int = 1) -> None:
         if etype == _VT.STRING:
             self.skip_strings(count)
         elif etype == _VT.ARRAY:
+            if depth >= MAX_ARRAY_DEPTH:
+                raise _Corrupt(f"arrays nested more than {MAX_ARRAY_DEPTH} deep")
             for _ in range(count):
                 inner_type = self.unpack("<I")
                 inner_count = self.unpack("<Q")
-                self.skip_array(inner_type, inner_count)
+                self.skip_array(inner_type, inner_count, depth + 1)
         else:
             fmt = _SCALAR_FORMATS.get(etype)
             if fmt is None:
@@ -228,6 +233,8 @@ def _read_header(path: Path, *, want_tokens: bool) -> _Header:
         raise VelobenchError(f"not a valid GGUF file: {path} ({e})") from None
     except (struct.error, ValueError, OverflowError) as e:
         raise VelobenchError(f"not a valid GGUF file: {path} ({e})") from None
+    except RecursionError:
+        raise VelobenchError(f"not a valid GGUF file: {path} (its header nests too deep to read)") from None
     except OSError as e:
         raise VelobenchError(f"cannot read {path}: {e.strerror or e}") from None
 
