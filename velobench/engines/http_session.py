@@ -157,7 +157,7 @@ class HttpSession:
                 raise self.died(str(exc)) from exc
             raise
         after = self.client.metrics()
-        cached = int((res.timings or {}).get("cache_n") or 0)
+        cached = int(_number(res.timings or {}, "cache_n") or 0)
         if cached and self.extra_body.get("cache_prompt") is False:
             raise VelobenchError(
                 f"the server reused {cached} cached prompt tokens despite cache_prompt=false"
@@ -197,6 +197,12 @@ def server_phases(
     return (prefill or 0.0) * 1000, decode * 1000
 
 
+def _number(timings: Mapping[str, Any], key: str) -> float | None:
+    """A numeric field of the server's `timings`, None where it is missing or not a number."""
+    value = timings.get(key)
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
 def record(
     cfg: RunConfig,
     mode: Mode,
@@ -208,15 +214,19 @@ def record(
     """An Iteration from one streamed request and the /metrics scrapes around it (pure)."""
     t = res.timing
     n = t.output_tokens if t.output_tokens is not None else sum(t.chunk_tokens)
-    timings = res.timings or {}
+    timings = res.timings if isinstance(res.timings, Mapping) else {}
     if n < 2 or t.first_token_s is None or not t.chunk_s:
         raise VelobenchError(f"the server generated {n} token(s): nothing to measure (at least 2 are needed)")
     ttft = t.ttft_ms() or 0.0
     server = server_phases(before, after)
-    if "predicted_ms" in timings and float(timings["predicted_ms"]) > 0:
-        decode_ms = float(timings["predicted_ms"])
-        prompt_ms = float(timings.get("prompt_ms", ttft))
-        tps = (int(timings.get("predicted_n", n)) - 1) / decode_ms * 1000
+    predicted_ms = _number(timings, "predicted_ms")
+    predicted_n = _number(timings, "predicted_n")
+    if predicted_ms is not None and predicted_ms > 0 and (predicted_n if predicted_n is not None else n) >= 2:
+        # The server's own decode timing; without predicted_n, the token count from usage.
+        decode_ms = predicted_ms
+        server_prompt_ms = _number(timings, "prompt_ms")
+        prompt_ms = server_prompt_ms if server_prompt_ms is not None else ttft
+        tps = ((predicted_n if predicted_n is not None else n) - 1) / decode_ms * 1000
     elif server is not None:  # vLLM: its own per-request decode time, first → last token
         prompt_ms, decode_ms = server
         tps = (n - 1) / decode_ms * 1000
@@ -234,9 +244,9 @@ def record(
     if delta is not None:
         n_drafted, n_accept, steps = delta.draft_tokens, delta.accepted_tokens, delta.drafts
         per_pos = [float(x) for x in delta.accepted_per_position] or None
-    elif spec and "draft_n" in timings:  # llama-server without --metrics: the response's own counts
-        n_drafted, n_accept = int(timings["draft_n"]), int(timings.get("draft_n_accepted", 0))
-    prompt_tokens = t.prompt_tokens if t.prompt_tokens is not None else int(timings.get("prompt_n", 0))
+    elif spec and _number(timings, "draft_n") is not None:  # llama-server without --metrics: its own counts
+        n_drafted, n_accept = int(timings["draft_n"]), int(_number(timings, "draft_n_accepted") or 0)
+    prompt_tokens = t.prompt_tokens if t.prompt_tokens is not None else int(_number(timings, "prompt_n") or 0)
     return Iteration(
         index=index,
         command="",
