@@ -13,6 +13,7 @@ loading) while the process lives and within a deadline, and stops it on every ex
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
 import shlex
 import signal
@@ -130,10 +131,22 @@ def supervised(
         raise VelobenchError(f"cannot start {argv[0]}: file not found") from exc
     except PermissionError as exc:
         raise VelobenchError(f"cannot start {argv[0]}: not executable") from exc
+    except OSError as exc:
+        if exc.errno == errno.E2BIG:
+            size = sum(len(a.encode()) + 1 for a in argv)
+            raise VelobenchError(
+                f"cannot start {Path(argv[0]).name}: its command line ({size:,} bytes) is over the system's "
+                "argument limit; pass long prompts by file"
+            ) from exc
+        raise VelobenchError(f"cannot start {argv[0]}: {exc.strerror or exc}") from exc
     try:
         yield proc
     finally:
         stop_process(proc)
+
+
+class DeadlinePassed(VelobenchError):
+    """A child ran past its deadline; it has been killed (its whole process group) and reaped."""
 
 
 @dataclass(frozen=True)
@@ -156,6 +169,11 @@ class Completed:
         return " | ".join(tail) if tail else "(no stderr)"
 
 
+def _short(text: str, limit: int = 400) -> str:
+    """A command line cut to fit one error line (a long prompt would make it pages long)."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def run(
     argv: Sequence[str], *, timeout_s: float | None = None, env: Mapping[str, str] | None = None
 ) -> Completed:
@@ -168,8 +186,9 @@ def run(
         try:
             out, err = proc.communicate(timeout=timeout_s)
         except subprocess.TimeoutExpired as exc:
-            raise VelobenchError(
-                f"{Path(argv[0]).name} did not finish within {timeout_s:.0f} s: {shlex.join(argv)}"
+            stop_process(proc)  # killed now, before the error is reported (supervised() would too)
+            raise DeadlinePassed(
+                f"{Path(argv[0]).name} did not finish within {timeout_s:g} s and was killed: {_short(shlex.join(argv))}"
             ) from exc
     wall = time.perf_counter() - start
     return Completed(

@@ -1,6 +1,7 @@
 """Engine: llama.cpp's command-line tools, one process per generation.
 
     vanilla      llama-completion -no-cnv --ignore-eos                (perf lines: prompt eval, eval)
+                 (builds of 2025, before llama-completion: that build's own `llama-cli -no-cnv`)
     draft        llama-speculative-simple -md D --spec-type draft-simple   (or llama-speculative)
     lookup       llama-lookup                                          (prompt lookup / n-gram cache)
     ngram-*      llama-speculative-simple --spec-type ngram-*          (no draft model)
@@ -10,6 +11,11 @@ the decode phase's time. For llama-completion that is `eval runs / eval time` (t
 is sampled from the prompt's logits, inside prompt eval); for the speculative tools it is the
 `decoded N tokens in S seconds` line, whose time covers drafting and verifying all N tokens.
 TTFT for this engine is the prompt-evaluation time the tool reports (no streaming here).
+
+Every tool of a run comes from one build: the speculative tool's folder also gives the vanilla
+tool, or the run stops with one line (never a gap filled from another build). Each generation
+has a deadline (--timeout, else derived from n_predict as for the HTTP engines); a child that
+passes it is killed and reported. A prompt too long for a command line goes by file (`-f`).
 """
 
 from __future__ import annotations
@@ -17,14 +23,23 @@ from __future__ import annotations
 import contextlib
 import os
 import shlex
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from velobench import proc
-from velobench.bins.locate import Tool, find_path, find_tool
+from velobench.bins.locate import Tool, find_beside, find_path, find_tool
 from velobench.config import Method, RunConfig, SpecImpl
-from velobench.engines.llama_args import binary_info, llama_cpp_can_run, llama_cpp_dir, speculative_args
+from velobench.engines.http_session import DEADLINE_BASE_S, DEADLINE_PER_TOKEN_S
+from velobench.engines.llama_args import (
+    LLAMA_OWNED_FLAGS,
+    binary_info,
+    extra_args,
+    llama_cpp_can_run,
+    llama_cpp_dir,
+    speculative_args,
+)
 from velobench.engines.llama_output import generated_text, parse_speculative, parse_vanilla
 from velobench.engines.names import EngineName
 from velobench.errors import VelobenchError
@@ -32,6 +47,40 @@ from velobench.prompts import Prompt
 from velobench.results.schema import BinaryInfo, Iteration, Mode, SessionInfo
 
 NO_CNV_FLAGS = ("-no-cnv", "--no-conversation")
+# The vanilla tool, in order of preference, from the same build as the speculative one: builds of
+# 2025 have no llama-completion, and their llama-cli with -no-cnv is the same completion program.
+VANILLA_TOOLS = ("llama-completion", "llama-cli")
+PROMPT_FILE_FLAGS = ("-f", "--file")
+# Longer prompts go by file: Linux refuses one argument over 128 KiB (MAX_ARG_STRLEN, E2BIG),
+# and all arguments with the environment share ARG_MAX; 32 KiB leaves room for both.
+PROMPT_ARG_MAX_BYTES = 32 * 1024
+# What velobench sets on every tool it runs; `validate.check_engine_args` refuses them in -x.
+OWNED_FLAGS: dict[str, str] = {
+    **LLAMA_OWNED_FLAGS,
+    **dict.fromkeys(("-p", "--prompt", "-f", "--file"), "use -p/--prompt, -f/--prompt-file or --prompts"),
+    **dict.fromkeys(("-n", "--n-predict", "--predict"), "use -n/--n-predict"),
+    "--temp": "use --temp",
+    **dict.fromkeys(("-s", "--seed"), "use --seed"),
+}
+
+
+def generation_deadline_s(cfg: RunConfig) -> float:
+    """Seconds one generation (a whole process here, model load included) may take: --timeout,
+    else the HTTP engines' default, DEADLINE_BASE_S + DEADLINE_PER_TOKEN_S · n_predict."""
+    return cfg.timeout or DEADLINE_BASE_S + DEADLINE_PER_TOKEN_S * cfg.n_predict
+
+
+def vanilla_tool(spec: Tool) -> Tool:
+    """The vanilla program of the build `spec` comes from: llama-completion, else (2025) its
+    llama-cli where that lists -no-cnv; never a program from another folder."""
+    for name in VANILLA_TOOLS:
+        tool = find_beside(name, spec)
+        if tool is not None and (name != "llama-cli" or tool.first_flag(*NO_CNV_FLAGS)):
+            return tool
+    raise VelobenchError(
+        f"the llama.cpp build in {spec.path.parent} has no llama-completion (nor a llama-cli with -no-cnv) "
+        f"for the vanilla mode; every tool of a run comes from one build: complete that build or use another"
+    )
 
 
 def speculative_tool_name(cfg: RunConfig) -> str:
@@ -60,13 +109,13 @@ def vanilla_argv(tool: Tool, cfg: RunConfig, prompt_args: list[str]) -> list[str
     no_cnv = tool.first_flag(*NO_CNV_FLAGS)
     if no_cnv:
         argv.append(no_cnv)
-    return [*argv, *cfg.extra_args]
+    return [*argv, *extra_args(tool, cfg)]
 
 
 def speculative_argv(tool: Tool, cfg: RunConfig, prompt_args: list[str]) -> list[str]:
     argv = common_args(tool, cfg, prompt_args)
     argv += speculative_args(tool, cfg, uses_spec_type=tool.name == "llama-speculative-simple")
-    return [*argv, *cfg.extra_args]
+    return [*argv, *extra_args(tool, cfg)]
 
 
 def _record(
@@ -132,8 +181,18 @@ class CliSession:
     mode: Mode
     timeout_s: float | None = None
 
-    def argv(self, prompt: str) -> list[str]:
-        prompt_args = ["-p", prompt]
+    def argv(self, prompt: str, prompt_file: Path | None = None) -> list[str]:
+        """The command line; with `prompt_file` the prompt goes by file (`-f`), not on the command line."""
+        if prompt_file is None:
+            prompt_args = ["-p", prompt]
+        else:
+            flag = self.tool.first_flag(*PROMPT_FILE_FLAGS)
+            if flag is None:
+                raise VelobenchError(
+                    f"a prompt of {len(prompt.encode())} bytes is too long for a command line and "
+                    f"{self.tool.name} ({self.tool.version}) has no -f/--file to read it from a file"
+                )
+            prompt_args = [flag, str(prompt_file)]
         if self.tool.supports("--no-escape"):
             prompt_args.append("--no-escape")  # pass the prompt byte for byte
         build = vanilla_argv if self.mode == "vanilla" else speculative_argv
@@ -147,8 +206,30 @@ class CliSession:
         return None  # one process per generation: nothing held for the mode
 
     def generate(self, prompt: Prompt, index: int) -> Iteration:
-        done = proc.run(self.argv(prompt.prompt), timeout_s=self.timeout_s)
+        with prompt_by_file(prompt.prompt) as path:
+            try:
+                done = proc.run(self.argv(prompt.prompt, path), timeout_s=self.timeout_s)
+            except proc.DeadlinePassed as exc:
+                raise VelobenchError(
+                    f"{exc} (the deadline of one generation: raise it with --timeout)"
+                ) from exc
         return _record(self.tool, self.cfg, self.mode, index, prompt.prompt, done)
+
+
+@contextlib.contextmanager
+def prompt_by_file(prompt: str) -> Iterator[Path | None]:
+    """A uniquely named temp file holding `prompt` while the child runs, where the prompt is too
+    long for a command line; else None. llama.cpp's -f drops one trailing newline: one is added."""
+    if len(prompt.encode()) <= PROMPT_ARG_MAX_BYTES:
+        yield None
+        return
+    fd, name = tempfile.mkstemp(prefix="velobench-prompt-", suffix=".txt")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(prompt + "\n")
+        yield Path(name)
+    finally:
+        Path(name).unlink(missing_ok=True)
 
 
 class LlamaCliEngine:
@@ -172,12 +253,12 @@ class LlamaCliEngine:
 
     def __init__(self, cfg: RunConfig, *, log_dir: Path):
         self.cfg = cfg
-        self.timeout_s = cfg.timeout
+        self.timeout_s = generation_deadline_s(cfg)
         self.tools: dict[Mode, Tool] = {}
-        where = llama_cpp_dir(cfg)
+        spec = find_tool(speculative_tool_name(cfg), llama_cpp_dir(cfg))
         if not cfg.skip_vanilla:
-            self.tools["vanilla"] = find_tool("llama-completion", where)
-        self.tools["speculative"] = find_tool(speculative_tool_name(cfg), where)
+            self.tools["vanilla"] = vanilla_tool(spec)  # the same build, or one line
+        self.tools["speculative"] = spec
         # Fail now, before any model loads, if a needed flag is missing.
         for mode, tool in self.tools.items():
             CliSession(tool, cfg, mode).argv(cfg.prompt)
