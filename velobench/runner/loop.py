@@ -7,12 +7,16 @@
     comparisons, warnings, status → result file (velobench.analysis)
 
 A result file appears once the first iteration has finished; from then on it is rewritten
-atomically after each iteration, so a crash or Ctrl-C keeps everything finished.
+atomically after each iteration, so a crash or Ctrl-C keeps everything finished. Where the file
+system refuses a save (a full disk, a folder gone read-only), everything finished is written to
+a rescue copy in the cache and the run stops with one line saying where its work is.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -23,6 +27,7 @@ from velobench.engines.base import Engine, Session
 from velobench.engines.names import EngineName
 from velobench.environment import Environment
 from velobench.errors import Interrupted, VelobenchError
+from velobench.paths import cache_dir
 from velobench.prompts import Prompt
 from velobench.results.schema import Iteration, Mode, ModeResult, Report, Warning, WarningCode
 from velobench.results.store import save
@@ -31,6 +36,35 @@ from velobench.telemetry.summary import power_over_time
 from velobench.telemetry.summary import summarize as summarize_trace
 
 ProgressFn = Callable[[str, int, int, Iteration | None], None]
+
+
+class SaveFailed(VelobenchError):
+    """The result file could not be written; the message says where the finished work is."""
+
+
+def rescue_path(output: Path) -> Path:
+    """Where a result goes when its own file cannot be written: the cache's rescued/ folder."""
+    return cache_dir() / "rescued" / f"{output.stem}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}.json"
+
+
+def keep(report: Report, output: Path, saved: int) -> None:
+    """Save `report` to `output`; if the file system refuses, save it to a rescue copy and raise
+    SaveFailed naming both (`saved`: iterations in `output` from the last save that worked)."""
+    try:
+        save(report, output)
+        return
+    except OSError as exc:
+        why = exc.strerror or str(exc)
+        failure = exc
+    report.status = "failed"
+    report.error = f"cannot save {output}: {why}"
+    rescue = rescue_path(output)
+    try:
+        save(report, rescue)
+        kept = f"all {report.iteration_count()} finished iteration(s) are in {rescue}"
+    except OSError:
+        kept = f"{output} keeps the {saved} iteration(s) saved before" if saved else "nothing could be saved"
+    raise SaveFailed(f"cannot save {output} ({why}): {kept}") from failure
 
 
 def run_benchmark(
@@ -64,6 +98,8 @@ def run_benchmark(
         modes.append("speculative")
     warmup = cfg.warmup or 0  # `prepare` fills in the engine's default
     written = False
+    saved = 0  # iterations in the file as last saved
+    responses_ok = True
     sources = open_telemetry(cfg)
     try:
         for mode in modes:
@@ -84,11 +120,21 @@ def run_benchmark(
                         result.power_trace = power_over_time(trace)
                     result.iterations.append(it)
                     result.session = session.info()  # notes found while measuring (e.g. prompt cache hits)
-                    if responses is not None:
-                        append_response(responses, mode, it)
+                    if responses is not None and responses_ok:
+                        try:
+                            append_response(responses, mode, it)
+                        except OSError as exc:  # the texts are in the result too: a warning, not a stop
+                            responses_ok = False
+                            report.warnings.append(
+                                Warning(
+                                    code=WarningCode.SESSION_NOTE,
+                                    message=f"generated texts not written to {responses}: {exc.strerror or exc}",
+                                )
+                            )
                     analyze(report)
-                    save(report, output)
+                    keep(report, output, saved)
                     written = True
+                    saved = report.iteration_count()
                     progress(mode, i, cfg.iterations, it)
     except KeyboardInterrupt as exc:
         report.status = "interrupted"
@@ -96,17 +142,23 @@ def run_benchmark(
             Warning(code=WarningCode.INTERRUPTED, message="interrupted: finished iterations kept")
         )
         if written:
-            save(report, output)
+            with contextlib.suppress(OSError):  # the file as last saved keeps the iterations before
+                save(report, output)
         raise Interrupted(
             f"interrupted; {report.iteration_count()} finished iteration(s) kept in {output}"
             if written
             else "interrupted; nothing finished"
         ) from exc
+    except SaveFailed:
+        raise
     except VelobenchError as exc:
         report.status = "failed"
         report.error = str(exc)
         if written:
-            save(report, output)
+            try:
+                keep(report, output, saved)
+            except SaveFailed as lost:
+                raise VelobenchError(f"{exc}; {lost}") from exc
             raise VelobenchError(
                 f"{exc} ({report.iteration_count()} finished iteration(s) kept in {output})"
             ) from exc
@@ -116,7 +168,7 @@ def run_benchmark(
             sources.close()
     report.status = "complete"
     analyze(report)
-    save(report, output)
+    keep(report, output, saved)
     return report
 
 
