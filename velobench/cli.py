@@ -210,17 +210,17 @@ def run(
     ] = False,
 ) -> None:
     """Benchmark vanilla vs speculative decoding: llama.cpp, vLLM, or a running server."""
-    from velobench import config
-    from velobench.runner.run import execute
+    from velobench import config, validate
+    from velobench.runner.run import execute, log_dir
 
     try:
         extra = shlex.split(engine_args)
     except ValueError as exc:
         raise VelobenchError(f"--engine-args: {exc}") from exc
     if prompt_file is not None:
-        if not prompt_file.is_file():
-            raise VelobenchError(f"prompt file not found: {prompt_file}")
-        prompt = prompt_file.read_text()
+        prompt = validate.read_text_file(prompt_file, "prompt file")
+        if not prompt.strip():
+            raise VelobenchError(f"prompt file {prompt_file} is empty")
     cfg = config.build(
         main_model=main_model,
         draft_model=draft_model,
@@ -267,13 +267,16 @@ def run(
         ngram_max=ngram_max,
         telemetry=telemetry,
     )
+    output = output or default_output()
+    validate.preflight(cfg, output)  # every check before any lookup, download, build or child
     if dry_run:
         from velobench.runner.run import dry_run as show_commands
 
-        for line in show_commands(cfg, output or default_output()):
+        for line in show_commands(cfg, output):
             out.print(line, markup=False)
         return
-    execute(cfg, output or default_output(), out)
+    with validate.leave_nothing_behind(output, logs=log_dir(output)):
+        execute(cfg, output, out)
 
 
 @app.command()
@@ -288,24 +291,43 @@ def demo(
     llama_cpp_path: LlamaCppPath = None,
 ) -> None:
     """The whole job on a fresh machine: build llama.cpp, pull a model pair, benchmark, report."""
-    from velobench import config
+    from velobench import config, validate
     from velobench.bins import locate as binaries
     from velobench.models.catalog import load_catalog, pull
     from velobench.prompts import builtin_categories
-    from velobench.runner.run import execute
+    from velobench.runner.run import execute, log_dir
 
     catalog = load_catalog()
     if pair not in catalog.pairs:
         raise VelobenchError(f"unknown pair {pair!r}; known: {', '.join(catalog.pairs)}")
     target, draft = catalog.pairs[pair].target, catalog.pairs[pair].draft
+    if per_category < 1 or rounds < 1:
+        raise VelobenchError("--per-category and --rounds must be at least 1")
+    cats = builtin_categories()
+    n_prompts = per_category * len(cats)
+    cfg = config.build(
+        main_model=target,
+        draft_model=draft,
+        n_draft=n_draft,
+        n_predict=n_predict,
+        iterations=n_prompts * rounds,
+        threads=threads,
+        prompts="builtin",
+        num_prompts=n_prompts,
+        llama_cpp_path=str(llama_cpp_path) if llama_cpp_path else None,
+    )
+    output = output or Path("results") / time.strftime("demo-%Y%m%d-%H%M%S.json", time.gmtime())
+    validate.preflight(cfg, output)  # before the build (minutes) and the downloads (gigabytes)
     timings: dict[str, float] = {}
 
     t = time.monotonic()
     out.print("[bold][1/3][/bold] llama.cpp tools")
-    if binaries.find_path("llama-server", llama_cpp_path) and binaries.find_path(
-        "llama-completion", llama_cpp_path
-    ):
+    if binaries.find_path("llama-server", llama_cpp_path):
         out.print("  found: `velobench bins list` shows where")
+    elif llama_cpp_path is not None:  # a build velobench makes would not be the one named
+        raise VelobenchError(
+            f"llama-server not found in --llama-cpp-path {llama_cpp_path} (nor its bin/, build/bin/)"
+        )
     else:
         out.print(
             "  not found: building them from the pinned llama-cpp-python sdist (about 11 minutes on 2 cores)"
@@ -320,25 +342,12 @@ def demo(
     timings["download"] = time.monotonic() - t
 
     t = time.monotonic()
-    cats = builtin_categories()
-    n_prompts = per_category * len(cats)
     out.print(
         f"[bold][3/3][/bold] benchmark: {n_prompts} built-in prompts ({', '.join(cats)}), "
         f"{rounds} pass(es) per mode, {n_predict} tokens, n_draft {n_draft}"
     )
-    cfg = config.build(
-        main_model=target,
-        draft_model=draft,
-        n_draft=n_draft,
-        n_predict=n_predict,
-        iterations=n_prompts * rounds,
-        threads=threads,
-        prompts="builtin",
-        num_prompts=n_prompts,
-        llama_cpp_path=str(llama_cpp_path) if llama_cpp_path else None,
-    )
-    output = output or Path("results") / time.strftime("demo-%Y%m%d-%H%M%S.json", time.gmtime())
-    execute(cfg, output, out)
+    with validate.leave_nothing_behind(output, logs=log_dir(output)):
+        execute(cfg, output, out)
     timings["benchmark"] = time.monotonic() - t
     out.print("Time: " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()))
 
@@ -361,6 +370,12 @@ def matrix(
     threads: Annotated[int | None, typer.Option("--threads", "-t", help="override [run] threads")] = None,
     engine: Annotated[EngineName | None, typer.Option(help="override [run] engine")] = None,
     llama_cpp_path: LlamaCppPath = None,
+    fail_fast: Annotated[
+        bool, typer.Option("--fail-fast", help="stop at the first failed cell (default: record it and go on)")
+    ] = False,
+    retry_failed: Annotated[
+        bool, typer.Option("--retry-failed", help="with --resume: run the failed cells again")
+    ] = False,
 ) -> None:
     """Sweep model pairs × methods × draft settings; every finished cell is kept (resume with --resume)."""
     from pydantic import ValidationError
@@ -388,20 +403,27 @@ def matrix(
         cfg = cfg.model_copy(update={"run": run})
     if resume is not None and output is not None and resume != output:
         raise VelobenchError("give either --resume RUN_DIR or --output RUN_DIR, not two different folders")
+    if retry_failed and resume is None:
+        raise VelobenchError("--retry-failed goes with --resume RUN_DIR")
     run_dir = (
         resume
         or output
         or Path("results") / time.strftime(f"matrix-{config.stem}-%Y%m%d-%H%M%S", time.gmtime())
     )
-    if resume is not None and not resume.is_dir():
-        raise VelobenchError(f"--resume {resume}: no such run folder")
-    summary = run_matrix(cfg, run_dir, out, resume=resume is not None)
+    summary = run_matrix(
+        cfg, run_dir, out, resume=resume is not None, fail_fast=fail_fast, retry_failed=retry_failed
+    )
     out.rule("matrix finished")
     from velobench.runner.matrix import status_line
 
     for n, rec in enumerate(summary.records, 1):
-        out.print(status_line(rec, n, summary.cells_total))
+        out.print(status_line(rec, n, summary.cells_total), markup=False)
+    failed = sum(1 for r in summary.records if r.status == "failed")
     out.print(f"Run folder: {run_dir} (summary.json, cells.jsonl, cells/)")
+    if failed:
+        out.print(
+            f"{failed} cell(s) failed (errors in summary.json); `--resume {run_dir} --retry-failed` runs them again"
+        )
 
 
 @app.command("compare")
@@ -449,7 +471,7 @@ def tune_cmd(
     llama_cpp_path: LlamaCppPath = None,
 ) -> None:
     """Find the best n_draft for a pair on this machine, in fewer runs than a full sweep."""
-    from velobench import config
+    from velobench import config, validate
     from velobench.runner.tune import tune
 
     try:
@@ -480,16 +502,18 @@ def tune_cmd(
         llama_cpp_path=str(llama_cpp_path) if llama_cpp_path else None,
     )
     work = output or Path("results") / time.strftime("tune-%Y%m%d-%H%M%S", time.gmtime())
-    res = tune(
-        cfg,
-        work,
-        out,
-        candidates=cands,
-        p_mins=p_mins,
-        top=top,
-        iterations=iterations,
-        max_rounds=max_rounds,
-    )
+    validate.preflight(cfg, work, kind="folder")  # every check before llama-bench or a download
+    with validate.leave_nothing_behind(work / "probe.json", logs=work / "probe-logs"):
+        res = tune(
+            cfg,
+            work,
+            out,
+            candidates=cands,
+            p_mins=p_mins,
+            top=top,
+            iterations=iterations,
+            max_rounds=max_rounds,
+        )
     out.rule("tune")
     r = res.speedup
     if res.best is None or r is None:
@@ -523,10 +547,17 @@ def report_cmd(
     ] = None,
 ) -> None:
     """Re-render a saved run (or a whole matrix) without running anything."""
-    from velobench.report import render
+    from velobench import validate
+    from velobench.report import FORMAT_NAMES, render
     from velobench.report.console import print_config, print_report
     from velobench.results import store as results
 
+    if fmt != "console" and fmt not in FORMAT_NAMES:
+        raise VelobenchError(f"unknown format {fmt!r}: choose console, {', '.join(FORMAT_NAMES)}")
+    if output is not None:
+        if fmt == "console":
+            raise VelobenchError("--output needs a file format: --format md, csv, json or html")
+        validate.check_output_file(output)  # before reading anything: a folder, /proc, read-only
     if path.is_dir():
         from velobench.runner.matrix import cell_reports, load_summary
 
@@ -534,8 +565,6 @@ def report_cmd(
     else:
         reports = [results.load(path)]
     if fmt == "console":
-        if output is not None:
-            raise VelobenchError("--output needs a file format: --format md, csv, json or html")
         for rep in reports:
             print_config(out, rep)
             print_report(out, rep)
@@ -551,7 +580,10 @@ def report_cmd(
     else:
         from velobench.results.store import write_atomic
 
-        write_atomic(output, text)
+        try:
+            write_atomic(output, text)
+        except OSError as exc:
+            raise VelobenchError(f"cannot write {output}: {exc.strerror or exc}") from exc
         out.print(f"wrote {output}")
 
 
@@ -603,6 +635,8 @@ def bins_list(llama_cpp_path: LlamaCppPath = None) -> None:
 
     from velobench.bins import locate as binaries
 
+    if llama_cpp_path is not None and not llama_cpp_path.expanduser().is_dir():
+        raise VelobenchError(f"--llama-cpp-path {llama_cpp_path}: not a directory")
     table = Table(title="llama.cpp tools")
     for col in ("tool", "found in", "path", "version", "commit"):
         table.add_column(col)

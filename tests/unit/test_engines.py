@@ -87,6 +87,8 @@ def test_a_stub_engine_runs_end_to_end_through_the_registry_alone(
     monkeypatch.setattr("velobench.runner.run.resolve_model_arg", lambda spec, what: spec)
     monkeypatch.setattr("velobench.runner.run.check_draft_compatible", lambda a, b: [])
     StubEngine.generated.clear()
+    for name in ("m.gguf", "d.gguf"):  # files that pass the pre-flight's GGUF check (magic bytes)
+        (tmp_path / name).write_bytes(b"GGUF" + bytes(20))
     code, out, err = cli("run", "-m", "m.gguf", "-d", "d.gguf", "--engine", "cli", "-i", "3", "-o", "r.json")
     assert code == 0, err
     data = json.loads((tmp_path / "r.json").read_text())

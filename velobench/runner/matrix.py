@@ -8,12 +8,16 @@
 
 The vanilla baseline runs once per target and serves every speculative cell of that target.
 A cell is exactly `velobench run` with the same flags (`command` in each cell record says
-which). `--resume RUN_DIR` skips cells already in cells.jsonl; a SIGKILL loses at most the
-cell in progress, and every file stays parseable (a torn last line of cells.jsonl is ignored).
+which). Every cell's options and every model are checked before the run folder is made. A
+cell that fails is recorded in cells.jsonl with its error and the matrix goes on (`fail_fast`
+stops it instead). `--resume RUN_DIR` skips cells already in cells.jsonl (failed ones too,
+unless `retry_failed`); a SIGKILL loses at most the cell in progress, and every file stays
+parseable (a torn last line of cells.jsonl is ignored).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shlex
@@ -29,11 +33,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from velobench.analysis.stats import Ratio, Summary
 from velobench.config import Method, RunConfig, SpecImpl, build, to_argv
-from velobench.errors import VelobenchError
+from velobench.errors import Interrupted, VelobenchError
 from velobench.report.console import ratio_short
 from velobench.results.schema import Report
 from velobench.results.store import write_atomic
-from velobench.runner.run import execute
+from velobench.runner.run import execute, log_dir
+from velobench.validate import leave_nothing_behind
 from velobench.validation import Strict, first_error, one_line
 
 # A cell decides these; the [run] table sets everything else a `velobench run` option sets.
@@ -154,10 +159,9 @@ def _line_of(text: str, loc: tuple[Any, ...]) -> int | None:
 
 def load_config(path: Path) -> MatrixConfig:
     """Parse and validate a matrix TOML file; errors name the key and its line."""
-    try:
-        text = path.read_text()
-    except FileNotFoundError as exc:
-        raise VelobenchError(f"matrix file not found: {path}") from exc
+    from velobench.validate import read_text_file
+
+    text = read_text_file(path, "matrix file")  # missing, a folder, binary: one line each
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -175,11 +179,27 @@ def _slug(value: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(value).name.removesuffix(".gguf"))
 
 
+def model_slugs(cfg: MatrixConfig) -> dict[str, str]:
+    """Each model argument's part of a cell id: its file name, plus a short hash of the whole
+    argument where two different arguments share a file name (a/m.gguf and b/m.gguf must not
+    share ids, or one target's baseline and cells would silently be dropped)."""
+    specs = list(dict.fromkeys(s for p in cfg.pairs for s in (p.target, p.draft) if s))
+    groups: dict[str, list[str]] = {}
+    for spec in specs:
+        groups.setdefault(_slug(spec), []).append(spec)
+    out: dict[str, str] = {}
+    for slug, group in groups.items():
+        for spec in group:
+            out[spec] = slug if len(group) == 1 else f"{slug}-{hashlib.sha256(spec.encode()).hexdigest()[:6]}"
+    return out
+
+
 def cells(cfg: MatrixConfig) -> list[Cell]:
     """Baselines first (one per target), then every speculative configuration of every pair."""
     out: dict[str, Cell] = {}
+    slug = model_slugs(cfg)
     for pair in cfg.pairs:
-        bid = f"{_slug(pair.target)}__vanilla"
+        bid = f"{slug[pair.target]}__vanilla"
         out.setdefault(bid, Cell(id=bid, target=pair.target, draft=pair.draft, baseline=True))
     for pair in cfg.pairs:
         for m in cfg.methods:
@@ -188,7 +208,7 @@ def cells(cfg: MatrixConfig) -> list[Cell]:
             draft = pair.draft if m.method.needs_draft_model else None
             for nd in m.n_draft:
                 for pm in m.p_min if m.method is Method.DRAFT else [0.0]:
-                    parts = [_slug(pair.target), _slug(draft) if draft else "nodraft", m.method.value]
+                    parts = [slug[pair.target], slug[draft] if draft else "nodraft", m.method.value]
                     if m.spec_impl is not SpecImpl.SIMPLE:
                         parts.append(m.spec_impl.value)
                     parts += [f"nd{nd}", f"pmin{pm:g}"]
@@ -239,7 +259,7 @@ def read_records(path: Path) -> list[CellRecord]:
     if not path.is_file():
         return []
     out = []
-    for line in path.read_text().splitlines():
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
         try:
             out.append(CellRecord.model_validate_json(line))
         except ValidationError:
@@ -281,30 +301,125 @@ def _eta(durations: list[float], remaining: int) -> str:
     return f"{int(s // 60)}m{int(s % 60):02d}s"
 
 
-def run_matrix(cfg: MatrixConfig, run_dir: Path, console: Console, *, resume: bool = False) -> MatrixSummary:
-    """Run every cell not yet finished in `run_dir`; return the summary (also written there)."""
-    from velobench.results import store as results
+def check_cells(cfg: MatrixConfig) -> list[Cell]:
+    """Every cell's options, models and engine, checked before anything is made or run.
 
-    if run_dir.exists() and not resume and any(run_dir.iterdir()):
-        raise VelobenchError(f"{run_dir} already holds a run: pass --resume {run_dir} to continue it")
-    (run_dir / "cells").mkdir(parents=True, exist_ok=True)
+    The same checks as `velobench run` (validate.preflight), for every cell; pairs of local
+    GGUF files are checked for draft compatibility too. The first problem is one line naming
+    the cell.
+    """
+    from velobench.validate import preflight
+
+    todo = cells(cfg)
+    for cell in todo:
+        try:
+            preflight(cell_config(cfg, cell))
+        except VelobenchError as exc:
+            raise VelobenchError(f"cell {cell.id}: {exc}") from exc
+    check_local_pairs(cfg)
+    return todo
+
+
+def check_local_pairs(cfg: MatrixConfig) -> None:
+    """Draft/target vocabulary compatibility of every pair whose files are already here (no download)."""
+    from velobench.models.catalog import load_catalog, model_cache_dir
+    from velobench.models.gguf_info import check_draft_compatible
+
+    catalog = load_catalog()
+
+    def local(spec: str) -> str | None:
+        if Path(spec).expanduser().is_file():
+            return str(Path(spec).expanduser())
+        if spec in catalog.models and (model_cache_dir() / catalog.models[spec].filename).is_file():
+            return str(model_cache_dir() / catalog.models[spec].filename)
+        return None
+
+    needs_draft = any(m.method.needs_draft_model for m in cfg.methods)
+    for pair in cfg.pairs:
+        if not pair.draft or not needs_draft:
+            continue
+        target, draft = local(pair.target), local(pair.draft)
+        if target and draft:
+            try:
+                check_draft_compatible(target, draft)
+            except VelobenchError as exc:
+                raise VelobenchError(f"pair {pair.target} / {pair.draft}: {exc}") from exc
+
+
+def open_run_dir(cfg: MatrixConfig, run_dir: Path, *, resume: bool) -> None:
+    """Check the run folder (new and empty, or a matrix run made with this very configuration)."""
+    from velobench.validate import check_output_dir
+
     config_file = run_dir / "matrix.json"
+    if resume:
+        if not run_dir.is_dir():
+            raise VelobenchError(f"--resume {run_dir}: no such run folder")
+        if any(run_dir.iterdir()) and not config_file.is_file():
+            raise VelobenchError(f"--resume {run_dir}: not a matrix run folder (no matrix.json)")
+    elif run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
+        raise VelobenchError(f"{run_dir} already holds a run: pass --resume {run_dir} to continue it")
+    check_output_dir(run_dir, "run folder")
     if resume and config_file.is_file():
-        saved = MatrixConfig.model_validate_json(config_file.read_text())
+        try:
+            saved = MatrixConfig.model_validate_json(config_file.read_text(encoding="utf-8"))
+        except (ValidationError, ValueError, OSError) as exc:
+            why = one_line(exc) if isinstance(exc, ValidationError) else str(exc)
+            raise VelobenchError(
+                f"{config_file} is damaged ({why}): this run cannot be resumed; start a new one"
+            ) from exc
         if saved != cfg:
             raise VelobenchError(
                 f"{config_file} was made with another configuration; resume it with the same file and flags"
             )
+
+
+def latest_records(records: list[CellRecord]) -> dict[str, CellRecord]:
+    """The last record of each cell (a retried cell appends a newer line)."""
+    return {r.cell.id: r for r in records}
+
+
+def run_matrix(
+    cfg: MatrixConfig,
+    run_dir: Path,
+    console: Console,
+    *,
+    resume: bool = False,
+    fail_fast: bool = False,
+    retry_failed: bool = False,
+) -> MatrixSummary:
+    """Run every cell not yet finished in `run_dir`; return the summary (also written there).
+
+    A cell that fails is recorded with its error and the next one runs (`fail_fast`: the
+    failure ends the matrix, after it is recorded). On resume, failed cells are run again
+    only with `retry_failed`.
+    """
+    from velobench.results import store as results
+
+    open_run_dir(cfg, run_dir, resume=resume)
+    todo = check_cells(cfg)  # before the run folder exists: a typo costs nothing
+    (run_dir / "cells").mkdir(parents=True, exist_ok=True)
+    config_file = run_dir / "matrix.json"
     write_atomic(config_file, cfg.model_dump_json(indent=2))
-    todo = cells(cfg)
     ledger = run_dir / "cells.jsonl"
-    done = {r.cell.id: r for r in read_records(ledger) if r.status == "complete"}
-    if done:
-        console.print(f"resuming {run_dir}: {len(done)} of {len(todo)} cells already finished")
+    ids = {c.id for c in todo}
+    latest = {k: r for k, r in latest_records(read_records(ledger)).items() if k in ids}
+    done = {
+        k: r
+        for k, r in latest.items()
+        if r.status == "complete" or (r.status == "failed" and not retry_failed)
+    }
+    if latest:
+        failed = sum(1 for r in done.values() if r.status != "complete")
+        retry = sum(1 for r in latest.values() if r.status == "failed" and retry_failed)
+        console.print(
+            f"resuming {run_dir}: {len(done) - failed} of {len(todo)} cells finished"
+            + (f", {failed} failed (kept; --retry-failed runs them again)" if failed else "")
+            + (f", {retry} failed cell(s) to retry" if retry else "")
+        )
     baselines: dict[str, tuple[Path, Report]] = {
         r.cell.target: (Path(r.report), results.load(Path(r.report)))
         for r in done.values()
-        if r.cell.baseline
+        if r.cell.baseline and r.status == "complete"
     }
     durations: list[float] = []
     remaining = [c for c in todo if c.id not in done]
@@ -324,21 +439,47 @@ def run_matrix(cfg: MatrixConfig, run_dir: Path, console: Console, *, resume: bo
             command = cell_command(cfg, cell, out)
             console.rule(f"cell {n}/{len(todo)}: {cell.id}")
             t = time.monotonic()
-            report = execute(cell_config(cfg, cell), out, console, baseline=baselines.get(cell.target))
+            failure: VelobenchError | None = None
+            try:
+                with leave_nothing_behind(out, logs=log_dir(out)):  # an empty log folder is not kept
+                    report = execute(
+                        cell_config(cfg, cell), out, console, baseline=baselines.get(cell.target)
+                    )
+            except Interrupted:
+                raise
+            except VelobenchError as exc:
+                failure = exc
             seconds = time.monotonic() - t
             durations.append(seconds)
-            if cell.baseline:
-                baselines[cell.target] = (out, report)
-            rec = record_for(cell, report, out, command, seconds)
+            if failure is None:
+                if cell.baseline:
+                    baselines[cell.target] = (out, report)
+                rec = record_for(cell, report, out, command, seconds)
+            else:
+                rec = CellRecord(
+                    cell=cell,
+                    status="failed",
+                    report=str(out),
+                    command=command,
+                    seconds=seconds,
+                    error=str(failure),
+                )
             append_record(ledger, rec)
             done[cell.id] = rec
-            console.print(status_line(rec, n, len(todo)))
+            console.print(status_line(rec, n, len(todo)), markup=False)
             write_summary(run_dir, len(todo), list(done.values()))
             bar.update(task, advance=1, eta=f"ETA {_eta(durations, len(remaining) - k - 1)}")
+            if failure is not None and fail_fast:
+                raise VelobenchError(
+                    f"cell {cell.id} failed: {failure} (--fail-fast; recorded in {ledger}; "
+                    f"resume with --resume {run_dir} --retry-failed)"
+                ) from failure
     return write_summary(run_dir, len(todo), list(done.values()))
 
 
 def status_line(rec: CellRecord, n: int, total: int) -> str:
+    if rec.status == "failed":
+        return f"[{n}/{total}] {rec.cell.id}: FAILED: {rec.error} ({rec.seconds:.0f} s)"
     tps = f"{rec.tokens_per_second.mean:.2f} tok/s" if rec.tokens_per_second else "-"
     sp = f", speedup {ratio_short(rec.speedup)}" if rec.speedup is not None else ""
     acc = f", acceptance {rec.acceptance_rate:.0%}" if rec.acceptance_rate is not None else ""
@@ -354,17 +495,21 @@ def write_summary(run_dir: Path, total: int, records: list[CellRecord]) -> Matri
 def load_summary(run_dir: Path) -> MatrixSummary:
     path = run_dir / "summary.json"
     try:
-        return MatrixSummary.model_validate_json(path.read_text())
+        return MatrixSummary.model_validate_json(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         raise VelobenchError(
             f"{run_dir} has no summary.json: not a matrix run (or nothing finished)"
         ) from exc
     except ValidationError as exc:
         raise VelobenchError(f"{path}: invalid matrix summary ({one_line(exc)})") from exc
+    except (OSError, ValueError) as exc:
+        raise VelobenchError(f"cannot read {path}: {exc}") from exc
 
 
 def cell_reports(summary: MatrixSummary) -> Iterator[tuple[CellRecord, Report]]:
     from velobench.results import store as results
 
     for rec in summary.records:
+        if rec.status == "failed" and not Path(rec.report).is_file():
+            continue  # failed before its first iteration: nothing to show but its error (summary.json)
         yield rec, results.load(Path(rec.report))

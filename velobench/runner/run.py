@@ -3,8 +3,9 @@
 Shared by `velobench run`, `velobench demo`, `tune` and matrix cells, so every cell of a
 matrix is exactly what `velobench run` with the same flags would do.
 
-    prepare   models resolved and checked, engine chosen and its programs probed, prompts
-              loaded: every check that can fail on bad input, before any model loads
+    prepare   options and files checked (validate.preflight), engine chosen and its programs
+              probed, then models resolved (downloads) and checked, prompts loaded: every
+              check that can fail on bad input, before any model loads
     execute   prepare → show the configuration → run_benchmark (saved after every iteration)
               → the speedup ceiling (llama-bench) → the report on the console
 """
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from velobench import engines, environment
+from velobench import engines, environment, validate
 from velobench.analysis import ceiling
 from velobench.analysis.summaries import analyze
 from velobench.config import Method, RunConfig
@@ -23,13 +24,13 @@ from velobench.engines.base import Engine
 from velobench.engines.llama_args import llama_cpp_dir
 from velobench.engines.llama_bench import measure_costs
 from velobench.errors import VelobenchError
+from velobench.models.catalog import provenance_note
 from velobench.models.gguf_info import check_draft_compatible
 from velobench.models.resolve import resolve_model_arg
 from velobench.prompts import Prompt, load_prompts
 from velobench.report.console import print_config, print_report, progress_printer
 from velobench.results.schema import ModeComparison, Report, Warning, WarningCode
-from velobench.results.store import save
-from velobench.runner.loop import run_benchmark
+from velobench.runner.loop import keep, run_benchmark
 
 
 def load_prompt_list(cfg: RunConfig) -> list[Prompt]:
@@ -49,15 +50,24 @@ def log_dir(output: Path) -> Path:
 
 
 def prepare(cfg: RunConfig, output: Path) -> tuple[RunConfig, Engine, list[Prompt], list[Warning]]:
-    """Resolve and check the models, pick the engine, load the prompts; nothing runs yet.
+    """Check every option, pick the engine, resolve and check the models, load the prompts; nothing runs yet.
 
-    Every check that can fail on bad input happens here, before any model loads. The returned
-    config has the models resolved, the engine chosen and the warm-up count decided.
+    Every check that can fail on bad input happens here, cheapest first: options and files
+    (validate.preflight), then the engine's programs and their flags (before a model is
+    downloaded), then the models. The returned config has the models resolved, the engine
+    chosen and the warm-up count decided.
     """
+    validate.preflight(cfg)
     chosen = engines.choose(cfg)
     cls = engines.engine_class(chosen)
+    cfg = cfg.model_copy(
+        update={"engine": chosen, "warmup": cfg.warmup if cfg.warmup is not None else cls.default_warmup}
+    )
     notes: list[Warning] = []
     if cls.uses_gguf:  # GGUF engines: files checked here; others resolve their own model names
+        engines.make(
+            cfg, log_dir=log_dir(output)
+        )  # programs found, one build, every flag known: no download yet
         resolved: dict[str, object] = {"main_model": resolve_model_arg(cfg.main_model, "main model")}
         if cfg.draft_model:
             resolved["draft_model"] = resolve_model_arg(cfg.draft_model, "draft model")
@@ -65,13 +75,24 @@ def prepare(cfg: RunConfig, output: Path) -> tuple[RunConfig, Engine, list[Promp
                 Warning(code=WarningCode.DRAFT_CHOICE, message=note)
                 for note in check_draft_compatible(str(resolved["main_model"]), str(resolved["draft_model"]))
             ]
+        notes += [
+            Warning(code=WarningCode.UNVERIFIED_MODEL, message=note)
+            for spec, what in ((cfg.main_model, "main model"), (cfg.draft_model, "draft model"))
+            if spec and (note := provenance_note(spec, what))
+        ]
         cfg = cfg.model_copy(update=resolved)
-    cfg = cfg.model_copy(
-        update={"engine": chosen, "warmup": cfg.warmup if cfg.warmup is not None else cls.default_warmup}
-    )
     prompts = load_prompt_list(cfg)
     engine = engines.make(cfg, log_dir=log_dir(output))
+    build_folder(engine)  # one build per run, recorded as the binaries' common folder
     return cfg, engine, prompts, notes
+
+
+def build_folder(engine: Engine) -> Path | None:
+    """The folder every native program of this run comes from (None for engines with none)."""
+    folders = {Path(b.path).parent for b in engine.binaries()}
+    if len(folders) > 1:  # engines take every tool from one build; this is a bug if it happens
+        raise VelobenchError(f"one run would mix programs from {', '.join(sorted(map(str, folders)))}")
+    return folders.pop() if folders else None
 
 
 def dry_run(cfg: RunConfig, output: Path) -> list[str]:
@@ -121,7 +142,7 @@ def execute(
         report.modes = {"vanilla": base.model_copy(update={"source": str(baseline[0])}), **report.modes}
         report.comparisons = [ModeComparison(baseline="vanilla", candidate="speculative")]
         analyze(report)
-        save(report, output)
+        keep(report, output, report.iteration_count())
     if cfg.ceiling and report.status == "complete" and engines.engine_class(cfg.engine).uses_gguf:
         add_ceiling(report, cfg, output, console)
     print_report(console, report)
@@ -142,6 +163,9 @@ def add_ceiling(report: Report, cfg: RunConfig, output: Path, console: Console) 
     ):
         return  # nothing was drafted: no acceptance to build a ceiling on (the nothing-drafted warning says so)
     console.print("\nMeasuring the speedup ceiling (llama-bench) ...")
+    # llama-bench from the build that ran the benchmark, never another one.
+    folders = {Path(b.path).parent for b in report.binaries}
+    where = folders.pop() if len(folders) == 1 else llama_cpp_dir(cfg)
     try:
         costs = measure_costs(
             cfg.main_model,
@@ -150,11 +174,11 @@ def add_ceiling(report: Report, cfg: RunConfig, output: Path, console: Console) 
             threads=cfg.threads,
             gpu_layers=cfg.gpu_layers,
             gpu_layers_draft=cfg.gpu_layers_draft,
-            llama_cpp_path=llama_cpp_dir(cfg),
+            llama_cpp_path=where,
         )
     except VelobenchError as exc:
         report.warnings.append(Warning(code=WarningCode.NO_CEILING, message=f"no speedup ceiling: {exc}"))
-        save(report, output)
+        keep(report, output, report.iteration_count())
         return
     verify = costs.verify_cost(cfg.n_draft + 1)
     acc = spec.acceptance
@@ -166,4 +190,4 @@ def add_ceiling(report: Report, cfg: RunConfig, output: Path, console: Console) 
     for w in report.warnings:  # say why from this machine's measured costs, not in general terms
         if w.code is WarningCode.SPECULATION_SLOWER:
             w.message = f"speculative decoding is slower than vanilla: {ceiling.explain(report.ceiling)}"
-    save(report, output)
+    keep(report, output, report.iteration_count())

@@ -33,7 +33,7 @@ from velobench.environment import capture
 from velobench.models.resolve import resolve_model_arg
 from velobench.results.schema import Report
 from velobench.runner.loop import run_benchmark
-from velobench.runner.run import prepare
+from velobench.runner.run import build_folder, prepare
 
 
 @dataclass
@@ -62,9 +62,9 @@ class TuneResult:
 _NOT_SHOWN = {"iterations", "skip_vanilla", "skip_speculative", "warmup"}
 
 
-def supports_p_min(cfg: RunConfig) -> bool:
+def supports_p_min(cfg: RunConfig, where: Path | None = None) -> bool:
     """Whether the build that runs speculation (server, else speculative-simple) has a p_min option."""
-    where = llama_cpp_dir(cfg)
+    where = where or llama_cpp_dir(cfg)
     for name in ("llama-server", "llama-speculative-simple"):
         found = binaries.find_path(name, where)
         if found:
@@ -99,6 +99,9 @@ def tune(
         }
     )
     gammas = sorted(set(candidates))
+    # Every program of the tuning from one build: the one the engine takes (llama-bench included).
+    _, engine, _, _ = prepare(cfg.model_copy(update={"skip_vanilla": False}), work_dir / "probe.json")
+    build = build_folder(engine) or llama_cpp_dir(cfg)
     console.print(
         f"[bold]1/4[/bold] costs: llama-bench on the target (batches {', '.join(str(g + 1) for g in gammas)}) and the draft"
     )
@@ -109,7 +112,7 @@ def tune(
         threads=cfg.threads,
         gpu_layers=cfg.gpu_layers,
         gpu_layers_draft=cfg.gpu_layers_draft,
-        llama_cpp_path=llama_cpp_dir(cfg),
+        llama_cpp_path=build,
     )
     console.print(
         f"  target decode {costs.target_tg_ts:.1f} tok/s, draft {costs.draft_tg_ts or 0:.1f} tok/s (c = {costs.draft_cost:.2f}); "
@@ -171,7 +174,7 @@ def tune(
     best = chosen[0]
     best.p_min = cfg.draft_p_min
     p_extra = [p for p in sorted(set(p_mins)) if p != cfg.draft_p_min]
-    if p_extra and supports_p_min(cfg):
+    if p_extra and supports_p_min(cfg, build):
         # p_min has no place in the ceiling model, so it is measured directly at the chosen n_draft.
         console.print(f"  p_min at n_draft {best.n_draft}: trying {', '.join(f'{p:g}' for p in p_extra)}")
         for p in p_extra:
