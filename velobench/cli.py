@@ -320,14 +320,15 @@ def demo(
     validate.preflight(cfg, output)  # before the build (minutes) and the downloads (gigabytes)
     timings: dict[str, float] = {}
 
-    t = time.monotonic()
-    out.print("[bold][1/3][/bold] llama.cpp tools")
-    if binaries.find_path("llama-server", llama_cpp_path):
-        out.print("  found: `velobench bins list` shows where")
-    elif llama_cpp_path is not None:  # a build velobench makes would not be the one named
+    found = binaries.find_path("llama-server", llama_cpp_path)
+    if found is None and llama_cpp_path is not None:  # a build velobench makes would not be the one named
         raise VelobenchError(
             f"llama-server not found in --llama-cpp-path {llama_cpp_path} (nor its bin/, build/bin/)"
         )
+    t = time.monotonic()
+    out.print("[bold][1/3][/bold] llama.cpp tools")
+    if found:
+        out.print("  found: `velobench bins list` shows where")
     else:
         out.print(
             "  not found: building them from the pinned llama-cpp-python sdist (about 11 minutes on 2 cores)"
