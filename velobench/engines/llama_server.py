@@ -107,6 +107,21 @@ def check_speculation(client: HttpClient, mode: Mode, command: str) -> None:
 DEFAULT_START_TIMEOUT_S = 300.0
 
 
+def unusable(tool: Tool) -> str | None:
+    """Why this llama-server cannot be measured the way velobench measures, or None.
+
+    Builds without --no-cache-prompt (llama.cpp of 2025, e.g. 8733e0c) draft only while a
+    request caches its prompt (`can_speculate()` needs `cache_prompt`) and answer /slots only
+    with --slots: with caching off, as velobench measures, their "speculative" server never drafts.
+    """
+    if tool.supports("--no-cache-prompt"):
+        return None
+    return (
+        f"llama-server ({tool.version}) at {tool.path} drafts only with prompt caching on (it has no "
+        "--no-cache-prompt), and velobench measures with caching off: use --engine cli with this build"
+    )
+
+
 class LlamaServerEngine:
     """llama.cpp's server: the model loads once per mode; every generation is a streamed request."""
 
@@ -126,11 +141,17 @@ class LlamaServerEngine:
 
     @classmethod
     def available(cls, cfg: RunConfig) -> bool:
-        return find_path("llama-server", llama_cpp_dir(cfg)) is not None
+        """Installed, and a build this engine can measure (auto falls back to cli for older ones)."""
+        if find_path("llama-server", llama_cpp_dir(cfg)) is None:
+            return False
+        return unusable(find_tool("llama-server", llama_cpp_dir(cfg))) is None
 
     def __init__(self, cfg: RunConfig, *, log_dir: Path):
         self.cfg = cfg
         self.tool = find_tool("llama-server", llama_cpp_dir(cfg))
+        reason = unusable(self.tool)
+        if reason:
+            raise VelobenchError(reason)
         self.log_dir = log_dir
         for mode in ("vanilla", "speculative"):
             server_argv(self.tool, cfg, mode, 0)  # fail now on a missing flag, before any model loads
