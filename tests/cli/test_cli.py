@@ -47,7 +47,9 @@ def test_binary_not_found(cli, gguf: Path, tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     code, out, err = cli("run", "-m", str(gguf), "-d", str(gguf), "--llama-cpp-path", str(tmp_path))
     # --llama-cpp-path is the one place looked in: nothing is taken from PATH or the cache instead
-    assert_one_line_error(code, out, err, "llama-speculative-simple not found in --llama-cpp-path", "one build")
+    assert_one_line_error(
+        code, out, err, "llama-speculative-simple not found in --llama-cpp-path", "one build"
+    )
 
 
 @pytest.mark.parametrize(
