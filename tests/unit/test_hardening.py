@@ -378,14 +378,16 @@ def fake_build(folder: Path, tools: dict[str, str]) -> Path:
 
 SPEC_HELP = (LLAMA / "speculative-simple-help.txt").read_text()
 COMPLETION_HELP = (LLAMA / "completion-help.txt").read_text()
-CLI_2025_HELP = "-m, --model FNAME   model path\n-p, --prompt PROMPT   prompt\n-no-cnv, --no-conversation   force disable\n"
+CLI_2025_HELP = (LLAMA.parent / "llama-2025" / "llama-cli-help.txt").read_text()  # a real May 2025 build
+# A llama-cli that is a chat program only (no -no-cnv), as llama.cpp's own became in 2026:
 CLI_CHAT_HELP = "-m, --model FNAME   model path\n-p, --prompt PROMPT   prompt\n-cnv, --conversation   chat\n"
 
 
 def test_vanilla_comes_from_the_speculative_tools_build(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    old = fake_build(tmp_path / "2025", {"llama-speculative-simple": SPEC_HELP, "llama-cli": CLI_2025_HELP})
+    spec_2025 = (LLAMA.parent / "llama-2025" / "llama-speculative-simple-help.txt").read_text()
+    old = fake_build(tmp_path / "2025", {"llama-speculative-simple": spec_2025, "llama-cli": CLI_2025_HELP})
     other = fake_build(tmp_path / "other", {"llama-completion": COMPLETION_HELP})
     monkeypatch.setenv("PATH", f"{other}{os.pathsep}{os.environ['PATH']}")  # a llama-completion elsewhere
     spec = locate.find_tool("llama-speculative-simple", old)
