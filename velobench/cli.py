@@ -671,6 +671,12 @@ def bins_build(
     jobs: Annotated[
         int | None, typer.Option("--jobs", "-j", help="parallel compile jobs (default: all cores)")
     ] = None,
+    compat: Annotated[
+        str | None,
+        typer.Option(
+            help="a compatibility build for tests, e.g. 2025 (llama.cpp of May 2025, its own folder)"
+        ),
+    ] = None,
 ) -> None:
     """Build llama.cpp's tools from the pinned llama-cpp-python sdist (cached; never rebuilt)."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -688,6 +694,7 @@ def bins_build(
         task = bar.add_task("building llama.cpp", total=100)
         bin_dir = build.build(
             cmake_arg or [],
+            compat=compat,
             jobs=jobs,
             log=lambda msg: bar.console.print(f"velobench: {msg}"),
             progress=lambda pct: bar.update(task, completed=pct),

@@ -20,6 +20,11 @@ def cache_dir() -> Path:
     return base / "velobench"
 
 
+def data_dir() -> Path:
+    """Files packaged inside an installed velobench (the wheel's force-include: `velobench/_data`)."""
+    return Path(__file__).resolve().parent / "_data"
+
+
 def repo_root() -> Path:
     """The source checkout (for `bins/`, `models/`, `prompts/` when run from a clone)."""
     return Path(__file__).resolve().parent.parent

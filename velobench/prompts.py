@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict
 from velobench.errors import VelobenchError
 from velobench.fetch import hub_offline, hub_reachable, pip_download, sha256_file
 from velobench.fsutil import write_text_atomic
-from velobench.paths import cache_dir, repo_root
+from velobench.paths import cache_dir, data_dir, repo_root
 
 
 class Prompt(BaseModel):
@@ -81,7 +81,7 @@ SHAREGPT_MAX_CHARS = 4000  # first turns longer than this are mostly pasted docu
 
 def prompts_dir() -> Path:
     """The built-in prompt files: packaged inside velobench, else the checkout's prompts/."""
-    packaged = Path(__file__).parent / "_data" / "prompts"
+    packaged = data_dir() / "prompts"
     return packaged if packaged.is_dir() else repo_root() / "prompts"
 
 

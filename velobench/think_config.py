@@ -12,22 +12,19 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator
 
 from velobench.errors import VelobenchError
+from velobench.paths import data_dir, repo_root
+from velobench.validation import Strict
 
 PROBLEM_PLACEHOLDER = "{problem}"
 
 
 def default_config_path() -> Path:
     """The shipped defaults: inside the wheel, else the checkout's prompts/think/default.toml."""
-    here = Path(__file__).parent
-    packaged = here / "_data" / "prompts" / "think" / "default.toml"
-    return packaged if packaged.is_file() else here.parent / "prompts" / "think" / "default.toml"
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    packaged = data_dir() / "prompts" / "think" / "default.toml"
+    return packaged if packaged.is_file() else repo_root() / "prompts" / "think" / "default.toml"
 
 
 class Triggers(Strict):

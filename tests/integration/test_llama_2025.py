@@ -29,9 +29,18 @@ from velobench.results import store as results
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
-BUILD_2025 = Path(
-    os.environ.get("VELOBENCH_LLAMA_CPP_2025") or cache_dir() / "llama.cpp-2025" / "build" / "bin"
-)
+
+
+def _find_2025() -> Path:
+    """$VELOBENCH_LLAMA_CPP_2025, else the compatibility build (`velobench bins build --compat 2025`)."""
+    if os.environ.get("VELOBENCH_LLAMA_CPP_2025"):
+        return Path(os.environ["VELOBENCH_LLAMA_CPP_2025"])
+    built = sorted((cache_dir() / "llama.cpp-2025").glob("*/build/bin/llama-cli"))
+    legacy = cache_dir() / "llama.cpp-2025" / "build" / "bin"
+    return built[0].parent if built else legacy
+
+
+BUILD_2025 = _find_2025()
 
 
 @pytest.fixture(scope="module")

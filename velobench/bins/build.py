@@ -30,7 +30,7 @@ from velobench.bins.locate import builds_root
 from velobench.errors import VelobenchError
 from velobench.fetch import pip_download, sha256_file
 from velobench.fsutil import write_text_atomic
-from velobench.paths import cache_dir, repo_root
+from velobench.paths import cache_dir, data_dir, repo_root
 
 _PERCENT = re.compile(r"^\[\s*(\d+)%\]")
 
@@ -58,9 +58,19 @@ class Recipe:
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def recipe_path() -> Path:
-    packaged = Path(__file__).parent / "_data" / "llama_cpp.toml"
-    return packaged if packaged.is_file() else repo_root() / "bins" / "llama_cpp.toml"
+# Builds of other llama.cpp versions, for compatibility tests (one build per run must hold for
+# them too); each lives under its own root so it never becomes the default build.
+COMPAT = {"2025": "llama_cpp_2025.toml"}
+
+
+def recipe_path(name: str = "llama_cpp.toml") -> Path:
+    packaged = data_dir() / name
+    return packaged if packaged.is_file() else repo_root() / "bins" / name
+
+
+def compat_root(compat: str) -> Path:
+    """Where a compatibility build lives (`<cache>/llama.cpp-2025/<key>/build/bin`)."""
+    return cache_dir() / f"llama.cpp-{compat}"
 
 
 def load_recipe(path: Path | None = None) -> Recipe:
@@ -138,14 +148,18 @@ def build(
     jobs: int | None = None,
     log: Callable[[str], None] = print,
     progress: Callable[[int], None] = lambda pct: None,
+    compat: str | None = None,
 ) -> Path:
-    """Build (or find already built) the tools; return their `bin/` folder."""
+    """Build (or find already built) the tools; return their `bin/` folder. `compat` names a
+    compatibility build (COMPAT) made from its own recipe under its own root."""
     for tool in ("cmake", "c++"):
         if shutil.which(tool) is None:
             raise VelobenchError(f"{tool} not found: building llama.cpp needs CMake and a C++ compiler")
-    recipe = load_recipe()
+    if compat is not None and compat not in COMPAT:
+        raise VelobenchError(f"--compat {compat}: known compatibility builds: {', '.join(COMPAT)}")
+    recipe = load_recipe(recipe_path(COMPAT[compat]) if compat else None)
     key = recipe.key(extra_cmake_args)
-    root = builds_root() / key
+    root = (compat_root(compat) if compat else builds_root()) / key
     bin_dir = root / "build" / "bin"
     if (root / "build-info.json").is_file():
         return bin_dir

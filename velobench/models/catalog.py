@@ -35,7 +35,7 @@ from velobench.fetch import (
     sha256_file,
 )
 from velobench.fsutil import write_text_atomic
-from velobench.paths import cache_dir, repo_root
+from velobench.paths import cache_dir, data_dir, repo_root
 from velobench.validation import Strict, one_line
 
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -143,7 +143,7 @@ def default_catalog_path() -> Path:
     path = repo_root() / "models" / "catalog.toml"
     if path.is_file():
         return path
-    packaged = Path(__file__).resolve().parent / "_data" / "catalog.toml"
+    packaged = data_dir() / "catalog.toml"
     return packaged if packaged.is_file() else path
 
 
