@@ -60,7 +60,7 @@ def test_smoke_matrix_survives_sigkill_and_resumes(llama_bin: Path, smol: Path, 
         timeout=600,
     )
     assert done.returncode == 0, done.stderr
-    assert f"resuming {run_dir}: {len(finished)} of 4 cells already finished" in done.stdout
+    assert f"resuming {run_dir}: {len(finished)} of 4 cells finished" in done.stdout
     records = read_records(ledger)
     assert sorted(r.cell.id for r in records) == sorted(c.id for c in cells(load_config(EXAMPLE)))
     assert len(records) == 4  # finished cells were not run again

@@ -11,10 +11,18 @@ import pytest
 
 from velobench import prompts as prompts_mod
 from velobench.fetch import sha256_file
+from velobench.paths import cache_dir
 from velobench.prompts import (
     load_prompts,
     sharegpt_compact_path,
 )
+
+
+@pytest.fixture(scope="session")
+def real_cache() -> Path:
+    """The user's real cache, resolved before the per-test isolation: data sets are kept there."""
+    return cache_dir()
+
 
 CATEGORIES = ["code", "conversation", "math", "qa", "rag", "summarization", "translation"]
 

@@ -134,11 +134,12 @@ def test_classic_speculative(cli, llama_bin: Path, smol: Path) -> None:  # type:
 
 
 def test_binary_failure_is_one_line_and_leaves_no_file(cli, llama_bin: Path, smol: Path) -> None:  # type: ignore[no-untyped-def]
-    # a removed flag passed through makes the real binary exit 1 with its own message
-    code, out, err = cli(*run_args(llama_bin, smol, "-x", "--draft-max 8", "-o", "f.json"))
+    # a flag the binary knows (unknown and velobench-owned ones are refused before it runs)
+    # whose value it cannot use at run time makes it exit 1 with its own message
+    code, out, err = cli(*run_args(llama_bin, smol, "-x", "--lora /nonexistent-adapter.gguf", "-o", "f.json"))
     assert code == 2
     assert err.count("\n") == 1 and err.startswith("velobench: error: llama-completion exited with code 1")
-    assert "invalid argument: --draft-max" in err  # the binary's own message, quoted
+    assert "nonexistent-adapter.gguf" in err  # the binary's own message, quoted
     assert "Traceback" not in err + out
     assert not Path("f.json").exists()
 
