@@ -65,19 +65,30 @@ def records_file(output: Path) -> Path:
     return output.with_name(output.stem + ".records.jsonl")
 
 
-def check_engine(cfg: RunConfig) -> EngineName:
-    """The engine `velobench load` will drive; only server engines can take concurrent load."""
+SERVER_ENGINES = (EngineName.REMOTE, EngineName.SERVER)  # what `auto` picks from (vLLM only when asked)
+
+
+def check_engine(cfg: RunConfig) -> RunConfig:
+    """`cfg` with the engine `velobench load` will drive: only server engines take concurrent load.
+
+    `auto` is the first of SERVER_ENGINES that can run the configuration (installed or not: a
+    missing llama-server is then named, with how to get it, when the engine is made).
+    """
     if cfg.engine is EngineName.CLI:
         raise VelobenchError(
             "velobench load drives a server: use --engine server (llama-server), vllm, or remote (--server-url)"
         )
-    chosen = engines.choose(cfg)
-    if chosen is EngineName.CLI:
-        raise VelobenchError(
-            "velobench load drives a server, and no server engine can run this configuration "
-            "(--method lookup and --spec-impl classic run only one process per generation)"
-        )
-    return chosen
+    if cfg.engine is not EngineName.AUTO:
+        engines.choose(cfg)  # the engine's own one-line reason if it cannot run cfg
+        return cfg
+    reasons = {}
+    for name in SERVER_ENGINES:
+        reason = engines.engine_class(name).can_run(cfg)
+        if reason is None:
+            return cfg.model_copy(update={"engine": name})
+        reasons[name] = reason
+    why = reasons[EngineName.REMOTE if cfg.server_url or cfg.baseline_url else EngineName.SERVER]
+    raise VelobenchError(f"velobench load drives a server, and no server engine can run this: {why}")
 
 
 # --------------------------------------------------------------------------- prompts
@@ -315,8 +326,7 @@ def execute_load(cfg: RunConfig, opts: LoadOptions, output: Path, console: Conso
     from velobench.report.load import print_load_config, print_load_report, progress_line
     from velobench.runner.run import prepare
 
-    check_engine(cfg)
-    cfg = cfg.model_copy(update={"ceiling": False})
+    cfg = check_engine(cfg).model_copy(update={"ceiling": False})
     cfg, engine, prompts, notes = prepare(cfg, output)
     if not isinstance(engine, ServesHttp):
         raise VelobenchError(f"the {cfg.engine} engine cannot serve concurrent requests")
