@@ -630,10 +630,13 @@ def compare_cmd(
             ra, rb, _records_beside(a, ra), _records_beside(b, rb), names=(str(a), str(b))
         )
         check = load_compare.regression
+        from velobench.report.load import wide_console
+
+        wide_console(out).print(render_comparison(comp))
     else:
         comp = compare_reports(ra, rb)
         check = regression
-    out.print(render_comparison(comp))
+        out.print(render_comparison(comp))
     if fail_if_slower is not None:
         msg = check(comp, fail_if_slower)
         if msg:

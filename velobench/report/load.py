@@ -284,10 +284,15 @@ def progress_line(report: LoadReport, lvl: LoadLevel) -> str:
 WIDE = 180  # tables are wide: a file or pipe gets this width, a terminal its own
 
 
+def wide_console(console: Console) -> Console:
+    """`console`, or where it is not a terminal (a file, a pipe) one as wide as load tables need."""
+    if console.is_terminal or console.width >= WIDE:
+        return console
+    return Console(file=console.file, width=WIDE, highlight=False, soft_wrap=True, color_system=None)
+
+
 def print_load_report(console: Console, report: LoadReport) -> None:
-    wide = console
-    if not console.is_terminal and console.width < WIDE:
-        wide = Console(file=console.file, width=WIDE, highlight=False, soft_wrap=True, color_system=None)
+    wide = wide_console(console)
     for mode in report.modes:
         console.print()
         wide.print(_rich(level_table(report, mode)))
