@@ -11,7 +11,6 @@ import csv
 import html
 import io
 from collections.abc import Callable
-from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table as RichTable
@@ -22,7 +21,7 @@ from velobench.errors import VelobenchError
 from velobench.report.console import label
 from velobench.report.tables import Table
 from velobench.results.load import LoadLevel, LoadReport
-from velobench.runner.load_plan import describe
+from velobench.runner.load_plan import LoadOptions
 
 FORMATS = ("md", "csv", "json", "html")
 
@@ -94,6 +93,29 @@ def _verdict(c: LevelComparison) -> str:
     if c.worse:
         parts.append("worse: " + ", ".join(c.worse))
     return "; ".join(parts) or "no significant difference"
+
+
+def describe(opts: LoadOptions) -> str:
+    """One line: `concurrency 1, 2, 4 (closed loop), 24 requests per level` and so on."""
+    if opts.profile == "concurrency":
+        what = f"concurrency {', '.join(f'{x:g}' for x in opts.levels)} (closed loop)"
+    else:
+        arrivals = "Poisson" if opts.burstiness == 1.0 else f"gamma, burstiness {opts.burstiness:g}"
+        cap = f", at most {opts.max_concurrency} in flight" if opts.max_concurrency else ""
+        what = f"rate {', '.join(f'{x:g}' for x in opts.levels)} req/s ({arrivals}, seed {opts.seed}{cap})"
+    bounds = []
+    if opts.requests is not None:
+        bounds.append(f"{opts.requests} requests")
+    if opts.duration_s is not None:
+        bounds.append(f"{opts.duration_s:g} s")
+    windows = []
+    for name, w in (("warm-up", opts.warmup), ("cool-down", opts.cooldown)):
+        if w.seconds:
+            windows.append(f"{name} {w.seconds:g} s")
+        elif w.requests:
+            windows.append(f"{name} {w.requests} requests")
+    extra = f"; {', '.join(windows)}" if windows else ""
+    return f"{what}, {' or '.join(bounds)} per level{extra}"
 
 
 # --------------------------------------------------------------------------- tables
@@ -500,11 +522,3 @@ def render(report: LoadReport, fmt: str) -> str:
     if fmt not in _RENDER:
         raise VelobenchError(f"unknown export format {fmt!r}: choose one of {', '.join(FORMATS)}")
     return _RENDER[fmt](report)
-
-
-def describe_result(report: LoadReport, path: Path | None = None) -> str:
-    """One line naming a load result (for compare): models, load, time."""
-    cfg = report.config
-    draft = f" ← {Path(cfg.draft_model).name}" if cfg.draft_model else f" + {cfg.method.value}"
-    where = f" [{path}]" if path else ""
-    return f"{Path(cfg.main_model).name}{draft}, {cfg.engine}, {describe(report.load)} ({report.timestamp}){where}"

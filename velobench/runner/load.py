@@ -49,7 +49,7 @@ from velobench.prompts import Prompt, chat_messages
 from velobench.results.load import LoadLevel, LoadMode, LoadReport, Records, append_records
 from velobench.results.schema import Mode, SessionInfo, Warning, WarningCode
 from velobench.results.store import save
-from velobench.runner.load_plan import LoadOptions, describe, level_plans
+from velobench.runner.load_plan import LoadOptions, level_plans
 from velobench.runner.loadgen import LoadPlan, LoadRun, run_load
 
 CHARS_PER_TOKEN = 4  # --input-len without a tokenizer: about this many characters per token
@@ -493,6 +493,3 @@ def execute_load(cfg: RunConfig, opts: LoadOptions, output: Path, console: Conso
     print_load_report(console, report)
     console.print(f"\nResults saved to: {output} (raw requests: {records_path})")
     return report
-
-
-__all__ = ["check_engine", "describe", "execute_load", "fit_prompts", "records_file"]

@@ -239,26 +239,3 @@ def level_plans(opts: LoadOptions) -> list[LoadPlan]:
             )
         )
     return out
-
-
-def describe(opts: LoadOptions) -> str:
-    """One line: `concurrency 1, 2, 4 (closed loop), 24 requests per level` and so on."""
-    if opts.profile == "concurrency":
-        what = f"concurrency {', '.join(f'{x:g}' for x in opts.levels)} (closed loop)"
-    else:
-        arrivals = "Poisson" if opts.burstiness == 1.0 else f"gamma, burstiness {opts.burstiness:g}"
-        cap = f", at most {opts.max_concurrency} in flight" if opts.max_concurrency else ""
-        what = f"rate {', '.join(f'{x:g}' for x in opts.levels)} req/s ({arrivals}, seed {opts.seed}{cap})"
-    bounds = []
-    if opts.requests is not None:
-        bounds.append(f"{opts.requests} requests")
-    if opts.duration_s is not None:
-        bounds.append(f"{opts.duration_s:g} s")
-    windows = []
-    for name, w in (("warm-up", opts.warmup), ("cool-down", opts.cooldown)):
-        if w.seconds:
-            windows.append(f"{name} {w.seconds:g} s")
-        elif w.requests:
-            windows.append(f"{name} {w.requests} requests")
-    extra = f"; {', '.join(windows)}" if windows else ""
-    return f"{what}, {' or '.join(bounds)} per level{extra}"
