@@ -297,7 +297,7 @@ def progress_line(report: LoadReport, lvl: LoadLevel) -> str:
     if lvl.interrupted:
         head += " (interrupted)"
     if s is None:
-        return head + ", nothing measured"
+        return head + ", nothing in the measure window (the warm-up and cool-down cover every request)"
     acc = f", accepted {_acceptance(s)}" if s.acceptance else ""
     e2e = f", e2e p50 {s.e2e_ms.p50.value:.0f} ms" if s.e2e_ms else ""
     return f"{head}, {s.n_errors_all} errors, {_num(s.output_tok_s)} out tok/s{e2e}{acc}"
