@@ -424,9 +424,9 @@ def plot_throughput_latency(report: LoadReport) -> str | None:
     fig = _figure(6.5, 4)
     ax = fig.add_subplot()
     cross = report.crossover.level if report.crossover is not None else None
-    for mode, pts in series:
+    for k, (mode, pts) in enumerate(series):
         xs, ys = [p[1] for p in pts], [p[2] / 1000 for p in pts]
-        ax.plot(xs, ys, "o-", label=label(mode))
+        ax.plot(xs, ys, "o-", color=f"C{k}", label=label(mode))
         for level, x, y in pts:
             ax.annotate(f"{level:g}", (x, y / 1000), textcoords="offset points", xytext=(5, 5), fontsize=8)
             if cross is not None and level == cross:
