@@ -12,7 +12,7 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -21,6 +21,9 @@ from velobench import __version__
 from velobench.config import Method, SpecImpl, Telemetry
 from velobench.engines.names import EngineName
 from velobench.errors import Interrupted, VelobenchError
+
+if TYPE_CHECKING:
+    from velobench.results.load import LoadReport, Records
 
 # Everything else is imported inside the command that uses it: `velobench --help` and
 # `--version` load no numpy, scipy, httpx or matplotlib.
@@ -280,6 +283,180 @@ def run(
 
 
 @app.command()
+def load(
+    main_model: Annotated[
+        str,
+        typer.Option("--main-model", "-m", help="target model: GGUF path, catalog name or hf://REPO/FILE"),
+    ] = "",
+    draft_model: Annotated[str | None, typer.Option("--draft-model", "-d", help="draft model")] = None,
+    method: Annotated[
+        Method, typer.Option(help="how drafts are made (see `velobench run --help`)")
+    ] = Method.DRAFT,
+    n_draft: Annotated[int, typer.Option("--n-draft", help="max draft tokens per step")] = 8,
+    draft_p_min: Annotated[float, typer.Option("--draft-p-min")] = 0.0,
+    n_predict: Annotated[
+        int,
+        typer.Option("--output-len", "--n-predict", "-n", help="tokens each request generates (ignore_eos)"),
+    ] = 128,
+    input_len: Annotated[
+        int | None,
+        typer.Option(
+            help="cut or repeat every prompt to this many tokens (the server's tokenizer; else ~4 chars/token)"
+        ),
+    ] = None,
+    prompts: Annotated[
+        str, typer.Option("--prompts", help="prompt set (see `velobench run --help`); ShareGPT by default")
+    ] = "sharegpt",
+    num_prompts: Annotated[
+        int, typer.Option(help="prompts sampled from the set (requests cycle through them)")
+    ] = 256,
+    prompt_seed: Annotated[int, typer.Option(help="seed of the prompt sample")] = 0,
+    category: Annotated[
+        list[str] | None, typer.Option(help="only prompts of this category (repeatable)")
+    ] = None,
+    chat: Annotated[bool, typer.Option("--chat", help="apply the model's chat template")] = False,
+    requests: Annotated[
+        int | None, typer.Option("--requests", help="requests per level [default: 32 unless --duration]")
+    ] = None,
+    concurrency: Annotated[
+        int | None,
+        typer.Option(
+            "--concurrency", help="requests in flight (closed loop); with --rate: the most in flight"
+        ),
+    ] = None,
+    rate: Annotated[
+        float | None,
+        typer.Option("--rate", help="open loop: requests/s, seeded Poisson arrivals (inf: all at once)"),
+    ] = None,
+    burstiness: Annotated[
+        float | None, typer.Option(help="gamma arrivals: 1 = Poisson, < 1 burstier (vLLM's convention)")
+    ] = None,
+    duration: Annotated[
+        float | None, typer.Option("--duration", help="seconds per level: nothing is issued after it")
+    ] = None,
+    sweep: Annotated[
+        str | None,
+        typer.Option(help="levels: concurrency=1,2,4,8 or rate=0.5,1,2; ends early once a level saturates"),
+    ] = None,
+    stop_on_saturation: Annotated[
+        bool, typer.Option(help="end a sweep at the first saturated level (flat throughput or errors)")
+    ] = True,
+    warmup_s: Annotated[
+        float | None, typer.Option(help="per level: requests issued before this are warm-up")
+    ] = None,
+    cooldown_s: Annotated[
+        float | None, typer.Option(help="per level: requests issued in the last S seconds are cool-down")
+    ] = None,
+    warmup_requests: Annotated[
+        int | None, typer.Option(help="per level: the first N requests are warm-up")
+    ] = None,
+    cooldown_requests: Annotated[
+        int | None, typer.Option(help="per level: the last N requests are cool-down")
+    ] = None,
+    slo: Annotated[
+        str | None, typer.Option(help="goodput objectives, e.g. ttft=500ms,tpot=50ms (ttft, tpot, itl, e2e)")
+    ] = None,
+    threads: Annotated[int | None, typer.Option("--threads", "-t")] = None,
+    ctx_size: Annotated[int, typer.Option("--ctx-size", "-c", help="context per slot")] = 2048,
+    temp: Annotated[float, typer.Option(help="sampling temperature (0 = greedy)")] = 0.0,
+    seed: Annotated[int, typer.Option(help="seed of the arrival schedules and of sampling")] = 42,
+    gpu_layers: Annotated[str | None, typer.Option("--gpu-layers", "-ngl")] = None,
+    gpu_layers_draft: Annotated[str | None, typer.Option("--gpu-layers-draft", "-ngld")] = None,
+    skip_vanilla: Annotated[
+        bool, typer.Option("--skip-vanilla", help="load the speculative server only")
+    ] = False,
+    skip_speculative: Annotated[
+        bool, typer.Option("--skip-speculative", help="load the vanilla server only")
+    ] = False,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="result JSON (default: results/load-<time>.json)")
+    ] = None,
+    llama_cpp_path: LlamaCppPath = None,
+    engine_args: Annotated[str, typer.Option("--engine-args", "-x", help="extra llama.cpp/vLLM flags")] = "",
+    engine: Annotated[
+        EngineName, typer.Option(help="server (llama-server), vllm, or remote (--server-url); auto picks")
+    ] = EngineName.AUTO,
+    port: Annotated[int | None, typer.Option(help="server port (default: a free one)")] = None,
+    timeout: Annotated[float | None, typer.Option(help="seconds one request may take")] = None,
+    server_timeout: Annotated[float | None, typer.Option(help="seconds a server may take to load")] = None,
+    server_url: Annotated[str | None, typer.Option(help="a running server with speculation")] = None,
+    baseline_url: Annotated[str | None, typer.Option(help="a running server without speculation")] = None,
+    served_model: Annotated[str | None, typer.Option(help="model name on the server")] = None,
+    api_key: Annotated[
+        str | None, typer.Option(envvar="OPENAI_API_KEY", show_envvar=True, help="bearer token (never saved)")
+    ] = None,
+    vllm_bin: Annotated[str | None, typer.Option(help="vllm executable or venv")] = None,
+    max_model_len: Annotated[int | None, typer.Option(help="vLLM --max-model-len")] = None,
+    gpu_memory_utilization: Annotated[float | None, typer.Option(help="vLLM, GPU only")] = None,
+    tensor_parallel_size: Annotated[int | None, typer.Option(help="vLLM --tensor-parallel-size")] = None,
+    dtype: Annotated[str | None, typer.Option(help="vLLM --dtype")] = None,
+) -> None:
+    """Vanilla vs speculative servers under the same concurrent load: where does speculation stop paying?"""
+    from velobench import config
+    from velobench.runner.load import default_output as load_output
+    from velobench.runner.load import execute_load
+    from velobench.runner.load_plan import load_options
+
+    opts = load_options(
+        requests=requests,
+        concurrency=concurrency,
+        rate=rate,
+        burstiness=burstiness,
+        duration_s=duration,
+        sweep=sweep,
+        warmup_s=warmup_s,
+        cooldown_s=cooldown_s,
+        warmup_requests=warmup_requests,
+        cooldown_requests=cooldown_requests,
+        slo=slo,
+        input_len=input_len,
+        seed=seed,
+        stop_on_saturation=stop_on_saturation,
+    )
+    try:
+        extra = shlex.split(engine_args)
+    except ValueError as exc:
+        raise VelobenchError(f"--engine-args: {exc}") from exc
+    cfg = config.build(
+        main_model=main_model,
+        draft_model=draft_model,
+        method=method,
+        n_draft=n_draft,
+        draft_p_min=draft_p_min,
+        n_predict=n_predict,
+        prompts=prompts,
+        num_prompts=num_prompts,
+        prompt_seed=prompt_seed,
+        categories=category,
+        chat=chat,
+        threads=threads,
+        ctx_size=ctx_size,
+        temp=temp,
+        seed=seed,
+        gpu_layers=gpu_layers,
+        gpu_layers_draft=gpu_layers_draft,
+        skip_vanilla=skip_vanilla,
+        skip_speculative=skip_speculative,
+        extra_args=extra,
+        engine=engine,
+        llama_cpp_path=str(llama_cpp_path) if llama_cpp_path else None,
+        port=port,
+        timeout=timeout,
+        server_timeout=server_timeout,
+        server_url=server_url,
+        baseline_url=baseline_url,
+        served_model=served_model,
+        api_key=api_key,
+        vllm_bin=vllm_bin,
+        max_model_len=max_model_len,
+        gpu_memory_utilization=gpu_memory_utilization,
+        tensor_parallel_size=tensor_parallel_size,
+        dtype=dtype,
+    )
+    execute_load(cfg, opts, output or load_output(), out)
+
+
+@app.command()
 def demo(
     pair: Annotated[str, typer.Option(help="catalog pair (see `velobench models list`)")] = "qwen-coder",
     per_category: Annotated[int, typer.Option(help="built-in prompts per category")] = 1,
@@ -439,14 +616,40 @@ def compare_cmd(
     from velobench.analysis.compare import compare_reports, regression
     from velobench.report.compare import render_comparison
     from velobench.results import store as results
+    from velobench.results.load import LoadReport
 
-    comp = compare_reports(results.load(a), results.load(b))
-    out.print(render_comparison(comp))
+    ra, rb = results.load_result(a), results.load_result(b)
+    if isinstance(ra, LoadReport) or isinstance(rb, LoadReport):
+        from velobench.analysis import load_compare
+
+        if not (isinstance(ra, LoadReport) and isinstance(rb, LoadReport)):
+            raise VelobenchError(
+                "compare a load result with a load result, and a run result with a run result"
+            )
+        comp = load_compare.compare_load(
+            ra, rb, _records_beside(a, ra), _records_beside(b, rb), names=(str(a), str(b))
+        )
+        check = load_compare.regression
+        from velobench.report.load import wide_console
+
+        wide_console(out).print(render_comparison(comp))
+    else:
+        comp = compare_reports(ra, rb)
+        check = regression
+        out.print(render_comparison(comp))
     if fail_if_slower is not None:
-        msg = regression(comp, fail_if_slower)
+        msg = check(comp, fail_if_slower)
         if msg:
             err.print(f"velobench: regression: {msg}")
             raise typer.Exit(1)
+
+
+def _records_beside(path: Path, rep: LoadReport) -> Records | None:
+    """The raw records beside a load result (None where its JSONL is missing)."""
+    from velobench.results.load import read_records, records_path
+
+    where = records_path(path, rep)
+    return read_records(where) if where.is_file() else None
 
 
 @app.command("tune")
@@ -552,6 +755,7 @@ def report_cmd(
     from velobench.report import FORMAT_NAMES, render
     from velobench.report.console import print_config, print_report
     from velobench.results import store as results
+    from velobench.results.schema import Report
 
     if fmt != "console" and fmt not in FORMAT_NAMES:
         raise VelobenchError(f"unknown format {fmt!r}: choose console, {', '.join(FORMAT_NAMES)}")
@@ -564,7 +768,11 @@ def report_cmd(
 
         reports = [rep for rec, rep in cell_reports(load_summary(path)) if not rec.cell.baseline]
     else:
-        reports = [results.load(path)]
+        single = results.load_result(path)
+        if not isinstance(single, Report):
+            _report_load(single, fmt, output)
+            return
+        reports = [single]
     if fmt == "console":
         for rep in reports:
             print_config(out, rep)
@@ -585,6 +793,32 @@ def report_cmd(
             write_atomic(output, text)
         except OSError as exc:
             raise VelobenchError(f"cannot write {output}: {exc.strerror or exc}") from exc
+        out.print(f"wrote {output}")
+
+
+def _report_load(rep: LoadReport, fmt: str, output: Path | None) -> None:
+    """`velobench report` of a load result: console tables, or md, csv, json, html."""
+    from velobench.report import render_load
+
+    if fmt == "console":
+        from velobench.report.load import print_load_config, print_load_report
+
+        if output is not None:
+            raise VelobenchError("--output needs a file format: --format md, csv, json or html")
+        print_load_config(out, rep)
+        print_load_report(out, rep)
+        if rep.status != "complete":
+            out.print(
+                f"[yellow]note[/yellow]: this run is {rep.status}" + (f": {rep.error}" if rep.error else "")
+            )
+        return
+    text = render_load(rep, fmt)
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        from velobench.results.store import write_atomic
+
+        write_atomic(output, text)
         out.print(f"wrote {output}")
 
 

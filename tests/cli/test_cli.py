@@ -87,7 +87,7 @@ def test_report_rejects_unknown_schema_and_garbage(cli, tmp_path: Path) -> None:
     (tmp_path / "garbage.json").write_text("{")
     assert_one_line_error(*cli("report", "garbage.json"), "not a JSON file")
     assert_one_line_error(*cli("report", "missing.json"), "result file not found")
-    assert results.SCHEMA_VERSION == 2  # 1 is still read (tests/unit/test_results.py)
+    assert results.SCHEMA_VERSION == 3  # 1 and 2 are still read (tests/unit/test_results.py)
 
 
 def test_version_and_help(cli) -> None:  # type: ignore[no-untyped-def]

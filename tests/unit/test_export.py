@@ -125,7 +125,7 @@ def test_csv_golden(golden: Report) -> None:
 
 def test_json_round_trips(golden: Report) -> None:
     text = json_report.render(golden)
-    assert text.startswith('{\n  "schema_version": 2,')  # the v1 input is rendered as v2
+    assert text.startswith('{\n  "schema_version": 3,')  # the v1 input is rendered as v3
     assert Report.model_validate_json(text) == golden
 
 

@@ -64,7 +64,14 @@ _V1_ONLY = {
     "categories",
     "lossless",
 }
-_STEPS = {1: v1_to_v2}
+
+
+def v2_to_v3(raw: Raw) -> Raw:
+    """Nothing changed for `velobench run` results: version 3 added the load kind (results/load.py)."""
+    return {**raw, "schema_version": 3}
+
+
+_STEPS = {1: v1_to_v2, 2: v2_to_v3}
 
 
 def migrate(raw: Raw) -> Raw:

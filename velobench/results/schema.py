@@ -23,6 +23,11 @@ Schema versions (bump `SCHEMA_VERSION` and add a line for every change of format
       `results.migrate`. Iterations of HTTP engines keep their raw client-clock `request`
       record; every iteration may carry `telemetry` (power, energy, utilization, CPU, RSS),
       summarised per mode (`telemetry`, `power_trace`) and compared (`energy_per_token`).
+  3 — load results (results/load.py, `"kind": "load"`, written by `velobench load`): per mode
+      and load level the plan (arrival schedule: seed and offsets), how it ended, /metrics
+      speculative deltas and the level summary; comparisons per level, the crossover, where a
+      sweep stopped; raw per-request records in a JSONL beside the result. `velobench run`
+      results are unchanged (version-2 files migrate as they are).
 """
 
 from __future__ import annotations
@@ -43,7 +48,7 @@ from velobench.environment import Environment
 from velobench.telemetry.summary import TelemetrySummary
 from velobench.validation import Strict
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 Mode = Literal["vanilla", "speculative"]  # the two modes `velobench run` measures
 

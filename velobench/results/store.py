@@ -2,7 +2,8 @@
 
 A reader sees the old file or the new one, never half of one. `load` reads every schema
 version this velobench knows (older ones through `results.migrate`) and rejects the rest
-with one line.
+with one line. `load_result` reads either kind: a `velobench run` result (`Report`) or a
+`velobench load` result (`LoadReport`, `"kind": "load"`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from velobench.errors import VelobenchError
+from velobench.results.load import LoadReport
 from velobench.results.migrate import migrate
 from velobench.results.schema import SCHEMA_VERSION, Report
 from velobench.validation import one_line
@@ -46,12 +48,20 @@ def write_atomic(path: Path, data: str) -> None:
         os.close(dir_fd)
 
 
-def save(report: Report, path: Path) -> None:
+def save(report: Report | LoadReport, path: Path) -> None:
     write_atomic(path, report.model_dump_json(indent=2) + "\n")
 
 
 def load(path: Path) -> Report:
-    """Read a result file of any known schema version; anything else is one line."""
+    """Read a `velobench run` result file of any known schema version; anything else is one line."""
+    result = load_result(path)
+    if isinstance(result, LoadReport):
+        raise VelobenchError(f"{path} is a `velobench load` result, not a `velobench run` result")
+    return result
+
+
+def load_result(path: Path) -> Report | LoadReport:
+    """Read a result file of either kind and any known schema version; anything else is one line."""
     try:
         raw = json.loads(path.read_text())
     except FileNotFoundError as exc:
@@ -68,6 +78,8 @@ def load(path: Path) -> Report:
             f"{path}: schema_version {version!r} is not one this velobench reads (1 to {SCHEMA_VERSION})"
         )
     try:
+        if raw.get("kind") == "load":
+            return LoadReport.model_validate(raw)
         return Report.model_validate(migrate(raw))
     except ValidationError as exc:
         raise VelobenchError(f"{path}: invalid result file at {one_line(exc)}") from exc

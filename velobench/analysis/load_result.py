@@ -1,0 +1,57 @@
+"""Everything derived in a load result, recomputed from the raw records (pure; no I/O).
+
+    per mode and level   summary (analysis.load.summarize_level) from the level's records and
+                         its stored /metrics counters
+    per mode             the first saturated level (analysis.load.saturation)
+    per level            speculative ÷ vanilla (analysis.load.compare_level), at every level both
+                         modes finished without interruption
+    overall              the crossover (analysis.load.crossover) over those comparisons
+
+`velobench load` calls `analyze` after every level; a test (or a user) can call it on the
+records read back from the JSONL and must get the same numbers.
+"""
+
+from __future__ import annotations
+
+from velobench.analysis.load import compare_level, crossover, saturation, summarize_level
+from velobench.errors import VelobenchError
+from velobench.results.load import LoadReport, Records
+
+BASELINE, CANDIDATE = "vanilla", "speculative"
+
+
+def analyze(report: LoadReport, records: Records) -> LoadReport:
+    """Recompute every summary, saturation, comparison and the crossover of `report` in place."""
+    unit = report.load.unit
+    for mode in report.modes.values():
+        for lvl in mode.levels:
+            recs = records.get((mode.mode, lvl.level), [])
+            try:
+                lvl.summary = summarize_level(
+                    recs,
+                    profile=report.load.profile,
+                    level=lvl.level,
+                    mode=mode.mode,
+                    slo=report.load.slo,
+                    spec=lvl.counters(),
+                )
+            except VelobenchError:
+                lvl.summary = None  # nothing finished in the measure window (e.g. interrupted at once)
+        done = [lvl.summary for lvl in mode.levels if lvl.summary is not None and not lvl.interrupted]
+        mode.saturation = saturation(done, unit=unit)
+    report.comparisons = []
+    base, cand = report.modes.get(BASELINE), report.modes.get(CANDIDATE)
+    if base is not None and cand is not None:
+        for lvl in base.levels:
+            other = report.level(CANDIDATE, lvl.level)
+            if other is None or lvl.interrupted or other.interrupted or not (lvl.summary and other.summary):
+                continue
+            report.comparisons.append(
+                compare_level(
+                    records.get((BASELINE, lvl.level), []),
+                    records.get((CANDIDATE, lvl.level), []),
+                    level=lvl.level,
+                )
+            )
+    report.crossover = crossover(report.comparisons, unit=unit) if report.comparisons else None
+    return report

@@ -1,0 +1,524 @@
+"""Load results for people: per-level tables per mode, the comparison, the crossover, a plot.
+
+Pure functions of a saved `LoadReport` (none imports the runner): `print_load_report` for the
+console, `render(report, fmt)` for md, csv, json and html (one self-contained page with a
+throughput-vs-latency plot per mode, the crossover marked).
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+from collections.abc import Callable
+
+from rich.console import Console
+from rich.table import Table as RichTable
+
+from velobench.analysis.load import Distribution, LevelComparison, LevelSummary
+from velobench.analysis.stats import Ratio
+from velobench.errors import VelobenchError
+from velobench.report.console import label
+from velobench.report.tables import Table
+from velobench.results.load import LoadLevel, LoadReport
+from velobench.runner.load_plan import LoadOptions
+
+FORMATS = ("md", "csv", "json", "html")
+
+
+# --------------------------------------------------------------------------- cells
+
+
+def _num(x: float | None, digits: int = 1) -> str:
+    return "-" if x is None else f"{x:.{digits}f}"
+
+
+def _mean_ci(d: Distribution | None, digits: int = 0) -> str:
+    """`812 [790, 834]`: the mean and its 95% interval."""
+    if d is None:
+        return "-"
+    ci = (
+        f" [{d.mean_ci95_low:.{digits}f}, {d.mean_ci95_high:.{digits}f}]"
+        if d.mean_ci95_low is not None and d.mean_ci95_high is not None
+        else ""
+    )
+    return f"{d.mean:.{digits}f}{ci}"
+
+
+def _p50_p99(d: Distribution | None, digits: int = 0) -> str:
+    return "-" if d is None else f"{d.p50.value:.{digits}f} / {d.p99.value:.{digits}f}"
+
+
+def _goodput(s: LevelSummary) -> str:
+    g = s.goodput
+    if g is None or g.share is None:
+        return "-"
+    rate = f" ({g.rate_per_s:.2f}/s)" if g.rate_per_s is not None else ""
+    return f"{g.share:.0%}{rate}"
+
+
+def _acceptance(s: LevelSummary) -> str:
+    a = s.acceptance
+    if a is None or a.acceptance_rate is None:
+        return "-"
+    length = f", len {a.mean_acceptance_length:.2f}" if a.mean_acceptance_length is not None else ""
+    return f"{a.acceptance_rate:.0%}{length}"
+
+
+def _errors(s: LevelSummary) -> str:
+    if not s.n_errors_all:
+        return "0"
+    kinds = ", ".join(f"{k} {v}" for k, v in s.errors_by_kind.items())
+    return f"{s.n_errors_all}" + (f" ({kinds})" if kinds else "")
+
+
+def ratio_cell(r: Ratio | None) -> str:
+    """`×0.82 ± 0.05 [0.73, 0.92] p=0.001`: the ratio, its stddev, Fieller interval and Welch p."""
+    if r is None:
+        return "-"
+    sd = f" ± {r.stddev:.2f}" if r.stddev is not None else ""
+    ci = (
+        f" [{r.ci95_low:.2f}, {r.ci95_high:.2f}]"
+        if r.ci95_low is not None and r.ci95_high is not None
+        else ""
+    )
+    p = f" p={r.p_value:.2g}" if r.p_value is not None else ""
+    return f"×{r.ratio:.2f}{sd}{ci}{p}"
+
+
+def _verdict(c: LevelComparison) -> str:
+    parts = []
+    if c.better:
+        parts.append("better: " + ", ".join(c.better))
+    if c.worse:
+        parts.append("worse: " + ", ".join(c.worse))
+    return "; ".join(parts) or "no significant difference"
+
+
+def describe(opts: LoadOptions) -> str:
+    """One line: `concurrency 1, 2, 4 (closed loop), 24 requests per level` and so on."""
+    if opts.profile == "concurrency":
+        what = f"concurrency {', '.join(f'{x:g}' for x in opts.levels)} (closed loop)"
+    else:
+        arrivals = "Poisson" if opts.burstiness == 1.0 else f"gamma, burstiness {opts.burstiness:g}"
+        cap = f", at most {opts.max_concurrency} in flight" if opts.max_concurrency else ""
+        what = f"rate {', '.join(f'{x:g}' for x in opts.levels)} req/s ({arrivals}, seed {opts.seed}{cap})"
+    bounds = []
+    if opts.requests is not None:
+        bounds.append(f"{opts.requests} requests")
+    if opts.duration_s is not None:
+        bounds.append(f"{opts.duration_s:g} s")
+    windows = []
+    for name, w in (("warm-up", opts.warmup), ("cool-down", opts.cooldown)):
+        if w.seconds:
+            windows.append(f"{name} {w.seconds:g} s")
+        elif w.requests:
+            windows.append(f"{name} {w.requests} requests")
+    extra = f"; {', '.join(windows)}" if windows else ""
+    return f"{what}, {' or '.join(bounds)} per level{extra}"
+
+
+# --------------------------------------------------------------------------- tables
+
+
+def level_table(report: LoadReport, mode: str) -> Table:
+    """One mode's levels: requests, errors, throughput, latencies (ms), goodput, acceptance."""
+    m = report.modes[mode]
+    unit = report.load.unit
+    headers = [
+        unit,
+        "ok/n",
+        "errors",
+        "req/s",
+        "out tok/s",
+        "tok/s/req",
+        "TTFT p50/p99",
+        "TPOT [95% CI]",
+        "ITL p50",
+        "e2e [95% CI]",
+        "e2e p90",
+    ]
+    slo = report.load.slo is not None
+    spec = any(lvl.summary and lvl.summary.acceptance for lvl in m.levels)
+    if slo:
+        headers.append("goodput")
+    if spec:
+        headers.append("acceptance")
+    rows = []
+    for lvl in m.levels:
+        s = lvl.summary
+        name = f"{lvl.level:g}" + (" (interrupted)" if lvl.interrupted else "")
+        if s is None:
+            rows.append([name, f"0/{lvl.finished}"] + ["-"] * (len(headers) - 2))
+            continue
+        row = [
+            name,
+            f"{s.n_ok}/{s.n_measure}",
+            _errors(s),
+            _num(s.request_throughput, 2),
+            _num(s.output_tok_s),
+            _num(s.per_request_tok_s.mean if s.per_request_tok_s else None),
+            _p50_p99(s.ttft_ms),
+            _mean_ci(s.tpot_ms, 1),
+            _num(s.itl_ms.p50.value if s.itl_ms else None),
+            _mean_ci(s.e2e_ms),
+            _num(s.e2e_ms.p90.value if s.e2e_ms else None, 0),
+        ]
+        if slo:
+            row.append(_goodput(s))
+        if spec:
+            row.append(_acceptance(s))
+        rows.append(row)
+    return Table(
+        title=f"{label(mode)}: {m.binary}, {m.slots} slot(s) (latencies in ms; mean [95% CI])",
+        headers=headers,
+        rows=rows,
+        right=[True] * len(headers),
+    )
+
+
+def comparison_table(report: LoadReport) -> Table | None:
+    """Speculative ÷ vanilla per level: ratios ± stddev, 95% intervals, Welch p, the verdict."""
+    if not report.comparisons:
+        return None
+    headers = [report.load.unit, "out tok/s", "TTFT", "TPOT", "e2e", "verdict (p < 0.05)"]
+    rows = [
+        [
+            f"{c.level:g}",
+            ratio_cell(c.throughput),
+            ratio_cell(c.ttft),
+            ratio_cell(c.tpot),
+            ratio_cell(c.e2e),
+            _verdict(c),
+        ]
+        for c in report.comparisons
+    ]
+    return Table(
+        title="Speculative ÷ vanilla: output tok/s, mean latencies (ratio ± stddev [95% Fieller CI] Welch p)",
+        headers=headers,
+        rows=rows,
+        right=[True, True, True, True, True, False],
+    )
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    m, s = divmod(seconds, 60)
+    return f"{int(m)} min {s:.0f} s" if m else f"{s:.1f} s"
+
+
+def notes(report: LoadReport) -> list[str]:
+    """The crossover, where the sweep stopped, saturation, comparison warnings, the timing."""
+    out = []
+    x = report.crossover
+    if x is not None:
+        if x.level is not None:
+            at = next((c for c in report.comparisons if c.level == x.level), None)
+            why = ", ".join(f"{m} {ratio_cell(getattr(at, m))}" for m in x.by) if at else x.text
+            out.append(f"Crossover: speculation stops paying at {report.load.unit} {x.level:g} ({why})")
+        else:
+            out.append(f"Crossover: {x.text} (speculation never significantly worse)")
+    if report.stopped_early:
+        out.append(f"Sweep stopped early: {report.stopped_early}")
+    for m in report.modes.values():
+        if m.saturation is not None and not (
+            report.stopped_early and m.saturation.text in report.stopped_early
+        ):
+            out.append(f"Saturation: {m.saturation.text}")
+    for c in report.comparisons:
+        out += [f"{report.load.unit} {c.level:g}: {w}" for w in c.warnings]
+    timing = [f"total {_duration(report.wall_s)}"]
+    for m in report.modes.values():
+        ready = m.session.ready_s if m.session else None
+        start = f", server ready in {ready:.1f} s" if ready is not None else ""
+        timing.append(f"{m.mode} {_duration(m.wall_s)}{start}")
+    out.append("Time: " + "; ".join(timing))
+    return out
+
+
+def config_rows(report: LoadReport, n_prompts: int | None = None) -> list[tuple[str, str]]:
+    cfg, env = report.config, report.environment
+    rows = [("Main model", cfg.main_model)]
+    if cfg.draft_model:
+        rows.append(("Draft model", cfg.draft_model))
+    rows.append(("Method", f"{cfg.method.value}, n_draft {cfg.n_draft}, p_min {cfg.draft_p_min:g}"))
+    n = n_prompts if n_prompts is not None else len(report.prompt_ids)
+    plen = ""
+    if report.prompt_tokens:
+        toks = sorted(report.prompt_tokens)
+        plen = f", {toks[len(toks) // 2]} tokens median ({toks[0]}–{toks[-1]})"
+    rows.append(("Prompts", f"{n} from {cfg.prompts or 'the -p prompt'}{plen}"))
+    out_len = f"{cfg.n_predict} tokens (ignore_eos)"
+    if report.load.input_len:
+        out_len = f"input about {report.load.input_len} tokens, output {out_len}"
+    rows.append(("Lengths", out_len))
+    rows.append(("Load", describe(report.load)))
+    if report.load.slo is not None:
+        slo = report.load.slo
+        items = [f"{k.removesuffix('_ms')} ≤ {v:g} ms" for k, v in slo.model_dump().items() if v is not None]
+        rows.append(("SLO", ", ".join(items)))
+    rows.append(
+        (
+            "Engine",
+            f"{cfg.engine}, threads {cfg.threads or 'auto'}, ctx {cfg.ctx_size} per slot, temp {cfg.temp:g}, seed {cfg.seed}",
+        )
+    )
+    rows.append(("Machine", f"{env.cpu_model}, {env.cpu_cores_logical} logical cores"))
+    for b in report.binaries:
+        rows.append((b.name, f"{b.version} ({b.path})"))
+    rows.append(("Status", report.status + (f": {report.error}" if report.error else "")))
+    return rows
+
+
+# --------------------------------------------------------------------------- console
+
+
+def _rich(t: Table) -> RichTable:
+    table = RichTable(title=t.title, title_justify="left")
+    for h, r in zip(t.headers, t.right, strict=True):
+        table.add_column(h, justify="right" if r else "left")
+    for row in t.rows:
+        table.add_row(*row)
+    return table
+
+
+def print_load_config(console: Console, report: LoadReport, n_prompts: int | None = None) -> None:
+    console.rule("[bold]velobench load: vanilla vs speculative under load")
+    for k, v in config_rows(report, n_prompts):
+        if k != "Status":
+            console.print(f"  {k + ':':<12} {v}", markup=False)
+
+
+def progress_line(report: LoadReport, lvl: LoadLevel) -> str:
+    """`  vanilla concurrency 2: 24/24 requests in 31.2 s, 0 errors, 85.3 out tok/s, e2e p50 2410 ms`."""
+    s = lvl.summary
+    head = f"  {lvl.mode} {report.load.unit} {lvl.level:g}: {lvl.finished}/{lvl.issued} requests in {lvl.wall_s:.1f} s"
+    if lvl.interrupted:
+        head += " (interrupted)"
+    if s is None:
+        return head + ", nothing in the measure window (the warm-up and cool-down cover every request)"
+    acc = f", accepted {_acceptance(s)}" if s.acceptance else ""
+    e2e = f", e2e p50 {s.e2e_ms.p50.value:.0f} ms" if s.e2e_ms else ""
+    return f"{head}, {s.n_errors_all} errors, {_num(s.output_tok_s)} out tok/s{e2e}{acc}"
+
+
+WIDE = 180  # tables are wide: a file or pipe gets this width, a terminal its own
+
+
+def wide_console(console: Console) -> Console:
+    """`console`, or where it is not a terminal (a file, a pipe) one as wide as load tables need."""
+    if console.is_terminal or console.width >= WIDE:
+        return console
+    return Console(file=console.file, width=WIDE, highlight=False, soft_wrap=True, color_system=None)
+
+
+def print_load_report(console: Console, report: LoadReport) -> None:
+    wide = wide_console(console)
+    for mode in report.modes:
+        console.print()
+        wide.print(_rich(level_table(report, mode)))
+    comp = comparison_table(report)
+    if comp is not None:
+        console.print()
+        wide.print(_rich(comp))
+    for line in notes(report):
+        console.print(line, markup=False)
+    for w in report.warnings:
+        console.print(f"[yellow]warning[/yellow] ({w.code.value}): {w.message}")
+
+
+# --------------------------------------------------------------------------- files
+
+
+def _md_cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _md_table(t: Table) -> str:
+    out = [f"## {t.title}", "", "| " + " | ".join(_md_cell(h) for h in t.headers) + " |"]
+    out.append("| " + " | ".join("---:" if r else ":---" for r in t.right) + " |")
+    out += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in t.rows]
+    return "\n".join(out)
+
+
+def _tables(report: LoadReport) -> list[Table]:
+    tables = [level_table(report, m) for m in report.modes]
+    comp = comparison_table(report)
+    return tables + ([comp] if comp is not None else [])
+
+
+def render_md(report: LoadReport) -> str:
+    out = ["# velobench load: vanilla vs speculative under load", ""]
+    out += [f"- **{k}:** {_md_cell(v)}" for k, v in config_rows(report)]
+    for t in _tables(report):
+        out += ["", _md_table(t)]
+    out += ["", *[f"- {_md_cell(n)}" for n in notes(report)]]
+    if report.warnings:
+        out += ["", "## Warnings", ""] + [
+            f"- `{w.code.value}`: {_md_cell(w.message)}" for w in report.warnings
+        ]
+    return "\n".join(out) + "\n"
+
+
+def render_csv(report: LoadReport) -> str:
+    """One row per mode and level: the headline numbers of its summary."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    cols = [
+        "mode",
+        "profile",
+        "level",
+        "n_measure",
+        "n_ok",
+        "n_errors_all",
+        "request_throughput",
+        "output_tok_s",
+    ]
+    lat = ["ttft_ms", "tpot_ms", "itl_ms", "e2e_ms"]
+    w.writerow(
+        cols
+        + [f"{m}_{s}" for m in lat for s in ("mean", "p50", "p90", "p99")]
+        + ["acceptance_rate", "goodput"]
+    )
+    for m in report.modes.values():
+        for lvl in m.levels:
+            s = lvl.summary
+            if s is None:
+                continue
+            row: list[object] = [m.mode, s.profile, s.level, s.n_measure, s.n_ok, s.n_errors_all]
+            row += [s.request_throughput, s.output_tok_s]
+            for name in lat:
+                d: Distribution | None = getattr(s, name)
+                row += (
+                    [None, None, None, None] if d is None else [d.mean, d.p50.value, d.p90.value, d.p99.value]
+                )
+            row += [
+                s.acceptance.acceptance_rate if s.acceptance else None,
+                s.goodput.share if s.goodput else None,
+            ]
+            w.writerow(["" if x is None else x for x in row])
+    return buf.getvalue()
+
+
+def render_json(report: LoadReport) -> str:
+    return report.model_dump_json(indent=2) + "\n"
+
+
+def plot_throughput_latency(report: LoadReport) -> str | None:
+    """Output tok/s (x) against mean e2e latency (y) per mode, one point per level, labelled; the
+    crossover level ringed on both curves (base64 PNG); None with nothing to plot."""
+    from velobench.report.plots import _figure, _png
+
+    series = []
+    for m in report.modes.values():
+        pts = [
+            (lvl.level, lvl.summary.output_tok_s, lvl.summary.e2e_ms.mean)
+            for lvl in m.levels
+            if lvl.summary and lvl.summary.output_tok_s is not None and lvl.summary.e2e_ms is not None
+        ]
+        if pts:
+            series.append((m.mode, pts))
+    if not series:
+        return None
+    fig = _figure(6.5, 4)
+    ax = fig.add_subplot()
+    cross = report.crossover.level if report.crossover is not None else None
+    for k, (mode, pts) in enumerate(series):
+        xs, ys = [p[1] for p in pts], [p[2] / 1000 for p in pts]
+        ax.plot(xs, ys, "o-", color=f"C{k}", label=label(mode))
+        for level, x, y in pts:
+            ax.annotate(f"{level:g}", (x, y / 1000), textcoords="offset points", xytext=(5, 5), fontsize=8)
+            if cross is not None and level == cross:
+                ax.plot([x], [y / 1000], "o", markersize=16, markerfacecolor="none", markeredgecolor="C3")
+    if cross is not None:
+        ax.plot(
+            [],
+            [],
+            "o",
+            markersize=10,
+            markerfacecolor="none",
+            markeredgecolor="C3",
+            label=f"crossover ({report.load.unit} {cross:g})",
+        )
+    ax.set_xlabel("output tokens/s (all requests)")
+    ax.set_ylabel("mean end-to-end latency (s)")
+    title = f"Throughput vs latency, points labelled by {report.load.unit}"
+    if report.crossover is not None and cross is None:
+        title += f"\n{report.crossover.text}"
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return _png(fig)
+
+
+def _e(text: object) -> str:
+    return html.escape(str(text))
+
+
+def _html_table(t: Table) -> str:
+    out = [f"<h2>{_e(t.title)}</h2>", "<table>", "<thead><tr>"]
+    out += [
+        f'<th class="r">{_e(h)}</th>' if r else f"<th>{_e(h)}</th>"
+        for h, r in zip(t.headers, t.right, strict=True)
+    ]
+    out.append("</tr></thead><tbody>")
+    for row in t.rows:
+        cells = "".join(
+            f'<td class="r">{_e(c)}</td>' if r else f"<td>{_e(c)}</td>"
+            for c, r in zip(row, t.right, strict=True)
+        )
+        out.append(f"<tr>{cells}</tr>")
+    out.append("</tbody></table>")
+    return "\n".join(out)
+
+
+_CSS = """
+body { font-family: system-ui, sans-serif; max-width: 76rem; margin: 2rem auto; padding: 0 1rem; color: #222; }
+table { border-collapse: collapse; margin: 1rem 0; font-size: 0.92em; }
+th, td { border: 1px solid #ccc; padding: 0.25rem 0.5rem; }
+th { background: #f4f4f4; }
+.r { text-align: right; }
+.warning { color: #8a5a00; }
+img { max-width: 100%; }
+""".strip()
+
+
+def render_html(report: LoadReport) -> str:
+    title = "velobench load: vanilla vs speculative under load"
+    body = [f"<h1>{_e(title)}</h1>", "<ul>"]
+    body += [f"<li><strong>{_e(k)}:</strong> {_e(v)}</li>" for k, v in config_rows(report)]
+    body.append("</ul>")
+    body += [_html_table(t) for t in _tables(report)]
+    body += ["<ul>", *[f"<li>{_e(n)}</li>" for n in notes(report)], "</ul>"]
+    png = plot_throughput_latency(report)
+    if png is not None:
+        body.append(f'<p><img src="data:image/png;base64,{png}" alt="throughput vs latency per mode"></p>')
+    if report.warnings:
+        body += ["<h2>Warnings</h2>", "<ul>"]
+        body += [
+            f'<li class="warning"><code>{_e(w.code.value)}</code>: {_e(w.message)}</li>'
+            for w in report.warnings
+        ]
+        body.append("</ul>")
+    return (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        f"<title>{_e(title)}</title>\n<style>\n{_CSS}\n</style>\n</head>\n<body>\n"
+        + "\n".join(body)
+        + "\n</body>\n</html>\n"
+    )
+
+
+_RENDER: dict[str, Callable[[LoadReport], str]] = {
+    "md": render_md,
+    "csv": render_csv,
+    "json": render_json,
+    "html": render_html,
+}
+
+
+def render(report: LoadReport, fmt: str) -> str:
+    """A load result in `fmt` (md, csv, json, html)."""
+    if fmt not in _RENDER:
+        raise VelobenchError(f"unknown export format {fmt!r}: choose one of {', '.join(FORMATS)}")
+    return _RENDER[fmt](report)
