@@ -2,7 +2,7 @@
 
 A reader sees the old file or the new one, never half of one. `load` reads every schema
 version this velobench knows (older ones through `results.migrate`) and rejects the rest
-with one line.
+with one line. `load_result` reads every kind of result (`run`, `think`) by its `kind`.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from velobench.errors import VelobenchError
 from velobench.results.migrate import migrate
 from velobench.results.schema import SCHEMA_VERSION, Report
+from velobench.results.think import ThinkReport
 from velobench.validation import one_line
 
 
@@ -51,7 +52,15 @@ def save(report: Report, path: Path) -> None:
 
 
 def load(path: Path) -> Report:
-    """Read a result file of any known schema version; anything else is one line."""
+    """Read a `velobench run` result file of any known schema version; anything else is one line."""
+    result = load_result(path)
+    if not isinstance(result, Report):
+        raise VelobenchError(f"{path} is a `velobench {result.kind}` result, not a `velobench run` result")
+    return result
+
+
+def load_result(path: Path) -> Report | ThinkReport:
+    """Read a result file of any kind (`"kind"`: absent for `run`, "think") and known version."""
     try:
         raw = json.loads(path.read_text())
     except FileNotFoundError as exc:
@@ -68,6 +77,8 @@ def load(path: Path) -> Report:
             f"{path}: schema_version {version!r} is not one this velobench reads (1 to {SCHEMA_VERSION})"
         )
     try:
+        if raw.get("kind") == "think":
+            return ThinkReport.model_validate(raw)
         return Report.model_validate(migrate(raw))
     except ValidationError as exc:
         raise VelobenchError(f"{path}: invalid result file at {one_line(exc)}") from exc
