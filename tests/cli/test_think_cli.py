@@ -3,6 +3,7 @@ bad input is one line on stderr, exit code 2, no traceback, nothing written, no 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import psutil
@@ -11,7 +12,11 @@ import pytest
 THINK = Path(__file__).parents[1] / "fixtures" / "think"
 
 
-def assert_refused(code: int, out: str, err: str, needle: str, cwd: Path) -> None:
+Cli = Callable[..., tuple[int, str, str]]
+
+
+def assert_refused(result: tuple[int, str, str], needle: str, cwd: Path) -> None:
+    code, out, err = result
     assert code == 2, (out, err)
     assert err.startswith("velobench: error: ") and err.count("\n") == 1, err
     assert needle in err and "Traceback" not in out + err
@@ -25,34 +30,34 @@ def models(smol: Path) -> list[str]:
     return ["-m", str(smol), "-d", str(smol)]
 
 
-def test_unknown_test_mode(cli, models: list[str], isolated: Path) -> None:  # type: ignore[no-untyped-def]
-    assert_refused(*cli("think", *models, "--test-mode", "fast"), "unknown test mode 'fast'", isolated)
+def test_unknown_test_mode(cli: Cli, models: list[str], isolated: Path) -> None:
+    assert_refused(cli("think", *models, "--test-mode", "fast"), "unknown test mode 'fast'", isolated)
 
 
-def test_config_without_triggers(cli, models: list[str], isolated: Path, tmp_path_factory) -> None:  # type: ignore[no-untyped-def]
+def test_config_without_triggers(
+    cli: Cli, models: list[str], isolated: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     cfg = tmp_path_factory.mktemp("cfg") / "none.toml"
     cfg.write_text("[triggers]\nwords = []\n")
     assert_refused(
-        *cli("think", *models, "--config", str(cfg)),
+        cli("think", *models, "--config", str(cfg)),
         "words is empty; speculative thinking needs at least one trigger word",
         isolated,
     )
 
 
-def test_missing_models(cli, isolated: Path) -> None:  # type: ignore[no-untyped-def]
-    assert_refused(
-        *cli("think", "-m", "big.gguf", "-d", "small.gguf"), "large model (-m) not found", isolated
-    )
-    assert_refused(*cli("think", "-d", "small.gguf"), "needs the large model: -m LARGE", isolated)
+def test_missing_models(cli: Cli, isolated: Path) -> None:
+    assert_refused(cli("think", "-m", "big.gguf", "-d", "small.gguf"), "large model (-m) not found", isolated)
+    assert_refused(cli("think", "-d", "small.gguf"), "needs the large model: -m LARGE", isolated)
 
 
-def test_bad_numbers(cli, models: list[str], isolated: Path) -> None:  # type: ignore[no-untyped-def]
-    assert_refused(*cli("think", *models, "--num-runs", "0"), "num-runs", isolated)
-    assert_refused(*cli("think", *models, "--max-tokens", "0"), "generation.max_tokens", isolated)
-    assert_refused(*cli("think", *models, "--num-problems", "0"), "num-problems", isolated)
+def test_bad_numbers(cli: Cli, models: list[str], isolated: Path) -> None:
+    assert_refused(cli("think", *models, "--num-runs", "0"), "num-runs", isolated)
+    assert_refused(cli("think", *models, "--max-tokens", "0"), "generation.max_tokens", isolated)
+    assert_refused(cli("think", *models, "--num-problems", "0"), "num-problems", isolated)
 
 
-def test_report_renders_a_think_result(cli, isolated: Path) -> None:  # type: ignore[no-untyped-def]
+def test_report_renders_a_think_result(cli: Cli, isolated: Path) -> None:
     result = str(THINK / "result-smollm2-every-paragraph.json")
     code, out, err = cli("report", result)
     assert code == 0, err

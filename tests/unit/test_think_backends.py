@@ -117,8 +117,8 @@ def test_openai_body_is_what_the_captured_request_sent() -> None:
 def test_chat_templates_of_both_routes_agree() -> None:
     """vLLM's /tokenize + /detokenize renders the same prompt as llama-server's /apply-template
     (SmolLM2's template), and llama-server's /tokenize ignores messages (hence /apply-template)."""
-    vllm = fixture("vllm-chat-template.json")
-    llama = fixture("llama-server-v1-chat-template.json")
+    vllm: list[dict[str, Any]] = json.loads((THINK / "vllm-chat-template.json").read_text())
+    llama: list[dict[str, Any]] = json.loads((THINK / "llama-server-v1-chat-template.json").read_text())
     rendered = vllm[1]["response"]["prompt"]
     assert rendered.startswith("<|im_start|>system\n") and rendered.endswith("<|im_start|>assistant\n")
     assert llama[0]["response"]["tokens"] == []
