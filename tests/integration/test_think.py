@@ -8,7 +8,9 @@ tokens over all, every intervention starts right after a trigger the small model
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -20,6 +22,7 @@ import psutil
 import pytest
 
 from velobench.analysis.think import find_triggers
+from velobench.proc import ServerProcess, free_port
 from velobench.results.store import load_result
 from velobench.results.think import ThinkReport
 
@@ -161,3 +164,40 @@ def test_ctrl_c_keeps_the_finished_runs_and_stops_both_servers(
     assert isinstance(after, ThinkReport) and after.status == "interrupted" and after.finished_runs() >= 1
     assert json.loads(out.read_text())["kind"] == "think"
     assert llama_servers() == []
+
+
+def test_running_llama_servers_by_url(cli: Cli, llama_bin: Path, smol: Path, isolated: Path) -> None:
+    """--engine remote: two llama-servers velobench did not start, behind an API key, spoken to
+    in llama-server's own API (found by POST /apply-template)."""
+    key = "think-test-key-" + os.urandom(6).hex()
+    urls = []
+    with contextlib.ExitStack() as stack:
+        for role in ("large", "small"):
+            port = free_port()
+            argv = [
+                str(llama_bin / "llama-server"),
+                "-m",
+                str(smol),
+                "-c",
+                "1024",
+                "-t",
+                "2",
+                "--port",
+                str(port),
+            ]
+            argv += ["--host", "127.0.0.1", "--api-key", key]
+            stack.enter_context(ServerProcess(argv, port, isolated / f"{role}.log", name="llama-server"))
+            urls.append(f"http://127.0.0.1:{port}")
+        code, out, err = cli(
+            "think", "--large-url", urls[0], "--small-url", urls[1], "--api-key", key, "--num-problems", "1",
+            "--max-tokens", "32", "-o", "r.json",
+        )  # fmt: skip
+    assert code == 0, err
+    rep = load_result(isolated / "r.json")
+    assert isinstance(rep, ThinkReport) and rep.config.run.engine == "remote"
+    assert [(s.role, s.protocol, s.url) for s in rep.servers] == [
+        ("large", "llama", urls[0]),
+        ("small", "llama", urls[1]),
+    ]
+    assert len(rep.runs) == 2 and all(r.error is None and 0 < r.tokens <= 32 for r in rep.runs)
+    assert key not in (isolated / "r.json").read_text() and key not in out + err

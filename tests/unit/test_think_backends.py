@@ -15,7 +15,7 @@ import pytest
 
 from velobench.analysis.think import trigger_stop_strings
 from velobench.errors import VelobenchError
-from velobench.runner.think_backends import llama_body, llama_piece, openai_body, openai_piece
+from velobench.runner.think_backends import fit_stops, llama_body, llama_piece, openai_body, openai_piece
 from velobench.think_config import Sampling
 
 THINK = Path(__file__).parents[1] / "fixtures" / "think"
@@ -124,3 +124,12 @@ def test_chat_templates_of_both_routes_agree() -> None:
     assert llama[0]["response"]["tokens"] == []
     prompt = fixture("llama-server-v1-completion-stop.json")["request"]["prompt"]
     assert prompt == rendered
+
+
+def test_too_many_trigger_stops_become_the_paragraph_break() -> None:
+    stops = trigger_stop_strings(["wait", "but"])
+    assert fit_stops(stops, None) == stops and fit_stops(stops, len(stops)) == stops
+    assert fit_stops(stops, 4) == ["\n\n"]
+    assert fit_stops(["\n\n"], 4) == ["\n\n"]
+    with pytest.raises(VelobenchError, match="at most 1"):
+        fit_stops(["x", "y"], 1)

@@ -87,6 +87,9 @@ class ServerRecord(Strict):
     log: str | None = None
     ready_s: float | None = None
     version: str | None = None
+    max_stop_strings: int | None = Field(
+        default=None, description="stop strings one request may carry (None: any); fewer: see fit_stops"
+    )
 
 
 class ThinkReport(Strict):

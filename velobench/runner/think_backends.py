@@ -16,7 +16,8 @@ A `ThinkServer` is one model's server, spoken to in one of two protocols:
                               stop string; null or a token id for the end of sequence: vLLM; SGLang
                               calls it matched_stop), usage.completion_tokens
 
-Requests are not streamed: a piece is wanted whole. Its time is the client's wall time of the
+A server that takes fewer stop strings than the triggers need (OpenAI's API and vLLM: 4) gets
+the paragraph break alone (`fit_stops`). Requests are not streamed: a piece is wanted whole. Its time is the client's wall time of the
 request. `body`/`piece` functions are pure (tested on captured responses); `HttpThinkBackend`
 implements `velobench.runner.think.ThinkBackend` over two ThinkServers and turns a failed
 request into one line that says which model's server failed and, where velobench started it,
@@ -29,6 +30,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from velobench.analysis.think import PARAGRAPH_BREAK
 from velobench.engines.http_client import HttpClient, RequestFailed, display_url
 from velobench.errors import VelobenchError
 from velobench.proc import ServerProcess, log_tail
@@ -93,6 +95,22 @@ def openai_body(
     return body
 
 
+def fit_stops(stop: list[str], limit: int | None) -> list[str]:
+    """The stop strings to send to a server that takes at most `limit` (None: any number).
+
+    The loop's stop strings are the trigger stops ("\\n\\nWait", ...) or the paragraph break
+    alone. Too many trigger stops become the paragraph break: the server then pauses at every
+    paragraph, and the loop's peek (`ThinkLoop.open_tail`) finds a trigger word in the next
+    piece; the same texts, one more request per paragraph. OpenAI's API takes 4 stop strings,
+    as does vLLM unless VLLM_MAX_STOP_STRINGS says more.
+    """
+    if limit is None or len(stop) <= limit:
+        return stop
+    if limit >= 1 and all(s.startswith(PARAGRAPH_BREAK) for s in stop):
+        return [PARAGRAPH_BREAK]
+    raise VelobenchError(f"{len(stop)} stop strings, and the server takes at most {limit}")
+
+
 _MISSING = object()
 
 
@@ -146,6 +164,7 @@ class ThinkServer:
     name: str  # llama-server, vllm, server: for error lines
     model: str | None = None  # the served model name (openai protocol)
     process: ServerProcess | None = None
+    max_stop: int | None = None  # the most stop strings one request may carry (None: any number)
 
     def failed(self, what: str) -> VelobenchError:
         """One line for a failed request: the server's fate where it is ours, else its address."""
@@ -217,8 +236,10 @@ class HttpThinkBackend:
                     "/completion", llama_body(prompt, max_tokens, stop, sampling, seed)
                 )
                 return llama_piece(answer, time.perf_counter() - t0)
-            body = openai_body(s.model, prompt, max_tokens, stop, sampling, seed)
-            answer = s.client.post_json("/v1/completions", body)
-            return openai_piece(answer, time.perf_counter() - t0, stop)
+            sent = fit_stops(stop, s.max_stop)
+            answer = s.client.post_json(
+                "/v1/completions", openai_body(s.model, prompt, max_tokens, sent, sampling, seed)
+            )
+            return openai_piece(answer, time.perf_counter() - t0, sent)
         except RequestFailed as exc:
             raise s.failed(str(exc)) from None

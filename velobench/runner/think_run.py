@@ -19,6 +19,7 @@ stopped.
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from velobench import config, engines, environment
-from velobench.analysis.think import TestMode, ThinkRun
+from velobench.analysis.think import TestMode, ThinkRun, trigger_stop_strings
 from velobench.engines.base import Engine, ServesHttp
 from velobench.engines.http_client import HttpClient, RequestFailed, display_url
 from velobench.engines.names import EngineName
@@ -54,6 +55,7 @@ from velobench.validation import one_line
 BUILTIN = "builtin"
 PROMPT_ROOM = 1024  # default --ctx-size = --max-tokens + this (the chat-templated problem)
 DEFAULT_SERVER_TIMEOUT_S = {"server": 300.0, "vllm": 1800.0}
+OPENAI_MAX_STOP = 4  # stop strings per request: OpenAI's limit, and vLLM's default
 
 
 def builtin_problems_path() -> Path:
@@ -245,9 +247,26 @@ def prepare(raw: dict[str, Any], overrides: dict[str, Any], log_dir: Path) -> Pr
 
 
 @contextlib.contextmanager
+def environ(values: dict[str, str]) -> Iterator[None]:
+    """`values` in os.environ while a server starts (a child copies the environment at start),
+    then as before: vLLM reads VLLM_MAX_STOP_STRINGS (default 4; the triggers need more)."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+@contextlib.contextmanager
 def open_servers(prep: Prepared) -> Iterator[tuple[HttpThinkBackend, list[ServerRecord]]]:
     """Start (or connect to) each model's server once; all stopped on exit, however it ends."""
     opts = prep.setup.run
+    triggers = prep.setup.think.triggers.words
     with contextlib.ExitStack() as stack:
         servers: dict[Role, ThinkServer] = {}
         records: list[ServerRecord] = []
@@ -257,22 +276,32 @@ def open_servers(prep: Prepared) -> Iterator[tuple[HttpThinkBackend, list[Server
                 client = stack.enter_context(
                     HttpClient(r.url, api_key=prep.api_key, read_timeout_s=opts.timeout)
                 )
-                servers[role] = ThinkServer(role, client, r.protocol, "server", r.model)
+                limit = None if r.protocol == "llama" else OPENAI_MAX_STOP
+                servers[role] = ThinkServer(role, client, r.protocol, "server", r.model, max_stop=limit)
                 records.append(
                     ServerRecord(
-                        role=role, name="server", url=display_url(r.url), model=r.model, protocol=r.protocol
+                        role=role,
+                        name="server",
+                        url=display_url(r.url),
+                        model=r.model,
+                        protocol=r.protocol,
+                        max_stop_strings=limit,
                     )
                 )
                 continue
             engine = prep.engines[role]
             if not isinstance(engine, ServesHttp):
                 raise VelobenchError(f"the {engine.name} engine starts no server: velobench think needs one")
-            handle = stack.enter_context(engine.serve("vanilla", cache_prompt=True))
             protocol: Protocol = "llama" if opts.engine == "server" else "openai"
+            max_stop = None if protocol == "llama" else max(4, len(trigger_stop_strings(triggers)))
+            with environ({"VLLM_MAX_STOP_STRINGS": str(max_stop)} if max_stop else {}):
+                handle = stack.enter_context(engine.serve("vanilla", cache_prompt=True))
             client = stack.enter_context(
                 HttpClient(handle.base_url, api_key=handle.api_key, read_timeout_s=opts.timeout)
             )
-            servers[role] = ThinkServer(role, client, protocol, handle.name, handle.model, handle.process)
+            servers[role] = ThinkServer(
+                role, client, protocol, handle.name, handle.model, handle.process, max_stop=max_stop
+            )
             p = handle.process
             records.append(
                 ServerRecord(
@@ -285,6 +314,7 @@ def open_servers(prep: Prepared) -> Iterator[tuple[HttpThinkBackend, list[Server
                     log=str(p.log_path) if p else None,
                     ready_s=p.ready_s if p else None,
                     version=handle.version,
+                    max_stop_strings=max_stop,
                 )
             )
         yield HttpThinkBackend(servers["large"], servers.get("small")), records
