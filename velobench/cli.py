@@ -24,6 +24,7 @@ from velobench.errors import Interrupted, VelobenchError
 
 if TYPE_CHECKING:
     from velobench.results.load import LoadReport, Records
+    from velobench.results.think import ThinkReport
 
 # Everything else is imported inside the command that uses it: `velobench --help` and
 # `--version` load no numpy, scipy, httpx or matplotlib.
@@ -617,6 +618,7 @@ def compare_cmd(
     from velobench.report.compare import render_comparison
     from velobench.results import store as results
     from velobench.results.load import LoadReport
+    from velobench.results.schema import Report
 
     ra, rb = results.load_result(a), results.load_result(b)
     if isinstance(ra, LoadReport) or isinstance(rb, LoadReport):
@@ -634,6 +636,9 @@ def compare_cmd(
 
         wide_console(out).print(render_comparison(comp))
     else:
+        if not (isinstance(ra, Report) and isinstance(rb, Report)):
+            kinds = sorted({r.kind for r in (ra, rb) if not isinstance(r, Report)})
+            raise VelobenchError(f"compare takes run or load results, not `velobench {kinds[0]}` results")
         comp = compare_reports(ra, rb)
         check = regression
         out.print(render_comparison(comp))
@@ -742,6 +747,144 @@ def tune_cmd(
     out.print(f"runs kept in {work}")
 
 
+@app.command()
+def think(
+    large_model: Annotated[
+        str | None,
+        typer.Option(
+            "--large-model",
+            "-m",
+            help="the model that steps in: GGUF path, catalog name or hf://REPO/FILE (vLLM: also a Hugging Face id)",
+        ),
+    ] = None,
+    small_model: Annotated[
+        str | None, typer.Option("--small-model", "-d", help="the model that reasons (same forms as -m)")
+    ] = None,
+    engine: Annotated[
+        str | None,
+        typer.Option(
+            help="server = two llama-servers; vllm = two vLLM servers; remote = --large-url/--small-url "
+            "[default: remote when URLs are given, else server]"
+        ),
+    ] = None,
+    large_url: Annotated[str | None, typer.Option(help="a running server of the large model")] = None,
+    small_url: Annotated[str | None, typer.Option(help="a running server of the small model")] = None,
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            envvar="OPENAI_API_KEY", show_envvar=True, help="bearer token for the URLs (never saved)"
+        ),
+    ] = None,
+    config_file: Annotated[
+        Path | None,
+        typer.Option("--config", help="TOML laid over the defaults (prompts/think/default.toml)"),
+    ] = None,
+    test_mode: Annotated[
+        str, typer.Option(help="large = the large model alone, spec = speculative thinking, both")
+    ] = "both",
+    prompts: Annotated[
+        str,
+        typer.Option(
+            help="builtin[:CATEGORY] (problems with answers), gsm8k, aime2025, or a JSONL (prompt, answer)"
+        ),
+    ] = "builtin",
+    num_problems: Annotated[int | None, typer.Option(help="the first N problems [default: all]")] = None,
+    num_runs: Annotated[int, typer.Option(help="runs per problem and mode (seed + run)")] = 1,
+    temperature: Annotated[float | None, typer.Option(help="[default: 0.6, from the config]")] = None,
+    top_p: Annotated[float | None, typer.Option(help="[default: 0.95]")] = None,
+    top_k: Annotated[int | None, typer.Option(help="[default: 20]")] = None,
+    seed: Annotated[int | None, typer.Option(help="seed of run 0 (-1: the server's) [default: 0]")] = None,
+    segment_tokens: Annotated[
+        int | None, typer.Option(help="tokens the large model writes per intervention [default: 64]")
+    ] = None,
+    max_tokens: Annotated[
+        int | None, typer.Option(help="tokens per run, both models together [default: 32768]")
+    ] = None,
+    trigger: Annotated[
+        list[str] | None, typer.Option(help="trigger word (repeatable; replaces the config's words)")
+    ] = None,
+    threads: Annotated[int | None, typer.Option("--threads", "-t")] = None,
+    ctx_size: Annotated[
+        int | None, typer.Option("--ctx-size", "-c", help="per server [default: --max-tokens + 1024]")
+    ] = None,
+    gpu_layers: Annotated[str | None, typer.Option("--gpu-layers", "-ngl", help="large model")] = None,
+    gpu_layers_draft: Annotated[
+        str | None, typer.Option("--gpu-layers-draft", "-ngld", help="small model")
+    ] = None,
+    engine_args: Annotated[
+        str, typer.Option("--engine-args", "-x", help="extra flags for both servers")
+    ] = "",
+    llama_cpp_path: LlamaCppPath = None,
+    vllm_bin: Annotated[str | None, typer.Option(help="vllm executable or venv")] = None,
+    server_timeout: Annotated[
+        float | None, typer.Option(help="seconds a server may take to load [default: 300, vLLM 1800]")
+    ] = None,
+    timeout: Annotated[
+        float | None, typer.Option(help="seconds one request may take [default: 120 + 2 per token]")
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="result JSON (default: results/think-<time>.json)")
+    ] = None,
+) -> None:
+    """Speculative thinking: a small model reasons, the large model steps in at the turns;
+    measured against the large model alone (latency, tokens, large-model ratio, accuracy)."""
+    from velobench.runner.think_run import execute, log_dir, prepare
+
+    try:
+        extra = shlex.split(engine_args)
+    except ValueError as exc:
+        raise VelobenchError(f"--engine-args: {exc}") from exc
+    output = output or Path("results") / time.strftime("think-%Y%m%d-%H%M%S.json", time.gmtime())
+    raw = {
+        "large_model": large_model,
+        "small_model": small_model,
+        "engine": engine,
+        "large_url": large_url,
+        "small_url": small_url,
+        "api_key": api_key,
+        "config_file": str(config_file) if config_file else None,
+        "test_mode": test_mode,
+        "prompts": prompts,
+        "num_problems": num_problems,
+        "num_runs": num_runs,
+        "threads": threads,
+        "ctx_size": ctx_size,
+        "gpu_layers": gpu_layers,
+        "gpu_layers_draft": gpu_layers_draft,
+        "extra_args": extra,
+        "llama_cpp_path": str(llama_cpp_path) if llama_cpp_path else None,
+        "vllm_bin": vllm_bin,
+        "server_timeout": server_timeout,
+        "timeout": timeout,
+    }
+    overrides = {
+        "triggers": trigger or None,
+        "segment_tokens": segment_tokens,
+        "max_tokens": max_tokens,
+        "temperature": temperature,
+        "top_p": top_p,
+        "top_k": top_k,
+        "seed": seed,
+    }
+    execute(prepare(raw, overrides, log_dir(output)), output, out)
+
+
+def _think_report(rep: ThinkReport, fmt: str, output: Path | None) -> None:
+    """`velobench report` of a think result."""
+    from velobench.report.think import render as render_think
+
+    if fmt == "console" and output is not None:
+        raise VelobenchError("--output needs a file format: --format md, csv, json or html")
+    text = render_think(rep, fmt)
+    if output is None:
+        sys.stdout.write(text)
+        return
+    from velobench.results.store import write_atomic
+
+    write_atomic(output, text)
+    out.print(f"wrote {output}")
+
+
 @app.command("report")
 def report_cmd(
     path: Annotated[Path, typer.Argument(help="a result JSON, or a matrix run folder")],
@@ -769,6 +912,8 @@ def report_cmd(
         reports = [rep for rec, rep in cell_reports(load_summary(path)) if not rec.cell.baseline]
     else:
         single = results.load_result(path)
+        if isinstance(single, results.ThinkReport):
+            return _think_report(single, fmt, output)
         if not isinstance(single, Report):
             _report_load(single, fmt, output)
             return

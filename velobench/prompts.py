@@ -104,7 +104,8 @@ def _records(path: Path, lines: Iterable[str]) -> Iterable[tuple[int, dict[str, 
 
 
 def read_jsonl(path: Path, *, source: str, default_category: str = "custom") -> list[Prompt]:
-    """A user's JSONL: `prompt` required; `id` (default STEM-NNNN), `category`, `turns` optional."""
+    """A user's JSONL: `prompt` required; `id` (default STEM-NNNN), `category`, `turns` and a known
+    answer (`reference`, or `answer` as in velobench think's problems) optional."""
     try:
         lines = path.read_text().split("\n")  # not splitlines(): U+2028 and friends occur inside prompts
     except FileNotFoundError as exc:
@@ -128,7 +129,7 @@ def read_jsonl(path: Path, *, source: str, default_category: str = "custom") -> 
                 prompt=text,
                 turns=[str(t) for t in turns] if isinstance(turns, list) else None,
                 source=source,
-                reference=str(rec["reference"]) if rec.get("reference") is not None else None,
+                reference=str(ref) if (ref := rec.get("reference", rec.get("answer"))) is not None else None,
             )
         )
     return out

@@ -77,8 +77,11 @@ class Engine(Protocol):
 class ServesHttp(Protocol):
     """Server engines also hand out the server itself (load and think drive it directly)."""
 
-    def serve(self, mode: Mode, *, slots: int = 1) -> AbstractContextManager[ServerHandle]:
-        """A server for `mode` with `slots` requests served in parallel; stopped on exit."""
+    def serve(
+        self, mode: Mode, *, slots: int = 1, cache_prompt: bool = False
+    ) -> AbstractContextManager[ServerHandle]:
+        """A server for `mode` with `slots` requests served in parallel; stopped on exit. Prompt
+        (prefix) caching stays off unless `cache_prompt` (`velobench think` resends its text)."""
         ...
 
 

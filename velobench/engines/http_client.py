@@ -571,6 +571,21 @@ class HttpClient(_Base):
         except ValueError:
             raise RequestFailed(StreamFailure("bad-event", f"GET {self.where(path)}: not JSON")) from None
 
+    def post_json(self, path: str, body: Mapping[str, Any]) -> Any:
+        """`POST path` with a JSON body, not streamed; the answer as JSON. Raises RequestFailed."""
+        try:
+            r = self._http.post(path, json=dict(body))
+        except (httpx.HTTPError, OSError) as exc:
+            raise RequestFailed(self._failure(exc, path, 0)) from None
+        if r.status_code != 200:
+            raise RequestFailed(
+                self.status_failure(r.status_code, r.reason_phrase, r.content[:4096], "POST", path)
+            )
+        try:
+            return r.json()
+        except ValueError:
+            raise RequestFailed(StreamFailure("bad-event", f"POST {self.where(path)}: not JSON")) from None
+
     def models(self) -> list[str]:
         """The ids the server serves (`GET /v1/models`). Raises RequestFailed."""
         try:

@@ -53,8 +53,11 @@ OWNED_FLAGS: dict[str, str] = {
 }
 
 
-def server_argv(tool: Tool, cfg: RunConfig, mode: Mode, port: int, *, slots: int = 1) -> list[str]:
-    """llama-server's argv. `slots` parallel slots share `-c`, so it gets --ctx-size per slot."""
+def server_argv(
+    tool: Tool, cfg: RunConfig, mode: Mode, port: int, *, slots: int = 1, cache_prompt: bool = False
+) -> list[str]:
+    """llama-server's argv. `slots` parallel slots share `-c`, so it gets --ctx-size per slot.
+    Prompt caching is off unless `cache_prompt` (`velobench think` resends the growing text)."""
     if cfg.method is Method.LOOKUP:
         raise VelobenchError(
             "--method lookup runs llama-lookup (--engine cli); llama-server's equivalent is --method ngram-cache"
@@ -73,7 +76,7 @@ def server_argv(tool: Tool, cfg: RunConfig, mode: Mode, port: int, *, slots: int
     argv += ["-np", str(slots)]  # one slot: single-stream latency, no batching with other requests
     if tool.supports("--metrics"):
         argv.append("--metrics")
-    if tool.supports("--no-cache-prompt"):
+    if not cache_prompt and tool.supports("--no-cache-prompt"):
         argv.append("--no-cache-prompt")
     if cfg.threads is not None:
         argv += ["-t", str(cfg.threads)]
@@ -171,11 +174,11 @@ class LlamaServerEngine:
         return self.tool.name
 
     @contextlib.contextmanager
-    def serve(self, mode: Mode, *, slots: int = 1) -> Iterator[ServerHandle]:
+    def serve(self, mode: Mode, *, slots: int = 1, cache_prompt: bool = False) -> Iterator[ServerHandle]:
         """llama-server for `mode` on 127.0.0.1 with `slots` parallel slots of --ctx-size each, and a
         random API key for this run, passed in the environment (never on the command line)."""
         port = self.cfg.port or free_port()
-        argv = server_argv(self.tool, self.cfg, mode, port, slots=slots)
+        argv = server_argv(self.tool, self.cfg, mode, port, slots=slots, cache_prompt=cache_prompt)
         log = self.log_dir / f"llama-server-{mode}.log"
         key = secrets.token_urlsafe(24)
         kind, extra = endpoint(self.cfg)

@@ -108,7 +108,7 @@ class RemoteEngine:
         return f"{self.models[mode]} @ {display_url(self.url(mode))}"
 
     @contextlib.contextmanager
-    def serve(self, mode: Mode, *, slots: int = 1) -> Iterator[ServerHandle]:
+    def serve(self, mode: Mode, *, slots: int = 1, cache_prompt: bool = False) -> Iterator[ServerHandle]:
         extra: dict[str, Any] = {}
         yield ServerHandle(
             base_url=self.url(mode),

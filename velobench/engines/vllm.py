@@ -122,7 +122,7 @@ class VllmEngine:
     def served_name(self) -> str:
         return Path(self.cfg.main_model).name.removesuffix(".gguf") or "model"
 
-    def argv(self, mode: Mode, port: int) -> list[str]:
+    def argv(self, mode: Mode, port: int, *, cache_prompt: bool = False) -> list[str]:
         cfg = self.cfg
         opts = vllm_args.ServeOptions(
             model=self.model,
@@ -134,6 +134,7 @@ class VllmEngine:
             tensor_parallel_size=cfg.tensor_parallel_size,
             dtype=cfg.dtype,
             extra_args=tuple(cfg.extra_args),
+            prefix_caching=cache_prompt,
         )
         spec = None
         if mode == "speculative":
@@ -167,7 +168,7 @@ class VllmEngine:
         return "vllm serve"
 
     @contextlib.contextmanager
-    def serve(self, mode: Mode, *, slots: int = 1) -> Iterator[ServerHandle]:
+    def serve(self, mode: Mode, *, slots: int = 1, cache_prompt: bool = False) -> Iterator[ServerHandle]:
         port = self.cfg.port or free_port()
         key = secrets.token_urlsafe(24)
         tmp = Path(tempfile.mkdtemp(prefix="velobench-vllm-"))  # vLLM leaves a file per server in TMPDIR
@@ -180,7 +181,7 @@ class VllmEngine:
         facts = {**self.model_facts, **{f"draft_{k}": v for k, v in self.draft_facts.items()}}
         try:
             with ServerProcess(
-                self.argv(mode, port),
+                self.argv(mode, port, cache_prompt=cache_prompt),
                 port,
                 self.log_dir / f"vllm-{mode}.log",
                 name="vllm",

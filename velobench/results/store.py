@@ -2,8 +2,8 @@
 
 A reader sees the old file or the new one, never half of one. `load` reads every schema
 version this velobench knows (older ones through `results.migrate`) and rejects the rest
-with one line. `load_result` reads either kind: a `velobench run` result (`Report`) or a
-`velobench load` result (`LoadReport`, `"kind": "load"`).
+with one line. `load_result` reads every kind of result by its `kind`: a `velobench run` result
+(`Report`, no `kind`), `"load"` (`LoadReport`) and `"think"` (`ThinkReport`).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from velobench.errors import VelobenchError
 from velobench.results.load import LoadReport
 from velobench.results.migrate import migrate
 from velobench.results.schema import SCHEMA_VERSION, Report
+from velobench.results.think import ThinkReport
 from velobench.validation import one_line
 
 
@@ -48,20 +49,20 @@ def write_atomic(path: Path, data: str) -> None:
         os.close(dir_fd)
 
 
-def save(report: Report | LoadReport, path: Path) -> None:
+def save(report: Report | LoadReport | ThinkReport, path: Path) -> None:
     write_atomic(path, report.model_dump_json(indent=2) + "\n")
 
 
 def load(path: Path) -> Report:
     """Read a `velobench run` result file of any known schema version; anything else is one line."""
     result = load_result(path)
-    if isinstance(result, LoadReport):
-        raise VelobenchError(f"{path} is a `velobench load` result, not a `velobench run` result")
+    if not isinstance(result, Report):
+        raise VelobenchError(f"{path} is a `velobench {result.kind}` result, not a `velobench run` result")
     return result
 
 
-def load_result(path: Path) -> Report | LoadReport:
-    """Read a result file of either kind and any known schema version; anything else is one line."""
+def load_result(path: Path) -> Report | LoadReport | ThinkReport:
+    """Read a result file of any kind (`"kind"`: absent for `run`, "load", "think") and known version."""
     try:
         raw = json.loads(path.read_text())
     except FileNotFoundError as exc:
@@ -80,6 +81,8 @@ def load_result(path: Path) -> Report | LoadReport:
     try:
         if raw.get("kind") == "load":
             return LoadReport.model_validate(raw)
+        if raw.get("kind") == "think":
+            return ThinkReport.model_validate(raw)
         return Report.model_validate(migrate(raw))
     except ValidationError as exc:
         raise VelobenchError(f"{path}: invalid result file at {one_line(exc)}") from exc

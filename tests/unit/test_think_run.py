@@ -1,0 +1,195 @@
+"""`velobench think` wiring without servers: problems, every up-front check, the result file and
+its reports (on a real result: tests/fixtures/think/result-smollm2-every-paragraph.json, written
+by `velobench think` with SmolLM2 as both models and tests/fixtures/think/every-paragraph.toml)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from velobench.analysis.think import find_triggers, summarize_think
+from velobench.errors import VelobenchError
+from velobench.report.think import coloured_text, render, shown_run
+from velobench.results.store import load, load_result
+from velobench.results.think import ThinkReport, save_think
+from velobench.runner.think_run import PROMPT_ROOM, load_problems, prepare
+
+THINK = Path(__file__).parents[1] / "fixtures" / "think"
+RESULT = THINK / "result-smollm2-every-paragraph.json"
+LLAMA = Path(__file__).parents[1] / "fixtures" / "llama"
+
+
+def raw(**kw: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {"large_model": "large.gguf", "small_model": "small.gguf", "test_mode": "both"}
+    base.update(kw)
+    return base
+
+
+# ---------------------------------------------------------------- problems
+
+
+def test_builtin_problems_have_answers_and_categories_filter() -> None:
+    every = load_problems("builtin", None)
+    assert len(every) == 47 and all(p.reference for p in every) and every[0].id == "think-001"
+    assert [p.id for p in load_problems("builtin", 3)] == ["think-001", "think-002", "think-003"]
+    words = load_problems("builtin:word", None)
+    assert words and len(words) < 47 and all(p.source == "builtin" for p in words)
+    with pytest.raises(VelobenchError, match="no built-in think problems of category 'poetry'"):
+        load_problems("builtin:poetry", None)
+    with pytest.raises(VelobenchError, match="at least 1"):
+        load_problems("builtin", 0)
+
+
+def test_a_jsonl_with_answers(tmp_path: Path) -> None:
+    f = tmp_path / "mine.jsonl"
+    f.write_text(
+        json.dumps({"id": "a", "prompt": "1+1?", "answer": 2})
+        + "\n"
+        + json.dumps({"prompt": "2+2?", "reference": "4"})
+        + "\n"
+        + json.dumps({"prompt": "open question"})
+        + "\n"
+    )
+    got = load_problems(str(f), None)
+    assert [(p.id, p.reference) for p in got] == [("a", "2"), ("mine-0002", "4"), ("mine-0003", None)]
+
+
+# ---------------------------------------------------------------- every check before a server starts
+
+
+@pytest.mark.parametrize(
+    ("values", "overrides", "message"),
+    [
+        (raw(test_mode="fast"), {}, "unknown test mode 'fast': use large, spec or both"),
+        (raw(engine="cli"), {}, "unknown engine 'cli' for velobench think"),
+        (raw(large_model=None), {}, "needs the large model: -m LARGE"),
+        (raw(small_model=None), {}, "needs the small model: -d SMALL"),
+        (raw(engine="server", large_url="http://127.0.0.1:9"), {}, "use --engine remote"),
+        (raw(engine="remote", large_url="http://127.0.0.1:9"), {}, "needs --small-url URL"),
+        (raw(ctx_size=512), {"max_tokens": 512}, "--ctx-size 512 must exceed --max-tokens 512"),
+        (raw(), {"triggers": []}, "words is empty"),
+        (raw(), {"segment_tokens": 0}, "segment.tokens"),
+        (raw(num_runs=0), {}, "num-runs"),
+        (raw(), {}, "large model (-m) not found: large.gguf"),
+    ],
+)
+def test_bad_input_is_one_line_before_anything_starts(
+    values: dict[str, Any], overrides: dict[str, Any], message: str, tmp_path: Path
+) -> None:
+    with pytest.raises(VelobenchError) as err:
+        prepare(values, overrides, tmp_path / "logs")
+    assert message in str(err.value) and "\n" not in str(err.value)
+    assert not (tmp_path / "logs").exists()
+
+
+def test_a_config_without_triggers_is_refused(tmp_path: Path) -> None:
+    cfg = tmp_path / "none.toml"
+    cfg.write_text("[triggers]\nwords = []\n")
+    with pytest.raises(VelobenchError, match=r"none\.toml: \[triggers\] words is empty"):
+        prepare(raw(config_file=str(cfg)), {}, tmp_path / "logs")
+
+
+def test_unreachable_remote_server_is_one_line(tmp_path: Path) -> None:
+    with pytest.raises(
+        VelobenchError, match=r"cannot reach the large model's server at http://127\.0\.0\.1:9"
+    ):
+        prepare(
+            raw(
+                large_model=None,
+                small_model=None,
+                large_url="http://127.0.0.1:9",
+                small_url="http://127.0.0.1:9",
+            ),
+            {},
+            tmp_path,
+        )
+
+
+def test_large_mode_needs_no_small_model_and_ctx_defaults_to_max_tokens_plus_room(tmp_path: Path) -> None:
+    with pytest.raises(VelobenchError, match="large model") as err:
+        prepare(raw(small_model=None, test_mode="large"), {"max_tokens": 100}, tmp_path)
+    assert "small" not in str(err.value)
+    assert PROMPT_ROOM >= 512  # a chat-templated problem fits beside --max-tokens
+
+
+# ---------------------------------------------------------------- the result file and its reports
+
+
+def real_result() -> ThinkReport:
+    rep = load_result(RESULT)
+    assert isinstance(rep, ThinkReport)
+    return rep
+
+
+def test_the_result_loads_by_kind_and_round_trips(tmp_path: Path) -> None:
+    rep = real_result()
+    assert rep.kind == "think" and rep.status == "complete" and len(rep.runs) == 8
+    assert [s.role for s in rep.servers] == ["large", "small"]
+    assert all(s.command and "--no-cache-prompt" not in s.command for s in rep.servers)  # think caches
+    with pytest.raises(VelobenchError, match="is a `velobench think` result, not a `velobench run` result"):
+        load(RESULT)
+    save_think(rep, tmp_path / "copy.json")
+    again = load_result(tmp_path / "copy.json")
+    assert again == rep
+    data = json.loads((tmp_path / "copy.json").read_text())
+    assert "api_key" not in data["config"]["run"]
+
+
+def test_the_recorded_summary_is_the_summary_of_the_recorded_runs() -> None:
+    rep = real_result()
+    assert rep.summary == summarize_think(rep.runs)
+    assert rep.warnings == rep.summary.warnings
+
+
+def test_every_run_is_its_segments() -> None:
+    """The text is the segments joined, the ratio is their large tokens over all; every
+    intervention starts right after a trigger that the small model's text completed."""
+    rep = real_result()
+    words = rep.config.think.triggers.words
+    assert sum(r.interventions for r in rep.runs) >= 2
+    for r in rep.runs:
+        assert r.text == "".join(s.text for s in r.segments)
+        assert r.tokens == sum(s.tokens for s in r.segments)
+        large = sum(s.tokens for s in r.segments if s.writer == "large")
+        assert r.large_ratio is not None and 0 <= r.large_ratio <= 1
+        assert r.large_ratio == pytest.approx(large / r.tokens)
+        ends = {h.end for h in find_triggers(r.text, words)}
+        for s in r.segments:
+            if s.trigger is not None:
+                assert s.writer == "large" and r.mode == "spec" and s.start_char in ends
+                assert r.text[: s.start_char].lower().endswith("\n\n" + s.trigger)
+
+
+def test_reports_of_a_think_result() -> None:
+    rep = real_result()
+    console = render(rep, "console")
+    assert "BENCHMARK RESULTS SUMMARY" in console and "PER PROBLEM" in console
+    assert "LARGE MODEL TOKEN REDUCTION" in console
+    md = render(rep, "md")
+    assert "| speculative thinking | 4 |" in md and "## Per problem" in md
+    rows = list(csv.DictReader(io.StringIO(render(rep, "csv"))))
+    assert len(rows) == 8 and {r["mode"] for r in rows} == {"large", "spec"}
+    assert json.loads(render(rep, "json"))["kind"] == "think"
+    with pytest.raises(VelobenchError, match="unknown export format 'pdf'"):
+        render(rep, "pdf")
+
+
+def test_html_colours_one_run_by_writer() -> None:
+    rep = real_result()
+    page = render(rep, "html")
+    run = shown_run(rep)
+    assert (
+        run is not None and run.mode == "spec" and run.interventions == max(r.interventions for r in rep.runs)
+    )
+    spans = re.findall(r'<span class="(small|large)" title="[^"]*">', coloured_text(run))
+    assert spans == [s.writer for s in run.segments]
+    assert coloured_text(run) in page
+    for p in rep.summary.problems if rep.summary else []:
+        assert f"<td>{p.problem_id}</td>" in page
+    assert "Large-model ratio per problem" in page and "<script" not in page
