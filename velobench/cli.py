@@ -393,9 +393,9 @@ def load(
     dtype: Annotated[str | None, typer.Option(help="vLLM --dtype")] = None,
 ) -> None:
     """Vanilla vs speculative servers under the same concurrent load: where does speculation stop paying?"""
-    from velobench import config
+    from velobench import config, validate
+    from velobench.runner.load import OWNED_HINTS, execute_load
     from velobench.runner.load import default_output as load_output
-    from velobench.runner.load import execute_load
     from velobench.runner.load_plan import load_options
 
     opts = load_options(
@@ -454,7 +454,10 @@ def load(
         tensor_parallel_size=tensor_parallel_size,
         dtype=dtype,
     )
-    execute_load(cfg, opts, output or load_output(), out)
+    output = output or load_output()
+    # every check before a server starts: a folder or /proc as -o, owned -x flags, models, prompts
+    validate.preflight(cfg, output, hints=OWNED_HINTS)
+    execute_load(cfg, opts, output, out)
 
 
 @app.command()
@@ -828,6 +831,7 @@ def think(
 ) -> None:
     """Speculative thinking: a small model reasons, the large model steps in at the turns;
     measured against the large model alone (latency, tokens, large-model ratio, accuracy)."""
+    from velobench import validate
     from velobench.runner.think_run import execute, log_dir, prepare
 
     try:
@@ -835,6 +839,7 @@ def think(
     except ValueError as exc:
         raise VelobenchError(f"--engine-args: {exc}") from exc
     output = output or Path("results") / time.strftime("think-%Y%m%d-%H%M%S.json", time.gmtime())
+    validate.check_output(output)  # a folder, /proc or a read-only place is one line before any server
     raw = {
         "large_model": large_model,
         "small_model": small_model,

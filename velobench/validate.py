@@ -26,7 +26,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -164,10 +164,18 @@ def owned_flags(cfg: RunConfig) -> Mapping[str, str]:
     return {**CLI_FLAGS, **SERVER_FLAGS}  # auto: either may run it
 
 
-def check_engine_args(cfg: RunConfig) -> None:
-    """No -x flag may override what velobench sets itself (`--host 0.0.0.0` would win otherwise)."""
+def check_engine_args(cfg: RunConfig, hints: Mapping[str, str] | None = None) -> None:
+    """No -x flag may override what velobench sets itself (`--host 0.0.0.0` would win otherwise).
+
+    `hints`: a command's own reason for some of those flags (`velobench load` sets `-np`).
+    """
     owned = owned_flags(cfg)
-    for arg in cfg.extra_args:
+    check_flags(cfg.extra_args, {**owned, **{k: v for k, v in (hints or {}).items() if k in owned}})
+
+
+def check_flags(extra: Sequence[str], owned: Mapping[str, str]) -> None:
+    """The first of `extra` (`--flag` or `--flag=value`) that is in `owned` is one line with its hint."""
+    for arg in extra:
         flag = arg.split("=", 1)[0]
         if flag in owned:
             raise VelobenchError(f"-x {flag}: {owned[flag]}")
@@ -258,16 +266,23 @@ def check_engine(cfg: RunConfig) -> None:
 # ------------------------------------------------------------------ all of it
 
 
-def preflight(cfg: RunConfig, output: Path | None = None, *, kind: OutputKind = "file") -> None:
+def preflight(
+    cfg: RunConfig,
+    output: Path | None = None,
+    *,
+    kind: OutputKind = "file",
+    hints: Mapping[str, str] | None = None,
+) -> None:
     """Every check that needs no network, no build and no child process, in one fixed order.
 
-    `output`: the result file (`kind="file"`) or the run folder (`kind="folder"`), if any.
+    `output`: the result file (`kind="file"`) or the run folder (`kind="folder"`), if any;
+    `hints`: the command's own reasons for owned -x flags (see `check_engine_args`).
     """
     if output is not None:
         check_output(output, kind)
     if cfg.llama_cpp_path is not None and not Path(cfg.llama_cpp_path).expanduser().is_dir():
         raise VelobenchError(f"--llama-cpp-path {cfg.llama_cpp_path}: not a directory")
-    check_engine_args(cfg)
+    check_engine_args(cfg, hints)
     check_prompts(cfg)
     check_models(cfg)
     check_engine(cfg)

@@ -8,7 +8,7 @@ real ones, so late validation cannot hide behind "binary not found"; anything ve
 to its cache (probed --help, crash logs) goes to the private one.
 
 Cases run in parallel (a thread pool over subprocesses) once per session; each is reported
-as its own test. The commands `load` and `think` are not in this velobench yet: see TODO_LOAD_THINK.
+as its own test.
 """
 
 from __future__ import annotations
@@ -36,18 +36,8 @@ SMOL = REAL_CACHE / "models" / "smollm2-135m-instruct-q4_1.gguf"
 GEMMA = REAL_CACHE / "models" / "gemma-3-270m-q4_k_m.gguf"
 RESULT = FIXTURES / "reports" / "smollm2-135m-selfdraft-server.json"
 
+
 # For the lead, once `load` and `think` exist (each must call validate.preflight first):
-TODO_LOAD_THINK = [
-    "load -m MISSING.gguf                      -> 2, 'main model not found'",
-    "load -o FOLDER / -o /proc/x.json          -> 2, 'is a folder' / 'cannot write in /proc'",
-    "load -x '--host 0.0.0.0' / -x '-np 8'     -> 2, '-x --host: velobench binds servers to 127.0.0.1 only'",
-    "load --concurrency 0 / --rate -1 / --duration 0 -> 2, one line naming the option",
-    "load --prompts BINARY.jsonl               -> 2, 'not a UTF-8 text file'",
-    "think -m MISSING.gguf, think -o FOLDER, think -x '--port 1' -> 2, as for run",
-    "think --prompt-file BINARY                -> 2, 'not UTF-8 text'",
-]
-
-
 def gguf_nested_arrays(depth: int) -> bytes:
     """A GGUF header whose one key is an array of arrays … `depth` deep (llama.cpp rejects any nesting)."""
     key = b"velobench.nested"
@@ -115,6 +105,8 @@ class Case:
 
 S = str(SMOL)
 RUN = ["run", "-m", S, "-d", S]
+LOAD = ["load", "-m", S, "-d", S]
+THINK = ["think", "-m", S, "-d", S]
 BIN = b"\xff\xfe\x00\x01binary\x00" * 8
 MATRIX_MISSING_MODEL = (
     MATRIX_OK_HEAD + "[[pairs]]\ntarget = 'missing.gguf'\n[[methods]]\nmethod = 'ngram-simple'\n"
@@ -435,6 +427,42 @@ CASES = [
     Case("bins-vllm-device", ["bins", "vllm", "--device", "tpu"], "--device tpu: choose cpu or cuda"),
     Case("bins-unknown-command", ["bins", "nope"], "No such command 'nope'"),
     Case("top-unknown-command", ["nope"], "No such command 'nope'"),
+    # ---- load: every check before a server starts
+    Case("load-missing-main", ["load", "-m", "MISSING.gguf", "-d", S], "main model not found: MISSING.gguf"),
+    Case("load-no-draft", ["load", "-m", S], "needs a draft model"),
+    Case("load-output-folder", [*LOAD, "-o", "fold"], "is a folder", setup=folders("fold")),
+    Case("load-output-proc", [*LOAD, "-o", "/proc/x.json"], "cannot write in /proc"),
+    Case("load-host", [*LOAD, "-x", "--host 0.0.0.0"], "-x --host: velobench binds servers to 127.0.0.1"),
+    Case("load-slots", [*LOAD, "-x", "-np 8"], "-x -np: velobench load gives llama-server one slot"),
+    Case("load-concurrency-zero", [*LOAD, "--concurrency", "0"], "--concurrency must be a whole number > 0"),
+    Case("load-rate-negative", [*LOAD, "--rate", "-1"], "request rate must be > 0"),
+    Case("load-duration-zero", [*LOAD, "--duration", "0"], "--duration must be a positive number"),
+    Case(
+        "load-prompts-binary",
+        [*LOAD, "--prompts", "p.jsonl"],
+        "not a UTF-8 text file",
+        setup=files(**{"p.jsonl": BIN}),
+    ),
+    # ---- think: every check before a server starts
+    Case("think-missing-large", ["think", "-m", "MISSING.gguf", "-d", S], "large model (-m) not found"),
+    Case("think-no-small", ["think", "-m", S], "needs the small model"),
+    Case("think-output-folder", [*THINK, "-o", "fold"], "is a folder", setup=folders("fold")),
+    Case("think-output-proc", [*THINK, "-o", "/proc/x.json"], "cannot write in /proc"),
+    Case("think-port", [*THINK, "-x", "--port=1"], "-x --port: velobench think picks a free port"),
+    Case("think-no-cache", [*THINK, "-x", "--no-cache-prompt"], "keeps prompt caching on"),
+    Case("think-draft-flag", [*THINK, "-x", "--draft-max 3"], "servers run no draft model"),
+    Case(
+        "think-remote-extra",
+        ["think", "--large-url", "http://127.0.0.1:9", "--small-url", "http://127.0.0.1:9", "-x", "-t 2"],
+        "-x/--engine-args is for servers velobench starts",
+    ),
+    Case("think-runs-zero", [*THINK, "--num-runs", "0"], "num-runs"),
+    Case(
+        "think-prompts-binary",
+        [*THINK, "--prompts", "p.jsonl"],
+        "not a UTF-8 text file",
+        setup=files(**{"p.jsonl": BIN}),
+    ),
 ]
 
 
@@ -508,6 +536,8 @@ def test_the_table_is_large_and_covers_every_command() -> None:
         "models list",
         "models pull",
         "models inspect",
+        "load",
+        "think",
     }
     assert want | {"bins list", "bins build", "bins vllm"} <= commands
 

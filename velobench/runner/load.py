@@ -57,6 +57,15 @@ CHAT_TEMPLATE_MARGIN = 64  # tokens a chat template may add around a prompt
 DIED_CHECK_S = 1.0  # after a failed request, how long to watch for the server's exit
 
 
+# -x flags velobench load sets itself for its own reason (`validate.check_engine_args`).
+OWNED_HINTS: dict[str, str] = {
+    **dict.fromkeys(
+        ("-np", "--parallel"),
+        "velobench load gives llama-server one slot per request in flight (--concurrency)",
+    ),
+}
+
+
 def default_output() -> Path:
     return Path("results") / time.strftime("load-%Y%m%d-%H%M%S.json", time.gmtime())
 

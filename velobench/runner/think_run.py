@@ -50,6 +50,7 @@ from velobench.results.think import (
 from velobench.runner.think import Problem, Role, ThinkLoop, first_problems, parse_test_mode
 from velobench.runner.think_backends import HttpThinkBackend, Protocol, ThinkServer, answers_apply_template
 from velobench.think_config import ThinkConfig, load_think_config, with_overrides
+from velobench.validate import check_flags
 from velobench.validation import one_line
 
 BUILTIN = "builtin"
@@ -83,6 +84,28 @@ def load_problems(spec: str, num_problems: int | None) -> list[ThinkProblem]:
     chosen = first_problems([Problem(p.id, p.prompt, p.reference) for p in prompts], num_problems)
     sources = {p.id: p.source for p in prompts}
     return [ThinkProblem(id=p.id, text=p.text, reference=p.reference, source=sources[p.id]) for p in chosen]
+
+
+def owned_flags(engine: str) -> dict[str, str]:
+    """-x flags velobench think sets itself on the servers it starts (flag → one-line reason)."""
+    from velobench.engines.llama_args import N_MAX_FLAGS, N_MIN_FLAGS, P_MIN_FLAGS
+    from velobench.engines.llama_server import OWNED_FLAGS as SERVER_FLAGS
+    from velobench.engines.vllm import OWNED_FLAGS as VLLM_FLAGS
+
+    caching = "velobench think keeps prompt caching on (every request resends the text so far)"
+    no_draft = "velobench think's servers run no draft model (-d is the small model, in its own server)"
+    hints = {
+        **dict.fromkeys(("-np", "--parallel"), "velobench think sends each server one request at a time"),
+        **dict.fromkeys(("--cache-prompt", "--no-cache-prompt"), caching),
+        **dict.fromkeys(("--enable-prefix-caching", "--no-enable-prefix-caching"), caching),
+        **dict.fromkeys(("-m", "--model"), "use -m/--large-model and -d/--small-model"),
+        **dict.fromkeys(("-md", "--model-draft", *N_MAX_FLAGS, *N_MIN_FLAGS, *P_MIN_FLAGS), no_draft),
+        "--spec-type": no_draft,
+        "--speculative-config": no_draft,
+        "--port": "velobench think picks a free port for each server",
+    }
+    owned = {"server": SERVER_FLAGS, "vllm": VLLM_FLAGS}.get(engine, {})
+    return {flag: hints.get(flag, why) for flag, why in owned.items()}
 
 
 def role_config(opts: ThinkOptions, cfg: ThinkConfig, role: Role) -> config.RunConfig:
@@ -197,6 +220,11 @@ def prepare(raw: dict[str, Any], overrides: dict[str, Any], log_dir: Path) -> Pr
             "timeout": raw.get("timeout") or 120.0 + 2.0 * max_tokens,
         }
     )
+    if engine == "remote" and opts.extra_args:
+        raise VelobenchError(
+            "-x/--engine-args is for servers velobench starts; --large-url/--small-url are running"
+        )
+    check_flags(opts.extra_args, owned_flags(engine))  # before any model is resolved or fetched
     problems = load_problems(opts.prompts, opts.num_problems)
     api_key = opts.api_key.get_secret_value() if opts.api_key else None
     made: dict[Role, Engine] = {}
