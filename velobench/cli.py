@@ -217,60 +217,11 @@ def run(
     from velobench import config, validate
     from velobench.runner.run import execute, log_dir
 
-    try:
-        extra = shlex.split(engine_args)
-    except ValueError as exc:
-        raise VelobenchError(f"--engine-args: {exc}") from exc
     if prompt_file is not None:
         prompt = validate.read_text_file(prompt_file, "prompt file")
         if not prompt.strip():
             raise VelobenchError(f"prompt file {prompt_file} is empty")
-    cfg = config.build(
-        main_model=main_model,
-        draft_model=draft_model,
-        method=method,
-        spec_impl=spec_impl,
-        n_draft=n_draft,
-        draft_p_min=draft_p_min,
-        n_predict=n_predict,
-        prompt=prompt,
-        prompt_file=str(prompt_file) if prompt_file else None,
-        iterations=iterations,
-        warmup=warmup,
-        threads=threads,
-        ctx_size=ctx_size,
-        temp=temp,
-        seed=seed,
-        gpu_layers=gpu_layers,
-        gpu_layers_draft=gpu_layers_draft,
-        skip_vanilla=skip_vanilla,
-        skip_speculative=skip_speculative,
-        extra_args=extra,
-        prompts=prompts,
-        num_prompts=num_prompts,
-        prompt_seed=prompt_seed,
-        categories=category,
-        chat=chat,
-        engine=engine,
-        llama_cpp_path=str(llama_cpp_path) if llama_cpp_path else None,
-        port=port,
-        timeout=timeout,
-        server_timeout=server_timeout,
-        ceiling=ceiling,
-        server_url=server_url,
-        baseline_url=baseline_url,
-        served_model=served_model,
-        api_key=api_key,
-        vllm_bin=vllm_bin,
-        max_model_len=max_model_len,
-        gpu_memory_utilization=gpu_memory_utilization,
-        tensor_parallel_size=tensor_parallel_size,
-        dtype=dtype,
-        draft_tp=draft_tp,
-        ngram_min=ngram_min,
-        ngram_max=ngram_max,
-        telemetry=telemetry,
-    )
+    cfg = config.from_options(locals())
     output = output or default_output()
     validate.preflight(cfg, output)  # every check before any lookup, download, build or child
     if dry_run:
@@ -394,7 +345,7 @@ def load(
 ) -> None:
     """Vanilla vs speculative servers under the same concurrent load: where does speculation stop paying?"""
     from velobench import config, validate
-    from velobench.runner.load import OWNED_HINTS, execute_load
+    from velobench.runner.load import OWNED_HINTS, check_engine, execute_load
     from velobench.runner.load import default_output as load_output
     from velobench.runner.load_plan import load_options
 
@@ -414,49 +365,10 @@ def load(
         seed=seed,
         stop_on_saturation=stop_on_saturation,
     )
-    try:
-        extra = shlex.split(engine_args)
-    except ValueError as exc:
-        raise VelobenchError(f"--engine-args: {exc}") from exc
-    cfg = config.build(
-        main_model=main_model,
-        draft_model=draft_model,
-        method=method,
-        n_draft=n_draft,
-        draft_p_min=draft_p_min,
-        n_predict=n_predict,
-        prompts=prompts,
-        num_prompts=num_prompts,
-        prompt_seed=prompt_seed,
-        categories=category,
-        chat=chat,
-        threads=threads,
-        ctx_size=ctx_size,
-        temp=temp,
-        seed=seed,
-        gpu_layers=gpu_layers,
-        gpu_layers_draft=gpu_layers_draft,
-        skip_vanilla=skip_vanilla,
-        skip_speculative=skip_speculative,
-        extra_args=extra,
-        engine=engine,
-        llama_cpp_path=str(llama_cpp_path) if llama_cpp_path else None,
-        port=port,
-        timeout=timeout,
-        server_timeout=server_timeout,
-        server_url=server_url,
-        baseline_url=baseline_url,
-        served_model=served_model,
-        api_key=api_key,
-        vllm_bin=vllm_bin,
-        max_model_len=max_model_len,
-        gpu_memory_utilization=gpu_memory_utilization,
-        tensor_parallel_size=tensor_parallel_size,
-        dtype=dtype,
-    )
+    cfg = config.from_options(locals())
     output = output or load_output()
-    # every check before a server starts: a folder or /proc as -o, owned -x flags, models, prompts
-    validate.preflight(cfg, output, hints=OWNED_HINTS)
+    # every check before a server starts: the engine, -o a folder or /proc, -x flags, models, prompts
+    validate.preflight(check_engine(cfg), output, hints=OWNED_HINTS)
     execute_load(cfg, opts, output, out)
 
 

@@ -8,7 +8,9 @@ that reproduces it, from each field's `flag` (so the two cannot drift apart).
 from __future__ import annotations
 
 import shlex
+from collections.abc import Mapping
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
@@ -182,6 +184,26 @@ def build(**values: Any) -> RunConfig:
         return RunConfig.model_validate({k: v for k, v in values.items() if v is not None})
     except ValidationError as exc:
         raise VelobenchError(one_line(exc, option_style=True)) from exc
+
+
+def from_options(options: Mapping[str, Any]) -> RunConfig:
+    """The RunConfig of a command's options, given by parameter name (a command passes `locals()`).
+
+    Parameters named like a RunConfig field are taken as they are (paths as text); two CLI
+    spellings are translated: `engine_args` (one shell string) → `extra_args`, `category` →
+    `categories`. Every other parameter (a command's own, e.g. `--concurrency`) is left out.
+    """
+    values = {
+        k: str(v) if isinstance(v, Path) else v for k, v in options.items() if k in RunConfig.model_fields
+    }
+    if options.get("engine_args"):
+        try:
+            values["extra_args"] = shlex.split(options["engine_args"])
+        except ValueError as exc:
+            raise VelobenchError(f"--engine-args: {exc}") from exc
+    if "category" in options:
+        values["categories"] = options["category"]
+    return build(**values)
 
 
 def to_argv(cfg: RunConfig, output: str | None = None) -> list[str]:
