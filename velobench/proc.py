@@ -21,7 +21,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -143,6 +143,67 @@ def supervised(
         yield proc
     finally:
         stop_process(proc)
+
+
+# The watchdog: reads the group to guard (one line), waits for EOF on stdin (the pipe's write
+# end lives only in velobench, so EOF means velobench is gone, however it died), then
+# SIGTERM → grace → SIGKILL to that group, unless it is gone already.
+_WATCHDOG = """
+import os, signal, sys, time
+grace, line = float(sys.argv[1]), sys.stdin.buffer.readline()
+while sys.stdin.buffer.read(1):
+    pass
+for sig in (signal.SIGTERM, signal.SIGKILL) if line.strip() else ():
+    try:
+        os.killpg(int(line), sig)
+    except OSError:
+        break
+    end = time.monotonic() + grace
+    while time.monotonic() < end:
+        try:
+            os.killpg(int(line), 0)
+        except OSError:
+            sys.exit(0)
+        time.sleep(0.1)
+"""
+
+
+@contextmanager
+def group_watchdog(grace_s: float = 10.0) -> Iterator[Callable[[int], None]]:
+    """A small process that stops a process group when velobench dies, even by SIGKILL.
+
+    PR_SET_PDEATHSIG reaches only the direct child; a server's own workers (vLLM's engine core)
+    are its children, and a server slow over its SIGTERM leaves them behind. Enter this before
+    starting the child and call the function it yields with the child's pid (= its group). The
+    watchdog holds the read end of a pipe whose write end only velobench holds: EOF means
+    velobench is gone. Leaving the block (after the child was stopped) closes the pipe and the
+    watchdog exits at once, finding the group gone.
+    """
+    read_end, write_end = os.pipe()
+    try:
+        dog = subprocess.Popen(
+            [sys.executable, "-c", _WATCHDOG, str(grace_s)],
+            stdin=read_end,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            cwd="/",
+            start_new_session=True,  # not in velobench's group: a Ctrl-C must not reach it
+        )
+    except BaseException:
+        os.close(write_end)
+        raise
+    finally:
+        os.close(read_end)
+
+    def watch(pgid: int) -> None:
+        os.write(write_end, f"{pgid}\n".encode())
+
+    try:
+        yield watch
+    finally:
+        os.close(write_end)
+        with suppress(subprocess.TimeoutExpired):
+            dog.wait(timeout=grace_s * 2 + 5)
 
 
 class DeadlinePassed(VelobenchError):
@@ -276,9 +337,13 @@ class ServerProcess:
         self._log.flush()
         started = time.monotonic()
         self._stack = ExitStack()
+        # entered before the child, so left after it: `supervised` stops the group on every exit
+        # Python sees; the watchdog covers the one it does not (velobench killed by SIGKILL)
+        watch = self._stack.enter_context(group_watchdog())
         self.process = self._stack.enter_context(
             supervised(self.argv, stdout=self._log, stderr=subprocess.STDOUT, env=self.env)
         )
+        watch(self.process.pid)
         self.wait_ready(started)
 
     def wait_ready(self, started: float) -> None:
