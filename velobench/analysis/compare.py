@@ -8,13 +8,14 @@ Welch's two-sided t-test. A difference counts only at p < 0.05.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
 from velobench.analysis import stats
+from velobench.environment import Environment
 from velobench.errors import VelobenchError
 from velobench.results.schema import ModeResult, Report
 
@@ -190,14 +191,19 @@ def _describe(r: Report) -> str:
     return f"{Path(cfg.main_model).name}{draft}, {cfg.engine}, n_draft {cfg.n_draft} ({r.timestamp})"
 
 
-def _differences(a: Report, b: Report) -> list[str]:
-    """Settings and machine facts that differ: `field: A → B`."""
+def differences(
+    settings: Iterable[tuple[str, dict[str, Any], dict[str, Any]]], ea: Environment, eb: Environment
+) -> list[str]:
+    """Settings and machine facts that differ, as `field: A → B` lines.
+
+    `settings`: (prefix, A's settings, B's settings) per group, e.g. ("", config, config) and
+    ("load.", load options, load options); `ea`, `eb`: the two machines.
+    """
     out = []
-    ca, cb = a.config.model_dump(mode="json"), b.config.model_dump(mode="json")
-    for key in ca:
-        if ca[key] != cb.get(key):
-            out.append(f"{key}: {ca[key]!r} → {cb.get(key)!r}")
-    ea, eb = a.environment, b.environment
+    for prefix, da, db in settings:
+        for key in da:
+            if da[key] != db.get(key):
+                out.append(f"{prefix}{key}: {da[key]!r} → {db.get(key)!r}")
     for key, va, vb in (
         ("hostname", ea.hostname, eb.hostname),
         ("cpu_model", ea.cpu_model, eb.cpu_model),
@@ -207,6 +213,15 @@ def _differences(a: Report, b: Report) -> list[str]:
         if va != vb:
             out.append(f"{key}: {va!r} → {vb!r}")
     return out
+
+
+def _differences(a: Report, b: Report) -> list[str]:
+    """Settings and machine facts that differ between two run results: `field: A → B`."""
+    return differences(
+        [("", a.config.model_dump(mode="json"), b.config.model_dump(mode="json"))],
+        a.environment,
+        b.environment,
+    )
 
 
 def compare_reports(a: Report, b: Report) -> Comparison:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from velobench.analysis.compare import Comparison, MetricComparison, _from_samples
+from velobench.analysis.compare import Comparison, MetricComparison, _from_samples, differences
 from velobench.analysis.load import _latencies
 from velobench.errors import VelobenchError
 from velobench.results.load import LoadReport, Records
@@ -20,23 +20,15 @@ LATENCIES = (("TTFT", "ttft"), ("TPOT", "tpot"), ("e2e", "e2e"))
 
 
 def _differences(a: LoadReport, b: LoadReport) -> list[str]:
-    out = []
-    for what, da, db in (
-        ("", a.config.model_dump(mode="json"), b.config.model_dump(mode="json")),
-        ("load.", a.load.model_dump(mode="json"), b.load.model_dump(mode="json")),
-    ):
-        for key in da:
-            if da[key] != db.get(key):
-                out.append(f"{what}{key}: {da[key]!r} → {db.get(key)!r}")
-    ea, eb = a.environment, b.environment
-    for key, va, vb in (
-        ("hostname", ea.hostname, eb.hostname),
-        ("cpu_model", ea.cpu_model, eb.cpu_model),
-        ("gpus", [g.name for g in ea.gpus], [g.name for g in eb.gpus]),
-    ):
-        if va != vb:
-            out.append(f"{key}: {va!r} → {vb!r}")
-    return out
+    """Settings (run and load options) and machine facts that differ: `field: A → B`."""
+    return differences(
+        [
+            ("", a.config.model_dump(mode="json"), b.config.model_dump(mode="json")),
+            ("load.", a.load.model_dump(mode="json"), b.load.model_dump(mode="json")),
+        ],
+        a.environment,
+        b.environment,
+    )
 
 
 def compare_load(
