@@ -93,6 +93,23 @@ def test_the_cli_engine_runs_every_program_from_the_2025_build(b2025: Path, smol
     assert van.iterations[0].generated_tokens >= 15
 
 
+def test_all_gpu_layers_run_on_the_2025_build_as_a_count(b2025: Path, smol: Path, work: Path) -> None:
+    # this build rejects `-ngl all` itself (tests/fixtures/llama-2025/cli-ngl-all.stderr)
+    done = velobench(
+        "run", "--engine", "cli", "-l", str(b2025), "-m", str(smol), "-d", str(smol), "-n", "8", "-i", "1",
+        "-c", "512", "-t", "2", "-ngl", "all", "-ngld", "all", "--no-ceiling", "-o", "g.json", cwd=work,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    rep = results.load(work / "g.json")
+    assert rep.config.gpu_layers == "all"  # what the user asked for, recorded as asked
+    spec = rep.modes["speculative"].iterations[0].command.split()
+    assert spec[spec.index("-ngl") + 1] == "999" and spec[spec.index("-ngld") + 1] == "999"
+    refused = velobench("run", "--engine", "cli", "-l", str(b2025), "-m", str(smol), "-d", str(smol),
+                        "-ngl", "auto", "-o", "h.json", cwd=work)  # fmt: skip
+    assert refused.returncode == 2 and "takes a layer count only" in refused.stderr
+    assert not (work / "h.json").exists()
+
+
 def test_auto_picks_the_cli_engine_for_the_2025_build(b2025: Path, smol: Path, work: Path) -> None:
     done = velobench("run", "-l", str(b2025), "-m", str(smol), "-d", str(smol), "--dry-run", cwd=work)
     assert done.returncode == 0, done.stderr

@@ -84,11 +84,19 @@ def test_ngram_spec_types_need_a_2026_build() -> None:
         CliSession(tool, cfg(method=Method.NGRAM_SIMPLE, draft_model=None), "speculative").argv(P)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="velobench passes -ngl all through; this build rejects it (cli-ngl-all.stderr): lead to fix",
-)
-def test_gpu_layers_all_is_refused_before_running_a_2025_build() -> None:
+def test_gpu_layers_all_becomes_a_count_for_a_2025_build() -> None:
+    # the real May 2025 llama-cli rejects `-ngl all` (captured); velobench passes a count instead
     assert 'error while handling argument "-ngl": stoi' in (LLAMA_2025 / "cli-ngl-all.stderr").read_text()
-    with pytest.raises(VelobenchError, match="-ngl"):
-        CliSession(tool_2025("llama-cli"), cfg(gpu_layers="all"), "vanilla").argv(P)
+    argv = CliSession(tool_2025("llama-cli"), cfg(gpu_layers="all", gpu_layers_draft="all"), "vanilla").argv(
+        P
+    )
+    assert argv[argv.index("-ngl") + 1] == "999"
+    spec = CliSession(
+        tool_2025("llama-speculative-simple"), cfg(gpu_layers="all", gpu_layers_draft="all"), "speculative"
+    ).argv(P)
+    assert spec[spec.index("-ngl") + 1] == "999" and spec[spec.index("-ngld") + 1] == "999"
+
+
+def test_gpu_layers_auto_is_refused_before_running_a_2025_build() -> None:
+    with pytest.raises(VelobenchError, match=r"-ngl auto: llama-cli .* takes a layer count only"):
+        CliSession(tool_2025("llama-cli"), cfg(gpu_layers="auto"), "vanilla").argv(P)

@@ -67,6 +67,22 @@ def need(tool: Tool, flags: tuple[str, ...], what: str) -> str:
     return flag
 
 
+def gpu_layers_value(tool: Tool, value: str, option: str = "-ngl") -> str:
+    """`value` of -ngl/-ngld as this build takes it.
+
+    Builds from before llama.cpp's automatic fitting (no `--fit`, e.g. May 2025) read the value
+    as a count only: `all` becomes 999 (llama.cpp offloads at most every layer, so any larger
+    count means all), and `auto`, which such a build has no way to say, is one line.
+    """
+    if value not in ("all", "auto") or tool.supports("--fit"):
+        return value
+    if value == "all":
+        return "999"
+    raise VelobenchError(
+        f"{option} auto: {tool.name} ({tool.version}) takes a layer count only (it predates 'auto'); give a number or all"
+    )
+
+
 def speculative_args(tool: Tool, cfg: RunConfig, *, uses_spec_type: bool) -> list[str]:
     """Draft length, draft model and its settings, or the n-gram spec type.
 
@@ -90,7 +106,10 @@ def speculative_args(tool: Tool, cfg: RunConfig, *, uses_spec_type: bool) -> lis
         elif cfg.draft_p_min != 0.0:
             need(tool, P_MIN_FLAGS, "--draft-p-min")
         if cfg.gpu_layers_draft is not None:
-            argv += [need(tool, NGLD_FLAGS, "-ngld/--gpu-layers-draft"), cfg.gpu_layers_draft]
+            argv += [
+                need(tool, NGLD_FLAGS, "-ngld/--gpu-layers-draft"),
+                gpu_layers_value(tool, cfg.gpu_layers_draft, "-ngld"),
+            ]
     elif uses_spec_type:
         if not tool.supports("--spec-type"):
             raise VelobenchError(

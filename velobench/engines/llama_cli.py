@@ -36,6 +36,7 @@ from velobench.engines.llama_args import (
     LLAMA_OWNED_FLAGS,
     binary_info,
     extra_args,
+    gpu_layers_value,
     llama_cpp_can_run,
     llama_cpp_dir,
     speculative_args,
@@ -98,7 +99,7 @@ def common_args(tool: Tool, cfg: RunConfig, prompt_args: list[str]) -> list[str]
     if cfg.threads is not None:
         argv += ["-t", str(cfg.threads)]
     if cfg.gpu_layers is not None:
-        argv += ["-ngl", cfg.gpu_layers]
+        argv += ["-ngl", gpu_layers_value(tool, cfg.gpu_layers)]
     if tool.supports("--ignore-eos"):
         argv.append("--ignore-eos")
     return argv

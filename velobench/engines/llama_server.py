@@ -28,6 +28,7 @@ from velobench.engines.llama_args import (
     LLAMA_OWNED_FLAGS,
     binary_info,
     extra_args,
+    gpu_layers_value,
     llama_cpp_can_run,
     llama_cpp_dir,
     speculative_args,
@@ -81,7 +82,7 @@ def server_argv(
     if cfg.threads is not None:
         argv += ["-t", str(cfg.threads)]
     if cfg.gpu_layers is not None:
-        argv += ["-ngl", cfg.gpu_layers]
+        argv += ["-ngl", gpu_layers_value(tool, cfg.gpu_layers)]
     if mode == "speculative":
         argv += speculative_args(tool, cfg, uses_spec_type=True)
     return [*argv, *extra_args(tool, cfg)]
