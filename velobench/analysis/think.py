@@ -34,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from scipy import stats as sps
 
 from velobench.analysis.stats import Ratio, Summary, ratio_of_means, summarize
+from velobench.validation import Strict
 
 PARAGRAPH_BREAK = "\n\n"
 
@@ -227,10 +228,6 @@ def is_correct(answer: str | None, reference: str | None) -> bool | None:
 
 
 # ---------------------------------------------------------------- result records
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class ThinkSegment(Strict):
