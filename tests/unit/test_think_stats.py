@@ -175,6 +175,12 @@ def test_one_mode_only_and_warnings() -> None:
     slow = [r.model_copy(update={"latency_s": r.latency_s * (8 if r.mode == "spec" else 1)}) for r in _runs()]
     codes = {w.code for w in summarize_think(slow).warnings}
     assert ThinkWarningCode.SPEC_SLOWER in codes
+    # 2% slower (spec was 2x faster), well within the spread: "not significant", never "slower"
+    near = [
+        r.model_copy(update={"latency_s": r.latency_s * (2.04 if r.mode == "spec" else 1)}) for r in _runs()
+    ]
+    codes = {w.code for w in summarize_think(near).warnings}
+    assert ThinkWarningCode.SPEC_SLOWER not in codes and ThinkWarningCode.NO_SIGNIFICANT_SPEEDUP in codes
 
 
 def test_console_summary_has_the_seed_tools_shape() -> None:

@@ -634,12 +634,13 @@ def think_warnings(
         )
     s = summary.speedup
     if s is not None:
-        if s.ratio < 1:
+        significant = s.p_value is not None and s.p_value < significance
+        if s.ratio < 1 and significant:  # not significant: the warning below says so instead
             warn(
                 ThinkWarningCode.SPEC_SLOWER,
-                f"speculative thinking is slower than the large model alone ({s.ratio:.2f}x)",
+                f"speculative thinking is slower than the large model alone ({s.ratio:.2f}x, Welch p = {s.p_value:.3g})",
             )
-        if s.p_value is not None and s.p_value >= significance:
+        if s.p_value is not None and not significant:
             warn(
                 ThinkWarningCode.NO_SIGNIFICANT_SPEEDUP,
                 f"the latency difference is not significant (Welch p = {s.p_value:.3g})",
