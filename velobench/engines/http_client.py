@@ -175,8 +175,9 @@ def sse_events(lines: Iterable[str]) -> list[SseEvent]:
     return [*out, last] if last is not None else out
 
 
-def one_line(text: str, limit: int = 200) -> str:
-    """`text` on one line, at most `limit` characters."""
+def _flatten(text: str, limit: int = 200) -> str:
+    """`text` on one line, at most `limit` characters (a server's words; pydantic errors go
+    through `validation.one_line`)."""
     flat = " ".join(text.split())
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
@@ -188,14 +189,14 @@ def error_message(body: bytes | str) -> str:
     try:
         obj: Any = json.loads(text)
     except ValueError:
-        return one_line(text) or "(empty body)"
+        return _flatten(text) or "(empty body)"
     for key in ("error", "message", "detail"):
         if isinstance(obj, dict) and key in obj:
             obj = obj[key]
             if isinstance(obj, dict) and "message" in obj:
                 obj = obj["message"]
             break
-    return one_line(obj if isinstance(obj, str) else json.dumps(obj))
+    return _flatten(obj if isinstance(obj, str) else json.dumps(obj))
 
 
 class StreamFailure(Exception):
@@ -247,9 +248,9 @@ class StreamState:
         try:
             payload = json.loads(event.data)
         except ValueError:
-            raise StreamFailure("bad-event", f"not JSON: {one_line(event.data, 120)!r}") from None
+            raise StreamFailure("bad-event", f"not JSON: {_flatten(event.data, 120)!r}") from None
         if not isinstance(payload, dict):
-            raise StreamFailure("bad-event", f"not a JSON object: {one_line(event.data, 120)!r}")
+            raise StreamFailure("bad-event", f"not a JSON object: {_flatten(event.data, 120)!r}")
         if "error" in payload:
             raise StreamFailure("server-error", error_message(event.data))
         if self.endpoint == "native":
@@ -368,18 +369,18 @@ def classify(exc: Exception, where: str, *, connect_s: float, read_s: float, chu
     if isinstance(exc, httpx.ConnectTimeout):
         return StreamFailure("connect", f"cannot connect to {where}: no answer in {connect_s:g} s")
     if isinstance(exc, httpx.ConnectError):
-        return StreamFailure("connect", f"cannot connect to {where}: {one_line(str(exc)) or 'refused'}")
+        return StreamFailure("connect", f"cannot connect to {where}: {_flatten(str(exc)) or 'refused'}")
     if isinstance(exc, httpx.ReadTimeout):
         return StreamFailure("timeout", f"{where} sent nothing for {read_s:g} s (after {chunks} chunks)")
     if isinstance(exc, httpx.TimeoutException):
-        return StreamFailure("timeout", f"{where}: {type(exc).__name__} ({one_line(str(exc))})")
+        return StreamFailure("timeout", f"{where}: {type(exc).__name__} ({_flatten(str(exc))})")
     if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError):
         return StreamFailure(
             "stream-ended",
             f"{where} closed the connection after {chunks} chunks "
-            f"({one_line(str(exc)) or type(exc).__name__})",
+            f"({_flatten(str(exc)) or type(exc).__name__})",
         )
-    return StreamFailure("connect", f"{where}: {type(exc).__name__}: {one_line(str(exc))}")
+    return StreamFailure("connect", f"{where}: {type(exc).__name__}: {_flatten(str(exc))}")
 
 
 class RequestFailed(VelobenchError):
@@ -502,7 +503,7 @@ class _Base:
             data = json.loads(body)["data"]
             return [str(m["id"]) for m in data]
         except (ValueError, KeyError, TypeError):
-            said = one_line(body.decode("utf-8", "replace"), 120)
+            said = _flatten(body.decode("utf-8", "replace"), 120)
             msg = f"{self.where('/v1/models')} answered something other than a model list: {said!r}"
             raise RequestFailed(StreamFailure("bad-event", self.redact(msg))) from None
 
