@@ -39,9 +39,12 @@ def unit(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    session.install("ruff>=0.5")
+    session.install("ruff>=0.5", "import-linter>=2.1")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
+    # The layers of pyproject.toml's [tool.importlinter]: read statically, so velobench's own
+    # dependencies need not be installed here, only the package found on the path.
+    session.run("lint-imports", env={"PYTHONPATH": "."})
 
 
 @nox.session

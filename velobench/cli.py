@@ -18,9 +18,8 @@ import typer
 from rich.console import Console
 
 from velobench import __version__
-from velobench.config import Method, SpecImpl, Telemetry
-from velobench.engines.names import EngineName
 from velobench.errors import Interrupted, VelobenchError
+from velobench.results.config import EngineName, Method, SpecImpl, Telemetry
 
 if TYPE_CHECKING:
     from velobench.results.load import LoadReport, Records
@@ -214,7 +213,8 @@ def run(
     ] = False,
 ) -> None:
     """Benchmark vanilla vs speculative decoding: llama.cpp, vLLM, or a running server."""
-    from velobench import config, validate
+    from velobench.results import config
+    from velobench.runner import preflight as validate
     from velobench.runner.run import execute, log_dir
 
     if prompt_file is not None:
@@ -344,10 +344,11 @@ def load(
     dtype: Annotated[str | None, typer.Option(help="vLLM --dtype")] = None,
 ) -> None:
     """Vanilla vs speculative servers under the same concurrent load: where does speculation stop paying?"""
-    from velobench import config, validate
-    from velobench.runner.load import OWNED_HINTS, check_engine, execute_load
-    from velobench.runner.load import default_output as load_output
-    from velobench.runner.load_plan import load_options
+    from velobench.load.plan import load_options
+    from velobench.load.run import OWNED_HINTS, check_engine, execute_load
+    from velobench.load.run import default_output as load_output
+    from velobench.results import config
+    from velobench.runner import preflight as validate
 
     opts = load_options(
         requests=requests,
@@ -384,10 +385,11 @@ def demo(
     llama_cpp_path: LlamaCppPath = None,
 ) -> None:
     """The whole job on a fresh machine: build llama.cpp, pull a model pair, benchmark, report."""
-    from velobench import config, validate
     from velobench.bins import locate as binaries
     from velobench.models.catalog import load_catalog, pull
     from velobench.prompts import builtin_categories
+    from velobench.results import config
+    from velobench.runner import preflight as validate
     from velobench.runner.run import execute, log_dir
 
     catalog = load_catalog()
@@ -537,7 +539,7 @@ def compare_cmd(
 
     ra, rb = results.load_result(a), results.load_result(b)
     if isinstance(ra, LoadReport) or isinstance(rb, LoadReport):
-        from velobench.analysis import load_compare
+        from velobench.load import compare as load_compare
 
         if not (isinstance(ra, LoadReport) and isinstance(rb, LoadReport)):
             raise VelobenchError(
@@ -547,7 +549,7 @@ def compare_cmd(
             ra, rb, _records_beside(a, ra), _records_beside(b, rb), names=(str(a), str(b))
         )
         check = load_compare.regression
-        from velobench.report.load import wide_console
+        from velobench.load.render import wide_console
 
         wide_console(out).print(render_comparison(comp))
     else:
@@ -595,7 +597,8 @@ def tune_cmd(
     llama_cpp_path: LlamaCppPath = None,
 ) -> None:
     """Find the best n_draft for a pair on this machine, in fewer runs than a full sweep."""
-    from velobench import config, validate
+    from velobench.results import config
+    from velobench.runner import preflight as validate
     from velobench.runner.tune import tune
 
     try:
@@ -743,8 +746,8 @@ def think(
 ) -> None:
     """Speculative thinking: a small model reasons, the large model steps in at the turns;
     measured against the large model alone (latency, tokens, large-model ratio, accuracy)."""
-    from velobench import validate
-    from velobench.runner.think_run import execute, log_dir, prepare
+    from velobench.runner import preflight as validate
+    from velobench.think.run import execute, log_dir, prepare
 
     try:
         extra = shlex.split(engine_args)
@@ -788,7 +791,7 @@ def think(
 
 def _think_report(rep: ThinkReport, fmt: str, output: Path | None) -> None:
     """`velobench report` of a think result."""
-    from velobench.report.think import render as render_think
+    from velobench.think.render import render as render_think
 
     if fmt == "console" and output is not None:
         raise VelobenchError("--output needs a file format: --format md, csv, json or html")
@@ -796,9 +799,9 @@ def _think_report(rep: ThinkReport, fmt: str, output: Path | None) -> None:
     if output is None:
         sys.stdout.write(text)
         return
-    from velobench.results.store import write_atomic
+    from velobench.fsutil import write_text_atomic
 
-    write_atomic(output, text)
+    write_text_atomic(output, text)
     out.print(f"wrote {output}")
 
 
@@ -811,11 +814,11 @@ def report_cmd(
     ] = None,
 ) -> None:
     """Re-render a saved run (or a whole matrix) without running anything."""
-    from velobench import validate
     from velobench.report import FORMAT_NAMES, render
     from velobench.report.console import print_config, print_report
     from velobench.results import store as results
     from velobench.results.schema import Report
+    from velobench.runner import preflight as validate
 
     if fmt != "console" and fmt not in FORMAT_NAMES:
         raise VelobenchError(f"unknown format {fmt!r}: choose console, {', '.join(FORMAT_NAMES)}")
@@ -849,10 +852,10 @@ def report_cmd(
     if output is None:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
     else:
-        from velobench.results.store import write_atomic
+        from velobench.fsutil import write_text_atomic
 
         try:
-            write_atomic(output, text)
+            write_text_atomic(output, text)
         except OSError as exc:
             raise VelobenchError(f"cannot write {output}: {exc.strerror or exc}") from exc
         out.print(f"wrote {output}")
@@ -860,10 +863,10 @@ def report_cmd(
 
 def _report_load(rep: LoadReport, fmt: str, output: Path | None) -> None:
     """`velobench report` of a load result: console tables, or md, csv, json, html."""
-    from velobench.report import render_load
+    from velobench.load.render import render as render_load
 
     if fmt == "console":
-        from velobench.report.load import print_load_config, print_load_report
+        from velobench.load.render import print_load_config, print_load_report
 
         if output is not None:
             raise VelobenchError("--output needs a file format: --format md, csv, json or html")
@@ -878,9 +881,9 @@ def _report_load(rep: LoadReport, fmt: str, output: Path | None) -> None:
     if output is None:
         sys.stdout.write(text)
     else:
-        from velobench.results.store import write_atomic
+        from velobench.fsutil import write_text_atomic
 
-        write_atomic(output, text)
+        write_text_atomic(output, text)
         out.print(f"wrote {output}")
 
 

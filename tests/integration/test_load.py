@@ -19,10 +19,10 @@ import pytest
 
 import velobench
 from tests.conftest import llama_processes
-from velobench.analysis.load_result import analyze
+from velobench.load.arrivals import arrival_schedule
+from velobench.load.recompute import analyze
 from velobench.results import store
 from velobench.results.load import LoadReport, read_records
-from velobench.runner.arrivals import arrival_schedule
 
 pytestmark = pytest.mark.integration
 

@@ -16,11 +16,12 @@ import numpy as np
 import pytest
 from pydantic import BaseModel
 
-from velobench.analysis.load import percentile, summarize_level
+from velobench.load.analysis import percentile, summarize_level
+from velobench.load.arrivals import arrival_schedule
+from velobench.load.generator import LoadRun, plan, run_load
+from velobench.load.loopback import httpx_send
 from velobench.proc import ServerProcess, free_port
-from velobench.runner.arrivals import arrival_schedule
-from velobench.runner.loadgen import LoadPlan, LoadRun, Window, plan, run_load
-from velobench.runner.loopback import httpx_send
+from velobench.results.load import LoadPlan, Window
 
 pytestmark = pytest.mark.integration
 

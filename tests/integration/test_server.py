@@ -15,12 +15,12 @@ import psutil
 import pytest
 
 from velobench.bins.locate import Tool, find_tool
-from velobench.config import Method, RunConfig
-from velobench.engines.llama_output import BinaryVersion
+from velobench.bins.versions import BinaryVersion
 from velobench.engines.llama_server import LlamaServerEngine
 from velobench.errors import VelobenchError
 from velobench.proc import free_port
 from velobench.results import store as results
+from velobench.results.config import Method, RunConfig
 
 pytestmark = pytest.mark.integration
 

@@ -21,10 +21,10 @@ from pathlib import Path
 import psutil
 import pytest
 
-from velobench.analysis.think import find_triggers
 from velobench.proc import ServerProcess, free_port
 from velobench.results.store import load_result
 from velobench.results.think import ThinkReport
+from velobench.think.analysis import find_triggers
 
 pytestmark = pytest.mark.integration
 

@@ -9,7 +9,8 @@ import pytest
 from scipy import stats as sps
 
 from velobench.errors import VelobenchError
-from velobench.runner.arrivals import ArrivalSchedule, arrival_schedule, gaps_of
+from velobench.load.arrivals import arrival_schedule, gaps_of
+from velobench.results.load import ArrivalSchedule
 
 N = 20_000
 

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 from velobench.bins.build import load_recipe
-from velobench.engines.llama_output import parse_version
+from velobench.bins.versions import parse_version
 
 ROOT = Path(__file__).parents[2]
 LLAMA_2025 = ROOT / "tests" / "fixtures" / "llama-2025"

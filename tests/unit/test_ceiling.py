@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from velobench.analysis import ceiling
+from velobench.results import costs
 from velobench.results.store import load
 
 REPORT = Path(__file__).parents[1] / "fixtures" / "reports" / "smollm2-135m-selfdraft-server.json"
@@ -123,6 +124,6 @@ def test_ceiling_of_a_real_run_uses_its_measured_acceptance() -> None:
 
 
 def test_draft_cost_from_tg() -> None:
-    assert ceiling.draft_cost_from_tg(40.0, 160.0) == pytest.approx(0.25)
+    assert costs.draft_cost_from_tg(40.0, 160.0) == pytest.approx(0.25)
     with pytest.raises(ValueError):
-        ceiling.draft_cost_from_tg(0.0, 1.0)
+        costs.draft_cost_from_tg(0.0, 1.0)

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from velobench.analysis.costs import Costs, parse_bench_json, throughput
+from velobench.engines.llama_bench import parse_bench_json, throughput
+from velobench.results.costs import Costs
 
 LLAMA = Path(__file__).parents[1] / "fixtures" / "llama"
 

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from velobench.bins.locate import Tool
-from velobench.config import Method, RunConfig, SpecImpl
+from velobench.bins.versions import BinaryVersion, parse_help_flags
 from velobench.engines.llama_cli import CliSession, speculative_tool_name
-from velobench.engines.llama_output import BinaryVersion, parse_help_flags
 from velobench.errors import VelobenchError
+from velobench.results.config import Method, RunConfig, SpecImpl
 
 LLAMA = Path(__file__).parents[1] / "fixtures" / "llama"
 

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from velobench.bins.locate import Tool
-from velobench.config import Method, RunConfig, SpecImpl
+from velobench.bins.versions import parse_help_flags, parse_version
 from velobench.engines.llama_cli import CliSession
-from velobench.engines.llama_output import parse_help_flags, parse_version
 from velobench.errors import VelobenchError
+from velobench.results.config import Method, RunConfig, SpecImpl
 
 LLAMA_2025 = Path(__file__).parents[1] / "fixtures" / "llama-2025"
 P = "Write a Python function that returns the sum of a list of integers."

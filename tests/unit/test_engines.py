@@ -16,10 +16,9 @@ from typing import ClassVar
 import pytest
 
 from velobench import engines
-from velobench.config import Method, RunConfig
-from velobench.engines.names import EngineName
 from velobench.errors import VelobenchError
 from velobench.prompts import Prompt
+from velobench.results.config import EngineName, Method, RunConfig
 from velobench.results.schema import BinaryInfo, Iteration, Mode, SessionInfo
 
 CliResult = tuple[int, str, str]

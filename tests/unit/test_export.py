@@ -26,7 +26,6 @@ from pathlib import Path
 import pytest
 
 from velobench import report as export
-from velobench.analysis.stats import Ratio
 from velobench.analysis.summaries import analyze, category_mean_length, summarize_mode
 from velobench.analysis.verdict import best_configuration, speedup_call, verdict
 from velobench.errors import VelobenchError
@@ -35,6 +34,7 @@ from velobench.report import html as html_report
 from velobench.report import json as json_report
 from velobench.report import markdown
 from velobench.report.tables import group_pairs
+from velobench.results.measures import Ratio
 from velobench.results.schema import Report
 from velobench.results.store import load
 

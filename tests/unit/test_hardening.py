@@ -22,9 +22,8 @@ from typing import Any
 
 import pytest
 
-from velobench import crash, proc, validate
+from velobench import crash, proc
 from velobench.bins import locate
-from velobench.config import Method, RunConfig, build
 from velobench.engines.http_client import StreamResult
 from velobench.engines.http_session import record
 from velobench.engines.llama_cli import (
@@ -34,13 +33,15 @@ from velobench.engines.llama_cli import (
     prompt_by_file,
     vanilla_tool,
 )
-from velobench.engines.timing import RequestTiming
-from velobench.environment import capture
 from velobench.errors import VelobenchError
 from velobench.fsutil import write_text_atomic
 from velobench.models import gguf_info
+from velobench.results.config import Method, RunConfig, build
 from velobench.results.schema import Report
+from velobench.results.timing import RequestTiming
 from velobench.runner import loop, matrix
+from velobench.runner import preflight as validate
+from velobench.telemetry.environment import capture
 
 LLAMA = Path(__file__).parents[1] / "fixtures" / "llama"
 CliResult = tuple[int, str, str]

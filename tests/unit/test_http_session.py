@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from velobench.config import RunConfig
 from velobench.engines import metrics
 from velobench.engines.http_client import StreamResult
 from velobench.engines.http_session import record, server_phases
-from velobench.engines.timing import RequestTiming
+from velobench.results.config import RunConfig
+from velobench.results.timing import RequestTiming
 
 VLLM = Path(__file__).parents[1] / "fixtures" / "vllm"
 

@@ -9,13 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from velobench.engines.llama_output import (
-    generated_text,
-    parse_help_flags,
-    parse_speculative,
-    parse_vanilla,
-    parse_version,
-)
+from velobench.bins.versions import parse_help_flags, parse_version
+from velobench.engines.llama_output import generated_text, parse_speculative, parse_vanilla
 
 LLAMA = Path(__file__).parents[1] / "fixtures" / "llama"
 PROMPT = "Write a Python function that returns the sum of a list of integers."

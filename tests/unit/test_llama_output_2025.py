@@ -11,16 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from velobench.bins.versions import BinaryVersion, parse_help_flags, parse_version
 from velobench.engines import metrics
 from velobench.engines.http_client import sse_events
-from velobench.engines.llama_output import (
-    BinaryVersion,
-    generated_text,
-    parse_help_flags,
-    parse_speculative,
-    parse_vanilla,
-    parse_version,
-)
+from velobench.engines.llama_output import generated_text, parse_speculative, parse_vanilla
 
 LLAMA_2025 = Path(__file__).parents[1] / "fixtures" / "llama-2025"
 PROMPT = "Write a Python function that returns the sum of a list of integers."

@@ -9,10 +9,8 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from velobench.analysis.load import (
-    LevelSummary,
-    Slo,
-    SpecCounters,
+from velobench.errors import VelobenchError
+from velobench.load.analysis import (
     acceptance,
     compare_level,
     crossover,
@@ -25,9 +23,8 @@ from velobench.analysis.load import (
     summarize_level,
     throughput_batches,
 )
-from velobench.engines.timing import RequestTiming
-from velobench.errors import VelobenchError
-from velobench.runner.loadgen import LoadRecord, Phase
+from velobench.results.load import LevelSummary, LoadRecord, Phase, Slo, SpecCounters
+from velobench.results.timing import RequestTiming
 
 
 def timing(sent: float, ttft: float, tokens: int, gap: float, error: str | None = None) -> RequestTiming:

@@ -9,27 +9,34 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from velobench.analysis.load_compare import compare_load, regression
-from velobench.analysis.load_result import analyze
-from velobench.config import RunConfig
-from velobench.engines.metrics import SpecDecodeDelta
-from velobench.engines.timing import RequestTiming
-from velobench.environment import Environment
 from velobench.errors import VelobenchError
-from velobench.prompts import Prompt
-from velobench.report.load import notes, plot_throughput_latency, render
-from velobench.results import store
-from velobench.results.load import LoadLevel, LoadMode, LoadReport, Records, append_records, read_records
-from velobench.runner.arrivals import arrival_schedule
-from velobench.runner.load import fit_prompts
-from velobench.runner.load_plan import (
+from velobench.load.arrivals import arrival_schedule
+from velobench.load.compare import compare_load, regression
+from velobench.load.plan import (
     DEFAULT_RATE_SLOTS,
     DEFAULT_REQUESTS,
     level_plans,
     load_options,
     parse_sweep,
 )
-from velobench.runner.loadgen import LoadPlan, LoadRecord
+from velobench.load.recompute import analyze
+from velobench.load.render import notes, plot_throughput_latency, render
+from velobench.load.run import fit_prompts
+from velobench.prompts import Prompt
+from velobench.results import store
+from velobench.results.config import RunConfig
+from velobench.results.environment import Environment
+from velobench.results.load import (
+    LoadLevel,
+    LoadMode,
+    LoadPlan,
+    LoadRecord,
+    LoadReport,
+    Records,
+    append_records,
+    read_records,
+)
+from velobench.results.timing import RequestTiming, SpecDecodeDelta
 
 # --------------------------------------------------------------------------- options and levels
 

@@ -1,7 +1,7 @@
 """The load generator: bounds, in-flight limits, the open-loop schedule, phases, Ctrl-C and faults.
 
 In-process fake `send` coroutines check the scheduling itself; a real loopback HTTP SSE server
-(velobench.runner.loopback, 127.0.0.1) and httpx.AsyncClient check it end to end.
+(velobench.load.loopback, 127.0.0.1) and httpx.AsyncClient check it end to end.
 """
 
 from __future__ import annotations
@@ -20,11 +20,12 @@ import numpy as np
 import pytest
 from pydantic import BaseModel
 
-from velobench.engines.timing import RequestTiming
 from velobench.errors import VelobenchError
-from velobench.runner.arrivals import arrival_schedule
-from velobench.runner.loadgen import LoadPlan, LoadRecord, LoadRun, Window, assign_phases, plan, run_load
-from velobench.runner.loopback import LoopbackServer, generator_ceiling, httpx_send, measure_ceilings
+from velobench.load.arrivals import arrival_schedule
+from velobench.load.generator import LoadRun, assign_phases, plan, run_load
+from velobench.load.loopback import LoopbackServer, generator_ceiling, httpx_send, measure_ceilings
+from velobench.results.load import LoadPlan, LoadRecord, Window
+from velobench.results.timing import RequestTiming
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -197,8 +198,8 @@ def test_cancel_gives_up_on_slow_requests_after_the_grace() -> None:
 
 CTRL_C_SCRIPT = """
 import asyncio, json, sys, time
-from velobench.engines.timing import RequestTiming
-from velobench.runner.loadgen import plan, run_load
+from velobench.results.timing import RequestTiming
+from velobench.load.generator import plan, run_load
 from pydantic import BaseModel
 
 class P(BaseModel):

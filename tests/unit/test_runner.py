@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 
 from velobench.analysis.verdict import verdict
-from velobench.config import RunConfig
-from velobench.environment import capture
 from velobench.errors import Interrupted, VelobenchError
 from velobench.results import store as results
+from velobench.results.config import RunConfig
 from velobench.results.schema import BinaryInfo, Iteration, Mode, WarningCode
 from velobench.runner.loop import run_benchmark
+from velobench.telemetry.environment import capture
 
 
 class ScriptedEngine:

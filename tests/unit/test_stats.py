@@ -11,14 +11,13 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from velobench.analysis.stats import (
-    Ratio,
-    Summary,
     acceptance_rate,
     is_high_variance,
     mean_acceptance_length,
     ratio_of_means,
     summarize,
 )
+from velobench.results.measures import Ratio, Summary
 
 VANILLA = [28.45, 28.32, 28.51, 28.39, 28.47]
 SPEC = [67.23, 66.89, 67.45, 67.01, 67.32]

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from velobench.analysis.think import (
+from velobench.think.analysis import (
     boxed_contents,
     extract_answer,
     final_answer,
@@ -26,7 +26,7 @@ from velobench.analysis.think import (
     reference_answer,
     trigger_stop_strings,
 )
-from velobench.think_config import load_think_config
+from velobench.think.config import load_think_config
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "think"
 EXPECTED: dict[str, dict[str, Any]] = json.loads((FIXTURES / "expected.json").read_text())

@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from velobench.analysis.think import trigger_stop_strings
 from velobench.errors import VelobenchError
-from velobench.runner.think_backends import fit_stops, llama_body, llama_piece, openai_body, openai_piece
-from velobench.think_config import Sampling
+from velobench.results.think import Sampling
+from velobench.think.analysis import trigger_stop_strings
+from velobench.think.backends import fit_stops, llama_body, llama_piece, openai_body, openai_piece
 
 THINK = Path(__file__).parents[1] / "fixtures" / "think"
 SAMPLING = Sampling(temperature=0.6, top_p=0.95, top_k=20, seed=0)

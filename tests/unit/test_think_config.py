@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from velobench.errors import VelobenchError
-from velobench.think_config import default_config_path, load_think_config, with_overrides
+from velobench.think.config import default_config_path, load_think_config, with_overrides
 
 
 def write(tmp_path: Path, text: str) -> Path:

@@ -14,9 +14,11 @@ from typing import Any
 
 import pytest
 
-from velobench.analysis.think import ThinkRun, ThinkWarningCode, summarize_think
 from velobench.errors import VelobenchError
-from velobench.runner.think import (
+from velobench.results.think import Sampling, ThinkConfig, ThinkRun, ThinkWarningCode
+from velobench.think.analysis import summarize_think
+from velobench.think.config import load_think_config, with_overrides
+from velobench.think.loop import (
     Piece,
     Problem,
     Role,
@@ -24,7 +26,6 @@ from velobench.runner.think import (
     first_problems,
     parse_test_mode,
 )
-from velobench.think_config import Sampling, ThinkConfig, load_think_config, with_overrides
 
 TOKEN = re.compile(r"\n|[^\S\n]*[^\s]+")
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from velobench.analysis.think import normalize_answer, parse_number
+from velobench.think.analysis import normalize_answer, parse_number
 
 PROBLEMS = Path(__file__).parents[2] / "prompts" / "think" / "math.jsonl"
 

@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 
-from velobench.analysis.think import find_triggers, summarize_think
 from velobench.errors import VelobenchError
-from velobench.report.think import coloured_text, render, shown_run
-from velobench.results.store import load, load_result
-from velobench.results.think import ThinkReport, save_think
-from velobench.runner.think_run import PROMPT_ROOM, load_problems, prepare
+from velobench.results.store import load, load_result, save
+from velobench.results.think import ThinkReport
+from velobench.think.analysis import find_triggers, summarize_think
+from velobench.think.render import coloured_text, render, shown_run
+from velobench.think.run import PROMPT_ROOM, load_problems, prepare
 
 THINK = Path(__file__).parents[1] / "fixtures" / "think"
 RESULT = THINK / "result-smollm2-every-paragraph.json"
@@ -134,7 +134,7 @@ def test_the_result_loads_by_kind_and_round_trips(tmp_path: Path) -> None:
     assert all(s.command and "--no-cache-prompt" not in s.command for s in rep.servers)  # think caches
     with pytest.raises(VelobenchError, match="is a `velobench think` result, not a `velobench run` result"):
         load(RESULT)
-    save_think(rep, tmp_path / "copy.json")
+    save(rep, tmp_path / "copy.json")
     again = load_result(tmp_path / "copy.json")
     assert again == rep
     data = json.loads((tmp_path / "copy.json").read_text())

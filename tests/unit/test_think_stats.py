@@ -8,12 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from velobench.analysis.think import (
-    TestMode,
-    ThinkRun,
-    ThinkSegment,
-    ThinkSummary,
-    ThinkWarningCode,
+from velobench.results.think import TestMode, ThinkRun, ThinkSegment, ThinkSummary, ThinkWarningCode
+from velobench.think.analysis import (
     fisher_exact,
     make_run,
     mcnemar_exact,
@@ -21,7 +17,7 @@ from velobench.analysis.think import (
     summarize_think,
     wilson,
 )
-from velobench.report.think_console import render_think_summary
+from velobench.think.console import render_think_summary
 
 
 def test_wilson_interval_known_value() -> None:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from pydantic import BaseModel, ConfigDict
+from velobench.results.costs import Ceiling
 
 _BISECTION_STEPS = 100  # halves [0, 1] far below float resolution
 
@@ -95,22 +95,6 @@ def alpha_from_acceptance(rate: float | None, gamma: int, mean_length: float | N
     return _solve_alpha(lambda a: (expected_tokens_per_step(a, gamma) - 1) / gamma, rate)
 
 
-class Ceiling(BaseModel):
-    """Inputs and outputs of the ceiling model, and how close a measured speedup came to it."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    alpha: float
-    gamma: int
-    draft_cost: float
-    verify_cost: float
-    expected_tokens: float
-    step_cost: float
-    ceiling: float
-    measured: float | None = None
-    fraction_of_ceiling: float | None = None
-
-
 def compute(
     alpha: float, gamma: int, draft_cost: float, verify_cost: float, measured: float | None = None
 ) -> Ceiling:
@@ -145,15 +129,3 @@ def explain(c: Ceiling, device: str = "this machine") -> str:
     if c.measured is not None and c.fraction_of_ceiling is not None:
         tail += f" (measured {c.measured:.2f}×, {c.fraction_of_ceiling:.0%} of the ceiling)"
     return f"{head} → {tail}"
-
-
-def verify_cost(k: int, pp_ts: float, tg_ts: float) -> float:
-    """Verifying k tokens in one batch, in target decode steps: (k / pp_ts) / (1 / tg_ts)."""
-    return k * tg_ts / pp_ts
-
-
-def draft_cost_from_tg(target_tg_ts: float, draft_tg_ts: float) -> float:
-    """c = one draft decode step / one target decode step = target tg t/s ÷ draft tg t/s."""
-    if target_tg_ts <= 0 or draft_tg_ts <= 0:
-        raise ValueError("decode speeds must be > 0")
-    return target_tg_ts / draft_tg_ts

@@ -15,8 +15,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 from velobench.analysis import stats
-from velobench.environment import Environment
 from velobench.errors import VelobenchError
+from velobench.results.environment import Environment
 from velobench.results.schema import ModeResult, Report
 
 ALPHA = 0.05

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from velobench.analysis import stats
 from velobench.analysis.lossless import losslessness
-from velobench.analysis.stats import Ratio, Summary
 from velobench.analysis.warnings import SETUP_WARNINGS, result_warnings
+from velobench.results.measures import Ratio, Summary
 from velobench.results.schema import (
     Acceptance,
     CategorySummary,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from velobench.analysis.stats import Ratio
+from velobench.results.measures import Ratio
 from velobench.results.schema import Report
 
 

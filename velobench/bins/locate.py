@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from velobench import proc
-from velobench.engines.llama_output import BinaryVersion, parse_help_flags, parse_version
+from velobench.bins.versions import BinaryVersion, parse_help_flags, parse_version
 from velobench.errors import VelobenchError
 from velobench.fsutil import write_text_atomic
 from velobench.paths import cache_dir

@@ -11,12 +11,12 @@ import importlib
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
-from velobench.engines.names import EngineName
 from velobench.errors import VelobenchError
+from velobench.results.config import EngineName
 
 if TYPE_CHECKING:
-    from velobench.config import RunConfig
     from velobench.engines.base import Engine, EngineClass
+    from velobench.results.config import RunConfig
 
 REGISTRY: dict[EngineName, str] = {
     EngineName.SERVER: "velobench.engines.llama_server:LlamaServerEngine",

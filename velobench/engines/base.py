@@ -14,10 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
-from velobench.config import RunConfig
-from velobench.engines.names import EngineName
 from velobench.proc import ServerProcess
 from velobench.prompts import Prompt
+from velobench.results.config import EngineName, RunConfig
 from velobench.results.schema import BinaryInfo, Iteration, Mode, SessionInfo
 
 __all__ = ["Engine", "EngineClass", "EngineName", "ServerHandle", "ServesHttp", "Session", "SessionInfo"]

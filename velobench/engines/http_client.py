@@ -35,8 +35,8 @@ import httpx
 from pydantic import BaseModel, ConfigDict
 
 from velobench.engines import metrics as prom
-from velobench.engines.timing import RequestTiming
 from velobench.errors import VelobenchError
+from velobench.results.timing import RequestTiming
 
 Endpoint = Literal["completions", "chat", "native"]
 PATHS: dict[str, str] = {

@@ -22,7 +22,6 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from velobench.config import RunConfig
 from velobench.engines.base import ServerHandle
 from velobench.engines.http_client import (
     Endpoint,
@@ -36,6 +35,7 @@ from velobench.engines.metrics import counter_delta, spec_decode_delta
 from velobench.errors import VelobenchError
 from velobench.proc import ServerProcess, log_tail
 from velobench.prompts import Prompt, chat_messages
+from velobench.results.config import RunConfig
 from velobench.results.schema import Iteration, Mode, SessionInfo
 
 READ_TIMEOUT_S = 120.0  # longest silence allowed: the first token after a long prompt on a CPU

@@ -10,8 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from velobench.bins.locate import Tool
-from velobench.config import Method, RunConfig
 from velobench.errors import VelobenchError
+from velobench.results.config import Method, RunConfig
 from velobench.results.schema import BinaryInfo
 
 N_MAX_FLAGS = ("--spec-draft-n-max", "--draft-max", "--draft")

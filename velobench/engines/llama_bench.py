@@ -3,21 +3,22 @@
     llama-bench -m TARGET -p 1,γ1+1,γ2+1,... -n 32 -o json   → pp(k) tokens/s, tg tokens/s
     llama-bench -m DRAFT  -n 32 -o json                        → the draft's tg tokens/s
 
-The numbers become `analysis.costs.Costs`, the inputs of the speedup ceiling.
+The numbers become `results.costs.Costs`, the inputs of the speedup ceiling.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import shlex
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from velobench import proc
-from velobench.analysis.costs import Costs, parse_bench_json, throughput
 from velobench.bins.locate import find_tool
 from velobench.errors import VelobenchError
+from velobench.results.costs import Costs
 
 
 def _bench(argv: list[str]) -> list[dict[str, Any]]:
@@ -70,3 +71,21 @@ def measure_costs(
         _, draft_tg = throughput(_bench(d_argv))
         commands.append(shlex.join(d_argv))
     return Costs(target_tg_ts=tg, draft_tg_ts=draft_tg, pp_ts=pp, commands=commands)
+
+
+def parse_bench_json(text: str) -> list[dict[str, Any]]:
+    """llama-bench `-o json` output: a list of test objects (`n_prompt`, `n_gen`, `avg_ts`, ...)."""
+    try:
+        rows = json.loads(text)
+    except ValueError as exc:
+        raise ValueError(f"llama-bench output is not JSON: {text.strip()[:200]!r}") from exc
+    if not isinstance(rows, list) or not all(isinstance(r, dict) and "avg_ts" in r for r in rows):
+        raise ValueError(f"llama-bench JSON is not a list of tests: {text.strip()[:200]!r}")
+    return rows
+
+
+def throughput(rows: list[dict[str, Any]]) -> tuple[dict[int, float], float | None]:
+    """Prompt-processing tokens/s by batch size, and token-generation tokens/s."""
+    pp = {int(r["n_prompt"]): float(r["avg_ts"]) for r in rows if r["n_gen"] == 0 and r["n_prompt"] > 0}
+    tg = [float(r["avg_ts"]) for r in rows if r["n_prompt"] == 0 and r["n_gen"] > 0]
+    return pp, (tg[0] if tg else None)

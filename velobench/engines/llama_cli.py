@@ -30,7 +30,6 @@ from pathlib import Path
 
 from velobench import proc
 from velobench.bins.locate import Tool, find_beside, find_path, find_tool
-from velobench.config import Method, RunConfig, SpecImpl
 from velobench.engines.http_session import DEADLINE_BASE_S, DEADLINE_PER_TOKEN_S
 from velobench.engines.llama_args import (
     LLAMA_OWNED_FLAGS,
@@ -42,9 +41,9 @@ from velobench.engines.llama_args import (
     speculative_args,
 )
 from velobench.engines.llama_output import generated_text, parse_speculative, parse_vanilla
-from velobench.engines.names import EngineName
 from velobench.errors import VelobenchError
 from velobench.prompts import Prompt
+from velobench.results.config import EngineName, Method, RunConfig, SpecImpl
 from velobench.results.schema import BinaryInfo, Iteration, Mode, SessionInfo
 
 NO_CNV_FLAGS = ("-no-cnv", "--no-conversation")

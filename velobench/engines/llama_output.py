@@ -14,14 +14,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from velobench.bins.versions import snippet
+
 PFX = r"^(?:\d+\.\d{2}\.\d{3}\.\d{3} [IWED] )?"
 NUM = r"(-?(?:nan|inf|\d+(?:\.\d+)?))"
 
-_VERSION_NEW = re.compile(
-    r"^version: (?P<version>\S+) \(build (?P<build>\d+), commit (?P<commit>\S+)\)$",
-    re.M,
-)
-_VERSION_OLD = re.compile(r"^version: (?P<build>\d+) \((?P<commit>[0-9a-f]+)\)$", re.M)
 
 _PERF_SRC = r"(?P<src>common_perf_print|llama_perf_context_print)"
 _PERF_LOAD = re.compile(PFX + _PERF_SRC + r":\s+load time =\s*" + NUM + r" ms$", re.M)
@@ -67,22 +64,6 @@ _T_DRAFT = re.compile(
     PFX + r"t_draft\s+= " + NUM + r" ms, " + NUM + r" us per token, " + NUM + r" tokens per second$",
     re.M,
 )
-
-
-@dataclass(frozen=True)
-class BinaryVersion:
-    """What `TOOL --version` says (it prints to stderr)."""
-
-    version: str | None
-    build: int | None
-    commit: str | None
-
-    def __str__(self) -> str:
-        if self.version:
-            return f"{self.version} (build {self.build}, commit {self.commit})"
-        if self.build is not None:
-            return f"build {self.build} (commit {self.commit})"
-        return "unknown"
 
 
 @dataclass(frozen=True)
@@ -135,11 +116,6 @@ class SpeculativeTimings:
         return self.n_accept / self.n_drafted if self.n_drafted else None
 
 
-def _snippet(text: str, limit: int = 300) -> str:
-    tail = text.strip()[-limit:]
-    return repr(tail) if tail else "(empty output)"
-
-
 def _last(pattern: re.Pattern[str], text: str) -> re.Match[str] | None:
     matches = list(pattern.finditer(text))
     return matches[-1] if matches else None
@@ -157,55 +133,13 @@ def _target_perf(pattern: re.Pattern[str], text: str) -> re.Match[str] | None:
     return matches[-1] if matches else None
 
 
-def parse_version(text: str) -> BinaryVersion:
-    """Read `version: 0.5.0-dev (build 1, commit 0c1e570)` or the older `version: 4567 (abcdef12)`."""
-    m = _VERSION_NEW.search(text)
-    if m:
-        commit = m.group("commit")  # "unknown" when built outside a git checkout (e.g. from an sdist)
-        return BinaryVersion(
-            m.group("version"), int(m.group("build")), None if commit == "unknown" else commit
-        )
-    m = _VERSION_OLD.search(text)
-    if m:
-        return BinaryVersion(None, int(m.group("build")), m.group("commit"))
-    raise ValueError(f"no version line in {_snippet(text)}")
-
-
-_HELP_FLAG = re.compile(r"(?<![\w-])(--?[A-Za-z][\w-]*)")
-
-
-def parse_help_flags(text: str) -> frozenset[str]:
-    """The set of option names a binary's `--help` lists (e.g. `-md`, `--spec-draft-n-max`).
-
-    Only the option column is read: for each line that starts (after indentation) with `-`,
-    the comma-separated names before the first run of two spaces. Options whose description
-    says "the argument has been removed" (current builds still list `--draft-max` that way)
-    are left out: passing them is an error.
-    """
-    flags: set[str] = set()
-    for line in text.splitlines():
-        stripped = line.strip()
-        if not stripped.startswith("-"):
-            continue
-        head, description = (*re.split(r"(?<![,\s])(?:\s{2,}|\t)", stripped, maxsplit=1), "")[:2]
-        if "has been removed" in description:
-            continue
-        for part in head.split(","):
-            m = _HELP_FLAG.match(part.strip())
-            if m:
-                flags.add(m.group(1))
-    if not flags:
-        raise ValueError(f"no options found in --help output {_snippet(text)}")
-    return frozenset(flags)
-
-
 def parse_vanilla(stderr: str) -> VanillaTimings:
     """Parse `llama-completion`'s `common_perf_print` block (older builds: `llama_perf_context_print`)."""
     prompt = _target_perf(_PERF_PROMPT, stderr)
     ev = _target_perf(_PERF_EVAL, stderr)
     if prompt is None or ev is None:
         missing = "prompt eval time" if prompt is None else "eval time"
-        raise ValueError(f"no '{missing}' line in {_snippet(stderr)}")
+        raise ValueError(f"no '{missing}' line in {snippet(stderr)}")
     load = _target_perf(_PERF_LOAD, stderr)
     total = _target_perf(_PERF_TOTAL, stderr)
     return VanillaTimings(
@@ -230,12 +164,12 @@ def parse_speculative(stderr: str) -> SpeculativeTimings:
     dec = _last(_DECODED, stderr)
     if enc is None or dec is None:
         missing = "encoded" if enc is None else "decoded"
-        raise ValueError(f"no '{missing} N tokens in S seconds' line in {_snippet(stderr)}")
+        raise ValueError(f"no '{missing} N tokens in S seconds' line in {snippet(stderr)}")
     n_drafted = _counter(_N_DRAFTED, stderr)
     n_accept = _counter(_N_ACCEPT, stderr)
     if n_drafted is None or n_accept is None:
         missing = "n_drafted" if n_drafted is None else "n_accept"
-        raise ValueError(f"no '{missing} = N' line in {_snippet(stderr)}")
+        raise ValueError(f"no '{missing} = N' line in {snippet(stderr)}")
     acc = _last(_ACCEPT, stderr)
     accept_percent = float(acc.group(1)) if acc else None
     if accept_percent is not None and accept_percent != accept_percent:  # -nan%: nothing drafted

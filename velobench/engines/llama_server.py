@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 from velobench.bins.locate import Tool, find_path, find_tool
-from velobench.config import Method, RunConfig, SpecImpl
 from velobench.engines.base import ServerHandle
 from velobench.engines.http_client import Endpoint, HttpClient
 from velobench.engines.http_session import HttpSession, open_session
@@ -33,10 +32,10 @@ from velobench.engines.llama_args import (
     llama_cpp_dir,
     speculative_args,
 )
-from velobench.engines.names import EngineName
 from velobench.errors import VelobenchError
 from velobench.proc import HOST, ServerProcess, child_env, free_port
 from velobench.prompts import Prompt
+from velobench.results.config import EngineName, Method, RunConfig, SpecImpl
 from velobench.results.schema import BinaryInfo, Mode
 
 # What velobench sets on every llama-server it starts; `validate.check_engine_args` refuses them in -x.

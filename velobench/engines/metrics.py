@@ -15,7 +15,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from prometheus_client.parser import text_string_to_metric_families
-from pydantic import BaseModel, ConfigDict
+
+from velobench.results.timing import SpecDecodeDelta
 
 Labels = tuple[tuple[str, str], ...]
 SampleKey = tuple[str, Labels]
@@ -96,26 +97,6 @@ def per_position(samples: Mapping[SampleKey, float], name: str) -> list[float]:
         if pos is not None and _matches(full, name):
             found[int(pos)] = found.get(int(pos), 0.0) + value
     return [found.get(i, 0.0) for i in range(max(found) + 1)] if found else []
-
-
-class SpecDecodeDelta(BaseModel):
-    """Speculative-decoding counters over one window (after − before), from a server's /metrics."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    prefix: str
-    drafts: int
-    draft_tokens: int
-    accepted_tokens: int
-    accepted_per_position: list[int]
-
-    def acceptance_rate(self) -> float | None:
-        """accepted tokens / draft tokens (None where nothing was drafted)."""
-        return self.accepted_tokens / self.draft_tokens if self.draft_tokens else None
-
-    def mean_acceptance_length(self) -> float | None:
-        """1 + accepted tokens / drafts: tokens each verification step yielded (vLLM's definition)."""
-        return 1 + self.accepted_tokens / self.drafts if self.drafts else None
 
 
 def spec_decode_delta(

@@ -19,13 +19,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from velobench.config import RunConfig
 from velobench.engines.base import ServerHandle
 from velobench.engines.http_client import HttpClient, RequestFailed, display_url
 from velobench.engines.http_session import HttpSession, open_session
-from velobench.engines.names import EngineName
 from velobench.errors import VelobenchError
 from velobench.prompts import Prompt
+from velobench.results.config import EngineName, RunConfig
 from velobench.results.schema import BinaryInfo, Mode
 
 

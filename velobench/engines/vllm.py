@@ -24,15 +24,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from velobench.bins import vllm_env
-from velobench.config import RunConfig
 from velobench.engines import vllm_args
 from velobench.engines.base import ServerHandle
 from velobench.engines.http_session import HttpSession, open_session
-from velobench.engines.names import EngineName
 from velobench.errors import VelobenchError
 from velobench.models.gguf_info import is_gguf
 from velobench.proc import ServerProcess, free_port
 from velobench.prompts import Prompt
+from velobench.results.config import EngineName, RunConfig
 from velobench.results.schema import BinaryInfo, Mode
 
 # What velobench sets on every `vllm serve` it starts; `validate.check_engine_args` refuses them in -x.

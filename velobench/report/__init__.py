@@ -1,8 +1,8 @@
 """Reports: every renderer is a pure function of saved results (none imports the runner).
 
 `render(reports, fmt)` picks the format; a single result renders with `FORMATS`, a matrix
-run (several results) with `FORMATS_MANY`. Load results (`velobench load`) render with
-`render_load` (report/load.py).
+run (several results) with `FORMATS_MANY`. Load and think results render
+in their own wings (`load.render`, `think.render`).
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from velobench.errors import VelobenchError
-from velobench.results.load import LoadReport
 from velobench.results.schema import Report
 
 
@@ -43,10 +42,3 @@ def render(reports: Sequence[Report], fmt: str) -> str:
         raise VelobenchError("no results to export")
     one, many = _formats()
     return one[fmt](reports[0]) if len(reports) == 1 else many[fmt](reports)
-
-
-def render_load(report: LoadReport, fmt: str) -> str:
-    """A `velobench load` result in `fmt` (md, csv, json, html): see `report.load`."""
-    from velobench.report import load
-
-    return load.render(report, fmt)

@@ -8,8 +8,8 @@ from rich.console import Console
 from rich.table import Table
 
 from velobench.analysis.ceiling import explain
-from velobench.analysis.stats import Ratio, Summary
 from velobench.analysis.verdict import verdict
+from velobench.results.measures import Ratio, Summary
 from velobench.results.schema import Iteration, ModeResult, Report
 
 MODE_LABEL = {"vanilla": "Vanilla", "speculative": "Speculative"}

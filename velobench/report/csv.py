@@ -7,8 +7,8 @@ import io
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from velobench.analysis.stats import Ratio, Summary
 from velobench.analysis.summaries import category_mean_length
+from velobench.results.measures import Ratio, Summary
 from velobench.results.schema import Report
 
 if TYPE_CHECKING:

@@ -7,10 +7,10 @@ import io
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from velobench.analysis.stats import Ratio
 from velobench.analysis.summaries import category_mean_length
 from velobench.analysis.verdict import best_configuration
 from velobench.report.console import label
+from velobench.results.measures import Ratio
 from velobench.results.schema import Report
 
 if TYPE_CHECKING:

@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING
 
 from rich.table import Table as RichTable
 
-from velobench.analysis.stats import Ratio, Summary
 from velobench.analysis.summaries import category_mean_length
 from velobench.analysis.verdict import best_configuration, speedup_call
 from velobench.report.console import fmt, ratio_short, results_table, telemetry_notes, telemetry_table
+from velobench.results.measures import Ratio, Summary
 from velobench.results.schema import ModeResult, Report
 
 if TYPE_CHECKING:

@@ -8,7 +8,7 @@ the modes at every level both finished, the crossover and where the sweep stoppe
 Every finished request is one line of the JSONL beside the result (`records_file`, written as
 each level ends): its mode, level and the raw `LoadRecord` (send time, first token, every
 chunk's time and tokens, end, error, phase). Every summary in the result is recomputed from
-those lines and the stored counters by `velobench.analysis.load_result.analyze`.
+those lines and the stored counters by `velobench.load.recompute.analyze`.
 
 The schema version is `results.schema.SCHEMA_VERSION` (3 introduced this kind); `results.store`
 reads both kinds and tells them apart by `kind`.
@@ -17,23 +17,306 @@ reads both kinds and tells them apart by `kind`.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from velobench import __version__
-from velobench.analysis.load import Crossover, LevelComparison, LevelSummary, Saturation, SpecCounters
-from velobench.config import RunConfig
-from velobench.engines.metrics import SpecDecodeDelta
-from velobench.environment import Environment
 from velobench.errors import VelobenchError
-from velobench.results.schema import SCHEMA_VERSION, BinaryInfo, SessionInfo, Warning
-from velobench.runner.load_plan import LoadOptions
-from velobench.runner.loadgen import LoadPlan, LoadRecord
+from velobench.results.config import RunConfig
+from velobench.results.environment import Environment
+from velobench.results.measures import Ratio
+from velobench.results.schema import SCHEMA_VERSION, BinaryInfo, ResultWarning, SessionInfo
+from velobench.results.timing import RequestTiming, SpecDecodeDelta
 from velobench.validation import Strict, one_line
+
+GRACE_S = 5.0  # how long Ctrl-C waits for the requests in flight
+
+
+Profile = Literal["concurrency", "rate"]
+
+
+Phase = Literal["warmup", "measure", "cooldown"]
+
+
+ProfileKind = Literal["sequential", "concurrency", "rate"]
+
+
+class ArrivalSchedule(BaseModel):
+    """An open-loop schedule as recorded in a result: how it was drawn, and what was drawn."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    process: str = Field(description="poisson (burstiness 1), gamma, or all-at-once (rate inf)")
+    rate: float = Field(description="requests per second (inf: all at once)")
+    burstiness: float = Field(description="gamma shape; 1 = Poisson")
+    seed: int
+    count: int | None = Field(default=None, description="at most this many arrivals")
+    duration_s: float | None = Field(default=None, description="only arrivals strictly before this")
+    offsets_s: list[float] = Field(description="send time of each request, seconds from the run's zero")
+
+    def describe(self) -> str:
+        """One line for tables and logs, e.g. `Poisson 4 req/s, seed 0, 120 requests in 30 s`."""
+        kind = {"poisson": "Poisson", "gamma": f"gamma (burstiness {self.burstiness:g})"}.get(
+            self.process, "all at once"
+        )
+        rate = "" if math.isinf(self.rate) else f" {self.rate:g} req/s"
+        bound = f" in {self.duration_s:g} s" if self.duration_s is not None else ""
+        return f"{kind}{rate}, seed {self.seed}, {len(self.offsets_s)} requests{bound}"
+
+
+class Window(BaseModel):
+    """A warm-up or cool-down window: by seconds or by request count (not both; neither = none)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    seconds: float | None = None
+    requests: int | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> Window:
+        if self.seconds is not None and self.requests is not None:
+            raise ValueError("give a window in seconds or in requests, not both")
+        if self.seconds is not None and not (0 <= self.seconds < math.inf):
+            raise ValueError(f"window seconds must be >= 0, got {self.seconds}")
+        if self.requests is not None and self.requests < 0:
+            raise ValueError(f"window requests must be >= 0, got {self.requests}")
+        return self
+
+
+class LoadPlan(BaseModel):
+    """One load level: the profile, its bounds and windows (recorded in the result)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    profile: ProfileKind
+    concurrency: int | None = Field(default=None, description="closed loop: requests in flight")
+    schedule: ArrivalSchedule | None = Field(default=None, description="open loop: when to issue")
+    max_concurrency: int | None = Field(default=None, description="open loop: cap on requests in flight")
+    requests: int | None = Field(default=None, description="issue at most this many")
+    duration_s: float | None = Field(default=None, description="issue nothing at or after this")
+    warmup: Window = Field(default_factory=Window)
+    cooldown: Window = Field(default_factory=Window)
+
+    def level(self) -> float:
+        """The load level this plan stands for: C for closed loops, the rate for open loops."""
+        if self.profile == "rate":
+            assert self.schedule is not None
+            return self.schedule.rate
+        return float(self.concurrency or 1)
+
+    def slots(self) -> int | None:
+        """Most requests in flight at once (None: unbounded)."""
+        if self.profile == "sequential":
+            return 1
+        if self.profile == "concurrency":
+            return self.concurrency
+        return self.max_concurrency
+
+    def count_bound(self) -> int | None:
+        """Most requests this plan issues (None: bounded by time only)."""
+        bounds = [b for b in (self.requests, len(self.schedule.offsets_s) if self.schedule else None) if b]
+        return min(bounds) if bounds else None
+
+
+class LoadRecord(BaseModel):
+    """One finished request of a load run (one line of the raw JSONL)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    index: int = Field(description="issue order, 0-based")
+    prompt_id: str
+    scheduled_s: float = Field(description="when it was due: its arrival (open loop) or a free slot (closed)")
+    issued_s: float = Field(description="when the load generator called send (>= scheduled_s)")
+    phase: Phase = "measure"
+    timing: RequestTiming
+
+
+class Sweep(Strict):
+    """`--sweep KIND=V1,V2,...`: the levels, ascending and distinct."""
+
+    kind: Profile
+    levels: list[float]
+
+
+class LoadOptions(Strict):
+    """What `velobench load` runs at every level (recorded in the result)."""
+
+    profile: Profile
+    levels: list[float] = Field(
+        description="concurrencies (closed loop) or requests/s (open loop), ascending"
+    )
+    sweep: bool = Field(description="several levels, ending early once a level saturates")
+    requests: int | None = Field(description="per level: issue at most this many requests")
+    duration_s: float | None = Field(description="per level: issue nothing at or after this many seconds")
+    max_concurrency: int | None = Field(default=None, description="open loop: most requests in flight")
+    burstiness: float = Field(default=1.0, description="gamma shape of the arrival gaps; 1 = Poisson")
+    seed: int = Field(description="seed of the arrival schedules (and the sampling seed of the requests)")
+    warmup: Window = Field(default_factory=Window)
+    cooldown: Window = Field(default_factory=Window)
+    slo: Slo | None = None
+    input_len: int | None = Field(
+        default=None, description="prompts cut or repeated to about this many tokens"
+    )
+    slots: int = Field(description="parallel slots of the server velobench starts (llama-server -np)")
+    stop_on_saturation: bool = True
+    grace_s: float = GRACE_S
+
+    @property
+    def unit(self) -> str:
+        return "concurrency" if self.profile == "concurrency" else "rate"
+
+
+class Percentile(BaseModel):
+    """A sample percentile and its distribution-free 95% interval (None: unbounded that side)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    value: float
+    ci95_low: float | None
+    ci95_high: float | None
+
+
+class Distribution(BaseModel):
+    """Mean, spread and tail of one latency (or rate) over the requests of a level."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    n: int
+    mean: float
+    stddev: float | None
+    mean_ci95_low: float | None
+    mean_ci95_high: float | None
+    min: float
+    max: float
+    p50: Percentile
+    p90: Percentile
+    p95: Percentile
+    p99: Percentile
+
+
+class Slo(BaseModel):
+    """Service-level objectives in milliseconds; a request is good if it meets every one given."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ttft_ms: float | None = None
+    tpot_ms: float | None = None
+    itl_ms: float | None = Field(default=None, description="every inter-token gap of the request")
+    e2e_ms: float | None = None
+
+
+class Goodput(BaseModel):
+    """Requests of the measure window meeting the SLO: their share, and their rate per second."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    slo: Slo
+    good: int
+    total: int
+    share: float | None = Field(description="good / total (failed requests count as not good)")
+    rate_per_s: float | None = Field(description="good / window length (vLLM's request goodput)")
+
+
+class SpecCounters(BaseModel):
+    """Speculative counters' growth over a level (after − before of `*:spec_decode_num_*_total`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    drafts: float = Field(ge=0)
+    draft_tokens: float = Field(ge=0)
+    accepted_tokens: float = Field(ge=0)
+
+
+class LevelAcceptance(BaseModel):
+    """acceptance_rate = accepted / draft tokens; mean_acceptance_length = 1 + accepted / drafts
+    (each verification step yields its accepted drafts plus one token of the target)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    counters: SpecCounters
+    acceptance_rate: float | None
+    mean_acceptance_length: float | None
+
+
+class LevelSummary(BaseModel):
+    """Everything measured at one load level in one mode (see the module docstring)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    profile: str
+    level: float
+    mode: str
+    n_records: int = Field(description="finished requests, all phases")
+    n_measure: int
+    n_ok: int = Field(description="successful measure requests")
+    n_errors: int = Field(description="failed measure requests")
+    n_errors_all: int = Field(description="failed requests of every phase")
+    errors_by_kind: dict[str, int] = Field(description="failed measure requests by kind")
+    window_start_s: float | None
+    window_end_s: float | None
+    window_s: float | None
+    request_throughput: float | None = Field(
+        description="successful requests ending in the window / its length"
+    )
+    output_tok_s: float | None = Field(description="output tokens emitted in the window / its length")
+    output_tok_s_batches: list[float] = Field(
+        description="output tokens/s in equal sub-windows (batch means)"
+    )
+    output_tokens: int = Field(description="output tokens of the successful measure requests")
+    per_request_tok_s: Distribution | None
+    ttft_ms: Distribution | None
+    itl_ms: Distribution | None
+    tpot_ms: Distribution | None
+    e2e_ms: Distribution | None
+    goodput: Goodput | None = None
+    acceptance: LevelAcceptance | None = None
+
+
+class LevelComparison(BaseModel):
+    """Speculative / vanilla at one level. Throughput: ratio of mean batch throughputs (> 1 is
+    better); latencies: ratio of mean per-request values (< 1 is better)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    level: float
+    throughput: Ratio | None
+    ttft: Ratio | None
+    tpot: Ratio | None
+    e2e: Ratio | None
+    worse: list[str] = Field(description="metrics where speculation is significantly worse (p < 0.05)")
+    better: list[str] = Field(description="metrics where speculation is significantly better (p < 0.05)")
+    warnings: list[str] = Field(default_factory=list)
+
+
+class Crossover(BaseModel):
+    """The lowest level at which speculation is significantly worse, or None up to `up_to`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    level: float | None
+    up_to: float | None = Field(description="the highest level compared")
+    criteria: list[str]
+    by: list[str] = Field(
+        default_factory=list, description="the criteria that were significantly worse there"
+    )
+    text: str
+
+
+class Saturation(BaseModel):
+    """The first level of a sweep at which one mode saturated, and why."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    level: float
+    reason: Literal["errors", "throughput"]
+    gain: float | None = Field(default=None, description="output tok/s relative to the previous level, − 1")
+    p_value: float | None = None
+    text: str
 
 
 class LoadLevel(Strict):
@@ -101,7 +384,7 @@ class LoadReport(Strict):
     crossover: Crossover | None = None
     stopped_early: str | None = Field(default=None, description="why the sweep ended before its last level")
     wall_s: float | None = None
-    warnings: list[Warning] = Field(default_factory=list)
+    warnings: list[ResultWarning] = Field(default_factory=list)
 
     def level(self, mode: str, level: float) -> LoadLevel | None:
         m = self.modes.get(mode)

@@ -39,13 +39,12 @@ from typing import Literal
 from pydantic import Field
 
 from velobench import __version__
-from velobench.analysis.ceiling import Ceiling
-from velobench.analysis.costs import Costs
-from velobench.analysis.stats import Ratio, Summary
-from velobench.config import RunConfig
-from velobench.engines.timing import RequestTiming
-from velobench.environment import Environment
-from velobench.telemetry.summary import TelemetrySummary
+from velobench.results.config import RunConfig
+from velobench.results.costs import Ceiling, Costs
+from velobench.results.environment import Environment
+from velobench.results.measures import Ratio, Summary
+from velobench.results.telemetry import TelemetrySummary
+from velobench.results.timing import RequestTiming
 from velobench.validation import Strict
 
 SCHEMA_VERSION = 3
@@ -201,7 +200,7 @@ class Losslessness(Strict):
     prompts: list[PromptMatch]
 
 
-class Warning(Strict):
+class ResultWarning(Strict):
     code: WarningCode
     message: str
 
@@ -246,7 +245,7 @@ class Report(Strict):
     ceiling: Ceiling | None = Field(
         default=None, description="the speedup theory allows (Leviathan et al., 2023)"
     )
-    warnings: list[Warning] = Field(default_factory=list)
+    warnings: list[ResultWarning] = Field(default_factory=list)
 
     # Shorthands for the run's own two modes and its first comparison (what `run` reports).
     @property

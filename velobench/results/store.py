@@ -9,13 +9,12 @@ with one line. `load_result` reads every kind of result by its `kind`: a `velobe
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 from pydantic import ValidationError
 
 from velobench.errors import VelobenchError
+from velobench.fsutil import write_text_atomic
 from velobench.results.load import LoadReport
 from velobench.results.migrate import migrate
 from velobench.results.schema import SCHEMA_VERSION, Report
@@ -23,34 +22,8 @@ from velobench.results.think import ThinkReport
 from velobench.validation import one_line
 
 
-def write_atomic(path: Path, data: str) -> None:
-    """Write via a uniquely named temp file in the same folder, fsync, rename, fsync the folder."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; a result is meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    try:  # the rename itself survives a power cut only once the folder is on disk
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(dir_fd)
-    except OSError:
-        pass
-    finally:
-        os.close(dir_fd)
-
-
 def save(report: Report | LoadReport | ThinkReport, path: Path) -> None:
-    write_atomic(path, report.model_dump_json(indent=2) + "\n")
+    write_text_atomic(path, report.model_dump_json(indent=2) + "\n")
 
 
 def load(path: Path) -> Report:

@@ -22,14 +22,13 @@ from pathlib import Path
 
 from velobench.analysis.summaries import analyze
 from velobench.analysis.warnings import setup_warnings
-from velobench.config import RunConfig, Telemetry
 from velobench.engines.base import Engine, Session
-from velobench.engines.names import EngineName
-from velobench.environment import Environment
 from velobench.errors import Interrupted, VelobenchError
 from velobench.paths import cache_dir
 from velobench.prompts import Prompt
-from velobench.results.schema import Iteration, Mode, ModeResult, Report, Warning, WarningCode
+from velobench.results.config import EngineName, RunConfig, Telemetry
+from velobench.results.environment import Environment
+from velobench.results.schema import Iteration, Mode, ModeResult, Report, ResultWarning, WarningCode
 from velobench.results.store import save
 from velobench.telemetry.sampler import Sampler, Sources, TelemetryTrace
 from velobench.telemetry.summary import power_over_time
@@ -73,7 +72,7 @@ def run_benchmark(
     environment: Environment,
     output: Path,
     progress: ProgressFn = lambda mode, i, n, it: None,
-    notes: list[Warning] | None = None,
+    notes: list[ResultWarning] | None = None,
     prompts: Sequence[Prompt] = (),
     responses: Path | None = None,
 ) -> Report:
@@ -126,7 +125,7 @@ def run_benchmark(
                         except OSError as exc:  # the texts are in the result too: a warning, not a stop
                             responses_ok = False
                             report.warnings.append(
-                                Warning(
+                                ResultWarning(
                                     code=WarningCode.SESSION_NOTE,
                                     message=f"generated texts not written to {responses}: {exc.strerror or exc}",
                                 )
@@ -139,7 +138,7 @@ def run_benchmark(
     except KeyboardInterrupt as exc:
         report.status = "interrupted"
         report.warnings.append(
-            Warning(code=WarningCode.INTERRUPTED, message="interrupted: finished iterations kept")
+            ResultWarning(code=WarningCode.INTERRUPTED, message="interrupted: finished iterations kept")
         )
         if written:
             with contextlib.suppress(OSError):  # the file as last saved keeps the iterations before

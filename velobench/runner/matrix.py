@@ -31,14 +31,14 @@ from pydantic import AliasChoices, BaseModel, Field, ValidationError, create_mod
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from velobench.analysis.stats import Ratio, Summary
-from velobench.config import Method, RunConfig, SpecImpl, build, to_argv
 from velobench.errors import Interrupted, VelobenchError
+from velobench.fsutil import write_text_atomic
 from velobench.report.console import ratio_short
+from velobench.results.config import Method, RunConfig, SpecImpl, build, to_argv
+from velobench.results.measures import Ratio, Summary
 from velobench.results.schema import Report
-from velobench.results.store import write_atomic
+from velobench.runner.preflight import leave_nothing_behind
 from velobench.runner.run import execute, log_dir
-from velobench.validate import leave_nothing_behind
 from velobench.validation import Strict, first_error, one_line
 
 # A cell decides these; the [run] table sets everything else a `velobench run` option sets.
@@ -159,7 +159,7 @@ def _line_of(text: str, loc: tuple[Any, ...]) -> int | None:
 
 def load_config(path: Path) -> MatrixConfig:
     """Parse and validate a matrix TOML file; errors name the key and its line."""
-    from velobench.validate import read_text_file
+    from velobench.runner.preflight import read_text_file
 
     text = read_text_file(path, "matrix file")  # missing, a folder, binary: one line each
     try:
@@ -308,7 +308,7 @@ def check_cells(cfg: MatrixConfig) -> list[Cell]:
     GGUF files are checked for draft compatibility too. The first problem is one line naming
     the cell.
     """
-    from velobench.validate import preflight
+    from velobench.runner.preflight import preflight
 
     todo = cells(cfg)
     for cell in todo:
@@ -348,7 +348,7 @@ def check_local_pairs(cfg: MatrixConfig) -> None:
 
 def open_run_dir(cfg: MatrixConfig, run_dir: Path, *, resume: bool) -> None:
     """Check the run folder (new and empty, or a matrix run made with this very configuration)."""
-    from velobench.validate import check_output_dir
+    from velobench.runner.preflight import check_output_dir
 
     config_file = run_dir / "matrix.json"
     if resume:
@@ -399,7 +399,7 @@ def run_matrix(
     todo = check_cells(cfg)  # before the run folder exists: a typo costs nothing
     (run_dir / "cells").mkdir(parents=True, exist_ok=True)
     config_file = run_dir / "matrix.json"
-    write_atomic(config_file, cfg.model_dump_json(indent=2))
+    write_text_atomic(config_file, cfg.model_dump_json(indent=2))
     ledger = run_dir / "cells.jsonl"
     ids = {c.id for c in todo}
     latest = {k: r for k, r in latest_records(read_records(ledger)).items() if k in ids}
@@ -488,7 +488,7 @@ def status_line(rec: CellRecord, n: int, total: int) -> str:
 
 def write_summary(run_dir: Path, total: int, records: list[CellRecord]) -> MatrixSummary:
     summary = MatrixSummary(run_dir=str(run_dir), cells_total=total, cells_done=len(records), records=records)
-    write_atomic(run_dir / "summary.json", summary.model_dump_json(indent=2) + "\n")
+    write_text_atomic(run_dir / "summary.json", summary.model_dump_json(indent=2) + "\n")
     return summary
 
 

@@ -16,10 +16,9 @@ from pathlib import Path
 
 from rich.console import Console
 
-from velobench import engines, environment, validate
+from velobench import engines
 from velobench.analysis import ceiling
 from velobench.analysis.summaries import analyze
-from velobench.config import Method, RunConfig
 from velobench.engines.base import Engine
 from velobench.engines.llama_args import llama_cpp_dir
 from velobench.engines.llama_bench import measure_costs
@@ -29,8 +28,11 @@ from velobench.models.gguf_info import check_draft_compatible
 from velobench.models.resolve import resolve_model_arg
 from velobench.prompts import Prompt, load_prompts
 from velobench.report.console import print_config, print_report, progress_printer
-from velobench.results.schema import ModeComparison, Report, Warning, WarningCode
+from velobench.results.config import Method, RunConfig
+from velobench.results.schema import ModeComparison, Report, ResultWarning, WarningCode
+from velobench.runner import preflight as validate
 from velobench.runner.loop import keep, run_benchmark
+from velobench.telemetry import environment
 
 
 def load_prompt_list(cfg: RunConfig) -> list[Prompt]:
@@ -49,7 +51,7 @@ def log_dir(output: Path) -> Path:
     return output.parent / f"{output.stem}-logs"
 
 
-def prepare(cfg: RunConfig, output: Path) -> tuple[RunConfig, Engine, list[Prompt], list[Warning]]:
+def prepare(cfg: RunConfig, output: Path) -> tuple[RunConfig, Engine, list[Prompt], list[ResultWarning]]:
     """Check every option, pick the engine, resolve and check the models, load the prompts; nothing runs yet.
 
     Every check that can fail on bad input happens here, cheapest first: options and files
@@ -63,7 +65,7 @@ def prepare(cfg: RunConfig, output: Path) -> tuple[RunConfig, Engine, list[Promp
     cfg = cfg.model_copy(
         update={"engine": chosen, "warmup": cfg.warmup if cfg.warmup is not None else cls.default_warmup}
     )
-    notes: list[Warning] = []
+    notes: list[ResultWarning] = []
     if cls.uses_gguf:  # GGUF engines: files checked here; others resolve their own model names
         engines.make(
             cfg, log_dir=log_dir(output)
@@ -72,11 +74,11 @@ def prepare(cfg: RunConfig, output: Path) -> tuple[RunConfig, Engine, list[Promp
         if cfg.draft_model:
             resolved["draft_model"] = resolve_model_arg(cfg.draft_model, "draft model")
             notes = [
-                Warning(code=WarningCode.DRAFT_CHOICE, message=note)
+                ResultWarning(code=WarningCode.DRAFT_CHOICE, message=note)
                 for note in check_draft_compatible(str(resolved["main_model"]), str(resolved["draft_model"]))
             ]
         notes += [
-            Warning(code=WarningCode.UNVERIFIED_MODEL, message=note)
+            ResultWarning(code=WarningCode.UNVERIFIED_MODEL, message=note)
             for spec, what in ((cfg.main_model, "main model"), (cfg.draft_model, "draft model"))
             if spec and (note := provenance_note(spec, what))
         ]
@@ -177,7 +179,9 @@ def add_ceiling(report: Report, cfg: RunConfig, output: Path, console: Console) 
             llama_cpp_path=where,
         )
     except VelobenchError as exc:
-        report.warnings.append(Warning(code=WarningCode.NO_CEILING, message=f"no speedup ceiling: {exc}"))
+        report.warnings.append(
+            ResultWarning(code=WarningCode.NO_CEILING, message=f"no speedup ceiling: {exc}")
+        )
         keep(report, output, report.iteration_count())
         return
     verify = costs.verify_cost(cfg.n_draft + 1)

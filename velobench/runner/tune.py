@@ -23,17 +23,17 @@ from pathlib import Path
 from rich.console import Console
 
 from velobench.analysis import ceiling, stats
-from velobench.analysis.costs import Costs
-from velobench.analysis.stats import Ratio
 from velobench.bins import locate as binaries
-from velobench.config import RunConfig, to_argv
 from velobench.engines.llama_args import P_MIN_FLAGS, llama_cpp_dir
 from velobench.engines.llama_bench import measure_costs
-from velobench.environment import capture
 from velobench.models.resolve import resolve_model_arg
+from velobench.results.config import RunConfig, to_argv
+from velobench.results.costs import Costs
+from velobench.results.measures import Ratio
 from velobench.results.schema import Report
 from velobench.runner.loop import run_benchmark
 from velobench.runner.run import build_folder, prepare
+from velobench.telemetry.environment import capture
 
 
 @dataclass

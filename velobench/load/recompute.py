@@ -13,8 +13,8 @@ records read back from the JSONL and must get the same numbers.
 
 from __future__ import annotations
 
-from velobench.analysis.load import compare_level, crossover, saturation, summarize_level
 from velobench.errors import VelobenchError
+from velobench.load.analysis import compare_level, crossover, saturation, summarize_level
 from velobench.results.load import LoadReport, Records
 
 BASELINE, CANDIDATE = "vanilla", "speculative"

@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from velobench.analysis.compare import Comparison, MetricComparison, _from_samples, differences
-from velobench.analysis.load import _latencies
 from velobench.errors import VelobenchError
+from velobench.load.analysis import _latencies
 from velobench.results.load import LoadReport, Records
 
 LATENCIES = (("TTFT", "ttft"), ("TPOT", "tpot"), ("e2e", "e2e"))

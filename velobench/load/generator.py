@@ -36,16 +36,13 @@ import contextlib
 import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Literal, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
-from velobench.engines.timing import RequestTiming
 from velobench.errors import VelobenchError
-from velobench.runner.arrivals import ArrivalSchedule
-
-Phase = Literal["warmup", "measure", "cooldown"]
-ProfileKind = Literal["sequential", "concurrency", "rate"]
+from velobench.results.load import ArrivalSchedule, LoadPlan, LoadRecord, Phase, ProfileKind, Window
+from velobench.results.timing import RequestTiming
 
 
 class HasId(Protocol):
@@ -55,60 +52,6 @@ class HasId(Protocol):
 
 P = TypeVar("P", bound=HasId)
 Send = Callable[[int, P], Awaitable[RequestTiming]]
-
-
-class Window(BaseModel):
-    """A warm-up or cool-down window: by seconds or by request count (not both; neither = none)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    seconds: float | None = None
-    requests: int | None = None
-
-    @model_validator(mode="after")
-    def _one(self) -> Window:
-        if self.seconds is not None and self.requests is not None:
-            raise ValueError("give a window in seconds or in requests, not both")
-        if self.seconds is not None and not (0 <= self.seconds < math.inf):
-            raise ValueError(f"window seconds must be >= 0, got {self.seconds}")
-        if self.requests is not None and self.requests < 0:
-            raise ValueError(f"window requests must be >= 0, got {self.requests}")
-        return self
-
-
-class LoadPlan(BaseModel):
-    """One load level: the profile, its bounds and windows (recorded in the result)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    profile: ProfileKind
-    concurrency: int | None = Field(default=None, description="closed loop: requests in flight")
-    schedule: ArrivalSchedule | None = Field(default=None, description="open loop: when to issue")
-    max_concurrency: int | None = Field(default=None, description="open loop: cap on requests in flight")
-    requests: int | None = Field(default=None, description="issue at most this many")
-    duration_s: float | None = Field(default=None, description="issue nothing at or after this")
-    warmup: Window = Field(default_factory=Window)
-    cooldown: Window = Field(default_factory=Window)
-
-    def level(self) -> float:
-        """The load level this plan stands for: C for closed loops, the rate for open loops."""
-        if self.profile == "rate":
-            assert self.schedule is not None
-            return self.schedule.rate
-        return float(self.concurrency or 1)
-
-    def slots(self) -> int | None:
-        """Most requests in flight at once (None: unbounded)."""
-        if self.profile == "sequential":
-            return 1
-        if self.profile == "concurrency":
-            return self.concurrency
-        return self.max_concurrency
-
-    def count_bound(self) -> int | None:
-        """Most requests this plan issues (None: bounded by time only)."""
-        bounds = [b for b in (self.requests, len(self.schedule.offsets_s) if self.schedule else None) if b]
-        return min(bounds) if bounds else None
 
 
 def plan(
@@ -156,19 +99,6 @@ def plan(
         )
     except ValueError as exc:  # pydantic's ValidationError is a ValueError
         raise VelobenchError(f"bad load plan: {exc}") from exc
-
-
-class LoadRecord(BaseModel):
-    """One finished request of a load run (one line of the raw JSONL)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    index: int = Field(description="issue order, 0-based")
-    prompt_id: str
-    scheduled_s: float = Field(description="when it was due: its arrival (open loop) or a free slot (closed)")
-    issued_s: float = Field(description="when the load generator called send (>= scheduled_s)")
-    phase: Phase = "measure"
-    timing: RequestTiming
 
 
 class LoadRun(BaseModel):

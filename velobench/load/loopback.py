@@ -28,8 +28,8 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
-from velobench.engines.timing import RequestTiming
-from velobench.runner.loadgen import HasId, plan, run_load
+from velobench.load.generator import HasId, plan, run_load
+from velobench.results.timing import RequestTiming
 
 _ROOT = str(Path(__file__).resolve().parents[2])  # where `velobench` imports from, for the child
 
@@ -223,7 +223,7 @@ def measure_ceilings(
     """`generator_ceiling` at each concurrency against a `LoopbackServer` in a child process
     (stopped however this ends), so server and client can use separate cores."""
     child = subprocess.Popen(
-        [sys.executable, "-m", "velobench.runner.loopback", "serve", str(tokens)],
+        [sys.executable, "-m", "velobench.load.loopback", "serve", str(tokens)],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         text=True,
@@ -254,8 +254,8 @@ async def _serve(tokens: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """`python -m velobench.runner.loopback serve [TOKENS]`: serve on 127.0.0.1 until killed (prints the URL);
-    `python -m velobench.runner.loopback ceiling [TOKENS] [REQUESTS]`: print the ceiling at C = 1, 8, 64."""
+    """`python -m velobench.load.loopback serve [TOKENS]`: serve on 127.0.0.1 until killed (prints the URL);
+    `python -m velobench.load.loopback ceiling [TOKENS] [REQUESTS]`: print the ceiling at C = 1, 8, 64."""
     args = sys.argv[1:] if argv is None else argv
     cmd, tokens = (args[0] if args else "ceiling"), int(args[1]) if len(args) > 1 else 16
     if cmd == "serve":

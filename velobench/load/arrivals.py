@@ -23,35 +23,12 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
 
 from velobench.errors import VelobenchError
+from velobench.results.load import ArrivalSchedule
 
 _BLOCK = 1024
 MAX_ARRIVALS = 10_000_000  # a guard against a schedule that would not fit in memory
-
-
-class ArrivalSchedule(BaseModel):
-    """An open-loop schedule as recorded in a result: how it was drawn, and what was drawn."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    process: str = Field(description="poisson (burstiness 1), gamma, or all-at-once (rate inf)")
-    rate: float = Field(description="requests per second (inf: all at once)")
-    burstiness: float = Field(description="gamma shape; 1 = Poisson")
-    seed: int
-    count: int | None = Field(default=None, description="at most this many arrivals")
-    duration_s: float | None = Field(default=None, description="only arrivals strictly before this")
-    offsets_s: list[float] = Field(description="send time of each request, seconds from the run's zero")
-
-    def describe(self) -> str:
-        """One line for tables and logs, e.g. `Poisson 4 req/s, seed 0, 120 requests in 30 s`."""
-        kind = {"poisson": "Poisson", "gamma": f"gamma (burstiness {self.burstiness:g})"}.get(
-            self.process, "all at once"
-        )
-        rate = "" if math.isinf(self.rate) else f" {self.rate:g} req/s"
-        bound = f" in {self.duration_s:g} s" if self.duration_s is not None else ""
-        return f"{kind}{rate}, seed {self.seed}, {len(self.offsets_s)} requests{bound}"
 
 
 def check_rate(rate: float, burstiness: float = 1.0) -> None:

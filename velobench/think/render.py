@@ -17,10 +17,9 @@ import html
 import io
 from collections.abc import Callable
 
-from velobench.analysis.think import ProblemSummary, ThinkRun
 from velobench.errors import VelobenchError
-from velobench.report.think_console import render_think_summary
-from velobench.results.think import ThinkReport
+from velobench.results.think import ProblemSummary, ThinkReport, ThinkRun
+from velobench.think.console import render_think_summary
 
 FORMAT_NAMES = ("console", "md", "csv", "json", "html")
 

@@ -67,3 +67,23 @@ class RequestTiming(BaseModel):
             k = max(k, 1)
             out += [(b - a) * 1000 / k] * k
         return out
+
+
+class SpecDecodeDelta(BaseModel):
+    """Speculative-decoding counters over one window (after − before), from a server's /metrics."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prefix: str
+    drafts: int
+    draft_tokens: int
+    accepted_tokens: int
+    accepted_per_position: list[int]
+
+    def acceptance_rate(self) -> float | None:
+        """accepted tokens / draft tokens (None where nothing was drafted)."""
+        return self.accepted_tokens / self.draft_tokens if self.draft_tokens else None
+
+    def mean_acceptance_length(self) -> float | None:
+        """1 + accepted tokens / drafts: tokens each verification step yielded (vLLM's definition)."""
+        return 1 + self.accepted_tokens / self.drafts if self.drafts else None

@@ -30,9 +30,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Literal
 
-from velobench.config import RunConfig
-from velobench.engines.names import EngineName
 from velobench.errors import VelobenchError
+from velobench.results.config import EngineName, RunConfig
 
 OutputKind = Literal["file", "folder"]
 

@@ -33,13 +33,25 @@ from collections.abc import Sequence
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
 from scipy import stats as sps
 
-from velobench.analysis.stats import Ratio, ratio_of_means
-from velobench.engines.timing import RequestTiming
+from velobench.analysis.stats import ratio_of_means
 from velobench.errors import VelobenchError
-from velobench.runner.loadgen import LoadRecord
+from velobench.results.load import (
+    Crossover,
+    Distribution,
+    Goodput,
+    LevelAcceptance,
+    LevelComparison,
+    LevelSummary,
+    LoadRecord,
+    Percentile,
+    Saturation,
+    Slo,
+    SpecCounters,
+)
+from velobench.results.measures import Ratio
+from velobench.results.timing import RequestTiming
 
 CONFIDENCE = 0.95
 PERCENTILES = (50, 90, 95, 99)
@@ -48,34 +60,6 @@ ALPHA = 0.05
 
 
 # --------------------------------------------------------------------------- distributions
-
-
-class Percentile(BaseModel):
-    """A sample percentile and its distribution-free 95% interval (None: unbounded that side)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    value: float
-    ci95_low: float | None
-    ci95_high: float | None
-
-
-class Distribution(BaseModel):
-    """Mean, spread and tail of one latency (or rate) over the requests of a level."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    n: int
-    mean: float
-    stddev: float | None
-    mean_ci95_low: float | None
-    mean_ci95_high: float | None
-    min: float
-    max: float
-    p50: Percentile
-    p90: Percentile
-    p95: Percentile
-    p99: Percentile
 
 
 def percentile(x: Sequence[float] | np.ndarray, q: float) -> float:
@@ -148,17 +132,6 @@ def distribution(samples: Sequence[float]) -> Distribution | None:
 # --------------------------------------------------------------------------- SLO and goodput
 
 
-class Slo(BaseModel):
-    """Service-level objectives in milliseconds; a request is good if it meets every one given."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    ttft_ms: float | None = None
-    tpot_ms: float | None = None
-    itl_ms: float | None = Field(default=None, description="every inter-token gap of the request")
-    e2e_ms: float | None = None
-
-
 _SLO_KEYS = {"ttft": "ttft_ms", "tpot": "tpot_ms", "itl": "itl_ms", "e2e": "e2e_ms", "e2el": "e2e_ms"}
 _SLO_ITEM = re.compile(
     r"^\s*([a-z0-9]+)\s*=\s*([0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)\s*(ms|s)\s*$", re.IGNORECASE
@@ -207,48 +180,15 @@ def meets_slo(t: RequestTiming, slo: Slo) -> bool:
     return all(bound is None or value is None or value <= bound for bound, value in checks)
 
 
-class Goodput(BaseModel):
-    """Requests of the measure window meeting the SLO: their share, and their rate per second."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    slo: Slo
-    good: int
-    total: int
-    share: float | None = Field(description="good / total (failed requests count as not good)")
-    rate_per_s: float | None = Field(description="good / window length (vLLM's request goodput)")
-
-
 # --------------------------------------------------------------------------- acceptance
 
 
-class SpecCounters(BaseModel):
-    """Speculative counters' growth over a level (after − before of `*:spec_decode_num_*_total`)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    drafts: float = Field(ge=0)
-    draft_tokens: float = Field(ge=0)
-    accepted_tokens: float = Field(ge=0)
-
-
-class Acceptance(BaseModel):
-    """acceptance_rate = accepted / draft tokens; mean_acceptance_length = 1 + accepted / drafts
-    (each verification step yields its accepted drafts plus one token of the target)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    counters: SpecCounters
-    acceptance_rate: float | None
-    mean_acceptance_length: float | None
-
-
-def acceptance(counters: SpecCounters | None) -> Acceptance | None:
+def acceptance(counters: SpecCounters | None) -> LevelAcceptance | None:
     """Acceptance from counter deltas (None where the server has no speculative counters)."""
     if counters is None:
         return None
     c = counters
-    return Acceptance(
+    return LevelAcceptance(
         counters=c,
         acceptance_rate=c.accepted_tokens / c.draft_tokens if c.draft_tokens else None,
         mean_acceptance_length=1 + c.accepted_tokens / c.drafts if c.drafts else None,
@@ -328,40 +268,6 @@ def throughput_batches(
 # --------------------------------------------------------------------------- one level
 
 
-class LevelSummary(BaseModel):
-    """Everything measured at one load level in one mode (see the module docstring)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    profile: str
-    level: float
-    mode: str
-    n_records: int = Field(description="finished requests, all phases")
-    n_measure: int
-    n_ok: int = Field(description="successful measure requests")
-    n_errors: int = Field(description="failed measure requests")
-    n_errors_all: int = Field(description="failed requests of every phase")
-    errors_by_kind: dict[str, int] = Field(description="failed measure requests by kind")
-    window_start_s: float | None
-    window_end_s: float | None
-    window_s: float | None
-    request_throughput: float | None = Field(
-        description="successful requests ending in the window / its length"
-    )
-    output_tok_s: float | None = Field(description="output tokens emitted in the window / its length")
-    output_tok_s_batches: list[float] = Field(
-        description="output tokens/s in equal sub-windows (batch means)"
-    )
-    output_tokens: int = Field(description="output tokens of the successful measure requests")
-    per_request_tok_s: Distribution | None
-    ttft_ms: Distribution | None
-    itl_ms: Distribution | None
-    tpot_ms: Distribution | None
-    e2e_ms: Distribution | None
-    goodput: Goodput | None = None
-    acceptance: Acceptance | None = None
-
-
 def summarize_level(
     records: Sequence[LoadRecord],
     *,
@@ -437,22 +343,6 @@ def summarize_level(
 
 Metric = Literal["throughput", "ttft", "tpot", "e2e"]
 _LATENCY: dict[str, str] = {"ttft": "ttft_ms", "tpot": "tpot_ms", "e2e": "e2e_ms"}
-
-
-class LevelComparison(BaseModel):
-    """Speculative / vanilla at one level. Throughput: ratio of mean batch throughputs (> 1 is
-    better); latencies: ratio of mean per-request values (< 1 is better)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    level: float
-    throughput: Ratio | None
-    ttft: Ratio | None
-    tpot: Ratio | None
-    e2e: Ratio | None
-    worse: list[str] = Field(description="metrics where speculation is significantly worse (p < 0.05)")
-    better: list[str] = Field(description="metrics where speculation is significantly better (p < 0.05)")
-    warnings: list[str] = Field(default_factory=list)
 
 
 def _ratio(a: Sequence[float], b: Sequence[float]) -> Ratio | None:
@@ -531,20 +421,6 @@ def compare_level(
     )
 
 
-class Crossover(BaseModel):
-    """The lowest level at which speculation is significantly worse, or None up to `up_to`."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    level: float | None
-    up_to: float | None = Field(description="the highest level compared")
-    criteria: list[str]
-    by: list[str] = Field(
-        default_factory=list, description="the criteria that were significantly worse there"
-    )
-    text: str
-
-
 def _fmt_ratio(name: str, r: Ratio | None) -> str:
     if r is None:
         return f"{name} n/a"
@@ -589,18 +465,6 @@ def crossover(
 
 
 # --------------------------------------------------------------------------- saturation
-
-
-class Saturation(BaseModel):
-    """The first level of a sweep at which one mode saturated, and why."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    level: float
-    reason: Literal["errors", "throughput"]
-    gain: float | None = Field(default=None, description="output tok/s relative to the previous level, − 1")
-    p_value: float | None = None
-    text: str
 
 
 def saturation(

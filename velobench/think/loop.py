@@ -18,7 +18,7 @@ Why stop strings rather than generating in small chunks and looking: a chunk of 
 one request per k tokens and over-generates up to k-1 tokens past each trigger; the seed tool
 stops at every "\\n\\n" and then generates 20 more tokens with the small model to look at the
 next paragraph, one extra request per paragraph. Stop strings put the check in the server:
-requests happen only at switches. The detector (`velobench.analysis.think.first_trigger_after`)
+requests happen only at switches. The detector (`velobench.think.analysis.first_trigger_after`)
 still checks every returned piece, so a trigger the stop strings missed (odd casing, a break
 written by the other model) is found and the text past it dropped (recorded as `discarded`).
 
@@ -44,21 +44,24 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-from velobench.analysis.think import (
-    PARAGRAPH_BREAK,
+from velobench.errors import VelobenchError
+from velobench.results.think import (
     Finish,
+    Sampling,
     StoppedBy,
     TestMode,
+    ThinkConfig,
     ThinkRun,
     ThinkSegment,
     Writer,
+)
+from velobench.think.analysis import (
+    PARAGRAPH_BREAK,
     final_answer,
     first_trigger_after,
     make_run,
     trigger_stop_strings,
 )
-from velobench.errors import VelobenchError
-from velobench.think_config import Sampling, ThinkConfig
 
 Role = Literal["small", "large"]
 TEST_MODES: dict[str, tuple[TestMode, ...]] = {

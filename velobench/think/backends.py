@@ -19,7 +19,7 @@ A `ThinkServer` is one model's server, spoken to in one of two protocols:
 A server that takes fewer stop strings than the triggers need (OpenAI's API and vLLM: 4) gets
 the paragraph break alone (`fit_stops`). Requests are not streamed: a piece is wanted whole. Its time is the client's wall time of the
 request. `body`/`piece` functions are pure (tested on captured responses); `HttpThinkBackend`
-implements `velobench.runner.think.ThinkBackend` over two ThinkServers and turns a failed
+implements `velobench.think.loop.ThinkBackend` over two ThinkServers and turns a failed
 request into one line that says which model's server failed and, where velobench started it,
 how it ended (exit code and the tail of its log).
 """
@@ -30,12 +30,12 @@ import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from velobench.analysis.think import PARAGRAPH_BREAK
 from velobench.engines.http_client import HttpClient, RequestFailed, display_url
 from velobench.errors import VelobenchError
 from velobench.proc import ServerProcess, log_tail
-from velobench.runner.think import Piece, Role
-from velobench.think_config import Sampling
+from velobench.results.think import Sampling
+from velobench.think.analysis import PARAGRAPH_BREAK
+from velobench.think.loop import Piece, Role
 
 Protocol = Literal["llama", "openai"]
 LLAMA_FINISH = {"eos": "eos", "word": "stop", "limit": "length"}

@@ -15,9 +15,16 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
-from velobench.engines.names import EngineName
 from velobench.errors import VelobenchError
 from velobench.validation import one_line
+
+
+class EngineName(StrEnum):
+    AUTO = "auto"  # the first registered engine that can run the configuration and is installed
+    SERVER = "server"  # llama-server, one per mode, every generation a streamed request
+    CLI = "cli"  # llama.cpp's command-line tools, one process per generation
+    VLLM = "vllm"  # vLLM's OpenAI-compatible server, one per mode
+    REMOTE = "remote"  # a server velobench did not start (--server-url, --baseline-url)
 
 
 def opt(default: Any = None, flag: str | None = None, **kw: Any) -> Any:
@@ -69,6 +76,8 @@ LLAMA_CPP_METHODS = frozenset(
         Method.NGRAM_CACHE,
     }
 )
+
+
 VLLM_METHODS = frozenset({Method.DRAFT, Method.NGRAM, Method.EAGLE, Method.EAGLE3, Method.MTP, Method.SUFFIX})
 
 

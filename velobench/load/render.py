@@ -15,13 +15,18 @@ from collections.abc import Callable
 from rich.console import Console
 from rich.table import Table as RichTable
 
-from velobench.analysis.load import Distribution, LevelComparison, LevelSummary
-from velobench.analysis.stats import Ratio
 from velobench.errors import VelobenchError
 from velobench.report.console import label
 from velobench.report.tables import Table
-from velobench.results.load import LoadLevel, LoadReport
-from velobench.runner.load_plan import LoadOptions
+from velobench.results.load import (
+    Distribution,
+    LevelComparison,
+    LevelSummary,
+    LoadLevel,
+    LoadOptions,
+    LoadReport,
+)
+from velobench.results.measures import Ratio
 
 FORMATS = ("md", "csv", "json", "html")
 

@@ -22,28 +22,15 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Literal
 
-from pydantic import Field
-
-from velobench.analysis.load import Slo, parse_slo
 from velobench.errors import VelobenchError
-from velobench.runner.arrivals import arrival_schedule, check_rate
-from velobench.runner.loadgen import LoadPlan, Window, plan
-from velobench.validation import Strict
+from velobench.load.analysis import parse_slo
+from velobench.load.arrivals import arrival_schedule, check_rate
+from velobench.load.generator import plan
+from velobench.results.load import LoadOptions, LoadPlan, Profile, Sweep, Window
 
 DEFAULT_REQUESTS = 32
 DEFAULT_RATE_SLOTS = 4
-GRACE_S = 5.0  # how long Ctrl-C waits for the requests in flight
-
-Profile = Literal["concurrency", "rate"]
-
-
-class Sweep(Strict):
-    """`--sweep KIND=V1,V2,...`: the levels, ascending and distinct."""
-
-    kind: Profile
-    levels: list[float]
 
 
 _SWEEP = re.compile(r"^\s*(concurrency|rate)\s*=\s*(.*)$", re.IGNORECASE)
@@ -75,34 +62,6 @@ def parse_sweep(text: str) -> Sweep:
             raise VelobenchError(f"--sweep {text!r}: a rate must be > 0 requests/s, got {item}")
         levels.add(value)
     return Sweep(kind=kind, levels=sorted(levels))
-
-
-class LoadOptions(Strict):
-    """What `velobench load` runs at every level (recorded in the result)."""
-
-    profile: Profile
-    levels: list[float] = Field(
-        description="concurrencies (closed loop) or requests/s (open loop), ascending"
-    )
-    sweep: bool = Field(description="several levels, ending early once a level saturates")
-    requests: int | None = Field(description="per level: issue at most this many requests")
-    duration_s: float | None = Field(description="per level: issue nothing at or after this many seconds")
-    max_concurrency: int | None = Field(default=None, description="open loop: most requests in flight")
-    burstiness: float = Field(default=1.0, description="gamma shape of the arrival gaps; 1 = Poisson")
-    seed: int = Field(description="seed of the arrival schedules (and the sampling seed of the requests)")
-    warmup: Window = Field(default_factory=Window)
-    cooldown: Window = Field(default_factory=Window)
-    slo: Slo | None = None
-    input_len: int | None = Field(
-        default=None, description="prompts cut or repeated to about this many tokens"
-    )
-    slots: int = Field(description="parallel slots of the server velobench starts (llama-server -np)")
-    stop_on_saturation: bool = True
-    grace_s: float = GRACE_S
-
-    @property
-    def unit(self) -> str:
-        return "concurrency" if self.profile == "concurrency" else "rate"
 
 
 def _positive(name: str, value: float | None, *, whole: bool = False) -> None:

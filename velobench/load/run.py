@@ -34,23 +34,31 @@ from typing import Any
 import httpx
 from rich.console import Console
 
-from velobench import engines, environment
-from velobench.analysis.load_result import analyze
-from velobench.config import RunConfig
+from velobench import engines
 from velobench.engines.base import ServerHandle, ServesHttp
 from velobench.engines.http_client import AsyncHttpClient, StreamRequest, display_url
 from velobench.engines.http_session import client_timeouts
 from velobench.engines.metrics import Samples, spec_decode_delta
-from velobench.engines.names import EngineName
-from velobench.engines.timing import RequestTiming
 from velobench.errors import Interrupted, VelobenchError
+from velobench.load.generator import LoadRun, run_load
+from velobench.load.plan import level_plans
+from velobench.load.recompute import analyze
 from velobench.proc import log_tail
 from velobench.prompts import Prompt, chat_messages
-from velobench.results.load import LoadLevel, LoadMode, LoadReport, Records, append_records
-from velobench.results.schema import Mode, SessionInfo, Warning, WarningCode
+from velobench.results.config import EngineName, RunConfig
+from velobench.results.load import (
+    LoadLevel,
+    LoadMode,
+    LoadOptions,
+    LoadPlan,
+    LoadReport,
+    Records,
+    append_records,
+)
+from velobench.results.schema import Mode, ResultWarning, SessionInfo, WarningCode
 from velobench.results.store import save
-from velobench.runner.load_plan import LoadOptions, level_plans
-from velobench.runner.loadgen import LoadPlan, LoadRun, run_load
+from velobench.results.timing import RequestTiming
+from velobench.telemetry import environment
 
 CHARS_PER_TOKEN = 4  # --input-len without a tokenizer: about this many characters per token
 CHAT_TEMPLATE_MARGIN = 64  # tokens a chat template may add around a prompt
@@ -332,7 +340,7 @@ async def run_mode(
 
 def execute_load(cfg: RunConfig, opts: LoadOptions, output: Path, console: Console) -> LoadReport:
     """Prepare, run every mode's levels, print the report; return it (see the module docstring)."""
-    from velobench.report.load import print_load_config, print_load_report, progress_line
+    from velobench.load.render import print_load_config, print_load_report, progress_line
     from velobench.runner.run import prepare
 
     cfg = check_engine(cfg).model_copy(update={"ceiling": False})
@@ -437,7 +445,7 @@ def execute_load(cfg: RunConfig, opts: LoadOptions, output: Path, console: Conso
                     prompts, report.prompt_tokens, prompt_notes = prepare_prompts(handle, cfg, opts, prompts)
                     report.prompt_ids = [p.id for p in prompts]
                     report.warnings += [
-                        Warning(code=WarningCode.SESSION_NOTE, message=n) for n in prompt_notes
+                        ResultWarning(code=WarningCode.SESSION_NOTE, message=n) for n in prompt_notes
                     ]
                     for n in prompt_notes:
                         console.print(f"  note: {n}")
@@ -466,7 +474,7 @@ def execute_load(cfg: RunConfig, opts: LoadOptions, output: Path, console: Conso
         report.status = "interrupted"
         report.wall_s = time.monotonic() - started
         report.warnings.append(
-            Warning(code=WarningCode.INTERRUPTED, message="interrupted: finished levels kept")
+            ResultWarning(code=WarningCode.INTERRUPTED, message="interrupted: finished levels kept")
         )
         kept = sum(len(m.levels) for m in report.modes.values())
         if written:
@@ -491,7 +499,7 @@ def execute_load(cfg: RunConfig, opts: LoadOptions, output: Path, console: Conso
         for lvl in m.levels:
             if lvl.metrics_note and m.mode == "speculative":
                 report.warnings.append(
-                    Warning(
+                    ResultWarning(
                         code=WarningCode.SESSION_NOTE,
                         message=f"no acceptance at {opts.unit} {lvl.level:g}: {lvl.metrics_note}",
                     )

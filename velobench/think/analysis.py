@@ -25,36 +25,34 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Sequence
-from enum import StrEnum
 from fractions import Fraction
-from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
 from scipy import stats as sps
 
-from velobench.analysis.stats import Ratio, Summary, ratio_of_means, summarize
-from velobench.validation import Strict
+from velobench.analysis.stats import ratio_of_means, summarize
+from velobench.results.measures import Ratio, Summary
+from velobench.results.think import (
+    AccuracyTest,
+    ModeSummary,
+    PairedRatio,
+    ProblemSummary,
+    Proportion,
+    StoppedBy,
+    TestMode,
+    ThinkReport,
+    ThinkRun,
+    ThinkSegment,
+    ThinkSummary,
+    ThinkWarning,
+    ThinkWarningCode,
+    TriggerHit,
+)
 
 PARAGRAPH_BREAK = "\n\n"
 
-TestMode = Literal["large", "spec"]
-Writer = Literal["small", "large"]
-Finish = Literal["eos", "stop", "length"]
-StoppedBy = Literal["eos", "max_tokens", "answer", "error"]
-
 
 # ---------------------------------------------------------------- triggers
-
-
-class TriggerHit(BaseModel):
-    """One trigger in a text: text[start:end] is the paragraph break and the trigger word."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    start: int
-    end: int
-    word: str  # the trigger word as configured (lower case)
 
 
 def _trigger_regex(words: Sequence[str]) -> re.Pattern[str]:
@@ -230,49 +228,6 @@ def is_correct(answer: str | None, reference: str | None) -> bool | None:
 # ---------------------------------------------------------------- result records
 
 
-class ThinkSegment(Strict):
-    """One request's contribution to a run's text: who wrote it, where, and what it cost."""
-
-    writer: Writer
-    text: str = Field(description="the text kept, in the order it appears in the run's text")
-    tokens: int = Field(description="tokens the server generated for this request (its cost)")
-    seconds: float = Field(description="client wall time of the request")
-    start_char: int = Field(description="offset of `text` in the run's text")
-    start_token: int = Field(description="tokens generated in the run before this request")
-    finish: Finish
-    trigger: str | None = Field(
-        default=None, description="large segments: the trigger word that handed the text over"
-    )
-    discarded: str = Field(
-        default="", description="text the server returned past a trigger it did not stop at, dropped"
-    )
-
-
-class ThinkRun(Strict):
-    """One generation of one problem in one test mode: the measurements and the whole text."""
-
-    problem_id: str
-    run: int
-    mode: TestMode
-    seed: int | None
-    latency_s: float
-    tokens: int
-    small_tokens: int
-    large_tokens: int
-    small_seconds: float
-    large_seconds: float
-    tokens_per_s: float | None
-    large_ratio: float | None = Field(description="large_tokens / tokens; 1.0 for the large model alone")
-    interventions: int = Field(description="large segments started by a trigger")
-    stopped_by: StoppedBy
-    answer: str | None
-    reference: str | None
-    correct: bool | None
-    text: str
-    segments: list[ThinkSegment]
-    error: str | None = None
-
-
 def make_run(
     *,
     problem_id: str,
@@ -318,16 +273,6 @@ def make_run(
 # ---------------------------------------------------------------- statistics
 
 
-class Proportion(Strict):
-    """k successes of n with Wilson's 95% score interval."""
-
-    k: int
-    n: int
-    rate: float
-    ci95_low: float
-    ci95_high: float
-
-
 def wilson(k: int, n: int, z: float = 1.959963984540054) -> Proportion:
     """Wilson score interval (Wilson 1927) for a proportion p̂ = k/n:
         centre = (p̂ + z²/2n) / (1 + z²/n);  half = z·sqrt(p̂(1-p̂)/n + z²/4n²) / (1 + z²/n).
@@ -367,16 +312,6 @@ def fisher_exact(k1: int, n1: int, k2: int, n2: int) -> float:
     return float(sps.fisher_exact([[k1, n1 - k1], [k2, n2 - k2]]).pvalue)
 
 
-class PairedRatio(Strict):
-    """Geometric mean of per-pair ratios a_i / b_i with a t interval (see `paired_ratio`)."""
-
-    ratio: float
-    ci95_low: float | None
-    ci95_high: float | None
-    p_value: float | None
-    n_pairs: int
-
-
 def paired_ratio(pairs: Sequence[tuple[float, float]]) -> PairedRatio:
     """Paired ratio of a over b: with d_i = ln(a_i / b_i), d̄ and s_d (ddof 1),
         ratio = exp(d̄);  95% CI = exp(d̄ ± t_{0.975,n-1} · s_d/√n);
@@ -404,83 +339,6 @@ def paired_ratio(pairs: Sequence[tuple[float, float]]) -> PairedRatio:
             lo, hi = math.exp(mean - half), math.exp(mean + half)
             p = float(sps.ttest_1samp(d, 0.0).pvalue)
     return PairedRatio(ratio=math.exp(mean), ci95_low=lo, ci95_high=hi, p_value=p, n_pairs=n)
-
-
-class AccuracyTest(Strict):
-    """Is the accuracy of speculative thinking different from the large model's alone?"""
-
-    method: Literal["mcnemar-exact", "fisher-exact"]
-    large: Proportion
-    spec: Proportion
-    difference: float = Field(description="spec rate - large rate")
-    large_only: int | None = Field(default=None, description="McNemar: pairs right only with the large model")
-    spec_only: int | None = Field(default=None, description="McNemar: pairs right only with spec thinking")
-    p_value: float
-
-
-class ModeSummary(Strict):
-    """The complete runs of one test mode, summarised (failed runs only counted)."""
-
-    mode: TestMode
-    runs: int
-    failed: int
-    latency_s: Summary | None
-    tokens_per_s: Summary | None
-    tokens: Summary | None
-    large_tokens: Summary | None
-    large_ratio: Summary | None
-    interventions: Summary | None
-    accuracy: Proportion | None
-
-
-class ProblemSummary(Strict):
-    """Per problem: mean latency of each mode, the speedup, the large-model share, answers right."""
-
-    problem_id: str
-    large_latency_s: float | None
-    spec_latency_s: float | None
-    speedup: float | None
-    spec_large_ratio: float | None
-    large_correct: str | None = Field(description='"k/n" runs right, None without a reference')
-    spec_correct: str | None
-
-
-class ThinkWarningCode(StrEnum):
-    FAILED_RUNS = "failed-runs"
-    ONE_RUN = "one-run"
-    SPEC_SLOWER = "spec-slower"
-    NO_SIGNIFICANT_SPEEDUP = "no-significant-speedup"
-    ACCURACY_DROP = "accuracy-drop"
-    NO_TRIGGERS = "no-triggers"
-    MAX_TOKENS = "max-tokens"
-
-
-class ThinkWarning(Strict):
-    code: ThinkWarningCode
-    message: str
-
-
-class ThinkSummary(Strict):
-    """Everything `velobench think` concludes from its runs."""
-
-    large: ModeSummary | None
-    spec: ModeSummary | None
-    speedup: Ratio | None = Field(
-        default=None, description="mean latency large / mean latency spec (Fieller CI, Welch p)"
-    )
-    speedup_paired: PairedRatio | None = Field(
-        default=None, description="geometric mean of latency large / spec per (problem, run) pair"
-    )
-    throughput_ratio: Ratio | None = Field(default=None, description="mean tokens/s spec / large")
-    large_token_reduction: float | None = Field(
-        default=None, description="1 - mean large-model token ratio of the spec runs (the seed's figure)"
-    )
-    large_work_ratio: Ratio | None = Field(
-        default=None, description="mean large-model tokens per spec run / mean tokens per large run"
-    )
-    accuracy: AccuracyTest | None = None
-    problems: list[ProblemSummary] = Field(default_factory=list)
-    warnings: list[ThinkWarning] = Field(default_factory=list)
 
 
 def _summary(xs: Sequence[float]) -> Summary | None:
@@ -653,3 +511,9 @@ def think_warnings(
             f"{a.method} p = {a.p_value:.3g})",
         )
     return out
+
+
+def refresh(report: ThinkReport) -> None:
+    """Recompute the summary and its warnings from the runs (after every run, and at the end)."""
+    report.summary = summarize_think(report.runs) if report.runs else None
+    report.warnings = list(report.summary.warnings) if report.summary else []

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from velobench.analysis.stats import Ratio, Summary
-from velobench.analysis.think import ModeSummary, ThinkSummary
+from velobench.results.measures import Ratio, Summary
+from velobench.results.think import ModeSummary, ThinkSummary
 
 WIDTH = 80
 

@@ -12,84 +12,17 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import ValidationError
 
 from velobench.errors import VelobenchError
 from velobench.paths import data_dir, repo_root
-from velobench.validation import Strict
-
-PROBLEM_PLACEHOLDER = "{problem}"
+from velobench.results.think import ThinkConfig
 
 
 def default_config_path() -> Path:
     """The shipped defaults: inside the wheel, else the checkout's prompts/think/default.toml."""
     packaged = data_dir() / "prompts" / "think" / "default.toml"
     return packaged if packaged.is_file() else repo_root() / "prompts" / "think" / "default.toml"
-
-
-class Triggers(Strict):
-    words: list[str] = Field(min_length=1)
-
-    @field_validator("words")
-    @classmethod
-    def _words(cls, v: list[str]) -> list[str]:
-        out: list[str] = []
-        for w in v:
-            if not w.strip() or w != w.strip() or "\n" in w:
-                raise ValueError(
-                    f"trigger word {w!r} must be non-empty, without surrounding spaces or newlines"
-                )
-            if w.lower() not in out:
-                out.append(w.lower())
-        return out
-
-
-class Segment(Strict):
-    tokens: int = Field(ge=1)
-    stop_at_paragraph: bool = True
-    peek_tokens: int = Field(default=8, ge=1)
-
-
-class Generation(Strict):
-    max_tokens: int = Field(ge=1)
-    stop_at_answer: bool = True
-
-
-class PromptTemplate(Strict):
-    template: str
-    system: str = ""
-
-    @field_validator("template")
-    @classmethod
-    def _template(cls, v: str) -> str:
-        if PROBLEM_PLACEHOLDER not in v:
-            raise ValueError(f"the template must contain {PROBLEM_PLACEHOLDER} (where the problem goes)")
-        return v
-
-    def messages(self, problem: str) -> list[dict[str, str]]:
-        """The chat messages for one problem: [system,] user."""
-        out = [{"role": "system", "content": self.system}] if self.system else []
-        out.append({"role": "user", "content": self.template.replace(PROBLEM_PLACEHOLDER, problem)})
-        return out
-
-
-class Sampling(Strict):
-    temperature: float = Field(ge=0)
-    top_p: float = Field(gt=0, le=1)
-    top_k: int = Field(ge=0)
-    seed: int = -1
-
-    def for_run(self, run: int) -> int | None:
-        """The seed of run `run` (seed + run), or None when the seed is left to the server (< 0)."""
-        return None if self.seed < 0 else self.seed + run
-
-
-class ThinkConfig(Strict):
-    triggers: Triggers
-    segment: Segment
-    generation: Generation
-    prompt: PromptTemplate
-    sampling: Sampling
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:

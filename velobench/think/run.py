@@ -29,28 +29,32 @@ from typing import Any
 from pydantic import ValidationError
 from rich.console import Console
 
-from velobench import config, engines, environment
-from velobench.analysis.think import TestMode, ThinkRun, trigger_stop_strings
+from velobench import engines
 from velobench.engines.base import Engine, ServesHttp
 from velobench.engines.http_client import HttpClient, RequestFailed, display_url
-from velobench.engines.names import EngineName
 from velobench.errors import Interrupted, VelobenchError
 from velobench.prompts import Prompt, load_prompts, prompts_dir, read_jsonl
-from velobench.report.think_console import render_think_summary
+from velobench.results import config
+from velobench.results.config import EngineName
 from velobench.results.schema import BinaryInfo
+from velobench.results.store import save
 from velobench.results.think import (
     ServerRecord,
+    TestMode,
+    ThinkConfig,
     ThinkOptions,
     ThinkProblem,
     ThinkReport,
+    ThinkRun,
     ThinkSetup,
-    refresh,
-    save_think,
 )
-from velobench.runner.think import Problem, Role, ThinkLoop, first_problems, parse_test_mode
-from velobench.runner.think_backends import HttpThinkBackend, Protocol, ThinkServer, answers_apply_template
-from velobench.think_config import ThinkConfig, load_think_config, with_overrides
-from velobench.validate import check_flags
+from velobench.runner.preflight import check_flags
+from velobench.telemetry import environment
+from velobench.think.analysis import refresh, trigger_stop_strings
+from velobench.think.backends import HttpThinkBackend, Protocol, ThinkServer, answers_apply_template
+from velobench.think.config import load_think_config, with_overrides
+from velobench.think.console import render_think_summary
+from velobench.think.loop import Problem, Role, ThinkLoop, first_problems, parse_test_mode
 from velobench.validation import one_line
 
 BUILTIN = "builtin"
@@ -404,7 +408,7 @@ def execute(
         report.runs.append(r)
         report.wall_s = clock() - t0
         refresh(report)
-        save_think(report, output)
+        save(report, output)
         console.print(run_line(r, prep.setup.run.num_runs), markup=False)
 
     try:
@@ -423,7 +427,7 @@ def execute(
     except KeyboardInterrupt as exc:
         report.status = "interrupted"
         if report.runs:
-            save_think(report, output)
+            save(report, output)
             raise Interrupted(
                 f"interrupted; {report.finished_runs()} finished run(s) kept in {output}"
             ) from exc
@@ -431,7 +435,7 @@ def execute(
     except VelobenchError as exc:
         if report.runs:
             report.status, report.error = "failed", str(exc)
-            save_think(report, output)
+            save(report, output)
             raise VelobenchError(
                 f"{exc} ({report.finished_runs()} finished run(s) kept in {output})"
             ) from exc
@@ -442,13 +446,13 @@ def execute(
         if not report.runs:
             raise VelobenchError(outcome.error)
         refresh(report)
-        save_think(report, output)
+        save(report, output)
         if report.summary is not None and report.finished_runs():
             console.print(render_think_summary(report.summary), markup=False)
         raise VelobenchError(f"{outcome.error} ({report.finished_runs()} finished run(s) kept in {output})")
     report.status = "complete"
     refresh(report)
-    save_think(report, output)
+    save(report, output)
     if report.summary is not None:
         console.print("")
         console.print(render_think_summary(report.summary), markup=False)

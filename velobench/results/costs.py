@@ -1,4 +1,7 @@
-"""What one decode step and one verification batch cost on this hardware (llama-bench's numbers).
+"""What one decode step and one verification batch cost on this hardware (llama-bench's numbers), as persisted in a result.
+
+The ceiling model that uses them is `analysis.ceiling`; the parser of llama-bench's JSON is
+`engines.llama_bench`.
 
     llama-bench -m TARGET -p 1,γ1+1,γ2+1,... -n 32 -o json   → pp(k) tokens/s, tg tokens/s
     llama-bench -m DRAFT  -n 32 -o json                        → the draft's tg tokens/s
@@ -11,12 +14,23 @@ memory-bound); on a 2-core CPU it grows almost like k, which is why speculation 
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 from pydantic import BaseModel, ConfigDict
 
-from velobench.analysis.ceiling import draft_cost_from_tg, verify_cost
+
+class Ceiling(BaseModel):
+    """Inputs and outputs of the ceiling model, and how close a measured speedup came to it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    alpha: float
+    gamma: int
+    draft_cost: float
+    verify_cost: float
+    expected_tokens: float
+    step_cost: float
+    ceiling: float
+    measured: float | None = None
+    fraction_of_ceiling: float | None = None
 
 
 class Costs(BaseModel):
@@ -38,19 +52,13 @@ class Costs(BaseModel):
         return verify_cost(k, ts, self.target_tg_ts) if ts else None
 
 
-def parse_bench_json(text: str) -> list[dict[str, Any]]:
-    """llama-bench `-o json` output: a list of test objects (`n_prompt`, `n_gen`, `avg_ts`, ...)."""
-    try:
-        rows = json.loads(text)
-    except ValueError as exc:
-        raise ValueError(f"llama-bench output is not JSON: {text.strip()[:200]!r}") from exc
-    if not isinstance(rows, list) or not all(isinstance(r, dict) and "avg_ts" in r for r in rows):
-        raise ValueError(f"llama-bench JSON is not a list of tests: {text.strip()[:200]!r}")
-    return rows
+def verify_cost(k: int, pp_ts: float, tg_ts: float) -> float:
+    """Verifying k tokens in one batch, in target decode steps: (k / pp_ts) / (1 / tg_ts)."""
+    return k * tg_ts / pp_ts
 
 
-def throughput(rows: list[dict[str, Any]]) -> tuple[dict[int, float], float | None]:
-    """Prompt-processing tokens/s by batch size, and token-generation tokens/s."""
-    pp = {int(r["n_prompt"]): float(r["avg_ts"]) for r in rows if r["n_gen"] == 0 and r["n_prompt"] > 0}
-    tg = [float(r["avg_ts"]) for r in rows if r["n_prompt"] == 0 and r["n_gen"] > 0]
-    return pp, (tg[0] if tg else None)
+def draft_cost_from_tg(target_tg_ts: float, draft_tg_ts: float) -> float:
+    """c = one draft decode step / one target decode step = target tg t/s ÷ draft tg t/s."""
+    if target_tg_ts <= 0 or draft_tg_ts <= 0:
+        raise ValueError("decode speeds must be > 0")
+    return target_tg_ts / draft_tg_ts
