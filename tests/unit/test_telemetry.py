@@ -587,12 +587,10 @@ def test_empty_trace_is_a_clear_error() -> None:
         summarize(TelemetryTrace(hz=10, started_at=0))
 
 
-def test_overhead_tool_parses_eval_speed_from_real_llama_completion_output() -> None:
-    from velobench.telemetry.overhead import parse_eval_tps
+def test_eval_speed_of_the_sampler_overhead_benchmark_from_real_llama_completion_output() -> None:
+    """benchmarks/sampler_overhead.py reads tokens/s with the engine's own parser."""
+    from velobench.engines.llama_output import parse_vanilla
 
     fixture = Path(__file__).parents[1] / "fixtures" / "telemetry" / "llama_completion_smollm2_n128.stderr"
-    assert parse_eval_tps(fixture.read_text()) == 1.33  # the eval line, not the prompt eval line (4.63)
-    with pytest.raises(VelobenchError, match="no eval time line"):
-        parse_eval_tps(
-            "common_perf_print: prompt eval time = 1.0 ms / 8 tokens ( 0.1 ms per token, 8.0 tokens per second)"
-        )
+    # the eval line, not the prompt eval line (4.63)
+    assert parse_vanilla(fixture.read_text()).eval_tokens_per_second == 1.33

@@ -1,6 +1,8 @@
 """How much the telemetry sampler slows the work it measures: an A/B experiment, re-runnable anywhere.
 
-    python -m velobench.telemetry.overhead --reps 8 --hz 10 50 [--llama-completion BIN --model GGUF]
+A development benchmark, not part of the package (run it from a checkout with velobench installed).
+
+    python benchmarks/sampler_overhead.py --reps 8 --hz 10 50 [--llama-completion BIN --model GGUF]
 
 Two workloads, each run `reps` times per condition (sampler off, on at each rate), the
 conditions interleaved in a shuffled order every round so drift (thermal, other users of the
@@ -32,7 +34,6 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import re
 import resource
 import statistics
 import subprocess
@@ -42,22 +43,9 @@ from pathlib import Path
 
 from scipy import stats
 
+from velobench.engines.llama_output import parse_vanilla
 from velobench.errors import VelobenchError
 from velobench.telemetry.sampler import Sampler, Sources
-
-EVAL = re.compile(
-    r"(?P<prompt>prompt )?eval time =\s*[\d.]+ ms /\s*\d+ (?:runs|tokens)\s*"
-    r"\(\s*[\d.]+ ms per token,\s*(?P<tps>[\d.]+) tokens per second\)"
-)
-
-
-def parse_eval_tps(stderr: str) -> float:
-    """Generation tokens/s from the last `eval time` perf line (not `prompt eval time`)."""
-    found = [m for m in EVAL.finditer(stderr) if not m.group("prompt")]
-    if not found:
-        raise VelobenchError(f"no eval time line in llama-completion output: {stderr[-300:]!r}")
-    return float(found[-1].group("tps"))
-
 
 Run = Callable[[Sources, "float | None"], dict[str, float]]
 
@@ -110,7 +98,7 @@ def llama_generation(binary: Path, model: Path, tokens: int, threads: int) -> Ru
         if proc.returncode != 0:
             raise VelobenchError(f"llama-completion exited {proc.returncode}: {err[-300:]!r}")
         child = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
-        return {"eval_tps": parse_eval_tps(err), "child_cpu_s": child, **cpu}
+        return {"eval_tps": parse_vanilla(err).eval_tokens_per_second, "child_cpu_s": child, **cpu}
 
     return once
 
