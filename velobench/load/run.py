@@ -35,7 +35,9 @@ import httpx
 from rich.console import Console
 
 from velobench import engines
+from velobench.engines import dialects
 from velobench.engines.base import ServerHandle, ServesHttp
+from velobench.engines.dialects import Dialect
 from velobench.engines.http_client import AsyncHttpClient, StreamRequest, display_url
 from velobench.engines.http_session import client_timeouts
 from velobench.engines.metrics import Samples, spec_decode_delta
@@ -112,10 +114,11 @@ def check_engine(cfg: RunConfig) -> RunConfig:
 
 
 class Tokenizer:
-    """The server's own tokenizer (`POST /tokenize`, `/detokenize`: llama-server and vLLM)."""
+    """The server's own tokenizer (`POST /tokenize`, `/detokenize`: llama-server and vLLM), in
+    the server's dialect (`engines.dialects`)."""
 
     def __init__(self, handle: ServerHandle) -> None:
-        self.llama = handle.name == "llama-server"
+        self.dialect: Dialect = "llama" if handle.name == "llama-server" else "openai"
         self.model = handle.model
         headers = {"Authorization": f"Bearer {handle.api_key}"} if handle.api_key else {}
         self.http = httpx.Client(base_url=handle.base_url, headers=headers, timeout=30.0)
@@ -124,24 +127,18 @@ class Tokenizer:
         self.http.close()
 
     def _post(self, path: str, body: dict[str, Any]) -> Any:
-        if not self.llama:
-            body = {"model": self.model, **body}
         r = self.http.post(path, json=body)
         r.raise_for_status()
         return r.json()
 
     def tokenize(self, text: str) -> list[int]:
-        body = (
-            {"content": text, "add_special": False}
-            if self.llama
-            else {"prompt": text, "add_special_tokens": False}
+        return dialects.token_ids(
+            self._post(dialects.TOKENIZE, dialects.tokenize_body(self.dialect, text, self.model))
         )
-        tokens = self._post("/tokenize", body)["tokens"]
-        return [int(t["id"]) if isinstance(t, dict) else int(t) for t in tokens]
 
     def detokenize(self, ids: Sequence[int]) -> str:
-        out = self._post("/detokenize", {"tokens": list(ids)})
-        return str(out.get("content", out.get("prompt", "")))
+        body = dialects.detokenize_body(self.dialect, ids, self.model)
+        return dialects.detokenized(self._post(dialects.DETOKENIZE, body))
 
 
 def fit_prompts(
