@@ -45,7 +45,6 @@ from velobench.errors import Interrupted, VelobenchError
 from velobench.load.generator import LoadRun, run_load
 from velobench.load.plan import level_plans
 from velobench.load.recompute import analyze
-from velobench.proc import log_tail
 from velobench.prompts import Prompt, chat_messages
 from velobench.results.config import EngineName, RunConfig
 from velobench.results.load import (
@@ -258,14 +257,9 @@ def session_info(handle: ServerHandle) -> SessionInfo:
 
 
 def died(handle: ServerHandle, where: str) -> VelobenchError | None:
-    """The one-line error for a server of ours that has exited, else None."""
+    """The one-line error for a server of ours that has exited (`proc.server_exited`), else None."""
     s = handle.process
-    if s is None or s.alive():
-        return None
-    rc = s.process.returncode if s.process is not None else None
-    return VelobenchError(
-        f"{handle.name} exited with code {rc} during {where}: {log_tail(s.log_path)} (log: {s.log_path})"
-    )
+    return None if s is None else s.died(f"during {where}", name=handle.name, wait_s=0)
 
 
 def sender(
