@@ -288,6 +288,18 @@ def log_tail(path: Path, lines: int = 3) -> str:
     return " | ".join(tail) if tail else "(empty log)"
 
 
+def server_exited(name: str, code: int | None, log_path: Path, during: str | None = None) -> str:
+    """How every dead server is told, in one line:
+
+        NAME exited with code CODE[ DURING]: LAST LOG LINES (log: LOG PATH)
+
+    `name` names the server as the reader knows it ("llama-server", "the large model's vllm"),
+    `during` what it was doing ("while starting", "during the vanilla run at concurrency 2").
+    """
+    when = f" {during}" if during else ""
+    return f"{name} exited with code {code}{when}: {log_tail(log_path)} (log: {log_path})"
+
+
 class ServerProcess:
     """A server child process bound to 127.0.0.1:`port`, logging to `log_path`."""
 
@@ -355,9 +367,7 @@ class ServerProcess:
             while True:
                 rc = self.process.poll()
                 if rc is not None:
-                    raise VelobenchError(
-                        f"{self.name} exited with code {rc} while starting: {log_tail(self.log_path)} (log: {self.log_path})"
-                    )
+                    raise VelobenchError(server_exited(self.name, rc, self.log_path, "while starting"))
                 try:
                     if client.get(self.health_path).status_code == 200:
                         self.ready_s = time.monotonic() - started
@@ -388,6 +398,16 @@ class ServerProcess:
             return self.process.wait(timeout=wait_s)
         except subprocess.TimeoutExpired:
             return None
+
+    def died(
+        self, during: str | None = None, *, name: str | None = None, wait_s: float = 2.0
+    ) -> VelobenchError | None:
+        """The one-line error (`server_exited`) if the server has exited (waiting up to `wait_s`
+        for it to be reaped), else None; `name` replaces the process's own name in the line."""
+        rc = self.exit_code(wait_s)
+        if rc is None:
+            return None
+        return VelobenchError(server_exited(name or self.name, rc, self.log_path, during))
 
     def stop(self) -> None:
         if self._stack is not None:

@@ -7,9 +7,10 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -193,3 +194,64 @@ def test_html_colours_one_run_by_writer() -> None:
     for p in rep.summary.problems if rep.summary else []:
         assert f"<td>{p.problem_id}</td>" in page
     assert "Large-model ratio per problem" in page and "<script" not in page
+
+
+# ---------------------------------------------------------------- the servers think starts
+
+
+class RecordedServer:
+    """Stands in for proc.ServerProcess in engines.vllm: records what would be launched, starts nothing."""
+
+    launched: ClassVar[list[RecordedServer]] = []
+
+    def __init__(self, argv: list[str], port: int, log_path: Path, **kw: Any) -> None:
+        self.argv, self.port, self.log_path, self.env = argv, port, log_path, kw.get("env")
+        self.ours = os.environ.get("VLLM_MAX_STOP_STRINGS")  # velobench's own, at launch
+        self.base_url = f"http://127.0.0.1:{port}"
+        self.command, self.ready_s, self.process = " ".join(argv), 1.0, None
+        RecordedServer.launched.append(self)
+
+    def __enter__(self) -> RecordedServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+
+def test_a_think_vllm_server_gets_its_stop_string_limit_in_its_own_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The real vLLM engine and think's real server start, with vLLM located at a stand-in path and
+    the process recorded instead of started: each model is one vanilla server (no draft model, no
+    speculative config), and VLLM_MAX_STOP_STRINGS is in that child's environment, never ours."""
+    from velobench.bins import vllm_env
+    from velobench.engines import vllm
+    from velobench.think.analysis import trigger_stop_strings
+    from velobench.think.run import open_servers
+
+    install = vllm_env.VllmInstall(
+        bin=tmp_path / "venv" / "bin" / "vllm", source="--vllm-bin", python=None, versions={"vllm": "0.32.0"}
+    )
+    monkeypatch.setattr(vllm_env, "locate", lambda *a, **k: install)
+    monkeypatch.setattr(vllm_env, "cuda_device_count", lambda: 0)
+    monkeypatch.setattr(vllm, "ServerProcess", RecordedServer)
+    monkeypatch.delenv("VLLM_MAX_STOP_STRINGS", raising=False)
+    RecordedServer.launched = []
+    prep = prepare(
+        raw(engine="vllm", large_model="org/large", small_model="org/small", vllm_bin=str(install.bin)),
+        {},
+        tmp_path / "logs",
+    )
+    words = prep.setup.think.triggers.words
+    assert all(e.cfg.draft_model is None and e.cfg.skip_speculative for e in prep.engines.values())  # type: ignore[attr-defined]
+    with open_servers(prep) as (_, records):
+        assert "VLLM_MAX_STOP_STRINGS" not in os.environ
+    want = str(max(4, len(trigger_stop_strings(words))))
+    assert [s.argv[s.argv.index("serve") + 1] for s in RecordedServer.launched] == ["org/large", "org/small"]
+    for s in RecordedServer.launched:
+        assert s.env is not None and s.env["VLLM_MAX_STOP_STRINGS"] == want and s.ours is None
+        assert not any(a.startswith("--speculative") for a in s.argv)
+    assert [r.max_stop_strings for r in records] == [int(want)] * 2 and {r.protocol for r in records} == {
+        "openai"
+    }
+    assert "VLLM_MAX_STOP_STRINGS" not in os.environ

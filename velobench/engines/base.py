@@ -9,6 +9,7 @@ its programs are installed (`available`); `engines.make` uses both.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,10 +78,11 @@ class ServesHttp(Protocol):
     """Server engines also hand out the server itself (load and think drive it directly)."""
 
     def serve(
-        self, mode: Mode, *, slots: int = 1, cache_prompt: bool = False
+        self, mode: Mode, *, slots: int = 1, cache_prompt: bool = False, env: Mapping[str, str] | None = None
     ) -> AbstractContextManager[ServerHandle]:
         """A server for `mode` with `slots` requests served in parallel; stopped on exit. Prompt
-        (prefix) caching stays off unless `cache_prompt` (`velobench think` resends its text)."""
+        (prefix) caching stays off unless `cache_prompt` (`velobench think` resends its text);
+        `env` adds variables to this server's environment alone (never velobench's own)."""
         ...
 
 

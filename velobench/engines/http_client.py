@@ -12,7 +12,8 @@ chunk's token ids (`/completion`, vLLM's `return_token_ids`), else from the grow
 count the server sends with every chunk (vLLM's `stream_options.continuous_usage_stats`,
 llama-server's `timings_per_token`), else 1 per chunk that carries text.
 
-All parsing is pure (`request_body`, `SseParser`, `StreamState`, `error_message`, `classify`);
+What is sent and read back is `engines.dialects` (one table of pure builders and parsers);
+`StreamState` and `classify` are pure too;
 `HttpClient` (httpx.Client) and `AsyncHttpClient` (httpx.AsyncClient) only move bytes and read the
 clock. A failure is a `RequestFailed` (a one-line `VelobenchError`) or, with `raise_errors=False`,
 `RequestTiming.error = "kind: message"` with every chunk received before it kept. Kinds: `connect`,
@@ -24,28 +25,29 @@ The API key is sent as `Authorization: Bearer KEY` and appears nowhere else: not
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 from pydantic import BaseModel, ConfigDict
 
+from velobench.engines import dialects
 from velobench.engines import metrics as prom
+from velobench.engines.dialects import (
+    PATHS,
+    Endpoint,
+    SseEvent,
+    SseParser,
+    StreamFailure,
+    error_message,
+    flatten,
+    sse_events,
+)
 from velobench.errors import VelobenchError
 from velobench.results.timing import RequestTiming
-
-Endpoint = Literal["completions", "chat", "native"]
-PATHS: dict[str, str] = {
-    "completions": "/v1/completions",
-    "chat": "/v1/chat/completions",
-    "native": "/completion",
-}
-# llama-server's /completion says how generation stopped in `stop_type`; OpenAI's words for it.
-_NATIVE_FINISH = {"limit": "length", "eos": "stop", "word": "stop"}
 
 DEFAULT_CONNECT_S = 10.0
 DEFAULT_READ_S = 120.0  # a long prompt on a CPU can take minutes before the first token
@@ -77,135 +79,23 @@ class StreamRequest:
 
 
 def request_body(req: StreamRequest, *, continuous_usage: bool = True) -> dict[str, Any]:
-    """The JSON body of `req`.
-
-    OpenAI endpoints ask for `stream_options.include_usage` (the closing chunk carries `usage`)
-    and, with `continuous_usage`, `continuous_usage_stats` (vLLM then puts the running `usage` in
-    every chunk; servers that do not know it ignore it, a strict one may refuse it).
-    """
-    body: dict[str, Any]
-    if req.endpoint == "native":
-        if not isinstance(req.prompt, str):
-            raise VelobenchError("llama-server's /completion takes a prompt string, not chat messages")
-        body = {"prompt": req.prompt, "n_predict": req.max_tokens}
-    else:
-        body = {"max_tokens": req.max_tokens}
-        if req.endpoint == "chat":
-            msgs = [{"role": "user", "content": req.prompt}] if isinstance(req.prompt, str) else req.prompt
-            body["messages"] = [dict(m) for m in msgs]
-        else:
-            if not isinstance(req.prompt, str):
-                raise VelobenchError(
-                    "/v1/completions takes a prompt string; use the chat endpoint for messages"
-                )
-            body["prompt"] = req.prompt
-        if req.model is not None:
-            body["model"] = req.model
-        options: dict[str, Any] = {"include_usage": True}
-        if continuous_usage:
-            options["continuous_usage_stats"] = True
-        body["stream_options"] = options
-    body["stream"] = True
-    body["temperature"] = req.temperature
-    if req.seed is not None:
-        body["seed"] = req.seed
-    if req.ignore_eos:
-        body["ignore_eos"] = True
-    body.update(req.extra)
-    return body
+    """The JSON body of `req` (`dialects.stream_body`)."""
+    return dialects.stream_body(
+        req.endpoint,
+        req.prompt,
+        req.max_tokens,
+        model=req.model,
+        temperature=req.temperature,
+        seed=req.seed,
+        ignore_eos=req.ignore_eos,
+        extra=req.extra,
+        continuous_usage=continuous_usage,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
 # What comes back: server-sent events, then one record
 # ---------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SseEvent:
-    """One server-sent event: `field` is `data`, or `error` (older llama-server's error events)."""
-
-    field: str
-    data: str
-
-
-class SseParser:
-    """Server-sent events from a stream's lines, one line at a time (W3C EventSource rules, the
-    subset servers use): `field: value` lines accumulate, a blank line ends the event, `:` lines
-    are comments (pings). `data` lines of one event are joined with newlines."""
-
-    def __init__(self) -> None:
-        self._field: str | None = None
-        self._data: list[str] = []
-
-    def feed(self, line: str) -> SseEvent | None:
-        """The event `line` completes, if it completes one."""
-        line = line.rstrip("\r\n")
-        if not line:
-            return self._dispatch()
-        if line.startswith(":"):
-            return None
-        name, _, value = line.partition(":")
-        value = value.removeprefix(" ")
-        if name in ("data", "error"):
-            if self._field is not None and self._field != name:
-                done = self._dispatch()
-                self._field, self._data = name, [value]
-                return done
-            self._field = name
-            self._data.append(value)
-        return None  # event:, id:, retry: and unknown fields carry nothing velobench reads
-
-    def close(self) -> SseEvent | None:
-        """The last event, where the stream ended without its blank line."""
-        return self._dispatch()
-
-    def _dispatch(self) -> SseEvent | None:
-        if self._field is None:
-            return None
-        event = SseEvent(self._field, "\n".join(self._data))
-        self._field, self._data = None, []
-        return event
-
-
-def sse_events(lines: Iterable[str]) -> list[SseEvent]:
-    """Every event of a whole captured stream."""
-    parser = SseParser()
-    out = [e for e in (parser.feed(line) for line in lines) if e is not None]
-    last = parser.close()
-    return [*out, last] if last is not None else out
-
-
-def _flatten(text: str, limit: int = 200) -> str:
-    """`text` on one line, at most `limit` characters (a server's words; pydantic errors go
-    through `validation.one_line`)."""
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
-
-
-def error_message(body: bytes | str) -> str:
-    """The server's own words from an error body (`{"error": {"message": ...}}`, `{"error": "..."}`,
-    `{"message": ...}`, FastAPI's `{"detail": ...}`), else the body itself; one line."""
-    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
-    try:
-        obj: Any = json.loads(text)
-    except ValueError:
-        return _flatten(text) or "(empty body)"
-    for key in ("error", "message", "detail"):
-        if isinstance(obj, dict) and key in obj:
-            obj = obj[key]
-            if isinstance(obj, dict) and "message" in obj:
-                obj = obj["message"]
-            break
-    return _flatten(obj if isinstance(obj, str) else json.dumps(obj))
-
-
-class StreamFailure(Exception):
-    """A classified failure inside the client (becomes `RequestFailed` or `RequestTiming.error`)."""
-
-    def __init__(self, kind: str, message: str) -> None:
-        super().__init__(f"{kind}: {message}")
-        self.kind = kind
-        self.message = message
 
 
 class StreamResult(BaseModel):
@@ -240,65 +130,19 @@ class StreamState:
     def on_event(self, event: SseEvent, t: float) -> None:
         """Take one event that arrived at `t`. Raises StreamFailure for error and unreadable events."""
         self.events += 1
-        if event.field == "error":
-            raise StreamFailure("server-error", error_message(event.data))
-        if event.data.strip() == "[DONE]":
+        chunk = dialects.parse_event(self.endpoint, event)
+        if chunk.model is not None:
+            self.model = chunk.model
+        if chunk.usage is not None:
+            self.usage = chunk.usage
+        if chunk.timings is not None:
+            self.timings = chunk.timings
+        if chunk.finish_reason is not None:
+            self.timing.finish_reason = chunk.finish_reason
+        if chunk.done:
             self.done = True
-            return
-        try:
-            payload = json.loads(event.data)
-        except ValueError:
-            raise StreamFailure("bad-event", f"not JSON: {_flatten(event.data, 120)!r}") from None
-        if not isinstance(payload, dict):
-            raise StreamFailure("bad-event", f"not a JSON object: {_flatten(event.data, 120)!r}")
-        if "error" in payload:
-            raise StreamFailure("server-error", error_message(event.data))
-        if self.endpoint == "native":
-            self._native(payload, t)
-        else:
-            self._openai(payload, t)
-
-    def _openai(self, payload: dict[str, Any], t: float) -> None:
-        if isinstance(payload.get("model"), str):
-            self.model = payload["model"]
-        usage = payload.get("usage")
-        if isinstance(usage, dict):
-            self.usage = usage
-        timings = payload.get("timings")
-        if isinstance(timings, dict):
-            self.timings = timings
-        choices = payload.get("choices") or []
-        if not choices:  # the closing usage-only chunk
-            return
-        choice = choices[0]
-        if self.endpoint == "chat":
-            delta = choice.get("delta") or {}
-            parts = (delta.get("reasoning_content"), delta.get("reasoning"), delta.get("content"))
-            text = "".join(p for p in parts if isinstance(p, str))
-        else:
-            text = choice.get("text") or ""
-        if choice.get("finish_reason"):
-            self.timing.finish_reason = choice["finish_reason"]
-        running = None
-        if isinstance(usage, dict) and isinstance(usage.get("completion_tokens"), int):
-            running = usage["completion_tokens"]
-        elif isinstance(timings, dict) and isinstance(timings.get("predicted_n"), int):
-            running = timings["predicted_n"]
-        ids = choice.get("token_ids")
-        self._chunk(text, ids if isinstance(ids, list) else None, running, t)
-
-    def _native(self, payload: dict[str, Any], t: float) -> None:
-        if payload.get("stop"):
-            self.done = True
-            if isinstance(payload.get("model"), str):
-                self.model = payload["model"]
-            if isinstance(payload.get("timings"), dict):
-                self.timings = payload["timings"]
-            stop_type = payload.get("stop_type")
-            if isinstance(stop_type, str):
-                self.timing.finish_reason = _NATIVE_FINISH.get(stop_type, stop_type)
-        ids = payload.get("tokens")
-        self._chunk(payload.get("content") or "", ids if isinstance(ids, list) else None, None, t)
+        if chunk.tokens:
+            self._chunk(chunk.text, chunk.token_ids, chunk.running, t)
 
     def _chunk(self, text: str, ids: list[int] | None, running: int | None, t: float) -> None:
         """Record a chunk that carried tokens: k = len(ids), else the growth of the server's running
@@ -342,16 +186,11 @@ class StreamState:
         timing.end_s = end_s
         timing.error = error
         usage, timings = self.usage, self.timings
-        if usage is not None:
-            if isinstance(usage.get("completion_tokens"), int):
-                timing.output_tokens = usage["completion_tokens"]
-            if isinstance(usage.get("prompt_tokens"), int):
-                timing.prompt_tokens = usage["prompt_tokens"]
-        elif self.endpoint == "native" and timings is not None:
-            if isinstance(timings.get("predicted_n"), int):
-                timing.output_tokens = timings["predicted_n"]
-            if isinstance(timings.get("prompt_n"), int):
-                timing.prompt_tokens = timings["prompt_n"] + int(timings.get("cache_n") or 0)
+        out, prompt = dialects.token_counts(self.endpoint, usage, timings)
+        if out is not None:
+            timing.output_tokens = out
+        if prompt is not None:
+            timing.prompt_tokens = prompt
         return StreamResult(
             timing=timing,
             text="".join(self.text),
@@ -369,18 +208,18 @@ def classify(exc: Exception, where: str, *, connect_s: float, read_s: float, chu
     if isinstance(exc, httpx.ConnectTimeout):
         return StreamFailure("connect", f"cannot connect to {where}: no answer in {connect_s:g} s")
     if isinstance(exc, httpx.ConnectError):
-        return StreamFailure("connect", f"cannot connect to {where}: {_flatten(str(exc)) or 'refused'}")
+        return StreamFailure("connect", f"cannot connect to {where}: {flatten(str(exc)) or 'refused'}")
     if isinstance(exc, httpx.ReadTimeout):
         return StreamFailure("timeout", f"{where} sent nothing for {read_s:g} s (after {chunks} chunks)")
     if isinstance(exc, httpx.TimeoutException):
-        return StreamFailure("timeout", f"{where}: {type(exc).__name__} ({_flatten(str(exc))})")
+        return StreamFailure("timeout", f"{where}: {type(exc).__name__} ({flatten(str(exc))})")
     if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError):
         return StreamFailure(
             "stream-ended",
             f"{where} closed the connection after {chunks} chunks "
-            f"({_flatten(str(exc)) or type(exc).__name__})",
+            f"({flatten(str(exc)) or type(exc).__name__})",
         )
-    return StreamFailure("connect", f"{where}: {type(exc).__name__}: {_flatten(str(exc))}")
+    return StreamFailure("connect", f"{where}: {type(exc).__name__}: {flatten(str(exc))}")
 
 
 class RequestFailed(VelobenchError):
@@ -498,22 +337,20 @@ class _Base:
 
     def _models(self, status: int, reason: str, body: bytes) -> list[str]:
         if status != 200:
-            raise RequestFailed(self.status_failure(status, reason, body, "GET", "/v1/models"))
+            raise RequestFailed(self.status_failure(status, reason, body, "GET", dialects.MODELS))
         try:
-            data = json.loads(body)["data"]
-            return [str(m["id"]) for m in data]
-        except (ValueError, KeyError, TypeError):
-            said = _flatten(body.decode("utf-8", "replace"), 120)
-            msg = f"{self.where('/v1/models')} answered something other than a model list: {said!r}"
+            return dialects.model_ids(body)
+        except ValueError as exc:
+            msg = f"{self.where(dialects.MODELS)} answered {exc}"
             raise RequestFailed(StreamFailure("bad-event", self.redact(msg))) from None
 
     def _metrics(self, status: int, reason: str, body: bytes) -> tuple[prom.Samples | None, str | None]:
         if status != 200:
-            return None, self.status_failure(status, reason, body, "GET", "/metrics").message
+            return None, self.status_failure(status, reason, body, "GET", dialects.METRICS).message
         try:
             return prom.parse(body.decode("utf-8", "replace")), None
         except ValueError as exc:
-            return None, self.redact(f"{self.where('/metrics')} is not Prometheus text: {exc}")
+            return None, self.redact(f"{self.where(dialects.METRICS)} is not Prometheus text: {exc}")
 
 
 class HttpClient(_Base):
@@ -590,17 +427,17 @@ class HttpClient(_Base):
     def models(self) -> list[str]:
         """The ids the server serves (`GET /v1/models`). Raises RequestFailed."""
         try:
-            r = self._http.get("/v1/models")
+            r = self._http.get(dialects.MODELS)
         except (httpx.HTTPError, OSError) as exc:
-            raise RequestFailed(self._failure(exc, "/v1/models", 0)) from None
+            raise RequestFailed(self._failure(exc, dialects.MODELS, 0)) from None
         return self._models(r.status_code, r.reason_phrase, r.content)
 
     def metrics_status(self) -> tuple[prom.Samples | None, str | None]:
         """`GET /metrics` parsed, or (None, why) where it does not answer usefully; never raises."""
         try:
-            r = self._http.get("/metrics")
+            r = self._http.get(dialects.METRICS)
         except (httpx.HTTPError, OSError) as exc:
-            return None, self._failure(exc, "/metrics", 0).message
+            return None, self._failure(exc, dialects.METRICS, 0).message
         return self._metrics(r.status_code, r.reason_phrase, r.content)
 
     def metrics(self) -> prom.Samples | None:
@@ -654,19 +491,39 @@ class AsyncHttpClient(_Base):
     async def models(self) -> list[str]:
         """As `HttpClient.models`."""
         try:
-            r = await self._http.get("/v1/models")
+            r = await self._http.get(dialects.MODELS)
         except (httpx.HTTPError, OSError) as exc:
-            raise RequestFailed(self._failure(exc, "/v1/models", 0)) from None
+            raise RequestFailed(self._failure(exc, dialects.MODELS, 0)) from None
         return self._models(r.status_code, r.reason_phrase, r.content)
 
     async def metrics_status(self) -> tuple[prom.Samples | None, str | None]:
         """As `HttpClient.metrics_status`."""
         try:
-            r = await self._http.get("/metrics")
+            r = await self._http.get(dialects.METRICS)
         except (httpx.HTTPError, OSError) as exc:
-            return None, self._failure(exc, "/metrics", 0).message
+            return None, self._failure(exc, dialects.METRICS, 0).message
         return self._metrics(r.status_code, r.reason_phrase, r.content)
 
     async def metrics(self) -> prom.Samples | None:
         """As `HttpClient.metrics`."""
         return (await self.metrics_status())[0]
+
+
+__all__ = [
+    "PATHS",
+    "AsyncHttpClient",
+    "Endpoint",
+    "HttpClient",
+    "RequestFailed",
+    "SseEvent",
+    "SseParser",
+    "StreamFailure",
+    "StreamRequest",
+    "StreamResult",
+    "StreamState",
+    "classify",
+    "display_url",
+    "error_message",
+    "request_body",
+    "sse_events",
+]

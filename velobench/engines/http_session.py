@@ -124,13 +124,16 @@ class HttpSession:
         return (proc.pid if proc is not None else None), False
 
     def died(self, what: str) -> VelobenchError:
-        """The one-line error for a dropped connection: names the process's fate where it is ours."""
+        """The one-line error for a dropped connection: the process's fate where it is ours
+        (`proc.server_exited` once it has exited)."""
         if self.server is None:
             return VelobenchError(f"the server at {display_url(self.client.base_url)} failed: {what}")
-        rc = self.server.exit_code()
-        state = f"exited with code {rc}" if rc is not None else "is still running but"
+        dead = self.server.died("during a request", name=self.server_name)
+        if dead is not None:
+            return dead
         return VelobenchError(
-            f"{self.server_name} {state}: {what}; log: {log_tail(self.server.log_path)} ({self.server.log_path})"
+            f"{self.server_name} is still running but: {what}; "
+            f"log: {log_tail(self.server.log_path)} ({self.server.log_path})"
         )
 
     def request(self, prompt: Prompt) -> StreamRequest:

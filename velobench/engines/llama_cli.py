@@ -43,7 +43,7 @@ from velobench.engines.llama_args import (
 from velobench.engines.llama_output import generated_text, parse_speculative, parse_vanilla
 from velobench.errors import VelobenchError
 from velobench.prompts import Prompt
-from velobench.results.config import EngineName, Method, RunConfig, SpecImpl
+from velobench.results.config import EngineName, Method, RunConfig, SpecImpl, prepared_modes
 from velobench.results.schema import BinaryInfo, Iteration, Mode, SessionInfo
 
 NO_CNV_FLAGS = ("-no-cnv", "--no-conversation")
@@ -261,13 +261,15 @@ class LlamaCliEngine:
         self.tools["speculative"] = spec
         # Fail now, before any model loads, if a needed flag is missing.
         for mode, tool in self.tools.items():
-            CliSession(tool, cfg, mode).argv(cfg.prompt)
+            if mode in prepared_modes(cfg):
+                CliSession(tool, cfg, mode).argv(cfg.prompt)
 
     def command_lines(self, prompt: Prompt) -> dict[str, str]:
         """What `--dry-run` prints: each mode's command line for the first prompt."""
         return {
             mode: shlex.join(CliSession(tool, self.cfg, mode).argv(prompt.prompt))
             for mode, tool in self.tools.items()
+            if mode in prepared_modes(self.cfg)
         }
 
     def binaries(self) -> list[BinaryInfo]:

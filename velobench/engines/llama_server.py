@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import secrets
 import shlex
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,7 @@ from velobench.engines.llama_args import (
 from velobench.errors import VelobenchError
 from velobench.proc import HOST, ServerProcess, child_env, free_port
 from velobench.prompts import Prompt
-from velobench.results.config import EngineName, Method, RunConfig, SpecImpl
+from velobench.results.config import EngineName, Method, RunConfig, SpecImpl, prepared_modes
 from velobench.results.schema import BinaryInfo, Mode
 
 # What velobench sets on every llama-server it starts; `validate.check_engine_args` refuses them in -x.
@@ -156,7 +156,7 @@ class LlamaServerEngine:
         if reason:
             raise VelobenchError(reason)
         self.log_dir = log_dir
-        for mode in ("vanilla", "speculative"):
+        for mode in prepared_modes(cfg):
             server_argv(self.tool, cfg, mode, 0)  # fail now on a missing flag, before any model loads
 
     def command_lines(self, prompt: Prompt) -> dict[str, str]:
@@ -164,7 +164,7 @@ class LlamaServerEngine:
         port = self.cfg.port or 0
         return {
             mode: shlex.join(server_argv(self.tool, self.cfg, mode, port))
-            for mode in ("vanilla", "speculative")
+            for mode in prepared_modes(self.cfg)
         }
 
     def binaries(self) -> list[BinaryInfo]:
@@ -174,9 +174,12 @@ class LlamaServerEngine:
         return self.tool.name
 
     @contextlib.contextmanager
-    def serve(self, mode: Mode, *, slots: int = 1, cache_prompt: bool = False) -> Iterator[ServerHandle]:
+    def serve(
+        self, mode: Mode, *, slots: int = 1, cache_prompt: bool = False, env: Mapping[str, str] | None = None
+    ) -> Iterator[ServerHandle]:
         """llama-server for `mode` on 127.0.0.1 with `slots` parallel slots of --ctx-size each, and a
-        random API key for this run, passed in the environment (never on the command line)."""
+        random API key for this run, passed in the environment (never on the command line); `env`:
+        more variables for this server's environment alone."""
         port = self.cfg.port or free_port()
         argv = server_argv(self.tool, self.cfg, mode, port, slots=slots, cache_prompt=cache_prompt)
         log = self.log_dir / f"llama-server-{mode}.log"
@@ -188,7 +191,7 @@ class LlamaServerEngine:
             log,
             name="llama-server",
             start_timeout_s=self.cfg.server_timeout or DEFAULT_START_TIMEOUT_S,
-            env=child_env({"LLAMA_API_KEY": key}),
+            env=child_env({**(env or {}), "LLAMA_API_KEY": key}),
         ) as server:
             yield ServerHandle(
                 base_url=server.base_url,

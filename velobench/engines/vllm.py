@@ -20,7 +20,7 @@ import secrets
 import shlex
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from velobench.bins import vllm_env
@@ -31,7 +31,7 @@ from velobench.errors import VelobenchError
 from velobench.models.gguf_info import is_gguf
 from velobench.proc import ServerProcess, free_port
 from velobench.prompts import Prompt
-from velobench.results.config import EngineName, RunConfig
+from velobench.results.config import EngineName, RunConfig, prepared_modes
 from velobench.results.schema import BinaryInfo, Mode
 
 # What velobench sets on every `vllm serve` it starts; `validate.check_engine_args` refuses them in -x.
@@ -115,7 +115,7 @@ class VllmEngine:
         self.draft_facts: dict[str, str] = {}
         if cfg.draft_model:
             self.draft, self.draft_facts = resolve_model(cfg.draft_model, self.install, "draft model")
-        for mode in ("vanilla", "speculative"):
+        for mode in prepared_modes(cfg):
             self.argv(mode, 0)  # fail now on a bad option, before any model loads
 
     def served_name(self) -> str:
@@ -149,7 +149,7 @@ class VllmEngine:
 
     def command_lines(self, prompt: Prompt) -> dict[str, str]:
         """What `--dry-run` prints: each mode's exact command line (the port is chosen at start)."""
-        return {mode: shlex.join(self.argv(mode, self.cfg.port or 0)) for mode in ("vanilla", "speculative")}
+        return {mode: shlex.join(self.argv(mode, self.cfg.port or 0)) for mode in prepared_modes(self.cfg)}
 
     def binaries(self) -> list[BinaryInfo]:
         versions = ", ".join(f"{k} {v}" for k, v in self.install.versions.items() if v and k != "vllm")
@@ -167,14 +167,17 @@ class VllmEngine:
         return "vllm serve"
 
     @contextlib.contextmanager
-    def serve(self, mode: Mode, *, slots: int = 1, cache_prompt: bool = False) -> Iterator[ServerHandle]:
+    def serve(
+        self, mode: Mode, *, slots: int = 1, cache_prompt: bool = False, env: Mapping[str, str] | None = None
+    ) -> Iterator[ServerHandle]:
+        """`vllm serve` for `mode`; `env`: more variables for this server's environment alone."""
         port = self.cfg.port or free_port()
         key = secrets.token_urlsafe(24)
         tmp = Path(tempfile.mkdtemp(prefix="velobench-vllm-"))  # vLLM leaves a file per server in TMPDIR
-        env = vllm_env.child_env(
+        child = vllm_env.child_env(
             self.install,
             tmpdir=tmp,
-            extra={**vllm_args.server_env(gpu=self.gpu), "VLLM_API_KEY": key},
+            extra={**vllm_args.server_env(gpu=self.gpu), **(env or {}), "VLLM_API_KEY": key},
         )
         timeout = self.cfg.server_timeout or DEFAULT_START_TIMEOUT_S
         facts = {**self.model_facts, **{f"draft_{k}": v for k, v in self.draft_facts.items()}}
@@ -185,7 +188,7 @@ class VllmEngine:
                 self.log_dir / f"vllm-{mode}.log",
                 name="vllm",
                 start_timeout_s=timeout,
-                env=env,
+                env=child,
             ) as server:
                 yield ServerHandle(
                     base_url=server.base_url,

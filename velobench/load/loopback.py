@@ -1,7 +1,8 @@
 """The load generator's own ceiling: a trivial streaming endpoint on 127.0.0.1 and a client for it.
 
 `LoopbackServer` answers every POST with an OpenAI-style server-sent-event stream of `tokens`
-content chunks (optionally `token_delay_s` apart), a usage chunk and `data: [DONE]`, over
+content chunks (optionally `token_delay_s` apart), a usage chunk and `data: [DONE]` (built by
+`engines.dialects`, as the servers send them), over
 HTTP/1.1 keep-alive with chunked encoding; it does no work, so the requests/s that `run_load`
 reaches against it is what velobench itself can issue and complete on this machine. Above that
 rate, velobench (not the server) is the bottleneck.
@@ -28,6 +29,8 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
+from velobench.engines import dialects
+from velobench.engines.http_client import SseParser, StreamFailure, StreamState
 from velobench.load.generator import HasId, plan, run_load
 from velobench.results.timing import RequestTiming
 
@@ -92,8 +95,7 @@ class LoopbackServer:
 
     async def _stream(self, writer: asyncio.StreamWriter, n: int) -> None:
         def chunk(payload: dict[str, Any] | str) -> bytes:
-            data = payload if isinstance(payload, str) else json.dumps(payload)
-            event = f"data: {data}\n\n".encode()
+            event = dialects.sse_frame(payload)
             return b"%x\r\n%s\r\n" % (len(event), event)
 
         writer.write(
@@ -102,12 +104,10 @@ class LoopbackServer:
         for i in range(n):
             if self.token_delay_s:
                 await asyncio.sleep(self.token_delay_s)
-            writer.write(chunk({"choices": [{"index": 0, "delta": {"content": f" t{i}"}}]}))
+            writer.write(chunk(dialects.stream_chunk(f" t{i}")))
             await writer.drain()
         usage = {"prompt_tokens": 8, "completion_tokens": n, "total_tokens": 8 + n}
-        writer.write(
-            chunk({"choices": [{"index": 0, "delta": {}, "finish_reason": "length"}], "usage": usage})
-        )
+        writer.write(chunk(dialects.stream_chunk("", finish_reason="length", usage=usage)))
         writer.write(chunk("[DONE]") + b"0\r\n\r\n")
         await writer.drain()
 
@@ -115,44 +115,34 @@ class LoopbackServer:
 def httpx_send(
     client: httpx.AsyncClient, url: str, zero: float, body: dict[str, Any] | None = None
 ) -> Callable[[int, HasId], Awaitable[RequestTiming]]:
-    """A `send` for `run_load`: POST `body` to `url`, stream the SSE answer, time every chunk.
+    """A `send` for `run_load`: POST `body` to `url`, stream the SSE answer, time every chunk
+    (read by the engines' own parser: `engines.dialects` through `StreamState`).
 
     Failures become `RequestTiming.error` ("timeout: …", "connection: …", "http-503: …").
     """
 
     async def send(index: int, prompt: HasId) -> RequestTiming:
-        t = RequestTiming(sent_s=time.perf_counter() - zero)
+        state, parser = StreamState("chat", time.perf_counter() - zero), SseParser()
+        error = None
         try:
             async with client.stream("POST", url, json=body or {}) as r:
                 if r.status_code != 200:
                     text = (await r.aread())[:200].decode(errors="replace")
-                    t.error = f"http-{r.status_code}: {text}"
+                    error = f"http-{r.status_code}: {text}"
                 else:
                     async for line in r.aiter_lines():
-                        if not line.startswith("data:"):
-                            continue
-                        payload = line[5:].strip()
-                        if payload == "[DONE]":
+                        event = parser.feed(line)
+                        if event is not None:
+                            state.on_event(event, time.perf_counter() - zero)
+                        if state.done:
                             break
-                        event = json.loads(payload)
-                        now = time.perf_counter() - zero
-                        choices = event.get("choices") or [{}]
-                        if (choices[0].get("delta") or {}).get("content"):
-                            t.chunk_s.append(now)
-                            t.chunk_tokens.append(1)
-                            if t.first_token_s is None:
-                                t.first_token_s = now
-                        if choices[0].get("finish_reason"):
-                            t.finish_reason = choices[0]["finish_reason"]
-                        if usage := event.get("usage"):
-                            t.output_tokens = usage.get("completion_tokens")
-                            t.prompt_tokens = usage.get("prompt_tokens")
+        except StreamFailure as exc:
+            error = str(exc)
         except httpx.TimeoutException as exc:
-            t.error = f"timeout: {exc!r}"
+            error = f"timeout: {exc!r}"
         except httpx.TransportError as exc:
-            t.error = f"connection: {exc!r}"
-        t.end_s = time.perf_counter() - zero
-        return t
+            error = f"connection: {exc!r}"
+        return state.result(time.perf_counter() - zero, error=error).timing
 
     return send
 

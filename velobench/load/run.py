@@ -35,7 +35,9 @@ import httpx
 from rich.console import Console
 
 from velobench import engines
+from velobench.engines import dialects
 from velobench.engines.base import ServerHandle, ServesHttp
+from velobench.engines.dialects import Dialect
 from velobench.engines.http_client import AsyncHttpClient, StreamRequest, display_url
 from velobench.engines.http_session import client_timeouts
 from velobench.engines.metrics import Samples, spec_decode_delta
@@ -43,7 +45,6 @@ from velobench.errors import Interrupted, VelobenchError
 from velobench.load.generator import LoadRun, run_load
 from velobench.load.plan import level_plans
 from velobench.load.recompute import analyze
-from velobench.proc import log_tail
 from velobench.prompts import Prompt, chat_messages
 from velobench.results.config import EngineName, RunConfig
 from velobench.results.load import (
@@ -112,10 +113,11 @@ def check_engine(cfg: RunConfig) -> RunConfig:
 
 
 class Tokenizer:
-    """The server's own tokenizer (`POST /tokenize`, `/detokenize`: llama-server and vLLM)."""
+    """The server's own tokenizer (`POST /tokenize`, `/detokenize`: llama-server and vLLM), in
+    the server's dialect (`engines.dialects`)."""
 
     def __init__(self, handle: ServerHandle) -> None:
-        self.llama = handle.name == "llama-server"
+        self.dialect: Dialect = "llama" if handle.name == "llama-server" else "openai"
         self.model = handle.model
         headers = {"Authorization": f"Bearer {handle.api_key}"} if handle.api_key else {}
         self.http = httpx.Client(base_url=handle.base_url, headers=headers, timeout=30.0)
@@ -124,24 +126,18 @@ class Tokenizer:
         self.http.close()
 
     def _post(self, path: str, body: dict[str, Any]) -> Any:
-        if not self.llama:
-            body = {"model": self.model, **body}
         r = self.http.post(path, json=body)
         r.raise_for_status()
         return r.json()
 
     def tokenize(self, text: str) -> list[int]:
-        body = (
-            {"content": text, "add_special": False}
-            if self.llama
-            else {"prompt": text, "add_special_tokens": False}
+        return dialects.token_ids(
+            self._post(dialects.TOKENIZE, dialects.tokenize_body(self.dialect, text, self.model))
         )
-        tokens = self._post("/tokenize", body)["tokens"]
-        return [int(t["id"]) if isinstance(t, dict) else int(t) for t in tokens]
 
     def detokenize(self, ids: Sequence[int]) -> str:
-        out = self._post("/detokenize", {"tokens": list(ids)})
-        return str(out.get("content", out.get("prompt", "")))
+        body = dialects.detokenize_body(self.dialect, ids, self.model)
+        return dialects.detokenized(self._post(dialects.DETOKENIZE, body))
 
 
 def fit_prompts(
@@ -261,14 +257,9 @@ def session_info(handle: ServerHandle) -> SessionInfo:
 
 
 def died(handle: ServerHandle, where: str) -> VelobenchError | None:
-    """The one-line error for a server of ours that has exited, else None."""
+    """The one-line error for a server of ours that has exited (`proc.server_exited`), else None."""
     s = handle.process
-    if s is None or s.alive():
-        return None
-    rc = s.process.returncode if s.process is not None else None
-    return VelobenchError(
-        f"{handle.name} exited with code {rc} during {where}: {log_tail(s.log_path)} (log: {s.log_path})"
-    )
+    return None if s is None else s.died(f"during {where}", name=handle.name, wait_s=0)
 
 
 def sender(

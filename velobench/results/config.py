@@ -11,7 +11,7 @@ import shlex
 from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
@@ -180,11 +180,25 @@ class RunConfig(BaseModel):
         if self.skip_vanilla and self.skip_speculative:
             raise ValueError("--skip-vanilla and --skip-speculative together leave nothing to measure")
         remote = bool(self.server_url or self.baseline_url)
-        if self.method.needs_draft_model and not self.draft_model and not remote:
+        if (
+            self.method.needs_draft_model
+            and not self.draft_model
+            and not remote
+            and not self.skip_speculative
+        ):
             raise ValueError(f"--method {self.method.value} needs a draft model (-d/--draft-model)")
         if not self.method.needs_draft_model and self.draft_model:
             raise ValueError(f"--method {self.method.value} uses no draft model; drop -d/--draft-model")
         return self
+
+
+def prepared_modes(cfg: RunConfig) -> tuple[Literal["vanilla", "speculative"], ...]:
+    """The modes an engine prepares for `cfg`: both, or vanilla alone for a configuration that
+    skips speculation and names no draft model its method needs (one model's vanilla server, as
+    `velobench think` starts)."""
+    if cfg.skip_speculative and cfg.method.needs_draft_model and not cfg.draft_model:
+        return ("vanilla",)
+    return ("vanilla", "speculative")
 
 
 def build(**values: Any) -> RunConfig:

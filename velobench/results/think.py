@@ -34,10 +34,30 @@ from velobench.validation import Strict
 PROBLEM_PLACEHOLDER = "{problem}"
 
 
-TestMode = Literal["large", "spec"]
+class TestMode(StrEnum):
+    """How `velobench think` runs: the large model alone, speculative thinking (the small model
+    reasons, the large one steps in at triggers), or both in turn. A run is in `large` or `spec`."""
+
+    __test__ = False  # not a pytest test class
+
+    LARGE = "large"
+    SPEC = "spec"
+    BOTH = "both"
+
+    @property
+    def runs(self) -> tuple[TestMode, ...]:
+        """The modes whose runs this test mode makes (both: large, then spec)."""
+        return (TestMode.LARGE, TestMode.SPEC) if self is TestMode.BOTH else (self,)
 
 
-Writer = Literal["small", "large"]
+def one_mode(mode: TestMode) -> TestMode:
+    """`mode` where it is one run's mode (large or spec); ValueError for both."""
+    if mode is TestMode.BOTH:
+        raise ValueError("a run is in one test mode, large or spec, not both")
+    return mode
+
+
+Role = Literal["small", "large"]  # which model: the one that reasons, or the one that steps in
 
 
 Finish = Literal["eos", "stop", "length"]
@@ -59,7 +79,7 @@ class TriggerHit(BaseModel):
 class ThinkSegment(Strict):
     """One request's contribution to a run's text: who wrote it, where, and what it cost."""
 
-    writer: Writer
+    writer: Role
     text: str = Field(description="the text kept, in the order it appears in the run's text")
     tokens: int = Field(description="tokens the server generated for this request (its cost)")
     seconds: float = Field(description="client wall time of the request")
@@ -97,6 +117,11 @@ class ThinkRun(Strict):
     text: str
     segments: list[ThinkSegment]
     error: str | None = None
+
+    @field_validator("mode")
+    @classmethod
+    def _one_mode(cls, mode: TestMode) -> TestMode:
+        return one_mode(mode)
 
 
 class Proportion(Strict):
@@ -137,6 +162,12 @@ class ModeSummary(Strict):
     mode: TestMode
     runs: int
     failed: int
+
+    @field_validator("mode")
+    @classmethod
+    def _one_mode(cls, mode: TestMode) -> TestMode:
+        return one_mode(mode)
+
     latency_s: Summary | None
     tokens_per_s: Summary | None
     tokens: Summary | None
@@ -261,10 +292,13 @@ class ThinkConfig(Strict):
     sampling: Sampling
 
 
-ThinkEngine = Literal["server", "vllm", "remote"]
+class ThinkEngine(StrEnum):
+    """What runs the two models: llama-servers or vLLM servers velobench starts, or servers
+    already running (the values are `EngineName`'s)."""
 
-
-TestModeName = Literal["large", "spec", "both"]
+    SERVER = "server"
+    VLLM = "vllm"
+    REMOTE = "remote"
 
 
 class ThinkOptions(Strict):
@@ -274,8 +308,8 @@ class ThinkOptions(Strict):
         description="-m: the model that steps in (GGUF, catalog name; remote: served name)"
     )
     small_model: str = Field(description="-d: the model that reasons")
-    engine: ThinkEngine = "server"
-    test_mode: TestModeName = "both"
+    engine: ThinkEngine = ThinkEngine.SERVER
+    test_mode: TestMode = TestMode.BOTH
     prompts: str = Field(default="builtin", description="builtin[:CATEGORY], gsm8k, aime2025 or a JSONL file")
     num_problems: int | None = Field(default=None, ge=1)
     num_runs: int = Field(default=1, ge=1)
@@ -309,7 +343,7 @@ class ThinkProblem(Strict):
 class ServerRecord(Strict):
     """One model's server: what velobench started (command, log) or where it found it (url)."""
 
-    role: Literal["large", "small"]
+    role: Role
     name: str
     url: str
     model: str | None = None

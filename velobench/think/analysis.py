@@ -380,8 +380,8 @@ def accuracy_test(runs: Sequence[ThinkRun]) -> AccuracyTest | None:
     (Fisher exact). None unless both modes have graded runs.
     """
     graded = [r for r in runs if r.error is None and r.correct is not None]
-    large = {(r.problem_id, r.run): bool(r.correct) for r in graded if r.mode == "large"}
-    spec = {(r.problem_id, r.run): bool(r.correct) for r in graded if r.mode == "spec"}
+    large = {(r.problem_id, r.run): bool(r.correct) for r in graded if r.mode == TestMode.LARGE}
+    spec = {(r.problem_id, r.run): bool(r.correct) for r in graded if r.mode == TestMode.SPEC}
     if not large or not spec:
         return None
     pl, ps = wilson(sum(large.values()), len(large)), wilson(sum(spec.values()), len(spec))
@@ -419,9 +419,11 @@ def _mean(xs: Sequence[float]) -> float | None:
 def summarize_think(runs: Sequence[ThinkRun], *, significance: float = 0.05) -> ThinkSummary:
     """All summaries, comparisons and warnings of a set of runs (complete ones; failed counted)."""
     ok = [r for r in runs if r.error is None]
-    large = [r for r in ok if r.mode == "large"]
-    spec = [r for r in ok if r.mode == "spec"]
-    summary = ThinkSummary(large=summarize_mode(runs, "large"), spec=summarize_mode(runs, "spec"))
+    large = [r for r in ok if r.mode == TestMode.LARGE]
+    spec = [r for r in ok if r.mode == TestMode.SPEC]
+    summary = ThinkSummary(
+        large=summarize_mode(runs, TestMode.LARGE), spec=summarize_mode(runs, TestMode.SPEC)
+    )
     if large and spec:
         summary.speedup = _ratio([r.latency_s for r in large], [r.latency_s for r in spec])
         by_key = {(r.problem_id, r.run): r for r in spec}
@@ -478,7 +480,7 @@ def think_warnings(
     for m in (summary.large, summary.spec):
         if m is not None and m.runs == 1:
             warn(ThinkWarningCode.ONE_RUN, f"{m.mode}: one complete run, no spread or interval")
-    spec_ok = [r for r in runs if r.mode == "spec" and r.error is None]
+    spec_ok = [r for r in runs if r.mode == TestMode.SPEC and r.error is None]
     if spec_ok and all(r.interventions == 0 for r in spec_ok):
         warn(
             ThinkWarningCode.NO_TRIGGERS,

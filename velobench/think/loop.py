@@ -42,18 +42,18 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Protocol
 
 from velobench.errors import VelobenchError
 from velobench.results.think import (
     Finish,
+    Role,
     Sampling,
     StoppedBy,
     TestMode,
     ThinkConfig,
     ThinkRun,
     ThinkSegment,
-    Writer,
 )
 from velobench.think.analysis import (
     PARAGRAPH_BREAK,
@@ -62,13 +62,6 @@ from velobench.think.analysis import (
     make_run,
     trigger_stop_strings,
 )
-
-Role = Literal["small", "large"]
-TEST_MODES: dict[str, tuple[TestMode, ...]] = {
-    "large": ("large",),
-    "spec": ("spec",),
-    "both": ("large", "spec"),
-}
 
 
 @dataclass(frozen=True)
@@ -115,10 +108,11 @@ class Problem:
 
 
 def parse_test_mode(name: str) -> tuple[TestMode, ...]:
-    """large | spec | both -> the modes to run; anything else is a one-line VelobenchError."""
+    """large | spec | both -> the modes to run (`TestMode.runs`); anything else is a one-line
+    VelobenchError."""
     try:
-        return TEST_MODES[name]
-    except KeyError:
+        return TestMode(name).runs
+    except ValueError:
         raise VelobenchError(f"unknown test mode {name!r}: use large, spec or both") from None
 
 
@@ -140,7 +134,7 @@ class _RunState:
         self.tokens = 0
 
     def add(
-        self, writer: Writer, piece: Piece, kept: str, *, trigger: str | None = None, discarded: str = ""
+        self, writer: Role, piece: Piece, kept: str, *, trigger: str | None = None, discarded: str = ""
     ) -> None:
         self.segments.append(
             ThinkSegment(
@@ -280,7 +274,9 @@ class ThinkLoop:
         t0 = time.perf_counter()
         try:
             stopped = (
-                self._spec(prompt, state, seed) if mode == "spec" else self._large_alone(prompt, state, seed)
+                self._spec(prompt, state, seed)
+                if mode == TestMode.SPEC
+                else self._large_alone(prompt, state, seed)
             )
         except Exception as exc:  # a dead server, a bad response: kept in the record, not raised
             stopped, error = "error", _one_line(exc)
@@ -299,7 +295,7 @@ class ThinkLoop:
 
     def warm_up(self, prompt: str, modes: Sequence[TestMode], tokens: int = 8) -> None:
         """A short generation on every server the modes use (not recorded): loads and caches."""
-        roles: tuple[Role, ...] = ("large", "small") if "spec" in modes else ("large",)
+        roles: tuple[Role, ...] = ("large", "small") if TestMode.SPEC in modes else ("large",)
         for role in roles:
             self.backend.complete(
                 role, prompt, max_tokens=tokens, stop=[], sampling=self.cfg.sampling, seed=None

@@ -19,7 +19,6 @@ stopped.
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from rich.console import Console
 
 from velobench import engines
 from velobench.engines.base import Engine, ServesHttp
+from velobench.engines.dialects import Dialect
 from velobench.engines.http_client import HttpClient, RequestFailed, display_url
 from velobench.errors import Interrupted, VelobenchError
 from velobench.prompts import Prompt, load_prompts, prompts_dir, read_jsonl
@@ -39,9 +39,11 @@ from velobench.results.config import EngineName
 from velobench.results.schema import BinaryInfo
 from velobench.results.store import save
 from velobench.results.think import (
+    Role,
     ServerRecord,
     TestMode,
     ThinkConfig,
+    ThinkEngine,
     ThinkOptions,
     ThinkProblem,
     ThinkReport,
@@ -51,10 +53,10 @@ from velobench.results.think import (
 from velobench.runner.preflight import check_flags
 from velobench.telemetry import environment
 from velobench.think.analysis import refresh, trigger_stop_strings
-from velobench.think.backends import HttpThinkBackend, Protocol, ThinkServer, answers_apply_template
+from velobench.think.backends import HttpThinkBackend, ThinkServer, answers_apply_template
 from velobench.think.config import load_think_config, with_overrides
 from velobench.think.console import render_think_summary
-from velobench.think.loop import Problem, Role, ThinkLoop, first_problems, parse_test_mode
+from velobench.think.loop import Problem, ThinkLoop, first_problems, parse_test_mode
 from velobench.validation import one_line
 
 BUILTIN = "builtin"
@@ -113,13 +115,12 @@ def owned_flags(engine: str) -> dict[str, str]:
 
 
 def role_config(opts: ThinkOptions, cfg: ThinkConfig, role: Role) -> config.RunConfig:
-    """The engine configuration of one model's server: that model as the main model (the other
-    as the draft only so that the engine's checks of a configuration pass; it is never loaded:
-    only the vanilla server is started)."""
+    """The engine configuration of one model's server: that model alone, vanilla only
+    (`skip_speculative`: the engine prepares no speculative server, so it needs no draft model)."""
     large = role == "large"
     return config.build(
         main_model=opts.large_model if large else opts.small_model,
-        draft_model=opts.small_model if large else opts.large_model,
+        skip_speculative=True,
         threads=opts.threads,
         ctx_size=opts.ctx_size,
         gpu_layers=opts.gpu_layers if large else opts.gpu_layers_draft,
@@ -133,10 +134,27 @@ def role_config(opts: ThinkOptions, cfg: ThinkConfig, role: Role) -> config.RunC
     )
 
 
+def server_dialect(engine: ThinkEngine) -> Dialect:
+    """What a server velobench starts speaks: llama-server its own API, vLLM OpenAI's."""
+    return "llama" if engine is ThinkEngine.SERVER else "openai"
+
+
+def max_stop_strings(dialect: Dialect, triggers: list[str]) -> int | None:
+    """The stop strings a started server must take per request: any number (llama-server), else
+    what the triggers need and at least OpenAI's 4 (vLLM, raised by VLLM_MAX_STOP_STRINGS)."""
+    return None if dialect == "llama" else max(OPENAI_MAX_STOP, len(trigger_stop_strings(triggers)))
+
+
+def server_env(max_stop: int | None) -> dict[str, str]:
+    """Variables for one started server's own environment (never velobench's): vLLM reads
+    VLLM_MAX_STOP_STRINGS (default 4; the triggers need more)."""
+    return {"VLLM_MAX_STOP_STRINGS": str(max_stop)} if max_stop else {}
+
+
 @dataclass
 class RemoteServer:
     url: str
-    protocol: Protocol
+    protocol: Dialect
     model: str | None
 
 
@@ -192,11 +210,15 @@ def prepare(raw: dict[str, Any], overrides: dict[str, Any], log_dir: Path) -> Pr
     config_file = raw.get("config_file")
     cfg = with_overrides(load_think_config(Path(config_file) if config_file else None), **overrides)
     urls = raw.get("large_url") or raw.get("small_url")
-    engine = raw.get("engine") or ("remote" if urls else "server")
-    if engine not in ("server", "vllm", "remote"):
-        raise VelobenchError(f"unknown engine {engine!r} for velobench think: use server, vllm or remote")
-    roles: tuple[Role, ...] = ("large", "small") if "spec" in modes else ("large",)
-    if engine == "remote":
+    named = raw.get("engine") or ("remote" if urls else "server")
+    try:
+        engine = ThinkEngine(named)
+    except ValueError:
+        raise VelobenchError(
+            f"unknown engine {named!r} for velobench think: use server, vllm or remote"
+        ) from None
+    roles: tuple[Role, ...] = ("large", "small") if TestMode.SPEC in modes else ("large",)
+    if engine is ThinkEngine.REMOTE:
         for role in roles:
             if not raw.get(f"{role}_url"):
                 raise VelobenchError(f"--engine remote needs --{role}-url URL (the {role} model's server)")
@@ -205,7 +227,7 @@ def prepare(raw: dict[str, Any], overrides: dict[str, Any], log_dir: Path) -> Pr
             raise VelobenchError("--large-url/--small-url are servers already running: use --engine remote")
         if not raw.get("large_model"):
             raise VelobenchError("velobench think needs the large model: -m LARGE")
-        if not raw.get("small_model") and "spec" in modes:
+        if not raw.get("small_model") and TestMode.SPEC in modes:
             raise VelobenchError("velobench think needs the small model: -d SMALL (or --test-mode large)")
     max_tokens = cfg.generation.max_tokens
     ctx = raw.get("ctx_size") or max_tokens + PROMPT_ROOM
@@ -224,7 +246,7 @@ def prepare(raw: dict[str, Any], overrides: dict[str, Any], log_dir: Path) -> Pr
             "timeout": raw.get("timeout") or 120.0 + 2.0 * max_tokens,
         }
     )
-    if engine == "remote" and opts.extra_args:
+    if engine is ThinkEngine.REMOTE and opts.extra_args:
         raise VelobenchError(
             "-x/--engine-args is for servers velobench starts; --large-url/--small-url are running"
         )
@@ -234,7 +256,7 @@ def prepare(raw: dict[str, Any], overrides: dict[str, Any], log_dir: Path) -> Pr
     made: dict[Role, Engine] = {}
     remote: dict[Role, RemoteServer] = {}
     binaries: list[BinaryInfo] = []
-    if engine == "remote":
+    if engine is ThinkEngine.REMOTE:
         for role in roles:
             url = raw[f"{role}_url"]
             remote[role] = probe_remote(url, api_key, role, raw.get(f"{role}_model"))
@@ -255,8 +277,7 @@ def prepare(raw: dict[str, Any], overrides: dict[str, Any], log_dir: Path) -> Pr
             }
         )
     else:
-        name = EngineName(engine)
-        cls = engines.engine_class(name)
+        cls = engines.engine_class(EngineName(engine))
         if cls.uses_gguf:
             from velobench.models.resolve import resolve_model_arg
 
@@ -264,7 +285,7 @@ def prepare(raw: dict[str, Any], overrides: dict[str, Any], log_dir: Path) -> Pr
             if opts.small_model:
                 resolved["small_model"] = resolve_model_arg(opts.small_model, "small model (-d)")
             opts = opts.model_copy(update=resolved)
-        if not opts.small_model:  # --test-mode large: the large model stands in for the other role
+        if not opts.small_model:  # --test-mode large: recorded as the large model (as results always were)
             opts = opts.model_copy(update={"small_model": opts.large_model})
         for role in roles:
             rc = role_config(opts, cfg, role)
@@ -276,22 +297,6 @@ def prepare(raw: dict[str, Any], overrides: dict[str, Any], log_dir: Path) -> Pr
             binaries.append(info)
     setup = ThinkSetup(think=cfg, run=opts)
     return Prepared(setup, modes, problems, binaries, roles, made, remote, api_key)
-
-
-@contextlib.contextmanager
-def environ(values: dict[str, str]) -> Iterator[None]:
-    """`values` in os.environ while a server starts (a child copies the environment at start),
-    then as before: vLLM reads VLLM_MAX_STOP_STRINGS (default 4; the triggers need more)."""
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 @contextlib.contextmanager
@@ -324,10 +329,9 @@ def open_servers(prep: Prepared) -> Iterator[tuple[HttpThinkBackend, list[Server
             engine = prep.engines[role]
             if not isinstance(engine, ServesHttp):
                 raise VelobenchError(f"the {engine.name} engine starts no server: velobench think needs one")
-            protocol: Protocol = "llama" if opts.engine == "server" else "openai"
-            max_stop = None if protocol == "llama" else max(4, len(trigger_stop_strings(triggers)))
-            with environ({"VLLM_MAX_STOP_STRINGS": str(max_stop)} if max_stop else {}):
-                handle = stack.enter_context(engine.serve("vanilla", cache_prompt=True))
+            protocol = server_dialect(opts.engine)
+            max_stop = max_stop_strings(protocol, triggers)
+            handle = stack.enter_context(engine.serve("vanilla", cache_prompt=True, env=server_env(max_stop)))
             client = stack.enter_context(
                 HttpClient(handle.base_url, api_key=handle.api_key, read_timeout_s=opts.timeout)
             )
