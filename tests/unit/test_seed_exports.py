@@ -370,3 +370,16 @@ def test_a_file_format_writes_one_file_and_the_folder_format_no_file(run: Report
 def test_the_hand_written_yaml_reads_back_the_same(value: object) -> None:
     doc = {"top": value, "nested": {"deeper": {"value": value}, "empty": {}}}
     assert yaml.safe_load(yaml_dump(doc)) == doc
+
+
+def test_vllm_study_of_a_run_without_speculation_is_its_vanilla_mode(run: Report) -> None:
+    vanilla = run.model_copy(deep=True)
+    del vanilla.modes["speculative"]
+    vanilla.comparisons = []
+    out = export.files([vanilla], "vllm-study")
+    its = vanilla.modes["vanilla"].iterations
+    metrics = json.loads(out["metrics.json"])
+    assert metrics["aggregate"]["num_requests"] == len(its)
+    assert metrics["aggregate"]["acceptance_rate"] is None  # vanilla drafts nothing
+    assert [r["tokens_per_second"] for r in metrics["per_request"]] == [i.tokens_per_second for i in its]
+    assert yaml.safe_load(out["config.yaml"])["speculative_config"] is None

@@ -51,13 +51,22 @@ METRICS, RESPONSES, CONFIG = "metrics.json", "responses.jsonl", "config.yaml"
 
 
 def study_mode(report: Report) -> ModeResult | None:
-    """The mode the folder shows: the first comparison's candidate, else the run's only mode."""
+    """The mode the folder shows: the first comparison's candidate, else `speculative`, else the
+    run's only mode (a --skip-speculative run: its vanilla mode)."""
     if report.primary is not None and report.primary.candidate in report.modes:
         return report.modes[report.primary.candidate]
-    return next(iter(report.modes.values()), None) if len(report.modes) == 1 else None
+    if "speculative" in report.modes:
+        return report.modes["speculative"]
+    return next(iter(report.modes.values())) if len(report.modes) == 1 else None
 
 
 def metrics(m: ModeResult | None) -> dict[str, Any]:
+    """metrics.json over the mode's measured iterations i:
+
+    total_walltime = Σ wall_i, avg_walltime = total_walltime / n (s); avg_tokens_per_second =
+    Σ tok/s_i / n; acceptance_rate = Σ accepted_i / Σ drafted_i (null unless every iteration
+    reports both); per request acceptance_rate = accepted_i / drafted_i.
+    """
     its = m.iterations if m else []
     drafted = [i.n_drafted for i in its]
     accepted = [i.n_accept for i in its]
@@ -101,7 +110,10 @@ def responses(report: Report, m: ModeResult | None) -> list[dict[str, Any]]:
 
 def recorded_spec_config(command: str | None) -> dict[str, Any] | None:
     """The `--speculative-config` JSON of a recorded `vllm serve` command line, None without one."""
-    argv = shlex.split(command) if command else []
+    try:
+        argv = shlex.split(command) if command else []
+    except ValueError:  # unbalanced quotes: not a command line this can read
+        return None
     for flag, value in pairwise(argv):
         if flag == "--speculative-config":
             try:
