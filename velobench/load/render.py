@@ -523,7 +523,11 @@ _RENDER: dict[str, Callable[[LoadReport], str]] = {
 
 
 def render(report: LoadReport, fmt: str) -> str:
-    """A load result in `fmt` (md, csv, json, html)."""
+    """A load result in `fmt` (md, csv, json, html).
+
+    Kept only while cli.py calls it: `velobench.export` is the dispatch (the branch
+    wt-export-drop-old-dispatch removes this once the CLI calls export).
+    """
     if fmt not in _RENDER:
         raise VelobenchError(f"unknown export format {fmt!r}: choose one of {', '.join(FORMATS)}")
     return _RENDER[fmt](report)

@@ -35,7 +35,11 @@ FORMAT_NAMES = ("md", "csv", "json", "html")
 
 
 def render(reports: Sequence[Report], fmt: str) -> str:
-    """One report in `fmt`, or several (a matrix) with the format's many-report renderer."""
+    """One report in `fmt`, or several (a matrix) with the format's many-report renderer.
+
+    Kept only while cli.py calls it: `velobench.export` is the dispatch (the branch
+    wt-export-drop-old-dispatch removes this once the CLI calls export).
+    """
     if fmt not in FORMAT_NAMES:
         raise VelobenchError(f"unknown export format {fmt!r}: choose one of {', '.join(FORMAT_NAMES)}")
     if not reports:

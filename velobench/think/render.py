@@ -252,7 +252,11 @@ def render_html(rep: ThinkReport) -> str:
 
 
 def render(rep: ThinkReport, fmt: str) -> str:
-    """`rep` in `fmt`: console, md, csv, json or html."""
+    """`rep` in `fmt`: console, md, csv, json or html.
+
+    Kept only while cli.py calls it: `velobench.export` is the dispatch (the branch
+    wt-export-drop-old-dispatch removes this once the CLI calls export).
+    """
     renderers: dict[str, Callable[[ThinkReport], str]] = {
         "console": render_console,
         "md": render_md,
