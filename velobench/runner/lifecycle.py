@@ -172,7 +172,7 @@ class Lifecycle:
 
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> bool:
+    ) -> Literal[False]:
         if exc is None or exc is self._save_failed:
             return False
         if isinstance(exc, KeyboardInterrupt | Interrupted):
