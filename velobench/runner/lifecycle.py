@@ -76,7 +76,8 @@ class Lifecycle:
     `results.store.save`); `rescue(path)`: everything to a rescue copy (default `write`).
     `kept()`: the phrase for what is kept (default `units(count(), unit)`). `on_end(ending)`:
     called before the final save after Ctrl-C or a failure (a warning, a wall time).
-    `written`: the output already holds finished units (a resumed matrix).
+    `written`: the output already holds finished units (a resumed matrix). `home`: where the
+    finished units are, as the lines name it (default `output`; a matrix: its run folder).
     """
 
     def __init__(
@@ -91,9 +92,11 @@ class Lifecycle:
         kept: Callable[[], str] | None = None,
         on_end: Callable[[Ending], None] | None = None,
         written: bool = False,
+        home: Path | None = None,
     ) -> None:
         self.report = report
         self.output = output
+        self.home = home or output
         self.unit = unit
         self.count = count
         self.write = self._write_report if write == "report" else write
@@ -140,8 +143,8 @@ class Lifecycle:
     def _rescued(self, exc: OSError) -> SaveFailed:
         """The rescue copy after `exc`; the SaveFailed that says where every finished unit is."""
         why = refused(exc)
-        self._mark("failed", f"cannot save {self.output}: {why}")
-        where = rescue_path(self.output)
+        self._mark("failed", f"cannot save {self.home}: {why}")
+        where = rescue_path(self.home)
         try:
             if self.rescue is None:
                 raise OSError("nothing to rescue")
@@ -149,11 +152,11 @@ class Lifecycle:
             kept = f"all {self.kept()} are in {where}"
         except OSError:
             kept = (
-                f"{self.output} keeps the {self.saved} {self.unit}(s) saved before"
+                f"{self.home} keeps the {self.saved} {self.unit}(s) saved before"
                 if self.saved
                 else "nothing could be saved"
             )
-        return SaveFailed(f"cannot save {self.output} ({why}): {kept}")
+        return SaveFailed(f"cannot save {self.home} ({why}): {kept}")
 
     def _final_save(self) -> str:
         """The save after Ctrl-C or a failure; "" if it worked, else the rescue's line."""
@@ -197,7 +200,7 @@ class Lifecycle:
         if self.on_end is not None:
             self.on_end("interrupted")
         lost = self._final_save()
-        here = f"{self.kept()} kept in {self.output}{lost}"
+        here = f"{self.kept()} kept in {self.home}{lost}"
         return Stopped(f"{exc}; {here}" if self._inner(exc) else f"interrupted; {here}")
 
     def failed(self, exc: VelobenchError) -> VelobenchError:
@@ -208,6 +211,6 @@ class Lifecycle:
         if self.on_end is not None:
             self.on_end("failed")
         lost = self._final_save()
-        here = f"{self.kept()} kept in {self.output}"
+        here = f"{self.kept()} kept in {self.home}"
         cls = SaveFailed if isinstance(exc, SaveFailed) else Failed
         return cls(f"{exc}; {here}{lost}" if self._inner(exc) else f"{exc} ({here}){lost}")
