@@ -77,15 +77,21 @@ def run_until_full(args: list[str], work: Path, disk: Path, trigger: Path) -> En
         stderr=subprocess.PIPE,
         text=True,
     )
-    seen: list[psutil.Process] = []
+    seen: dict[int, psutil.Process] = {}
+
+    def look() -> None:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            seen.update((p.pid, p) for p in psutil.Process(child.pid).children(recursive=True))
 
     def sabotage() -> None:
         deadline = time.monotonic() + 300
         while not trigger.exists() and child.poll() is None and time.monotonic() < deadline:
+            look()
             time.sleep(0.002)
         fill(disk)
-        with contextlib.suppress(psutil.NoSuchProcess):
-            seen.extend(psutil.Process(child.pid).children(recursive=True))
+        while child.poll() is None:  # the programs velobench starts after the disk is full, too
+            look()
+            time.sleep(0.01)
 
     saboteur = threading.Thread(target=sabotage)
     saboteur.start()
@@ -95,7 +101,14 @@ def run_until_full(args: list[str], work: Path, disk: Path, trigger: Path) -> En
         if child.poll() is None:
             child.kill()
         saboteur.join()
-    return Ended(child.returncode, out, err, seen)
+    return Ended(child.returncode, out, err, list(seen.values()))
+
+
+def alive(p: psutil.Process) -> bool:
+    try:
+        return p.is_running() and p.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 def assert_clean(done: Ended, work: Path, isolated: Path) -> None:
@@ -103,10 +116,10 @@ def assert_clean(done: Ended, work: Path, isolated: Path) -> None:
     assert done.code == 2, done.out + done.err
     assert "Traceback" not in done.out + done.err
     assert not list((isolated / "cache" / "logs").glob("crash-*")), done.err
-    assert done.children, "the trigger fired after velobench had started its programs"
+    assert done.children, "velobench started no program: nothing to check"
     deadline = time.monotonic() + 10
-    while any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in done.children):
-        assert time.monotonic() < deadline, [p.cmdline() for p in done.children if p.is_running()]
+    while any(alive(p) for p in done.children):
+        assert time.monotonic() < deadline, [p.pid for p in done.children if alive(p)]
         time.sleep(0.1)
     for p in psutil.process_iter(["cmdline", "cwd"]):
         try:
