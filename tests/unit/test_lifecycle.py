@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +19,7 @@ from tests.fullfs import fill, read_only, small_tmpfs
 from tests.unit.test_runner import ScriptedEngine, cfg
 from velobench.errors import Interrupted, VelobenchError
 from velobench.results import store
+from velobench.results.config import RunConfig
 from velobench.results.schema import Iteration, Mode, ModeResult, Report
 from velobench.runner.lifecycle import Failed, Lifecycle, SaveFailed, Stopped
 from velobench.runner.loop import run_benchmark
@@ -205,3 +208,65 @@ def test_run_benchmark_on_a_disk_that_fills_mid_run(disk: Path, isolated: Path) 
         101,
         99,
     ]
+
+
+def test_a_matrix_whose_ledger_the_disk_refuses_rescues_its_finished_cells(
+    disk: Path, isolated: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The second cell's report is saved, then the disk is full: its ledger line or summary.json
+    cannot be written, so the summary of both finished cells goes to a rescue copy and the
+    matrix stops."""
+    from rich.console import Console
+
+    from tests.unit.test_hardening import FakeExecute, matrix_config
+    from velobench.runner import matrix
+
+    cfg2 = matrix_config(isolated, ["m.gguf"])
+    ids = [c.id for c in matrix.cells(cfg2)]
+
+    class FillsAfterSecond(FakeExecute):
+        def __call__(self, rc: RunConfig, out: Path, console: object, *, baseline: object = None) -> Report:
+            rep = super().__call__(rc, out, console, baseline=baseline)
+            if len(self.calls) == 2:
+                fill(disk)
+            return rep
+
+    fake = FillsAfterSecond(set())
+    monkeypatch.setattr(matrix, "execute", fake)
+    run_dir = disk / "run"
+    with pytest.raises(SaveFailed) as exc:
+        matrix.run_matrix(cfg2, run_dir, Console(file=open(os.devnull, "w")))  # noqa: SIM115
+    assert fake.calls == ids[:2]  # the third cell never started
+    (copy,) = rescued(isolated)
+    assert str(exc.value) == (
+        f"cannot save {run_dir} (No space left on device): all 2 finished cell(s) are in {copy}"
+    )
+    summary = matrix.MatrixSummary.model_validate_json(copy.read_text())
+    assert [r.cell.id for r in summary.records] == ids[:2] and summary.cells_done == 2
+    ledger = [r.cell.id for r in matrix.read_records(run_dir / "cells.jsonl")]
+    assert ledger in (ids[:1], ids[:2])  # the line may fit in the ledger's last page; summary.json not
+
+
+def test_ctrl_c_between_matrix_cells_names_the_finished_cells(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rich.console import Console
+
+    from tests.unit.test_hardening import FakeExecute, matrix_config
+    from velobench.runner import matrix
+
+    cfg2 = matrix_config(tmp_path, ["m.gguf"])
+
+    class CtrlCAtSecond(FakeExecute):
+        def __call__(self, rc: RunConfig, out: Path, console: object, *, baseline: object = None) -> Report:
+            if self.calls:
+                raise KeyboardInterrupt
+            return super().__call__(rc, out, console, baseline=baseline)
+
+    monkeypatch.setattr(matrix, "execute", CtrlCAtSecond(set()))
+    run_dir = tmp_path / "run"
+    with pytest.raises(
+        Stopped, match=rf"^interrupted; 1 finished cell\(s\) kept in {re.escape(str(run_dir))}$"
+    ):
+        matrix.run_matrix(cfg2, run_dir, Console(file=open(os.devnull, "w")))  # noqa: SIM115
+    assert len(matrix.read_records(run_dir / "cells.jsonl")) == 1

@@ -10,7 +10,10 @@
                   n_draft (where the binary has the option), kept only if significantly faster
 
 Counts every measured generation so the report can say what the tuning cost compared with
-measuring every candidate as a full sweep would have.
+measuring every candidate as a full sweep would have. Each measurement is a `velobench run`
+result of its own in the work folder; Ctrl-C, a failure or a refused save ends tuning the way it
+ends every command (`runner.lifecycle`), naming the run's kept iterations and the finished
+measurements.
 """
 
 from __future__ import annotations
