@@ -344,9 +344,9 @@ class ServerProcess:
         if port_in_use(self.port):
             raise VelobenchError(f"port {self.port} on {HOST} is already in use; choose another with --port")
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._log = self.log_path.open("wb")
-        self._log.write(f"# {shlex.join(self.argv)}\n".encode())
-        self._log.flush()
+        self._log = self.log_path.open("wb", buffering=0)  # unbuffered: nothing left to flush at close
+        with suppress(OSError):  # a full disk: the server runs without its log; the result's save says so
+            self._log.write(f"# {shlex.join(self.argv)}\n".encode())
         started = time.monotonic()
         self._stack = ExitStack()
         # entered before the child, so left after it: `supervised` stops the group on every exit

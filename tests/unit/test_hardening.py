@@ -39,7 +39,7 @@ from velobench.models import gguf_info
 from velobench.results.config import Method, RunConfig, build
 from velobench.results.schema import Report
 from velobench.results.timing import RequestTiming
-from velobench.runner import loop, matrix
+from velobench.runner import lifecycle, loop, matrix
 from velobench.runner import preflight as validate
 from velobench.telemetry.environment import capture
 
@@ -252,7 +252,9 @@ def test_a_save_that_fails_goes_to_a_rescue_copy(tmp_path: Path, isolated: Path)
     (tmp_path / "blocker").write_text("a file where the result's folder should be")
     out = tmp_path / "blocker" / "r.json"
     rep = tiny_report()
-    with pytest.raises(loop.SaveFailed, match=r"cannot save .*r\.json .*: all 0 finished iteration") as exc:
+    with pytest.raises(
+        lifecycle.SaveFailed, match=r"cannot save .*r\.json .*: all 0 finished iteration"
+    ) as exc:
         loop.keep(rep, out, saved=0)
     rescued = list((isolated / "cache" / "rescued").glob("r-*.json"))
     assert len(rescued) == 1 and str(rescued[0]) in str(exc.value)

@@ -90,8 +90,8 @@ def document(rep: ThinkReport) -> dict[str, Any]:
             "target_model": opts.large_model,
             "speculative_model": opts.small_model,
         },
-        "large_model": block(rep, "large", s.large if s else None),
-        "speculative_thinking": block(rep, "spec", s.spec if s else None),
+        "large_model": block(rep, TestMode.LARGE, s.large if s else None),
+        "speculative_thinking": block(rep, TestMode.SPEC, s.spec if s else None),
         "comparison": {
             "speedup": s.speedup.ratio if s and s.speedup else None,
             "throughput_improvement": s.throughput_ratio.ratio if s and s.throughput_ratio else None,

@@ -18,30 +18,33 @@ Faults: bad input fails in `prepare`/`load_options`, before any server starts. C
 issuing at once, waits up to `grace_s` for the requests in flight, keeps every finished level
 (and the finished requests of the interrupted one), saves, and raises `Interrupted`. A server
 that dies mid-level ends the run with one line naming its exit code and log; finished levels
-are kept and the server context has already reaped it.
+are kept and the server context has already reaped it. A save the file system refuses puts the
+result and every level's records in a rescue copy. How a run ends (the status, the one line) is
+`runner.lifecycle`'s, as for every command.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 from rich.console import Console
 
 from velobench import engines
 from velobench.engines import dialects
-from velobench.engines.base import ServerHandle, ServesHttp
+from velobench.engines.base import Engine, ServerHandle, ServesHttp
 from velobench.engines.dialects import Dialect
 from velobench.engines.http_client import AsyncHttpClient, StreamRequest, display_url
 from velobench.engines.http_session import client_timeouts
 from velobench.engines.metrics import Samples, spec_decode_delta
-from velobench.errors import Interrupted, VelobenchError
+from velobench.errors import VelobenchError
 from velobench.load.generator import LoadRun, run_load
 from velobench.load.plan import level_plans
 from velobench.load.recompute import analyze
@@ -59,6 +62,7 @@ from velobench.results.load import (
 from velobench.results.schema import Mode, ResultWarning, SessionInfo, WarningCode
 from velobench.results.store import save
 from velobench.results.timing import RequestTiming
+from velobench.runner.lifecycle import Ending, Lifecycle, units
 from velobench.telemetry import environment
 
 CHARS_PER_TOKEN = 4  # --input-len without a tokenizer: about this many characters per token
@@ -331,37 +335,159 @@ async def run_mode(
 
 def execute_load(cfg: RunConfig, opts: LoadOptions, output: Path, console: Console) -> LoadReport:
     """Prepare, run every mode's levels, print the report; return it (see the module docstring)."""
-    from velobench.load.render import print_load_config, print_load_report, progress_line
+    from velobench.load.render import print_load_config, print_load_report
     from velobench.runner.run import prepare
 
     cfg = check_engine(cfg).model_copy(update={"ceiling": False})
     cfg, engine, prompts, notes = prepare(cfg, output)
     if not isinstance(engine, ServesHttp):
         raise VelobenchError(f"the {cfg.engine} engine cannot serve concurrent requests")
-    plans = level_plans(opts)
-    env = environment.capture()
-    records_path = records_file(output)
     report = LoadReport(
         config=cfg,
         load=opts,
-        environment=env,
+        environment=environment.capture(),
         binaries=engine.binaries(),
         prompt_ids=[p.id for p in prompts],
-        records_file=records_path.name,
+        records_file=records_file(output).name,
         warnings=list(notes),
     )
     print_load_config(console, report, len(prompts))
+    sweep = Sweep(report, output, console)
+    with sweep.life:
+        for name in modes_of(cfg):
+            prompts = sweep.run_mode(engine, name, prompts)
+        sweep.complete()
+    print_load_report(console, report)
+    console.print(f"\nResults saved to: {output} (raw requests: {sweep.records_path})")
+    return report
+
+
+def modes_of(cfg: RunConfig) -> list[Mode]:
+    """The modes a run measures, vanilla first."""
     modes: list[Mode] = []
     if not cfg.skip_vanilla:
         modes.append("vanilla")
     if not cfg.skip_speculative:
         modes.append("speculative")
-    records: Records = {}
-    started = time.monotonic()
-    written = False
-    stop_at: float | None = None
+    return modes
 
-    def finish_level(
+
+def level_result(
+    mode: str,
+    p: LoadPlan,
+    run: LoadRun,
+    before: Samples | None,
+    after: Samples | None,
+    note: str | None,
+    started_at: str,
+) -> LoadLevel:
+    """One finished (or interrupted) level, with the speculative counters' delta over it where the
+    server's /metrics has them (else the note that says why not)."""
+    delta = None
+    if mode == "speculative" and before is not None and after is not None:
+        try:
+            delta = spec_decode_delta(before, after)
+        except ValueError as exc:
+            note = str(exc)
+        if delta is None and note is None:
+            note = "the server's /metrics has no speculative-decoding counters"
+    return LoadLevel(
+        mode=mode,
+        level=p.level(),
+        plan=p,
+        issued=run.issued,
+        finished=len(run.records),
+        cancelled=run.cancelled,
+        interrupted=run.interrupted,
+        max_in_flight=run.max_in_flight,
+        wall_s=run.wall_s,
+        started_at=started_at,
+        spec_decode=delta,
+        metrics_note=note,
+    )
+
+
+class Sweep:
+    """One load run's state across modes and levels: the result, its raw records, where the sweep
+    stops, and its lifecycle (`runner.lifecycle`: saved after every level, the records JSONL first)."""
+
+    def __init__(self, report: LoadReport, output: Path, console: Console) -> None:
+        self.report = report
+        self.opts = report.load
+        self.output = output
+        self.console = console
+        self.records_path = records_file(output)
+        self.records: Records = {}
+        self.started = time.monotonic()
+        self.mode_started = self.started
+        self.stop_at: float | None = None  # saturated here: later modes run no higher level
+        self.life = Lifecycle(
+            report, output, "level", count=self.levels, kept=self.kept, rescue=self.rescue, on_end=self.ended
+        )
+
+    def levels(self) -> int:
+        return sum(len(m.levels) for m in self.report.modes.values())
+
+    def kept(self) -> str:
+        """What is kept: the interrupted level counts too (its finished requests), so not "finished"."""
+        cut = any(lvl.interrupted for m in self.report.modes.values() for lvl in m.levels)
+        return f"{self.levels()} level(s)" if cut else units(self.levels(), "level")
+
+    def rescue(self, path: Path) -> None:
+        """Everything to a rescue copy: the result beside its own records JSONL, every level's records."""
+        records = records_file(path)
+        records.unlink(missing_ok=True)
+        for (mode, level), recs in self.records.items():
+            append_records(records, mode, self.opts.profile, level, recs)
+        save(self.report.model_copy(update={"records_file": records.name}), path)
+
+    def ended(self, ending: Ending) -> None:
+        self.report.wall_s = time.monotonic() - self.started
+        if ending == "interrupted":
+            self.report.warnings.append(
+                ResultWarning(code=WarningCode.INTERRUPTED, message="interrupted: finished levels kept")
+            )
+
+    def run_mode(self, engine: Engine, name: Mode, prompts: list[Prompt]) -> list[Prompt]:
+        """Every level (up to where a saturated mode stopped) against one server; the prompts as
+        fitted by the first mode's server. Ctrl-C mid-level is KeyboardInterrupt, after that level
+        is kept."""
+        cfg, opts, console = self.report.config, self.opts, self.console
+        todo = [p for p in level_plans(opts) if self.stop_at is None or p.level() <= self.stop_at]
+        mres = LoadMode(mode=name, binary=engine.binary(name), slots=opts.slots)
+        first = not self.report.modes
+        self.report.modes[name] = mres
+        console.print(f"\nStarting {name} ({engine.binary(name)}, {opts.slots} slot(s)) ...")
+        self.mode_started = time.monotonic()
+        with cast(ServesHttp, engine).serve(name, slots=opts.slots) as handle:
+            mres.session = session_info(handle)
+            if first:
+                prompts = self.fit(handle, prompts)
+            ready = (
+                f" (ready in {handle.process.ready_s:.1f} s)"
+                if handle.process and handle.process.ready_s
+                else ""
+            )
+            console.print(f"  {handle.name} at {display_url(handle.base_url)}{ready}")
+            on_level = functools.partial(self.level_done, mres)
+            interrupted = asyncio.run(run_mode(handle, cfg, opts, name, todo, prompts, on_level))
+        if interrupted:
+            raise KeyboardInterrupt
+        return prompts
+
+    def fit(self, handle: ServerHandle, prompts: list[Prompt]) -> list[Prompt]:
+        """The prompts fitted by the first server's tokenizer, with their notes in the result."""
+        prompts, self.report.prompt_tokens, notes = prepare_prompts(
+            handle, self.report.config, self.opts, prompts
+        )
+        self.report.prompt_ids = [p.id for p in prompts]
+        self.report.warnings += [ResultWarning(code=WarningCode.SESSION_NOTE, message=n) for n in notes]
+        for n in notes:
+            self.console.print(f"  note: {n}")
+        return prompts
+
+    def level_done(
+        self,
         mode: LoadMode,
         p: LoadPlan,
         run: LoadRun,
@@ -370,134 +496,54 @@ def execute_load(cfg: RunConfig, opts: LoadOptions, output: Path, console: Conso
         note: str | None,
         started_at: str,
     ) -> bool:
-        nonlocal written, stop_at
-        level = p.level()
-        delta = None
-        if mode.mode == "speculative" and before is not None and after is not None:
-            try:
-                delta = spec_decode_delta(before, after)
-            except ValueError as exc:
-                note = str(exc)
-            if delta is None and note is None:
-                note = "the server's /metrics has no speculative-decoding counters"
-        lvl = LoadLevel(
-            mode=mode.mode,
-            level=level,
-            plan=p,
-            issued=run.issued,
-            finished=len(run.records),
-            cancelled=run.cancelled,
-            interrupted=run.interrupted,
-            max_in_flight=run.max_in_flight,
-            wall_s=run.wall_s,
-            started_at=started_at,
-            spec_decode=delta,
-            metrics_note=note,
-        )
-        if written is False:
-            records_path.unlink(missing_ok=True)
+        """`run_mode`'s `on_level`: the level recorded and saved (its records appended first);
+        True to stop the sweep (saturated)."""
+        from velobench.load.render import progress_line
+
+        lvl = level_result(mode.mode, p, run, before, after, note, started_at)
+        if not self.life.written:
+            self.records_path.unlink(missing_ok=True)  # a previous run's records under this name
         mode.levels.append(lvl)
-        records[(mode.mode, level)] = list(run.records)
-        append_records(records_path, mode.mode, opts.profile, level, run.records)
-        analyze(report, records)
-        mode.wall_s = time.monotonic() - mode_started
-        report.wall_s = time.monotonic() - started
-        save(report, output)
-        written = True
-        console.print(progress_line(report, lvl))
-        sat = mode.saturation
-        if (
-            opts.sweep
-            and opts.stop_on_saturation
-            and sat is not None
-            and sat.level == level
-            and not run.interrupted
-        ):
-            higher = [x for x in opts.levels if x > level and (stop_at is None or x <= stop_at)]
-            stop_at = level
-            if higher:
-                report.stopped_early = f"{sat.text}: the sweep stops there ({opts.unit} {', '.join(f'{x:g}' for x in higher)} not run)"
-                console.print(f"  [yellow]saturated[/yellow]: {report.stopped_early}")
-                save(report, output)
-            return True
-        return False
-
-    mode_started = started
-    try:
-        for name in modes:
-            todo = [p for p in plans if stop_at is None or p.level() <= stop_at]
-            mres = LoadMode(mode=name, binary=engine.binary(name), slots=opts.slots)
-            report.modes[name] = mres
-            console.print(f"\nStarting {name} ({engine.binary(name)}, {opts.slots} slot(s)) ...")
-            mode_started = time.monotonic()
-            with engine.serve(name, slots=opts.slots) as handle:
-                mres.session = session_info(handle)
-                if name == modes[0]:
-                    prompts, report.prompt_tokens, prompt_notes = prepare_prompts(handle, cfg, opts, prompts)
-                    report.prompt_ids = [p.id for p in prompts]
-                    report.warnings += [
-                        ResultWarning(code=WarningCode.SESSION_NOTE, message=n) for n in prompt_notes
-                    ]
-                    for n in prompt_notes:
-                        console.print(f"  note: {n}")
-                ready = (
-                    f" (ready in {handle.process.ready_s:.1f} s)"
-                    if handle.process and handle.process.ready_s
-                    else ""
-                )
-                console.print(f"  {handle.name} at {display_url(handle.base_url)}{ready}")
-
-                def on_level(
-                    p: LoadPlan,
-                    run: LoadRun,
-                    b: Samples | None,
-                    a: Samples | None,
-                    note: str | None,
-                    at: str,
-                    mres: LoadMode = mres,
-                ) -> bool:
-                    return finish_level(mres, p, run, b, a, note, at)
-
-                interrupted = asyncio.run(run_mode(handle, cfg, opts, name, todo, prompts, on_level))
-            if interrupted:
-                raise KeyboardInterrupt
-    except KeyboardInterrupt as exc:
-        report.status = "interrupted"
-        report.wall_s = time.monotonic() - started
-        report.warnings.append(
-            ResultWarning(code=WarningCode.INTERRUPTED, message="interrupted: finished levels kept")
+        self.records[(mode.mode, lvl.level)] = list(run.records)
+        analyze(self.report, self.records)
+        mode.wall_s = time.monotonic() - self.mode_started
+        self.report.wall_s = time.monotonic() - self.started
+        self.life.save(
+            also=functools.partial(
+                append_records, self.records_path, mode.mode, self.opts.profile, lvl.level, run.records
+            )
         )
-        kept = sum(len(m.levels) for m in report.modes.values())
-        if written:
-            save(report, output)
-        raise Interrupted(
-            f"interrupted; {kept} level(s) kept in {output} (records: {records_path})"
-            if written
-            else "interrupted; nothing finished"
-        ) from exc
-    except VelobenchError as exc:
-        report.status = "failed"
-        report.error = str(exc)
-        report.wall_s = time.monotonic() - started
-        if written:
-            save(report, output)
-            kept = sum(len(m.levels) for m in report.modes.values())
-            raise VelobenchError(f"{exc} ({kept} finished level(s) kept in {output})") from exc
-        raise
-    report.status = "complete"
-    report.wall_s = time.monotonic() - started
-    for m in report.modes.values():
-        for lvl in m.levels:
-            if lvl.metrics_note and m.mode == "speculative":
-                report.warnings.append(
-                    ResultWarning(
-                        code=WarningCode.SESSION_NOTE,
-                        message=f"no acceptance at {opts.unit} {lvl.level:g}: {lvl.metrics_note}",
+        self.console.print(progress_line(self.report, lvl))
+        return self.saturated(mode, lvl.level, run.interrupted)
+
+    def saturated(self, mode: LoadMode, level: float, interrupted: bool) -> bool:
+        """Whether a sweep stops at `level` (saturated there, --stop-on-saturation); said and saved."""
+        opts, sat = self.opts, mode.saturation
+        if not (opts.sweep and opts.stop_on_saturation and sat is not None and sat.level == level):
+            return False
+        if interrupted:
+            return False
+        higher = [x for x in opts.levels if x > level and (self.stop_at is None or x <= self.stop_at)]
+        self.stop_at = level
+        if higher:
+            self.report.stopped_early = f"{sat.text}: the sweep stops there ({opts.unit} {', '.join(f'{x:g}' for x in higher)} not run)"
+            self.console.print(f"  [yellow]saturated[/yellow]: {self.report.stopped_early}")
+            self.life.save()
+        return True
+
+    def complete(self) -> None:
+        """Every mode done: the no-acceptance note, the final analysis, status "complete", saved."""
+        report = self.report
+        report.wall_s = time.monotonic() - self.started
+        for m in report.modes.values():
+            for lvl in m.levels:
+                if lvl.metrics_note and m.mode == "speculative":
+                    report.warnings.append(
+                        ResultWarning(
+                            code=WarningCode.SESSION_NOTE,
+                            message=f"no acceptance at {self.opts.unit} {lvl.level:g}: {lvl.metrics_note}",
+                        )
                     )
-                )
-                break
-    analyze(report, records)
-    save(report, output)
-    print_load_report(console, report)
-    console.print(f"\nResults saved to: {output} (raw requests: {records_path})")
-    return report
+                    break
+        analyze(report, self.records)
+        self.life.complete()

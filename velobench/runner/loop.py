@@ -7,29 +7,25 @@
     comparisons, warnings, status → result file (velobench.analysis)
 
 A result file appears once the first iteration has finished; from then on it is rewritten
-atomically after each iteration, so a crash or Ctrl-C keeps everything finished. Where the file
-system refuses a save (a full disk, a folder gone read-only), everything finished is written to
-a rescue copy in the cache and the run stops with one line saying where its work is.
+atomically after each iteration, so a crash or Ctrl-C keeps everything finished. Saving, the
+rescue copy where the file system refuses a save, and how a run ends are `runner.lifecycle`'s,
+the same for every command.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from velobench.analysis.summaries import analyze
 from velobench.analysis.warnings import setup_warnings
 from velobench.engines.base import Engine, Session
-from velobench.errors import Interrupted, VelobenchError
-from velobench.paths import cache_dir
 from velobench.prompts import Prompt
 from velobench.results.config import EngineName, RunConfig, Telemetry
 from velobench.results.environment import Environment
 from velobench.results.schema import Iteration, Mode, ModeResult, Report, ResultWarning, WarningCode
-from velobench.results.store import save
+from velobench.runner.lifecycle import Lifecycle
 from velobench.telemetry.sampler import Sampler, Sources, TelemetryTrace
 from velobench.telemetry.summary import power_over_time
 from velobench.telemetry.summary import summarize as summarize_trace
@@ -37,33 +33,13 @@ from velobench.telemetry.summary import summarize as summarize_trace
 ProgressFn = Callable[[str, int, int, Iteration | None], None]
 
 
-class SaveFailed(VelobenchError):
-    """The result file could not be written; the message says where the finished work is."""
-
-
-def rescue_path(output: Path) -> Path:
-    """Where a result goes when its own file cannot be written: the cache's rescued/ folder."""
-    return cache_dir() / "rescued" / f"{output.stem}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}.json"
-
-
 def keep(report: Report, output: Path, saved: int) -> None:
-    """Save `report` to `output`; if the file system refuses, save it to a rescue copy and raise
-    SaveFailed naming both (`saved`: iterations in `output` from the last save that worked)."""
-    try:
-        save(report, output)
-        return
-    except OSError as exc:
-        why = exc.strerror or str(exc)
-        failure = exc
-    report.status = "failed"
-    report.error = f"cannot save {output}: {why}"
-    rescue = rescue_path(output)
-    try:
-        save(report, rescue)
-        kept = f"all {report.iteration_count()} finished iteration(s) are in {rescue}"
-    except OSError:
-        kept = f"{output} keeps the {saved} iteration(s) saved before" if saved else "nothing could be saved"
-    raise SaveFailed(f"cannot save {output} ({why}): {kept}") from failure
+    """Save `report` to `output` outside the loop (a merged baseline, the ceiling); where the file
+    system refuses, a rescue copy and SaveFailed, as in the loop (`saved`: iterations in `output`
+    from the last save that worked)."""
+    life = Lifecycle(report, output, "iteration", count=report.iteration_count, written=saved > 0)
+    life.saved = saved
+    life.save()
 
 
 def run_benchmark(
@@ -96,79 +72,68 @@ def run_benchmark(
     if not cfg.skip_speculative:
         modes.append("speculative")
     warmup = cfg.warmup or 0  # `prepare` fills in the engine's default
-    written = False
-    saved = 0  # iterations in the file as last saved
     responses_ok = True
     sources = open_telemetry(cfg)
+    life = Lifecycle(
+        report, output, "iteration", count=report.iteration_count, on_end=lambda e: noted(report, e)
+    )
     try:
-        for mode in modes:
-            result = ModeResult(mode=mode, binary=engine.binary(mode), iterations=[])
-            report.modes[mode] = result
-            progress(mode, 0, cfg.iterations, None)
-            with engine.session(mode) as session:
-                result.session = session.info()
-                for w in range(warmup):
-                    progress(mode, -(w + 1), warmup, None)
-                    session.generate(prompts[w % len(prompts)], -(w + 1))
-                for i in range(1, cfg.iterations + 1):
-                    progress(mode, i, cfg.iterations, None)
-                    prompt = prompts[(i - 1) % len(prompts)]
-                    it, trace = measured(session, prompt, i, sources)
-                    it.prompt_id, it.category = prompt.id, prompt.category
-                    if trace is not None and result.power_trace is None:
-                        result.power_trace = power_over_time(trace)
-                    result.iterations.append(it)
-                    result.session = session.info()  # notes found while measuring (e.g. prompt cache hits)
-                    if responses is not None and responses_ok:
-                        try:
-                            append_response(responses, mode, it)
-                        except OSError as exc:  # the texts are in the result too: a warning, not a stop
-                            responses_ok = False
-                            report.warnings.append(
-                                ResultWarning(
-                                    code=WarningCode.SESSION_NOTE,
-                                    message=f"generated texts not written to {responses}: {exc.strerror or exc}",
-                                )
-                            )
-                    analyze(report)
-                    keep(report, output, saved)
-                    written = True
-                    saved = report.iteration_count()
-                    progress(mode, i, cfg.iterations, it)
-    except KeyboardInterrupt as exc:
-        report.status = "interrupted"
-        report.warnings.append(
-            ResultWarning(code=WarningCode.INTERRUPTED, message="interrupted: finished iterations kept")
-        )
-        if written:
-            with contextlib.suppress(OSError):  # the file as last saved keeps the iterations before
-                save(report, output)
-        raise Interrupted(
-            f"interrupted; {report.iteration_count()} finished iteration(s) kept in {output}"
-            if written
-            else "interrupted; nothing finished"
-        ) from exc
-    except SaveFailed:
-        raise
-    except VelobenchError as exc:
-        report.status = "failed"
-        report.error = str(exc)
-        if written:
-            try:
-                keep(report, output, saved)
-            except SaveFailed as lost:
-                raise VelobenchError(f"{exc}; {lost}") from exc
-            raise VelobenchError(
-                f"{exc} ({report.iteration_count()} finished iteration(s) kept in {output})"
-            ) from exc
-        raise
+        with life:
+            for mode in modes:
+                result = ModeResult(mode=mode, binary=engine.binary(mode), iterations=[])
+                report.modes[mode] = result
+                progress(mode, 0, cfg.iterations, None)
+                with engine.session(mode) as session:
+                    result.session = session.info()
+                    for w in range(warmup):
+                        progress(mode, -(w + 1), warmup, None)
+                        session.generate(prompts[w % len(prompts)], -(w + 1))
+                    for i in range(1, cfg.iterations + 1):
+                        progress(mode, i, cfg.iterations, None)
+                        prompt = prompts[(i - 1) % len(prompts)]
+                        it, trace = measured(session, prompt, i, sources)
+                        it.prompt_id, it.category = prompt.id, prompt.category
+                        if trace is not None and result.power_trace is None:
+                            result.power_trace = power_over_time(trace)
+                        result.iterations.append(it)
+                        result.session = (
+                            session.info()
+                        )  # notes found while measuring (e.g. prompt cache hits)
+                        if responses is not None and responses_ok:
+                            responses_ok = respond(report, responses, mode, it)
+                        analyze(report)
+                        life.save()
+                        progress(mode, i, cfg.iterations, it)
+            analyze(report)
+            life.complete()
     finally:
         if sources is not None:
             sources.close()
-    report.status = "complete"
-    analyze(report)
-    keep(report, output, saved)
     return report
+
+
+def noted(report: Report, ending: str) -> None:
+    """The interrupted warning, recorded before the final save after Ctrl-C."""
+    if ending == "interrupted":
+        report.warnings.append(
+            ResultWarning(code=WarningCode.INTERRUPTED, message="interrupted: finished iterations kept")
+        )
+
+
+def respond(report: Report, responses: Path, mode: Mode, it: Iteration) -> bool:
+    """Append the generated text to `responses`; False (and a warning) once that file is refused:
+    the texts are in the result too, so it is a warning, not a stop."""
+    try:
+        append_response(responses, mode, it)
+        return True
+    except OSError as exc:
+        report.warnings.append(
+            ResultWarning(
+                code=WarningCode.SESSION_NOTE,
+                message=f"generated texts not written to {responses}: {exc.strerror or exc}",
+            )
+        )
+        return False
 
 
 TELEMETRY_HZ = 10.0  # overhead measured: 0.6% of one core, no significant slowdown (see README)

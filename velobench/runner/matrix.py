@@ -12,11 +12,15 @@ which). Every cell's options and every model are checked before the run folder i
 cell that fails is recorded in cells.jsonl with its error and the matrix goes on (`fail_fast`
 stops it instead). `--resume RUN_DIR` skips cells already in cells.jsonl (failed ones too,
 unless `retry_failed`); a SIGKILL loses at most the cell in progress, and every file stays
-parseable (a torn last line of cells.jsonl is ignored).
+parseable (a torn last line of cells.jsonl is ignored). Ctrl-C and a save the file system
+refuses end the matrix the way they end every command (`runner.lifecycle`): the finished cells
+stay in the run folder (or, where its ledger cannot be written, in a rescue copy of the summary)
+and the cell in progress is run again on resume.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
@@ -37,6 +41,7 @@ from velobench.report.console import ratio_short
 from velobench.results.config import Method, RunConfig, SpecImpl, build, to_argv
 from velobench.results.measures import Ratio, Summary
 from velobench.results.schema import Report
+from velobench.runner.lifecycle import Lifecycle, SaveFailed, units
 from velobench.runner.preflight import leave_nothing_behind
 from velobench.runner.run import execute, log_dir
 from velobench.validation import Strict, first_error, one_line
@@ -421,17 +426,33 @@ def run_matrix(
         for r in done.values()
         if r.cell.baseline and r.status == "complete"
     }
+    summary = MatrixSummary(
+        run_dir=str(run_dir), cells_total=len(todo), cells_done=len(done), records=list(done.values())
+    )
+    life = Lifecycle(
+        summary,
+        run_dir / "summary.json",
+        "cell",
+        count=lambda: len(done),
+        write=functools.partial(write_summary_file, summary),
+        written=bool(done),
+        home=run_dir,
+    )
     durations: list[float] = []
     remaining = [c for c in todo if c.id not in done]
-    with Progress(
-        TextColumn("[bold]matrix[/bold]"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("cells · elapsed"),
-        TimeElapsedColumn(),
-        TextColumn("· {task.fields[eta]}"),
-        console=console,
-    ) as bar:
+    stop: VelobenchError | None = None  # raised once the bar and the lifecycle are closed
+    with (
+        Progress(
+            TextColumn("[bold]matrix[/bold]"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("cells · elapsed"),
+            TimeElapsedColumn(),
+            TextColumn("· {task.fields[eta]}"),
+            console=console,
+        ) as bar,
+        life,
+    ):
         task = bar.add_task("matrix", total=len(todo), completed=len(done), eta="ETA after the first cell")
         for k, cell in enumerate(remaining):
             n = todo.index(cell) + 1
@@ -439,42 +460,60 @@ def run_matrix(
             command = cell_command(cfg, cell, out)
             console.rule(f"cell {n}/{len(todo)}: {cell.id}")
             t = time.monotonic()
-            failure: VelobenchError | None = None
             try:
-                with leave_nothing_behind(out, logs=log_dir(out)):  # an empty log folder is not kept
-                    report = execute(
-                        cell_config(cfg, cell), out, console, baseline=baselines.get(cell.target)
-                    )
-            except Interrupted:
-                raise
-            except VelobenchError as exc:
-                failure = exc
+                report = run_cell(cfg, cell, out, console, baselines.get(cell.target))
+            except SaveFailed as exc:  # the disk refused the cell's file: the next cells would fail too
+                stop = SaveFailed(
+                    f"cell {cell.id}: {exc}; {units(len(done), 'cell')} kept in {run_dir} "
+                    f"(resume with --resume {run_dir})"
+                )
+                break
             seconds = time.monotonic() - t
             durations.append(seconds)
-            if failure is None:
-                if cell.baseline:
-                    baselines[cell.target] = (out, report)
-                rec = record_for(cell, report, out, command, seconds)
-            else:
+            if isinstance(report, VelobenchError):
                 rec = CellRecord(
                     cell=cell,
                     status="failed",
                     report=str(out),
                     command=command,
                     seconds=seconds,
-                    error=str(failure),
+                    error=str(report),
                 )
-            append_record(ledger, rec)
+            else:
+                if cell.baseline:
+                    baselines[cell.target] = (out, report)
+                rec = record_for(cell, report, out, command, seconds)
             done[cell.id] = rec
+            summary.records, summary.cells_done = list(done.values()), len(done)
+            life.save(also=functools.partial(append_record, ledger, rec))
             console.print(status_line(rec, n, len(todo)), markup=False)
-            write_summary(run_dir, len(todo), list(done.values()))
             bar.update(task, advance=1, eta=f"ETA {_eta(durations, len(remaining) - k - 1)}")
-            if failure is not None and fail_fast:
-                raise VelobenchError(
-                    f"cell {cell.id} failed: {failure} (--fail-fast; recorded in {ledger}; "
+            if isinstance(report, VelobenchError) and fail_fast:
+                stop = VelobenchError(
+                    f"cell {cell.id} failed: {report} (--fail-fast; recorded in {ledger}; "
                     f"resume with --resume {run_dir} --retry-failed)"
-                ) from failure
-    return write_summary(run_dir, len(todo), list(done.values()))
+                )
+                stop.__cause__ = report
+                break
+        if stop is None:
+            life.complete()  # summary.json as the ledger says, even where no cell was left to run
+    if stop is not None:
+        raise stop
+    return summary
+
+
+def run_cell(
+    cfg: MatrixConfig, cell: Cell, out: Path, console: Console, baseline: tuple[Path, Report] | None
+) -> Report | VelobenchError:
+    """One cell, exactly as `velobench run` with its flags; its failure as a value (the matrix goes
+    on). Ctrl-C and a save the file system refuses end the matrix: they propagate."""
+    try:
+        with leave_nothing_behind(out, logs=log_dir(out)):  # an empty log folder is not kept
+            return execute(cell_config(cfg, cell), out, console, baseline=baseline)
+    except (Interrupted, SaveFailed):
+        raise
+    except VelobenchError as exc:
+        return exc
 
 
 def status_line(rec: CellRecord, n: int, total: int) -> str:
@@ -486,10 +525,9 @@ def status_line(rec: CellRecord, n: int, total: int) -> str:
     return f"[{n}/{total}] {rec.cell.id}: {tps}{acc}{sp} ({rec.seconds:.0f} s)"
 
 
-def write_summary(run_dir: Path, total: int, records: list[CellRecord]) -> MatrixSummary:
-    summary = MatrixSummary(run_dir=str(run_dir), cells_total=total, cells_done=len(records), records=records)
-    write_text_atomic(run_dir / "summary.json", summary.model_dump_json(indent=2) + "\n")
-    return summary
+def write_summary_file(summary: MatrixSummary, path: Path) -> None:
+    """summary.json (or its rescue copy), atomically."""
+    write_text_atomic(path, summary.model_dump_json(indent=2) + "\n")
 
 
 def load_summary(run_dir: Path) -> MatrixSummary:

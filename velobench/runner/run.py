@@ -7,7 +7,9 @@ matrix is exactly what `velobench run` with the same flags would do.
               probed, then models resolved (downloads) and checked, prompts loaded: every
               check that can fail on bad input, before any model loads
     execute   prepare → show the configuration → run_benchmark (saved after every iteration)
-              → the speedup ceiling (llama-bench) → the report on the console
+              → the speedup ceiling (llama-bench) → the report on the console; every save
+              after the loop (a merged baseline, the ceiling) goes through `loop.keep`, so a
+              refused one is rescued as in the loop (`runner.lifecycle`)
 """
 
 from __future__ import annotations

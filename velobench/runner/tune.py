@@ -10,7 +10,10 @@
                   n_draft (where the binary has the option), kept only if significantly faster
 
 Counts every measured generation so the report can say what the tuning cost compared with
-measuring every candidate as a full sweep would have.
+measuring every candidate as a full sweep would have. Each measurement is a `velobench run`
+result of its own in the work folder; Ctrl-C, a failure or a refused save ends tuning the way it
+ends every command (`runner.lifecycle`), naming the run's kept iterations and the finished
+measurements.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from velobench.results.config import RunConfig, to_argv
 from velobench.results.costs import Costs
 from velobench.results.measures import Ratio
 from velobench.results.schema import Report
+from velobench.runner.lifecycle import Lifecycle
 from velobench.runner.loop import run_benchmark
 from velobench.runner.run import build_folder, prepare
 from velobench.telemetry.environment import capture
@@ -72,9 +76,23 @@ def supports_p_min(cfg: RunConfig, where: Path | None = None) -> bool:
     return False
 
 
-def _measure(cfg: RunConfig, out: Path) -> Report:
-    cfg2, engine, prompts, notes = prepare(cfg, out)
-    return run_benchmark(cfg2, engine, capture(), out, notes=notes, prompts=prompts)
+class Measurements:
+    """Tune's measurements, each a `velobench run` result of its own in the work folder, under one
+    lifecycle: Ctrl-C, a failure or a refused save says which finished measurements are kept."""
+
+    def __init__(self, work_dir: Path) -> None:
+        self.done = 0
+        self.life = Lifecycle(None, work_dir, "measurement", count=self.count, write=None)
+
+    def count(self) -> int:
+        return self.done
+
+    def __call__(self, cfg: RunConfig, out: Path) -> Report:
+        cfg2, engine, prompts, notes = prepare(cfg, out)
+        report = run_benchmark(cfg2, engine, capture(), out, notes=notes, prompts=prompts)
+        self.done += 1
+        self.life.save()  # saved by run_benchmark: counted here
+        return report
 
 
 def tune(
@@ -89,6 +107,22 @@ def tune(
     p_mins: Sequence[float] = (),
 ) -> TuneResult:
     """Find the n_draft with the highest measured speedup (see the module docstring)."""
+    measure = Measurements(work_dir)
+    with measure.life:
+        return _tune(cfg, work_dir, console, measure, candidates, top, iterations, max_rounds, p_mins)
+
+
+def _tune(
+    cfg: RunConfig,
+    work_dir: Path,
+    console: Console,
+    _measure: Measurements,
+    candidates: Sequence[int],
+    top: int,
+    iterations: int,
+    max_rounds: int,
+    p_mins: Sequence[float],
+) -> TuneResult:
     assert cfg.draft_model is not None
     named = (cfg.main_model, cfg.draft_model)  # as the user wrote them, for the command we print
     # llama-bench needs files: resolve catalog names and hf:// specs first, as `run` does.

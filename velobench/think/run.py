@@ -19,6 +19,7 @@ stopped.
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -32,12 +33,11 @@ from velobench import engines
 from velobench.engines.base import Engine, ServesHttp
 from velobench.engines.dialects import Dialect
 from velobench.engines.http_client import HttpClient, RequestFailed, display_url
-from velobench.errors import Interrupted, VelobenchError
+from velobench.errors import VelobenchError
 from velobench.prompts import Prompt, load_prompts, prompts_dir, read_jsonl
 from velobench.results import config
 from velobench.results.config import EngineName
 from velobench.results.schema import BinaryInfo
-from velobench.results.store import save
 from velobench.results.think import (
     Role,
     ServerRecord,
@@ -50,6 +50,7 @@ from velobench.results.think import (
     ThinkRun,
     ThinkSetup,
 )
+from velobench.runner.lifecycle import Lifecycle
 from velobench.runner.preflight import check_flags
 from velobench.telemetry import environment
 from velobench.think.analysis import refresh, trigger_stop_strings
@@ -397,7 +398,11 @@ def print_setup(console: Console, prep: Prepared) -> None:
 def execute(
     prep: Prepared, output: Path, console: Console, *, clock: Callable[[], float] = time.perf_counter
 ) -> ThinkReport:
-    """Start the servers, run every problem × run × mode, save after every run, print the summary."""
+    """Start the servers, run every problem × run × mode, save after every run, print the summary.
+
+    Saving, the rescue copy where the file system refuses a save, and how the benchmark ends
+    (the status, the one line) are `runner.lifecycle`'s, as for every command.
+    """
     report = ThinkReport(
         config=prep.setup,
         environment=environment.capture(),
@@ -406,16 +411,10 @@ def execute(
     )
     print_setup(console, prep)
     problems = [Problem(p.id, p.text, p.reference) for p in prep.problems]
+    life = Lifecycle(report, output, "run", count=report.finished_runs)
     t0 = clock()
-
-    def on_run(r: ThinkRun) -> None:
-        report.runs.append(r)
-        report.wall_s = clock() - t0
-        refresh(report)
-        save(report, output)
-        console.print(run_line(r, prep.setup.run.num_runs), markup=False)
-
-    try:
+    on_run = functools.partial(record_run, report, life, console, clock, t0)
+    with life:
         with open_servers(prep) as (backend, records):
             report.servers = records
             console.print(
@@ -428,35 +427,13 @@ def execute(
             )
             loop = ThinkLoop(backend, prep.setup.think)
             outcome = loop.run_all(problems, prep.modes, prep.setup.run.num_runs, on_run=on_run)
-    except KeyboardInterrupt as exc:
-        report.status = "interrupted"
-        if report.runs:
-            save(report, output)
-            raise Interrupted(
-                f"interrupted; {report.finished_runs()} finished run(s) kept in {output}"
-            ) from exc
-        raise Interrupted("interrupted; nothing finished") from exc
-    except VelobenchError as exc:
-        if report.runs:
-            report.status, report.error = "failed", str(exc)
-            save(report, output)
-            raise VelobenchError(
-                f"{exc} ({report.finished_runs()} finished run(s) kept in {output})"
-            ) from exc
-        raise
-    report.wall_s = clock() - t0
-    if outcome.error is not None:
-        report.status, report.error = "failed", outcome.error
-        if not report.runs:
-            raise VelobenchError(outcome.error)
+        report.wall_s = clock() - t0
         refresh(report)
-        save(report, output)
-        if report.summary is not None and report.finished_runs():
-            console.print(render_think_summary(report.summary), markup=False)
-        raise VelobenchError(f"{outcome.error} ({report.finished_runs()} finished run(s) kept in {output})")
-    report.status = "complete"
-    refresh(report)
-    save(report, output)
+        if outcome.error is not None:  # a failed request ended the benchmark: what finished is shown
+            if report.summary is not None and report.finished_runs():
+                console.print(render_think_summary(report.summary), markup=False)
+            raise VelobenchError(outcome.error)
+        life.complete()
     if report.summary is not None:
         console.print("")
         console.print(render_think_summary(report.summary), markup=False)
@@ -465,3 +442,14 @@ def execute(
     )
     console.print(f"Results saved to: {output}", markup=False)
     return report
+
+
+def record_run(
+    report: ThinkReport, life: Lifecycle, console: Console, clock: Callable[[], float], t0: float, r: ThinkRun
+) -> None:
+    """The loop's `on_run`: one finished run into the result, saved, and its console line."""
+    report.runs.append(r)
+    report.wall_s = clock() - t0
+    refresh(report)
+    life.save()
+    console.print(run_line(r, report.config.run.num_runs), markup=False)
