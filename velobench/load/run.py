@@ -42,7 +42,7 @@ from velobench.engines.metrics import Samples, spec_decode_delta
 from velobench.errors import Interrupted, VelobenchError
 from velobench.load.generator import LoadRun, run_load
 from velobench.load.plan import level_plans
-from velobench.load.recompute import analyze
+from velobench.load.recompute import recompute
 from velobench.proc import log_tail
 from velobench.prompts import Prompt, chat_messages
 from velobench.results.config import EngineName, RunConfig
@@ -408,7 +408,7 @@ def execute_load(cfg: RunConfig, opts: LoadOptions, output: Path, console: Conso
         mode.levels.append(lvl)
         records[(mode.mode, level)] = list(run.records)
         append_records(records_path, mode.mode, opts.profile, level, run.records)
-        analyze(report, records)
+        recompute(report, records)
         mode.wall_s = time.monotonic() - mode_started
         report.wall_s = time.monotonic() - started
         save(report, output)
@@ -505,7 +505,7 @@ def execute_load(cfg: RunConfig, opts: LoadOptions, output: Path, console: Conso
                     )
                 )
                 break
-    analyze(report, records)
+    recompute(report, records)
     save(report, output)
     print_load_report(console, report)
     console.print(f"\nResults saved to: {output} (raw requests: {records_path})")

@@ -52,7 +52,9 @@ def render_comparison(comp: Comparison) -> Table:
             f"{_num(m.b, m.unit)}{unit}",
             _num(m.difference, m.unit, "+")
             + fmt.bracketed(m.difference_ci95_low, m.difference_ci95_high, _digits(m.unit)),
-            "-" if m.ratio is None else f"{m.ratio:.3f}{fmt.bracketed(m.ratio_ci95_low, m.ratio_ci95_high, 3)}",
+            "-"
+            if m.ratio is None
+            else f"{m.ratio:.3f}{fmt.bracketed(m.ratio_ci95_low, m.ratio_ci95_high, 3)}",
             fmt.p_value(m.p_value),
             m.verdict,
         )

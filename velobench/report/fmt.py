@@ -73,6 +73,15 @@ def ratio_short(r: Ratio | None) -> str:
     return MISSING if r is None else f"{ratio(r.ratio)}{bracketed(r.ci95_low, r.ci95_high)}"
 
 
+def ratio_cell(r: Ratio | None) -> str:
+    """`0.82x ± 0.05 [0.73, 0.92] p = 0.001`: ratio, stddev, 95% interval and p, for a table cell."""
+    if r is None:
+        return MISSING
+    sd = f" ± {r.stddev:.2f}" if r.stddev is not None else ""
+    p = f" p = {p_value(r.p_value)}" if r.p_value is not None else ""
+    return f"{ratio(r.ratio)}{sd}{bracketed(r.ci95_low, r.ci95_high)}{p}"
+
+
 def ratio_ci(r: Ratio | None, test: str = "Welch") -> str:
     """`2.00x (95% CI 1.20–3.40), Welch p = 0.012`: a ratio in prose, each piece only where defined."""
     if r is None:

@@ -100,8 +100,7 @@ class Table:
         widths = [max(len(r[i]) for r in rows) for i in range(len(self.headers))]
         return [
             "  ".join(
-                c.rjust(w) if right else c.ljust(w)
-                for c, w, right in zip(r, widths, self.right, strict=True)
+                c.rjust(w) if right else c.ljust(w) for c, w, right in zip(r, widths, self.right, strict=True)
             ).rstrip()
             for r in rows
         ]
