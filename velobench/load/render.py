@@ -75,7 +75,7 @@ def _errors(s: LevelSummary) -> str:
 
 
 def ratio_cell(r: Ratio | None) -> str:
-    """`0.82x ± 0.05 [0.73, 0.92] p = 0.001`: the ratio, its stddev, Fieller interval and Welch p."""
+    """`0.82x ± 0.05 [0.73, 0.92] p=0.001`: the ratio, its stddev, Fieller interval and Welch p."""
     return fmt.ratio_cell(r)
 
 

@@ -6,7 +6,8 @@ for run, load and think results. One place per spelling:
     mean_sd    12.35 ± 0.50     (a Summary: mean ± sample stddev)
     interval   0.47–0.59        (en dash, no spaces; prose says "95% CI 0.47–0.59")
     bracketed  [0.47, 0.59]     (after a value in a table cell: "0.53x [0.47, 0.59]")
-    p_value    6.9e-05          (two significant digits; prose says "p = 6.9e-05")
+    p_value    6.9e-05          (two significant digits; prose says "p = 6.9e-05", a table
+                                cell "p=6.9e-05", where wide tables need every character)
     ratio      0.53x            (b / a)
     duration   2 min 3 s, 4.2 s
 
@@ -74,11 +75,11 @@ def ratio_short(r: Ratio | None) -> str:
 
 
 def ratio_cell(r: Ratio | None) -> str:
-    """`0.82x ± 0.05 [0.73, 0.92] p = 0.001`: ratio, stddev, 95% interval and p, for a table cell."""
+    """`0.82x ± 0.05 [0.73, 0.92] p=0.001`: ratio, stddev, 95% interval and p, for a table cell."""
     if r is None:
         return MISSING
     sd = f" ± {r.stddev:.2f}" if r.stddev is not None else ""
-    p = f" p = {p_value(r.p_value)}" if r.p_value is not None else ""
+    p = f" p={p_value(r.p_value)}" if r.p_value is not None else ""
     return f"{ratio(r.ratio)}{sd}{bracketed(r.ci95_low, r.ci95_high)}{p}"
 
 

@@ -45,7 +45,8 @@ def _html_cell(text: str) -> str:
 class Table:
     """A table of text cells: the one writer of console, plain-text, Markdown and HTML tables
     for run, load and think results. `right`: which columns align right; `highlight`: rows shown
-    bold (Markdown) or classed `best` (HTML)."""
+    bold (Markdown) or classed `best` (HTML); `raw`: columns whose cells are trusted HTML (a bar),
+    written unescaped, for HTML only."""
 
     title: str
     headers: list[str]
@@ -53,6 +54,7 @@ class Table:
     right: list[bool]
     caption: str = ""
     highlight: set[int] = field(default_factory=set)
+    raw: set[int] = field(default_factory=set)
 
     def markdown(self, heading: str = "##") -> str:
         """GitHub-flavoured Markdown: `## title`, the table, the caption in italics."""
@@ -86,8 +88,8 @@ class Table:
         for k, row in enumerate(self.rows):
             cls = ' class="best"' if k in self.highlight else ""
             cells = "".join(
-                f'<td class="r">{_html_cell(c)}</td>' if r else f"<td>{_html_cell(c)}</td>"
-                for c, r in zip(row, self.right, strict=True)
+                ('<td class="r">' if r else "<td>") + (c if i in self.raw else _html_cell(c)) + "</td>"
+                for i, (c, r) in enumerate(zip(row, self.right, strict=True))
             )
             out.append(f"<tr{cls}>{cells}</tr>")
         out.append("</tbody>")
