@@ -24,6 +24,7 @@ from velobench.load.recompute import recompute
 from velobench.load.render import notes, plot_throughput_latency, render
 from velobench.load.run import fit_prompts
 from velobench.prompts import Prompt
+from velobench.report.compare import regression_text
 from velobench.results import store
 from velobench.results.config import RunConfig
 from velobench.results.environment import Environment
@@ -366,8 +367,9 @@ def test_compare_two_load_results() -> None:
     assert by["speculative c=2 output tok/s"].verdict == "slower"
     assert by["speculative c=2 e2e"].verdict == "slower"
     assert by["vanilla c=1 TTFT"].p_value is not None
-    msg = regression(comp, 10)
-    assert msg is not None and "speculative c=2 output tok/s" in msg
+    found = regression(comp, 10)
+    assert found is not None and found.metric.metric == "speculative c=2 output tok/s"
+    assert "speculative c=2 output tok/s" in regression_text(found)
     only_tp = compare_load(a, b, None, rb)
     assert all(m.metric.endswith("output tok/s") for m in only_tp.metrics)
     assert "latencies not compared" in only_tp.differences[-1]

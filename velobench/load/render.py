@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import html
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from rich.console import Console
 
@@ -88,7 +88,7 @@ def _legacy_ratio(name: str, r: Ratio | None) -> str:
 
 
 def crossover_text(
-    unit: str, level: float | None, up_to: float | None, by: list[str], at: LevelComparison | None
+    unit: str, level: float | None, up_to: float | None, by: Sequence[str], at: LevelComparison | None
 ) -> str:
     """Crossover.text, as result files store it: where speculation turns significantly worse
     (`at`: that level's comparison, its ratios on the criteria `by`), or up to which level it

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rich.table import Table
 
-from velobench.analysis.compare import Comparison
+from velobench.analysis.compare import Comparison, Regression
 from velobench.report import fmt
 from velobench.report.console import label
 
@@ -21,6 +21,16 @@ def _num(x: float | None, unit: str, sign: str = "") -> str:
 def _metric_label(metric: str) -> str:
     mode, _, rest = metric.partition(" ")
     return f"{label(mode)} {rest}" if rest else metric.capitalize()
+
+
+def regression_text(r: Regression) -> str:
+    """`B's speculative tokens/s is 20.0% slower than A's (151.88 → 121.50 tok/s, p = 0.0031),
+    beyond the allowed 10%` (the CLI puts `velobench: regression:` before it)."""
+    m = r.metric
+    return (
+        f"B's {m.metric} is {r.slower_pct:.1f}% slower than A's "
+        f"({m.a:.2f} → {m.b:.2f} tok/s, p = {fmt.p_value(m.p_value)}), beyond the allowed {r.allowed_pct:g}%"
+    )
 
 
 def render_comparison(comp: Comparison) -> Table:
