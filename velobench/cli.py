@@ -532,7 +532,7 @@ def compare_cmd(
 ) -> None:
     """Two runs side by side: differences and ratios with uncertainty, Welch p-values, verdicts."""
     from velobench.analysis.compare import compare_reports, regression
-    from velobench.report.compare import render_comparison
+    from velobench.report.compare import regression_text, render_comparison
     from velobench.results import store as results
     from velobench.results.load import LoadReport
     from velobench.results.schema import Report
@@ -560,9 +560,9 @@ def compare_cmd(
         check = regression
         out.print(render_comparison(comp))
     if fail_if_slower is not None:
-        msg = check(comp, fail_if_slower)
-        if msg:
-            err.print(f"velobench: regression: {msg}")
+        found = check(comp, fail_if_slower)
+        if found is not None:
+            err.print(f"velobench: regression: {regression_text(found)}")
             raise typer.Exit(1)
 
 

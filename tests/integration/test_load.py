@@ -20,7 +20,7 @@ import pytest
 import velobench
 from tests.conftest import llama_processes
 from velobench.load.arrivals import arrival_schedule
-from velobench.load.recompute import analyze
+from velobench.load.recompute import recompute
 from velobench.results import store
 from velobench.results.load import LoadReport, read_records
 
@@ -86,7 +86,7 @@ def test_two_level_sweep_through_the_cli(cli, llama_bin: Path, smol: Path) -> No
         if lvl.level == 2:  # two slots really served two requests at once
             spans = sorted((t["sent_s"], t["end_s"]) for t in ok)
             assert any(b0 < a1 for (_, a1), (b0, _) in itertools.pairwise(spans))
-    again = analyze(rep.model_copy(deep=True), read_records(Path("r.records.jsonl")))
+    again = recompute(rep.model_copy(deep=True), read_records(Path("r.records.jsonl")))
     assert (
         again.modes == rep.modes and again.comparisons == rep.comparisons and again.crossover == rep.crossover
     )

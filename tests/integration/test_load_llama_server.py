@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from pydantic import BaseModel
 
-from velobench.load.analysis import percentile, summarize_level
+from velobench.load.analysis import percentile_point, summarize_level
 from velobench.load.arrivals import arrival_schedule
 from velobench.load.generator import LoadRun, plan, run_load
 from velobench.load.loopback import httpx_send
@@ -82,7 +82,7 @@ def test_closed_loop_against_llama_server(server: ServerProcess, c: int) -> None
     e2e = [t.e2e_ms() for t in measure]
     assert s.e2e_ms is not None and s.e2e_ms.p90.value == pytest.approx(np.percentile(e2e, 90))
     assert s.ttft_ms is not None and s.ttft_ms.p50.value == pytest.approx(
-        percentile([t.ttft_ms() for t in measure], 50)
+        percentile_point([t.ttft_ms() for t in measure], 50)
     )
     a = min(t.sent_s for t in measure)
     b = max(t.chunk_s[-1] for t in measure)

@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from velobench.analysis import ceiling
+from velobench.report.console import ceiling_text
 from velobench.results import costs
 from velobench.results.store import load
 
@@ -98,13 +99,13 @@ def test_compute_and_explain() -> None:
     assert c.step_cost == pytest.approx(4 * 0.35 + 4.6)
     assert c.ceiling == pytest.approx(3.3616 / 6.0)
     assert c.fraction_of_ceiling == pytest.approx(0.5 / c.ceiling)
-    line = ceiling.explain(c, device="this CPU")
+    line = ceiling_text(c, device="this CPU")
     assert "verifying 5 tokens costs 4.6× one token on this CPU" in line
     assert "0.35× per drafted token" in line
     assert "α = 0.80" in line and "3.4 tokens" in line and "6.0 steps of cost" in line
     assert "cannot win" in line
     assert "\n" not in line
-    gpu = ceiling.explain(ceiling.compute(alpha=0.8, gamma=4, draft_cost=0.05, verify_cost=1.1))
+    gpu = ceiling_text(ceiling.compute(alpha=0.8, gamma=4, draft_cost=0.05, verify_cost=1.1))
     assert "can win" in gpu and "cannot" not in gpu
 
 

@@ -20,7 +20,7 @@ from velobench.analysis.compare import (
 )
 from velobench.analysis.summaries import analyze, summarize_mode
 from velobench.errors import VelobenchError
-from velobench.report.compare import render_comparison
+from velobench.report.compare import regression_text, render_comparison
 from velobench.results.schema import Mode, Report
 from velobench.results.store import load
 
@@ -113,8 +113,10 @@ def test_regression_gate(golden: Report) -> None:
     comp = compare_reports(golden, scaled(golden, 0.8))
     top = headline(comp)
     assert top is not None and top.metric == "speculative tokens/s"
-    message = regression(comp, 10.0)
-    assert message is not None
+    found = regression(comp, 10.0)
+    assert found is not None
+    assert found.slower_pct == pytest.approx(20.0) and found.allowed_pct == 10.0
+    message = regression_text(found)
     assert "20.0% slower" in message and "speculative tokens/s" in message and "10%" in message
     assert regression(comp, 25.0) is None  # slower, but within the allowed 25%
     assert regression(compare_reports(golden, scaled(golden, 1.2)), 0.0) is None  # faster
@@ -141,8 +143,9 @@ def test_headline_falls_back_to_vanilla(golden: Report) -> None:
     analyze(b)
     comp = compare_reports(a, b)
     assert [x.metric for x in comp.metrics] == ["vanilla tokens/s", "vanilla TTFT", "vanilla total time"]
-    message = regression(comp, 10.0)
-    assert message is not None and "vanilla tokens/s" in message
+    found = regression(comp, 10.0)
+    assert found is not None and found.metric.metric == "vanilla tokens/s"
+    assert "vanilla tokens/s" in regression_text(found)
 
 
 def test_no_common_mode(golden: Report) -> None:

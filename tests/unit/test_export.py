@@ -27,12 +27,13 @@ import pytest
 
 from velobench import export
 from velobench.analysis.summaries import analyze, category_mean_length, summarize_mode
-from velobench.analysis.verdict import best_configuration, speedup_call, verdict
+from velobench.analysis.verdict import best_configuration, speedup_call
 from velobench.errors import VelobenchError
 from velobench.report import csv as csv_report
 from velobench.report import html as html_report
 from velobench.report import json as json_report
 from velobench.report import markdown
+from velobench.report.console import verdict_text
 from velobench.report.tables import group_pairs
 from velobench.results.measures import Ratio
 from velobench.results.schema import Report
@@ -105,7 +106,7 @@ def check_page(text: str, images: int) -> Page:
 def test_markdown_golden(golden: Report) -> None:
     text = markdown.render(golden)
     check_golden(f"{NAME}.md", text)
-    assert f"**Verdict:** {verdict(golden.speedup_detail)}" in text
+    assert f"**Verdict:** {verdict_text(golden.speedup_detail)}" in text
     assert "| Tokens/s |" in text and "speculation-slower" in text
 
 
@@ -132,7 +133,7 @@ def test_json_round_trips(golden: Report) -> None:
 def test_html_structure(golden: Report) -> None:
     text = html_report.render(golden)
     page = check_page(text, images=2)  # tokens/s per mode, speedup
-    assert html.escape(verdict(golden.speedup_detail)) in text
+    assert html.escape(verdict_text(golden.speedup_detail)) in text
     assert "table" in page.tags and "h1" in page.tags
     for w in golden.warnings:
         assert w.code.value in text

@@ -17,8 +17,8 @@ from velobench.load.analysis import (
     distribution,
     meets_slo,
     parse_slo,
-    percentile,
     percentile_interval,
+    percentile_point,
     saturation,
     summarize_level,
     throughput_batches,
@@ -66,7 +66,7 @@ def test_percentiles_recomputed_by_hand() -> None:
     assert d is not None and d.n == 37
     for q, p in ((50, d.p50), (90, d.p90), (95, d.p95), (99, d.p99)):
         assert p.value == pytest.approx(by_hand_percentile(x, q), rel=1e-12)
-    assert percentile([1.0, 2.0, 3.0, 4.0], 50) == 2.5
+    assert percentile_point([1.0, 2.0, 3.0, 4.0], 50) == 2.5
     mean = sum(x) / len(x)
     sd = math.sqrt(sum((v - mean) ** 2 for v in x) / (len(x) - 1))
     half = sps.t.ppf(0.975, len(x) - 1) * sd / math.sqrt(len(x))

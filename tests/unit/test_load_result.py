@@ -4,6 +4,7 @@ JSONL round trip, recomputation, store dispatch, schema 3), reports and compare 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -19,10 +20,11 @@ from velobench.load.plan import (
     load_options,
     parse_sweep,
 )
-from velobench.load.recompute import analyze
+from velobench.load.recompute import recompute
 from velobench.load.render import notes, plot_throughput_latency, render
 from velobench.load.run import fit_prompts
 from velobench.prompts import Prompt
+from velobench.report.compare import regression_text
 from velobench.results import store
 from velobench.results.config import RunConfig
 from velobench.results.environment import Environment
@@ -256,7 +258,7 @@ def make_report(
                 )
             )
         report.modes[mode] = m
-    return analyze(report, records), records
+    return recompute(report, records), records
 
 
 def test_crossover_recomputed_from_records_and_counters() -> None:
@@ -278,7 +280,7 @@ def test_crossover_recomputed_from_records_and_counters() -> None:
         and lvl.summary.acceptance.mean_acceptance_length == 4.0
     )
     assert any(
-        line.startswith("Crossover: speculation stops paying at concurrency 2 (throughput ×")
+        re.match(r"Crossover: speculation stops paying at concurrency 2 \(throughput \d\.\d\dx ", line)
         for line in notes(report)
     )
 
@@ -306,7 +308,7 @@ def test_records_jsonl_round_trip_and_store_dispatch(tmp_path: Path) -> None:
     first = json.loads(path.read_text().splitlines()[0])
     assert (first["mode"], first["level"], first["index"]) == ("vanilla", 1.0, 0)
     # every summary recomputes from the JSONL alone
-    again = analyze(report.model_copy(deep=True), back)
+    again = recompute(report.model_copy(deep=True), back)
     assert again.modes == report.modes and again.comparisons == report.comparisons
     store.save(report, tmp_path / "r.json")
     loaded = store.load_result(tmp_path / "r.json")
@@ -365,8 +367,9 @@ def test_compare_two_load_results() -> None:
     assert by["speculative c=2 output tok/s"].verdict == "slower"
     assert by["speculative c=2 e2e"].verdict == "slower"
     assert by["vanilla c=1 TTFT"].p_value is not None
-    msg = regression(comp, 10)
-    assert msg is not None and "speculative c=2 output tok/s" in msg
+    found = regression(comp, 10)
+    assert found is not None and found.metric.metric == "speculative c=2 output tok/s"
+    assert "speculative c=2 output tok/s" in regression_text(found)
     only_tp = compare_load(a, b, None, rb)
     assert all(m.metric.endswith("output tok/s") for m in only_tp.metrics)
     assert "latencies not compared" in only_tp.differences[-1]
@@ -378,7 +381,7 @@ def test_interrupted_levels_are_not_compared() -> None:
     lvl = report.level("speculative", 2.0)
     assert lvl is not None
     lvl.interrupted = True
-    analyze(report, records)
+    recompute(report, records)
     assert [c.level for c in report.comparisons] == [1.0]
 
 

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from velobench.analysis.verdict import verdict
+from velobench.analysis.verdict import outcome
 from velobench.errors import Interrupted, VelobenchError
+from velobench.report.console import verdict_text
 from velobench.results import store as results
 from velobench.results.config import RunConfig
 from velobench.results.schema import BinaryInfo, Iteration, Mode, WarningCode
@@ -90,7 +91,8 @@ def test_complete_run_is_saved_with_summaries_and_warnings(tmp_path: Path) -> No
     assert rep.speculative is not None and rep.speculative.acceptance is not None
     assert rep.speculative.acceptance.rate == pytest.approx(0.6) and rep.speculative.acceptance.drafted == 30
     assert WarningCode.SPECULATION_SLOWER in {w.code for w in rep.warnings}
-    assert verdict(rep.speedup_detail).startswith("speculative decoding is slower: 0.50x")
+    assert outcome(rep.speedup_detail) == "slower"
+    assert verdict_text(rep.speedup_detail).startswith("speculative decoding is slower: 0.50x")
 
 
 def test_failure_mid_run_keeps_finished_iterations(tmp_path: Path) -> None:
@@ -127,7 +129,8 @@ def test_ctrl_c_keeps_finished_iterations(tmp_path: Path) -> None:
 def test_no_significant_difference_is_not_called_a_speedup(tmp_path: Path) -> None:
     eng = ScriptedEngine({"vanilla": [100, 120, 80], "speculative": [101, 121, 81]})
     rep = run_benchmark(cfg(), eng, capture(), tmp_path / "r.json")
-    assert verdict(rep.speedup_detail).startswith("no significant difference")
+    assert outcome(rep.speedup_detail) == "not significant"
+    assert verdict_text(rep.speedup_detail).startswith("no significant difference")
     assert WarningCode.NO_SIGNIFICANT_DIFFERENCE in {w.code for w in rep.warnings}
     assert WarningCode.HIGH_VARIANCE in {w.code for w in rep.warnings}
 
@@ -139,7 +142,8 @@ def test_draft_not_offloaded_and_one_iteration_warnings(tmp_path: Path) -> None:
     assert {WarningCode.DRAFT_NOT_OFFLOADED, WarningCode.ONE_ITERATION} <= codes
     assert rep.speedup == pytest.approx(1.5)
     assert rep.speedup_detail is not None and rep.speedup_detail.stddev is None
-    assert "too few iterations" in verdict(rep.speedup_detail)
+    assert outcome(rep.speedup_detail) == "too few iterations"
+    assert "too few iterations" in verdict_text(rep.speedup_detail)
 
 
 def test_stale_llama_env_is_dropped_and_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -14,7 +14,8 @@ run reaching the model's assumptions would get. Leviathan et al. take v = 1 (ver
 cheap as one step, true when decoding is memory-bound, e.g. on a GPU); on a CPU, where
 decoding is compute-bound, v(γ) approaches γ+1 and the ceiling falls below 1.
 
-Pure functions: the inputs come from a result file and from llama-bench rows measured elsewhere.
+Pure functions returning values: the inputs come from a result file and from llama-bench rows
+measured elsewhere; report.console.ceiling_text writes the line that explains a Ceiling.
 """
 
 from __future__ import annotations
@@ -112,20 +113,3 @@ def compute(
         measured=measured,
         fraction_of_ceiling=None if measured is None else measured / limit,
     )
-
-
-def explain(c: Ceiling, device: str = "this machine") -> str:
-    """One line: what verification and drafting cost, what a step yields, and the resulting ceiling."""
-    head = (
-        f"verifying {c.gamma + 1} tokens costs {c.verify_cost:.1f}× one token on {device}; "
-        f"the draft adds {c.draft_cost:.2f}× per drafted token; "
-        f"at α = {c.alpha:.2f} a step yields {c.expected_tokens:.1f} tokens "
-        f"for {c.step_cost:.1f} steps of cost"
-    )
-    if c.ceiling < 1:
-        tail = f"ceiling {c.ceiling:.2f}×: speculation cannot win here"
-    else:
-        tail = f"ceiling {c.ceiling:.2f}×: speculation can win"
-    if c.measured is not None and c.fraction_of_ceiling is not None:
-        tail += f" (measured {c.measured:.2f}×, {c.fraction_of_ceiling:.0%} of the ceiling)"
-    return f"{head} → {tail}"

@@ -49,6 +49,17 @@ class MetricComparison(BaseModel):
     verdict: Verdict
 
 
+class Regression(BaseModel):
+    """What the regression gate found: B's headline `metric` is `slower_pct` percent slower than
+    A's (significantly), beyond the `allowed_pct` (report.compare.regression_text words it)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    metric: MetricComparison
+    slower_pct: float
+    allowed_pct: float
+
+
 class Comparison(BaseModel):
     """A against B, metric by metric, with the settings that differ between the two runs."""
 
@@ -254,19 +265,21 @@ def headline(comp: Comparison) -> MetricComparison | None:
     return by_name.get("speculative tokens/s") or by_name.get("vanilla tokens/s")
 
 
-def regression(comp: Comparison, fail_if_slower_pct: float) -> str | None:
-    """A message when B's headline tokens/s is slower than A's by more than the given percentage
-    AND the difference is significant (Welch p < 0.05); None otherwise.
+def regression(
+    comp: Comparison,
+    fail_if_slower_pct: float,
+    pick: Callable[[Comparison], MetricComparison | None] = headline,
+) -> Regression | None:
+    """The regression when B's headline tokens/s (`pick`: which metric that is) is slower than
+    A's by more than the given percentage AND the difference is significant (Welch p < 0.05);
+    None otherwise.
 
     slower % = (a − b) / a · 100.
     """
-    m = headline(comp)
+    m = pick(comp)
     if m is None or m.verdict != "slower" or m.a == 0:
         return None
     pct = (m.a - m.b) / m.a * 100
     if pct <= fail_if_slower_pct:
         return None
-    return (
-        f"regression: B's {m.metric} is {pct:.1f}% slower than A's "
-        f"({m.a:.2f} → {m.b:.2f} tok/s, p = {m.p_value:.2g}), beyond the allowed {fail_if_slower_pct:g}%"
-    )
+    return Regression(metric=m, slower_pct=pct, allowed_pct=fail_if_slower_pct)

@@ -1,30 +1,29 @@
-"""The one line that answers "is speculation faster here?"."""
+"""The answer to "is speculation faster here?", as values (report.console writes the line)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 from velobench.results.measures import Ratio
 from velobench.results.schema import Report
 
+ALPHA = 0.05  # significance level of the two-sided Welch test
 
-def verdict(r: Ratio | None) -> str:
-    """A significant difference is called faster or slower; anything else says why it is not."""
+
+Outcome = Literal["one mode", "too few iterations", "not significant", "faster", "slower"]
+
+
+def outcome(r: Ratio | None) -> Outcome:
+    """What the speedup r = speculative / vanilla says: a significant difference (Welch p < 0.05)
+    is faster (r ≥ 1) or slower; otherwise why not (one mode measured, no test, p ≥ 0.05)."""
     if r is None:
-        return "no comparison: only one mode was measured"
-    ci = (
-        f"95% CI {r.ci95_low:.2f}–{r.ci95_high:.2f}"
-        if r.ci95_low is not None and r.ci95_high is not None
-        else "no interval"
-    )
-    p = f"p = {r.p_value:.2g}" if r.p_value is not None else "no test"
+        return "one mode"
     if r.p_value is None:
-        return f"speculative/vanilla = {r.ratio:.2f}x ({ci}); too few iterations to call a winner"
-    if r.p_value >= 0.05:
-        return f"no significant difference: {r.ratio:.2f}x ({ci}, {p})"
-    if r.ratio >= 1:
-        return f"speculative decoding is {r.ratio:.2f}x faster ({ci}, {p})"
-    return f"speculative decoding is slower: {r.ratio:.2f}x vanilla ({ci}, {p})"
+        return "too few iterations"
+    if r.p_value >= ALPHA:
+        return "not significant"
+    return "faster" if r.ratio >= 1 else "slower"
 
 
 def significant_speedup(r: Ratio | None) -> bool:

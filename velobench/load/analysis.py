@@ -37,6 +37,7 @@ from scipy import stats as sps
 
 from velobench.analysis.stats import ratio_of_means
 from velobench.errors import VelobenchError
+from velobench.load.render import crossover_text, saturation_errors_text, saturation_throughput_text
 from velobench.results.load import (
     Crossover,
     Distribution,
@@ -62,9 +63,9 @@ ALPHA = 0.05
 # --------------------------------------------------------------------------- distributions
 
 
-def percentile(x: Sequence[float] | np.ndarray, q: float) -> float:
-    """The q-th percentile, linearly interpolated between order statistics (numpy's default,
-    Hyndman–Fan type 7, as vLLM reports): with x_(1) ≤ … ≤ x_(n) and h = (n − 1)·q/100,
+def percentile_point(x: Sequence[float] | np.ndarray, q: float) -> float:
+    """The point estimate of the q-th percentile (its interval: `percentile_interval`), linearly
+    interpolated between order statistics (numpy's default, Hyndman–Fan type 7, as vLLM reports): with x_(1) ≤ … ≤ x_(n) and h = (n − 1)·q/100,
     P_q = x_(⌊h⌋+1) + (h − ⌊h⌋)·(x_(⌊h⌋+2) − x_(⌊h⌋+1))."""
     return float(np.percentile(np.asarray(x, dtype=np.float64), q))
 
@@ -116,7 +117,7 @@ def distribution(samples: Sequence[float]) -> Distribution | None:
     pct = {}
     for q in PERCENTILES:
         low, high = percentile_interval(x, q)
-        pct[f"p{q}"] = Percentile(value=percentile(x, q), ci95_low=low, ci95_high=high)
+        pct[f"p{q}"] = Percentile(value=percentile_point(x, q), ci95_low=low, ci95_high=high)
     return Distribution(
         n=n,
         mean=mean,
@@ -421,18 +422,6 @@ def compare_level(
     )
 
 
-def _fmt_ratio(name: str, r: Ratio | None) -> str:
-    if r is None:
-        return f"{name} n/a"
-    ci = (
-        f" [{r.ci95_low:.2f}, {r.ci95_high:.2f}]"
-        if r.ci95_low is not None and r.ci95_high is not None
-        else ""
-    )
-    p = f", p={r.p_value:.2g}" if r.p_value is not None else ""
-    return f"{name} ×{r.ratio:.2f}{ci}{p}"
-
-
 def crossover(
     comparisons: Sequence[LevelComparison],
     *,
@@ -448,20 +437,17 @@ def crossover(
     crit = list(criteria)
     ordered = sorted(comparisons, key=lambda c: c.level)
     if not ordered:
-        return Crossover(level=None, up_to=None, criteria=crit, text="no level compared")
+        return Crossover(
+            level=None, up_to=None, criteria=crit, text=crossover_text(unit, None, None, [], None)
+        )
     for c in ordered:
         by = [m for m in crit if m in c.worse]
         if by:
-            detail = ", ".join(_fmt_ratio(m, getattr(c, m)) for m in by)
-            return Crossover(
-                level=c.level,
-                up_to=ordered[-1].level,
-                criteria=crit,
-                by=by,
-                text=f"speculation is significantly worse from {unit} {c.level:g} ({detail})",
-            )
+            top = ordered[-1].level
+            text = crossover_text(unit, c.level, top, by, c)
+            return Crossover(level=c.level, up_to=top, criteria=crit, by=by, text=text)
     top = ordered[-1].level
-    return Crossover(level=None, up_to=top, criteria=crit, text=f"none up to {unit} {top:g}")
+    return Crossover(level=None, up_to=top, criteria=crit, text=crossover_text(unit, None, top, [], None))
 
 
 # --------------------------------------------------------------------------- saturation
@@ -481,14 +467,7 @@ def saturation(
     ordered = sorted(levels, key=lambda s: s.level)
     for i, s in enumerate(ordered):
         if s.n_errors_all:
-            kinds = (
-                ", ".join(f"{k} ×{v}" for k, v in s.errors_by_kind.items()) or "outside the measure window"
-            )
-            return Saturation(
-                level=s.level,
-                reason="errors",
-                text=f"{s.mode}: {s.n_errors_all} request(s) failed at {unit} {s.level:g} ({kinds})",
-            )
+            return Saturation(level=s.level, reason="errors", text=saturation_errors_text(s, unit))
         if i == 0:
             continue
         prev = ordered[i - 1]
@@ -498,15 +477,11 @@ def saturation(
         gain = r.ratio - 1
         rising = r.ratio > 1 and r.p_value is not None and r.p_value < ALPHA
         if gain < min_gain and not rising:
-            p = f", p={r.p_value:.2g}" if r.p_value is not None else ""
             return Saturation(
                 level=s.level,
                 reason="throughput",
                 gain=gain,
                 p_value=r.p_value,
-                text=(
-                    f"{s.mode}: throughput stopped rising at {unit} {s.level:g} "
-                    f"({gain:+.1%} over {unit} {prev.level:g}{p})"
-                ),
+                text=saturation_throughput_text(s, prev, gain, r.p_value, unit),
             )
     return None

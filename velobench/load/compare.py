@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from velobench.analysis.compare import Comparison, MetricComparison, _from_samples, differences
+from velobench.analysis import compare
+from velobench.analysis.compare import Comparison, MetricComparison, Regression, _from_samples, differences
 from velobench.errors import VelobenchError
 from velobench.load.analysis import _latencies
 from velobench.results.load import LoadReport, Records
@@ -83,16 +84,7 @@ def headline(comp: Comparison) -> MetricComparison | None:
     return None
 
 
-def regression(comp: Comparison, fail_if_slower_pct: float) -> str | None:
-    """As `analysis.compare.regression`, on the headline above: slower % = (a − b) / a · 100, beyond
+def regression(comp: Comparison, fail_if_slower_pct: float) -> Regression | None:
+    """`analysis.compare.regression` on the headline above: slower % = (a − b) / a · 100, beyond
     the allowed percentage AND significant (Welch p < 0.05)."""
-    m = headline(comp)
-    if m is None or m.verdict != "slower" or m.a == 0:
-        return None
-    pct = (m.a - m.b) / m.a * 100
-    if pct <= fail_if_slower_pct:
-        return None
-    return (
-        f"regression: B's {m.metric} is {pct:.1f}% slower than A's "
-        f"({m.a:.2f} → {m.b:.2f} tok/s, p = {m.p_value:.2g}), beyond the allowed {fail_if_slower_pct:g}%"
-    )
+    return compare.regression(comp, fail_if_slower_pct, pick=headline)

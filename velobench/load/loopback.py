@@ -147,7 +147,7 @@ def httpx_send(
     return send
 
 
-class Ceiling(BaseModel):
+class GeneratorCeiling(BaseModel):
     """What the load generator reached against a loopback endpoint at one concurrency."""
 
     model_config = ConfigDict(extra="forbid")
@@ -170,7 +170,7 @@ class _Id(BaseModel):
 
 async def generator_ceiling(
     concurrency: int, requests: int = 2000, tokens: int = 16, url: str | None = None
-) -> Ceiling:
+) -> GeneratorCeiling:
     """Closed loop with `concurrency` in flight against `url` (a `LoopbackServer` in another
     process, see `main`) or, without one, a `LoopbackServer` on this event loop (server and
     client then share one core: a lower bound)."""
@@ -193,7 +193,7 @@ async def generator_ceiling(
         cpu = time.process_time() - cpu0
     ok = [r for r in run.records if r.timing.ok]
     wall = max(r.timing.end_s or 0.0 for r in run.records) - min(r.timing.sent_s for r in run.records)
-    return Ceiling(
+    return GeneratorCeiling(
         concurrency=concurrency,
         requests=len(run.records),
         tokens_per_request=tokens,
@@ -209,7 +209,7 @@ async def generator_ceiling(
 
 def measure_ceilings(
     concurrencies: Sequence[int] = (1, 8, 64), tokens: int = 16, requests: int = 2000
-) -> list[Ceiling]:
+) -> list[GeneratorCeiling]:
     """`generator_ceiling` at each concurrency against a `LoopbackServer` in a child process
     (stopped however this ends), so server and client can use separate cores."""
     child = subprocess.Popen(

@@ -1,13 +1,13 @@
 """Everything derived in a load result, recomputed from the raw records (pure; no I/O).
 
-    per mode and level   summary (analysis.load.summarize_level) from the level's records and
+    per mode and level   summary (load.analysis.summarize_level) from the level's records and
                          its stored /metrics counters
-    per mode             the first saturated level (analysis.load.saturation)
-    per level            speculative ÷ vanilla (analysis.load.compare_level), at every level both
+    per mode             the first saturated level (load.analysis.saturation)
+    per level            speculative ÷ vanilla (load.analysis.compare_level), at every level both
                          modes finished without interruption
-    overall              the crossover (analysis.load.crossover) over those comparisons
+    overall              the crossover (load.analysis.crossover) over those comparisons
 
-`velobench load` calls `analyze` after every level; a test (or a user) can call it on the
+`velobench load` calls `recompute` after every level; a test (or a user) can call it on the
 records read back from the JSONL and must get the same numbers.
 """
 
@@ -20,7 +20,7 @@ from velobench.results.load import LoadReport, Records
 BASELINE, CANDIDATE = "vanilla", "speculative"
 
 
-def analyze(report: LoadReport, records: Records) -> LoadReport:
+def recompute(report: LoadReport, records: Records) -> LoadReport:
     """Recompute every summary, saturation, comparison and the crossover of `report` in place."""
     unit = report.load.unit
     for mode in report.modes.values():

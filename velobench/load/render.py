@@ -10,14 +10,14 @@ from __future__ import annotations
 import csv
 import html
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from rich.console import Console
-from rich.table import Table as RichTable
 
 from velobench.errors import VelobenchError
+from velobench.report import fmt
 from velobench.report.console import label
-from velobench.report.tables import Table
+from velobench.report.tables import Table, md_text
 from velobench.results.load import (
     Distribution,
     LevelComparison,
@@ -35,19 +35,16 @@ FORMATS = ("md", "csv", "json", "html")
 
 
 def _num(x: float | None, digits: int = 1) -> str:
-    return "-" if x is None else f"{x:.{digits}f}"
+    return fmt.number(x, digits)
 
 
 def _mean_ci(d: Distribution | None, digits: int = 0) -> str:
     """`812 [790, 834]`: the mean and its 95% interval."""
-    if d is None:
-        return "-"
-    ci = (
-        f" [{d.mean_ci95_low:.{digits}f}, {d.mean_ci95_high:.{digits}f}]"
-        if d.mean_ci95_low is not None and d.mean_ci95_high is not None
-        else ""
+    return (
+        fmt.MISSING
+        if d is None
+        else f"{d.mean:.{digits}f}{fmt.bracketed(d.mean_ci95_low, d.mean_ci95_high, digits)}"
     )
-    return f"{d.mean:.{digits}f}{ci}"
 
 
 def _p50_p99(d: Distribution | None, digits: int = 0) -> str:
@@ -59,7 +56,7 @@ def _goodput(s: LevelSummary) -> str:
     if g is None or g.share is None:
         return "-"
     rate = f" ({g.rate_per_s:.2f}/s)" if g.rate_per_s is not None else ""
-    return f"{g.share:.0%}{rate}"
+    return f"{fmt.percent(g.share)}{rate}"
 
 
 def _acceptance(s: LevelSummary) -> str:
@@ -67,7 +64,7 @@ def _acceptance(s: LevelSummary) -> str:
     if a is None or a.acceptance_rate is None:
         return "-"
     length = f", len {a.mean_acceptance_length:.2f}" if a.mean_acceptance_length is not None else ""
-    return f"{a.acceptance_rate:.0%}{length}"
+    return f"{fmt.percent(a.acceptance_rate)}{length}"
 
 
 def _errors(s: LevelSummary) -> str:
@@ -78,17 +75,42 @@ def _errors(s: LevelSummary) -> str:
 
 
 def ratio_cell(r: Ratio | None) -> str:
-    """`×0.82 ± 0.05 [0.73, 0.92] p=0.001`: the ratio, its stddev, Fieller interval and Welch p."""
+    """`0.82x ± 0.05 [0.73, 0.92] p=0.001`: the ratio, its stddev, Fieller interval and Welch p."""
+    return fmt.ratio_cell(r)
+
+
+def _legacy_ratio(name: str, r: Ratio | None) -> str:
+    """`throughput ×0.82 [0.73, 0.92], p=0.001`: a ratio as the stored crossover text spells it."""
     if r is None:
-        return "-"
-    sd = f" ± {r.stddev:.2f}" if r.stddev is not None else ""
-    ci = (
-        f" [{r.ci95_low:.2f}, {r.ci95_high:.2f}]"
-        if r.ci95_low is not None and r.ci95_high is not None
-        else ""
-    )
-    p = f" p={r.p_value:.2g}" if r.p_value is not None else ""
-    return f"×{r.ratio:.2f}{sd}{ci}{p}"
+        return f"{name} n/a"
+    p = f", p={fmt.p_value(r.p_value)}" if r.p_value is not None else ""
+    return f"{name} ×{r.ratio:.2f}{fmt.bracketed(r.ci95_low, r.ci95_high)}{p}"
+
+
+def crossover_text(
+    unit: str, level: float | None, up_to: float | None, by: Sequence[str], at: LevelComparison | None
+) -> str:
+    """Crossover.text, as result files store it: where speculation turns significantly worse
+    (`at`: that level's comparison, its ratios on the criteria `by`), or up to which level it
+    does not."""
+    if level is None:
+        return "no level compared" if up_to is None else f"none up to {unit} {up_to:g}"
+    detail = ", ".join(_legacy_ratio(m, None if at is None else getattr(at, m)) for m in by)
+    return f"speculation is significantly worse from {unit} {level:g} ({detail})"
+
+
+def saturation_errors_text(s: LevelSummary, unit: str) -> str:
+    """Saturation.text for a level where requests failed, as result files store it."""
+    kinds = ", ".join(f"{k} ×{v}" for k, v in s.errors_by_kind.items()) or "outside the measure window"
+    return f"{s.mode}: {s.n_errors_all} request(s) failed at {unit} {s.level:g} ({kinds})"
+
+
+def saturation_throughput_text(
+    s: LevelSummary, prev: LevelSummary, gain: float, p_value: float | None, unit: str
+) -> str:
+    """Saturation.text for a level whose throughput stopped rising, as result files store it."""
+    p = f", p={fmt.p_value(p_value)}" if p_value is not None else ""
+    return f"{s.mode}: throughput stopped rising at {unit} {s.level:g} ({gain:+.1%} over {unit} {prev.level:g}{p})"
 
 
 def _verdict(c: LevelComparison) -> str:
@@ -206,13 +228,6 @@ def comparison_table(report: LoadReport) -> Table | None:
     )
 
 
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    m, s = divmod(seconds, 60)
-    return f"{int(m)} min {s:.0f} s" if m else f"{s:.1f} s"
-
-
 def notes(report: LoadReport) -> list[str]:
     """The crossover, where the sweep stopped, saturation, comparison warnings, the timing."""
     out = []
@@ -220,10 +235,15 @@ def notes(report: LoadReport) -> list[str]:
     if x is not None:
         if x.level is not None:
             at = next((c for c in report.comparisons if c.level == x.level), None)
-            why = ", ".join(f"{m} {ratio_cell(getattr(at, m))}" for m in x.by) if at else x.text
+            why = (
+                ", ".join(f"{m} {ratio_cell(getattr(at, m))}" for m in x.by)
+                if at
+                else crossover_text(report.load.unit, x.level, x.up_to, x.by, None)
+            )
             out.append(f"Crossover: speculation stops paying at {report.load.unit} {x.level:g} ({why})")
         else:
-            out.append(f"Crossover: {x.text} (speculation never significantly worse)")
+            none = crossover_text(report.load.unit, None, x.up_to, [], None)
+            out.append(f"Crossover: {none} (speculation never significantly worse)")
     if report.stopped_early:
         out.append(f"Sweep stopped early: {report.stopped_early}")
     for m in report.modes.values():
@@ -233,11 +253,11 @@ def notes(report: LoadReport) -> list[str]:
             out.append(f"Saturation: {m.saturation.text}")
     for c in report.comparisons:
         out += [f"{report.load.unit} {c.level:g}: {w}" for w in c.warnings]
-    timing = [f"total {_duration(report.wall_s)}"]
+    timing = [f"total {fmt.duration(report.wall_s)}"]
     for m in report.modes.values():
         ready = m.session.ready_s if m.session else None
         start = f", server ready in {ready:.1f} s" if ready is not None else ""
-        timing.append(f"{m.mode} {_duration(m.wall_s)}{start}")
+        timing.append(f"{m.mode} {fmt.duration(m.wall_s)}{start}")
     out.append("Time: " + "; ".join(timing))
     return out
 
@@ -279,15 +299,6 @@ def config_rows(report: LoadReport, n_prompts: int | None = None) -> list[tuple[
 # --------------------------------------------------------------------------- console
 
 
-def _rich(t: Table) -> RichTable:
-    table = RichTable(title=t.title, title_justify="left")
-    for h, r in zip(t.headers, t.right, strict=True):
-        table.add_column(h, justify="right" if r else "left")
-    for row in t.rows:
-        table.add_row(*row)
-    return table
-
-
 def print_load_config(console: Console, report: LoadReport, n_prompts: int | None = None) -> None:
     console.rule("[bold]velobench load: vanilla vs speculative under load")
     for k, v in config_rows(report, n_prompts):
@@ -322,11 +333,11 @@ def print_load_report(console: Console, report: LoadReport) -> None:
     wide = wide_console(console)
     for mode in report.modes:
         console.print()
-        wide.print(_rich(level_table(report, mode)))
+        wide.print(level_table(report, mode).rich())
     comp = comparison_table(report)
     if comp is not None:
         console.print()
-        wide.print(_rich(comp))
+        wide.print(comp.rich())
     for line in notes(report):
         console.print(line, markup=False)
     for w in report.warnings:
@@ -334,17 +345,6 @@ def print_load_report(console: Console, report: LoadReport) -> None:
 
 
 # --------------------------------------------------------------------------- files
-
-
-def _md_cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
-def _md_table(t: Table) -> str:
-    out = [f"## {t.title}", "", "| " + " | ".join(_md_cell(h) for h in t.headers) + " |"]
-    out.append("| " + " | ".join("---:" if r else ":---" for r in t.right) + " |")
-    out += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in t.rows]
-    return "\n".join(out)
 
 
 def _tables(report: LoadReport) -> list[Table]:
@@ -355,13 +355,13 @@ def _tables(report: LoadReport) -> list[Table]:
 
 def render_md(report: LoadReport) -> str:
     out = ["# velobench load: vanilla vs speculative under load", ""]
-    out += [f"- **{k}:** {_md_cell(v)}" for k, v in config_rows(report)]
+    out += [f"- **{k}:** {md_text(v)}" for k, v in config_rows(report)]
     for t in _tables(report):
-        out += ["", _md_table(t)]
-    out += ["", *[f"- {_md_cell(n)}" for n in notes(report)]]
+        out += ["", t.markdown()]
+    out += ["", *[f"- {md_text(n)}" for n in notes(report)]]
     if report.warnings:
         out += ["", "## Warnings", ""] + [
-            f"- `{w.code.value}`: {_md_cell(w.message)}" for w in report.warnings
+            f"- `{w.code.value}`: {md_text(w.message)}" for w in report.warnings
         ]
     return "\n".join(out) + "\n"
 
@@ -461,23 +461,6 @@ def _e(text: object) -> str:
     return html.escape(str(text))
 
 
-def _html_table(t: Table) -> str:
-    out = [f"<h2>{_e(t.title)}</h2>", "<table>", "<thead><tr>"]
-    out += [
-        f'<th class="r">{_e(h)}</th>' if r else f"<th>{_e(h)}</th>"
-        for h, r in zip(t.headers, t.right, strict=True)
-    ]
-    out.append("</tr></thead><tbody>")
-    for row in t.rows:
-        cells = "".join(
-            f'<td class="r">{_e(c)}</td>' if r else f"<td>{_e(c)}</td>"
-            for c, r in zip(row, t.right, strict=True)
-        )
-        out.append(f"<tr>{cells}</tr>")
-    out.append("</tbody></table>")
-    return "\n".join(out)
-
-
 _CSS = """
 body { font-family: system-ui, sans-serif; max-width: 76rem; margin: 2rem auto; padding: 0 1rem; color: #222; }
 table { border-collapse: collapse; margin: 1rem 0; font-size: 0.92em; }
@@ -494,7 +477,7 @@ def render_html(report: LoadReport) -> str:
     body = [f"<h1>{_e(title)}</h1>", "<ul>"]
     body += [f"<li><strong>{_e(k)}:</strong> {_e(v)}</li>" for k, v in config_rows(report)]
     body.append("</ul>")
-    body += [_html_table(t) for t in _tables(report)]
+    body += [t.html() for t in _tables(report)]
     body += ["<ul>", *[f"<li>{_e(n)}</li>" for n in notes(report)], "</ul>"]
     png = plot_throughput_latency(report)
     if png is not None:

@@ -47,7 +47,7 @@ from velobench.engines.metrics import Samples, spec_decode_delta
 from velobench.errors import VelobenchError
 from velobench.load.generator import LoadRun, run_load
 from velobench.load.plan import level_plans
-from velobench.load.recompute import analyze
+from velobench.load.recompute import recompute
 from velobench.prompts import Prompt, chat_messages
 from velobench.results.config import EngineName, RunConfig
 from velobench.results.load import (
@@ -505,7 +505,7 @@ class Sweep:
             self.records_path.unlink(missing_ok=True)  # a previous run's records under this name
         mode.levels.append(lvl)
         self.records[(mode.mode, lvl.level)] = list(run.records)
-        analyze(self.report, self.records)
+        recompute(self.report, self.records)
         mode.wall_s = time.monotonic() - self.mode_started
         self.report.wall_s = time.monotonic() - self.started
         self.life.save(
@@ -545,5 +545,5 @@ class Sweep:
                         )
                     )
                     break
-        analyze(report, self.records)
+        recompute(report, self.records)
         self.life.complete()

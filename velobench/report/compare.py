@@ -4,23 +4,33 @@ from __future__ import annotations
 
 from rich.table import Table
 
-from velobench.analysis.compare import Comparison
+from velobench.analysis.compare import Comparison, Regression
+from velobench.report import fmt
 from velobench.report.console import label
 
 
+def _digits(unit: str) -> int:
+    """Ratios and unitless values to 3 decimals, measurements (tok/s, ms) to 2."""
+    return 3 if unit in ("", "x") else 2
+
+
 def _num(x: float | None, unit: str, sign: str = "") -> str:
-    if x is None:
-        return "-"
-    return f"{x:{sign}.3f}" if unit in ("", "x") else f"{x:{sign}.2f}"
-
-
-def _interval(lo: float | None, hi: float | None, unit: str) -> str:
-    return "" if lo is None or hi is None else f" [{_num(lo, unit)}, {_num(hi, unit)}]"
+    return fmt.MISSING if x is None else f"{x:{sign}.{_digits(unit)}f}"
 
 
 def _metric_label(metric: str) -> str:
     mode, _, rest = metric.partition(" ")
     return f"{label(mode)} {rest}" if rest else metric.capitalize()
+
+
+def regression_text(r: Regression) -> str:
+    """`B's speculative tokens/s is 20.0% slower than A's (151.88 → 121.50 tok/s, p = 0.0031),
+    beyond the allowed 10%` (the CLI puts `velobench: regression:` before it)."""
+    m = r.metric
+    return (
+        f"B's {m.metric} is {r.slower_pct:.1f}% slower than A's "
+        f"({m.a:.2f} → {m.b:.2f} tok/s, p = {fmt.p_value(m.p_value)}), beyond the allowed {r.allowed_pct:g}%"
+    )
 
 
 def render_comparison(comp: Comparison) -> Table:
@@ -50,9 +60,12 @@ def render_comparison(comp: Comparison) -> Table:
             _metric_label(m.metric),
             f"{_num(m.a, m.unit)}{unit}",
             f"{_num(m.b, m.unit)}{unit}",
-            f"{_num(m.difference, m.unit, '+')}{_interval(m.difference_ci95_low, m.difference_ci95_high, m.unit)}",
-            "-" if m.ratio is None else f"{m.ratio:.3f}{_interval(m.ratio_ci95_low, m.ratio_ci95_high, '')}",
-            "-" if m.p_value is None else f"{m.p_value:.2g}",
+            _num(m.difference, m.unit, "+")
+            + fmt.bracketed(m.difference_ci95_low, m.difference_ci95_high, _digits(m.unit)),
+            "-"
+            if m.ratio is None
+            else f"{m.ratio:.3f}{fmt.bracketed(m.ratio_ci95_low, m.ratio_ci95_high, 3)}",
+            fmt.p_value(m.p_value),
             m.verdict,
         )
     return table

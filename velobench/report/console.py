@@ -7,8 +7,10 @@ from collections.abc import Callable
 from rich.console import Console
 from rich.table import Table
 
-from velobench.analysis.ceiling import explain
-from velobench.analysis.verdict import verdict
+from velobench.analysis.verdict import outcome
+from velobench.report import fmt
+from velobench.report.fmt import ratio_short, speedup_text
+from velobench.results.costs import Ceiling
 from velobench.results.measures import Ratio, Summary
 from velobench.results.schema import Iteration, ModeResult, Report
 
@@ -64,44 +66,49 @@ def progress_printer(console: Console) -> Callable[[str, int, int, Iteration | N
         if it is None:
             console.print(f"  Iteration {i}/{n} ... ", end="")
             return
-        extra = f", {it.acceptance_rate:.0%} accepted" if it.acceptance_rate is not None else ""
+        extra = f", {fmt.percent(it.acceptance_rate)} accepted" if it.acceptance_rate is not None else ""
         console.print(f"{it.tokens_per_second:.2f} tok/s ({it.wall_ms:.0f} ms{extra})")
 
     return show
 
 
-def speedup_text(r: Ratio) -> str:
-    """`0.53x ± 0.04x, 95% CI 0.47–0.59 (Fieller), Welch p = 6.9e-05`."""
-    sd = f" ± {r.stddev:.2f}x" if r.stddev is not None else ""
-    if r.ci95_low is not None and r.ci95_high is not None:
-        ci = f", 95% CI {r.ci95_low:.2f}–{r.ci95_high:.2f} (Fieller)"
-    elif r.stddev is not None:
-        ci = ", 95% CI unbounded (Fieller: the vanilla mean is too uncertain; add iterations)"
-    else:
-        ci = ""
-    p = f", Welch p = {r.p_value:.3g}" if r.p_value is not None else ""
-    return f"{r.ratio:.2f}x{sd}{ci}{p}"
+def verdict_text(r: Ratio | None) -> str:
+    """The one line that answers "is speculation faster here?" (the outcome from analysis.verdict)."""
+    if r is None:
+        return "no comparison: only one mode was measured"
+    ci = fmt.ci(r.ci95_low, r.ci95_high) or "no interval"
+    p = f"p = {fmt.p_value(r.p_value)}"
+    match outcome(r):
+        case "too few iterations":
+            return f"speculative/vanilla = {fmt.ratio(r.ratio)} ({ci}); too few iterations to call a winner"
+        case "not significant":
+            return f"no significant difference: {fmt.ratio(r.ratio)} ({ci}, {p})"
+        case "faster":
+            return f"speculative decoding is {fmt.ratio(r.ratio)} faster ({ci}, {p})"
+        case _:
+            return f"speculative decoding is slower: {fmt.ratio(r.ratio)} vanilla ({ci}, {p})"
 
 
-def ratio_short(r: Ratio) -> str:
-    """`0.53x [0.47, 0.59]`: the ratio and its 95% interval, for tables and status lines."""
-    ci = (
-        f" [{r.ci95_low:.2f}, {r.ci95_high:.2f}]"
-        if r.ci95_low is not None and r.ci95_high is not None
-        else ""
+def ceiling_text(c: Ceiling, device: str = "this machine") -> str:
+    """One line: what verification and drafting cost, what a step yields, and the resulting ceiling
+    (analysis.ceiling.compute)."""
+    head = (
+        f"verifying {c.gamma + 1} tokens costs {c.verify_cost:.1f}× one token on {device}; "
+        f"the draft adds {c.draft_cost:.2f}× per drafted token; "
+        f"at α = {c.alpha:.2f} a step yields {c.expected_tokens:.1f} tokens "
+        f"for {c.step_cost:.1f} steps of cost"
     )
-    return f"{r.ratio:.2f}x{ci}"
-
-
-def fmt(s: Summary | None, unit: str = "", digits: int = 2) -> str:
-    if s is None:
-        return "-"
-    sd = f" ± {s.stddev:.{digits}f}" if s.stddev is not None else ""
-    return f"{s.mean:.{digits}f}{sd}{unit}"
+    if c.ceiling < 1:
+        tail = f"ceiling {c.ceiling:.2f}×: speculation cannot win here"
+    else:
+        tail = f"ceiling {c.ceiling:.2f}×: speculation can win"
+    if c.measured is not None and c.fraction_of_ceiling is not None:
+        tail += f" (measured {c.measured:.2f}×, {fmt.percent(c.fraction_of_ceiling)} of the ceiling)"
+    return f"{head} → {tail}"
 
 
 def _range(s: Summary | None, digits: int = 2) -> str:
-    return "-" if s is None else f"{s.min:.{digits}f} – {s.max:.{digits}f}"
+    return fmt.MISSING if s is None else fmt.interval(s.min, s.max, digits)
 
 
 def results_table(report: Report) -> Table:
@@ -119,14 +126,14 @@ def results_table(report: Report) -> Table:
     for m in modes:
         table.add_column(f"{label(m.mode)} (n={len(m.iterations)})", justify="right")
     rows = [
-        ("Tokens/s", lambda m: fmt(m.tokens_per_second)),
+        ("Tokens/s", lambda m: fmt.mean_sd(m.tokens_per_second)),
         ("  range", lambda m: _range(m.tokens_per_second)),
         ("  95% CI of mean", lambda m: _ci(m.tokens_per_second)),
-        (ttft_label, lambda m: fmt(m.time_to_first_token_ms)),
-        ("Total time ms", lambda m: fmt(m.total_time_ms)),
+        (ttft_label, lambda m: fmt.mean_sd(m.time_to_first_token_ms)),
+        ("Total time ms", lambda m: fmt.mean_sd(m.total_time_ms)),
         ("  range", lambda m: _range(m.total_time_ms)),
-        ("E2E latency ms", lambda m: fmt(m.e2e_ms)),
-        ("TPOT ms", lambda m: fmt(m.tpot_ms)),
+        ("E2E latency ms", lambda m: fmt.mean_sd(m.e2e_ms)),
+        ("TPOT ms", lambda m: fmt.mean_sd(m.tpot_ms)),
         ("ITL p50 / p99 ms", lambda m: _itl(m)),
         ("Acceptance", _acceptance),
         (
@@ -148,16 +155,14 @@ def _itl(m: ModeResult) -> str:
 
 
 def _ci(s: Summary | None) -> str:
-    if s is None or s.ci95_low is None or s.ci95_high is None:
-        return "-"
-    return f"{s.ci95_low:.2f} – {s.ci95_high:.2f}"
+    return fmt.MISSING if s is None else fmt.interval(s.ci95_low, s.ci95_high)
 
 
 def _acceptance(m: ModeResult) -> str:
     a = m.acceptance
     if a is None:
         return "-"
-    rate = f"{a.rate:.1%}" if a.rate is not None else "n/a"
+    rate = "n/a" if a.rate is None else fmt.percent(a.rate, 1)
     return f"{rate} ({a.accepted}/{a.drafted})"
 
 
@@ -201,7 +206,7 @@ def telemetry_table(report: Report) -> Table | None:
     for m in modes:
         table.add_column(f"{label(m.mode)} (n={len(m.iterations)})", justify="right")
     for name, key, digits in TELEMETRY_ROWS:
-        cells = [fmt(m.telemetry.get(key), digits=digits) for m in modes]
+        cells = [fmt.mean_sd(m.telemetry.get(key), digits=digits) for m in modes]
         if any(c != "-" for c in cells):
             table.add_row(name, *cells)
     return table
@@ -214,13 +219,13 @@ def categories_table(report: Report) -> Table:
     for col in ("Category", "Prompts", base, cand, "Accepted", "Speedup [95% CI]"):
         table.add_column(col, justify="left" if col == "Category" else "right", no_wrap=True)
     for c in report.categories:
-        sp = ratio_short(c.speedup) if c.speedup else "-"
-        acc = f"{c.acceptance_rate:.0%}" if c.acceptance_rate is not None else "-"
+        sp = ratio_short(c.speedup)
+        acc = fmt.percent(c.acceptance_rate)
         table.add_row(
             c.category,
             str(c.n_prompts),
-            fmt(c.baseline_tokens_per_second, digits=1),
-            fmt(c.candidate_tokens_per_second, digits=1),
+            fmt.mean_sd(c.baseline_tokens_per_second, digits=1),
+            fmt.mean_sd(c.candidate_tokens_per_second, digits=1),
             acc,
             sp,
         )
@@ -242,17 +247,17 @@ def print_report(console: Console, report: Report) -> None:
         console.print(f"Energy per token, speculative / vanilla: {ratio_short(energy)}")
     if report.speedup_detail is not None:
         console.print(f"Speedup: {speedup_text(report.speedup_detail)}")
-    console.print(f"Verdict: {verdict(report.speedup_detail)}")
+    console.print(f"Verdict: {verdict_text(report.speedup_detail)}")
     for m in report.modes.values():
         if m.source:
             console.print(f"({m.mode} iterations from the baseline run {m.source})")
     if report.ceiling is not None:
-        console.print(f"Ceiling: {explain(report.ceiling)}")
+        console.print(f"Ceiling: {ceiling_text(report.ceiling)}")
     if report.lossless is not None:
         lo = report.lossless
         diffs = [f"{m.prompt_id} at {m.unit} {m.first_difference}" for m in lo.prompts if not m.identical]
         console.print(
-            f"Lossless at temperature 0: {lo.identical}/{lo.compared} prompts identical ({lo.match_rate:.0%})"
+            f"Lossless at temperature 0: {lo.identical}/{lo.compared} prompts identical ({fmt.percent(lo.match_rate)})"
             + (f"; first differences: {', '.join(diffs[:5])}" if diffs else "")
         )
     for w in report.warnings:

@@ -4,15 +4,10 @@ from __future__ import annotations
 
 import html
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
-from velobench.analysis.verdict import verdict
 from velobench.errors import VelobenchError
-from velobench.report.console import speedup_text
-from velobench.results.schema import Report
-
-if TYPE_CHECKING:
-    pass
+from velobench.report.console import verdict_text
+from velobench.report.fmt import speedup_text
 from velobench.report.plots import (
     plot_categories,
     plot_power,
@@ -21,7 +16,6 @@ from velobench.report.plots import (
     plot_tokens_per_second,
 )
 from velobench.report.tables import (
-    Table,
     categories,
     config,
     group_pairs,
@@ -33,6 +27,7 @@ from velobench.report.tables import (
     results,
     telemetry,
 )
+from velobench.results.schema import Report
 
 _CSS = """
 body { font-family: system-ui, sans-serif; max-width: 62rem; margin: 2rem auto; padding: 0 1rem; color: #222; }
@@ -51,38 +46,6 @@ code { font-size: 0.9em; }
 
 def _e(text: object) -> str:
     return html.escape(str(text))
-
-
-def _cell(text: str) -> str:
-    """Escaped, with leading spaces kept (the console table indents sub-rows such as `  range`)."""
-    body = text.lstrip(" ")
-    return "&nbsp;" * (len(text) - len(body)) + _e(body)
-
-
-def _html_table(t: Table, heading: str = "h2") -> str:
-    out = [f"<{heading}>{_e(t.title)}</{heading}>"] if t.title else []
-    out.append("<table>")
-    if t.caption:
-        out.append(f"<caption>{_e(t.caption)}</caption>")
-    out.append(
-        "<thead><tr>"
-        + "".join(
-            f'<th class="r">{_e(h)}</th>' if r else f"<th>{_e(h)}</th>"
-            for h, r in zip(t.headers, t.right, strict=True)
-        )
-        + "</tr></thead>"
-    )
-    out.append("<tbody>")
-    for k, row in enumerate(t.rows):
-        cls = ' class="best"' if k in t.highlight else ""
-        cells = "".join(
-            f'<td class="r">{_cell(c)}</td>' if r else f"<td>{_cell(c)}</td>"
-            for c, r in zip(row, t.right, strict=True)
-        )
-        out.append(f"<tr{cls}>{cells}</tr>")
-    out.append("</tbody>")
-    out.append("</table>")
-    return "\n".join(out)
 
 
 def _img(png: str | None, alt: str) -> list[str]:
@@ -104,19 +67,19 @@ def render(report: Report) -> str:
     title = "velobench: vanilla vs speculative decoding"
     body = [f"<h1>{_e(title)}</h1>", "<ul>"]
     body += [f"<li><strong>{_e(k)}:</strong> {_e(v)}</li>" for k, v in config(report)]
-    body += ["</ul>", _html_table(results(report))]
+    body += ["</ul>", results(report).html()]
     if report.speedup_detail is not None:
         body.append(f"<p><strong>Speedup:</strong> {_e(speedup_text(report.speedup_detail))}</p>")
-    body.append(f'<p class="verdict">Verdict: {_e(verdict(report.speedup_detail))}</p>')
+    body.append(f'<p class="verdict">Verdict: {_e(verdict_text(report.speedup_detail))}</p>')
     body += _img(plot_tokens_per_second(report), "tokens/s per iteration, per mode")
     body += _img(plot_speedup(report), "speedup with its 95% interval")
     tele = telemetry(report)
     if tele is not None:
-        body.append(_html_table(tele))
+        body.append(tele.html())
         body += _img(plot_power(report), "power over time, first measured iteration of each mode")
     cats = categories(report)
     if cats:
-        body.append(_html_table(cats))
+        body.append(cats.html())
         body += _img(plot_categories(report), "acceptance rate and mean acceptance length per category")
     lossless = lossless_lines(report)
     if lossless:
@@ -144,7 +107,7 @@ def render_many(reports: Sequence[Report]) -> str:
     title = "velobench: speedup vs n_draft"
     body = [f"<h1>{_e(title)}</h1>", f"<p>Machine: {_e(machine(reports[0]))}</p>"]
     for group in group_pairs(reports):
-        body.append(_html_table(matrix_table(group)))
+        body.append(matrix_table(group).html())
         notes = pair_notes(group)
         body.append(f'<p class="verdict">{_e(notes[0])}</p>')
         body += [f"<p>{_e(n)}</p>" for n in notes[1:]]

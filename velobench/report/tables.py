@@ -6,49 +6,133 @@ method, implementation, engine) and names the best configuration (analysis.verdi
 
 from __future__ import annotations
 
+import html
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from rich.table import Table as RichTable
 
 from velobench.analysis.summaries import category_mean_length
 from velobench.analysis.verdict import best_configuration, speedup_call
-from velobench.report.console import fmt, ratio_short, results_table, telemetry_notes, telemetry_table
+from velobench.report import fmt
+from velobench.report.console import results_table, telemetry_notes, telemetry_table
+from velobench.report.fmt import ratio_short
 from velobench.results.measures import Ratio, Summary
 from velobench.results.schema import ModeResult, Report
 
-if TYPE_CHECKING:
-    pass
+
+def _md_cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def md_text(text: str) -> str:
+    """Text made safe for one line of Markdown (a list item, a table cell)."""
+    return _md_cell(text)
+
+
+def _e(text: object) -> str:
+    return html.escape(str(text))
+
+
+def _html_cell(text: str) -> str:
+    """Escaped, with leading spaces kept (the console table indents sub-rows such as `  range`)."""
+    body = text.lstrip(" ")
+    return "&nbsp;" * (len(text) - len(body)) + _e(body)
 
 
 @dataclass
 class Table:
+    """A table of text cells: the one writer of console, plain-text, Markdown and HTML tables
+    for run, load and think results. `right`: which columns align right; `highlight`: rows shown
+    bold (Markdown) or classed `best` (HTML); `raw`: columns whose cells are trusted HTML (a bar),
+    written unescaped, for HTML only."""
+
     title: str
     headers: list[str]
     rows: list[list[str]]
     right: list[bool]
     caption: str = ""
     highlight: set[int] = field(default_factory=set)
+    raw: set[int] = field(default_factory=set)
+
+    def markdown(self, heading: str = "##") -> str:
+        """GitHub-flavoured Markdown: `## title`, the table, the caption in italics."""
+        out = [f"{heading} {self.title}", ""] if self.title else []
+        out.append("| " + " | ".join(_md_cell(h) for h in self.headers) + " |")
+        out.append("| " + " | ".join("---:" if r else ":---" for r in self.right) + " |")
+        for k, row in enumerate(self.rows):
+            cells = [_md_cell(c) for c in row]
+            if k in self.highlight:
+                cells = [f"**{c}**" for c in cells]
+            out.append("| " + " | ".join(cells) + " |")
+        if self.caption:
+            out += ["", f"_{_md_cell(self.caption)}_"]
+        return "\n".join(out)
+
+    def html(self, heading: str = "h2") -> str:
+        """An HTML `<table>` (cells escaped), headed by `<h2>title</h2>`, the caption below it."""
+        out = [f"<{heading}>{_e(self.title)}</{heading}>"] if self.title else []
+        out.append("<table>")
+        if self.caption:
+            out.append(f"<caption>{_e(self.caption)}</caption>")
+        out.append(
+            "<thead><tr>"
+            + "".join(
+                f'<th class="r">{_e(h)}</th>' if r else f"<th>{_e(h)}</th>"
+                for h, r in zip(self.headers, self.right, strict=True)
+            )
+            + "</tr></thead>"
+        )
+        out.append("<tbody>")
+        for k, row in enumerate(self.rows):
+            cls = ' class="best"' if k in self.highlight else ""
+            cells = "".join(
+                ('<td class="r">' if r else "<td>") + (c if i in self.raw else _html_cell(c)) + "</td>"
+                for i, (c, r) in enumerate(zip(row, self.right, strict=True))
+            )
+            out.append(f"<tr{cls}>{cells}</tr>")
+        out.append("</tbody>")
+        out.append("</table>")
+        return "\n".join(out)
+
+    def text(self) -> list[str]:
+        """Plain-text lines: the header, then the rows, columns padded and two spaces apart."""
+        rows = [self.headers, *self.rows]
+        widths = [max(len(r[i]) for r in rows) for i in range(len(self.headers))]
+        return [
+            "  ".join(
+                c.rjust(w) if right else c.ljust(w) for c, w, right in zip(r, widths, self.right, strict=True)
+            ).rstrip()
+            for r in rows
+        ]
+
+    def rich(self) -> RichTable:
+        """The table for a rich console."""
+        table = RichTable(
+            title=self.title, title_justify="left", caption=self.caption or None, caption_justify="left"
+        )
+        for h, r in zip(self.headers, self.right, strict=True):
+            table.add_column(h, justify="right" if r else "left")
+        for row in self.rows:
+            table.add_row(*row)
+        return table
 
 
 def _ci_text(r: Ratio | None) -> str:
-    if r is None or r.ci95_low is None or r.ci95_high is None:
-        return "-"
-    return f"{r.ci95_low:.2f}–{r.ci95_high:.2f}"
+    return fmt.MISSING if r is None else fmt.interval(r.ci95_low, r.ci95_high)
 
 
 def _rate(x: float | None) -> str:
-    return "-" if x is None else f"{x:.1%}"
+    return fmt.percent(x, 1)
 
 
 def _length(x: float | None) -> str:
-    return "-" if x is None else f"{x:.2f}"
+    return fmt.number(x)
 
 
 def _p(r: Ratio | None) -> str:
-    return "-" if r is None or r.p_value is None else f"{r.p_value:.2g}"
+    return fmt.p_value(None if r is None else r.p_value)
 
 
 def config(report: Report) -> list[tuple[str, str]]:
@@ -122,11 +206,11 @@ def categories(report: Report) -> Table | None:
         [
             c.category,
             str(c.n_prompts),
-            fmt(c.baseline_tokens_per_second),
-            fmt(c.candidate_tokens_per_second),
+            fmt.mean_sd(c.baseline_tokens_per_second),
+            fmt.mean_sd(c.candidate_tokens_per_second),
             _rate(c.acceptance_rate),
             _length(category_mean_length(report, c.category)),
-            "-" if c.speedup is None else f"{c.speedup.ratio:.2f}x",
+            fmt.ratio(None if c.speedup is None else c.speedup.ratio),
             _ci_text(c.speedup),
             _p(c.speedup),
         ]
@@ -150,7 +234,7 @@ def lossless_lines(report: Report) -> list[str]:
     ll = report.lossless
     if ll is None:
         return []
-    lines = [f"{ll.identical}/{ll.compared} prompts identical ({ll.match_rate:.0%})"]
+    lines = [f"{ll.identical}/{ll.compared} prompts identical ({fmt.percent(ll.match_rate)})"]
     lines += [
         f"{p.prompt_id}: differs from {p.unit} {p.first_difference}" for p in ll.prompts if not p.identical
     ]
@@ -195,17 +279,15 @@ def matrix_table(group: list[Report]) -> Table:
             [
                 str(r.config.n_draft),
                 f"{r.config.draft_p_min:g}",
-                fmt(_tps(r.vanilla)),
-                fmt(_tps(r.speculative)),
+                fmt.mean_sd(_tps(r.vanilla)),
+                fmt.mean_sd(_tps(r.speculative)),
                 _rate(acc.rate if acc else None),
                 _length(acc.mean_length if acc else None),
-                "-" if r.speedup_detail is None else f"{r.speedup_detail.ratio:.2f}x",
+                fmt.ratio(None if r.speedup_detail is None else r.speedup_detail.ratio),
                 _ci_text(r.speedup_detail),
                 _p(r.speedup_detail),
-                "-" if r.ceiling is None else f"{r.ceiling.ceiling:.2f}x",
-                "-"
-                if r.ceiling is None or r.ceiling.fraction_of_ceiling is None
-                else f"{r.ceiling.fraction_of_ceiling:.0%}",
+                fmt.ratio(None if r.ceiling is None else r.ceiling.ceiling),
+                fmt.percent(None if r.ceiling is None else r.ceiling.fraction_of_ceiling),
                 speedup_call(r.speedup_detail),
             ]
         )
@@ -234,7 +316,7 @@ def _best_line(group: list[Report]) -> str:
         return "No significant speedup: no configuration's 95% interval lies above 1.0."
     return (
         f"Best: n_draft {best.config.n_draft} (p_min {best.config.draft_p_min:g}): "
-        f"{best.speedup_detail.ratio:.2f}x, 95% CI {_ci_text(best.speedup_detail)}, "
+        f"{fmt.ratio(best.speedup_detail.ratio)}, 95% CI {_ci_text(best.speedup_detail)}, "
         "the highest speedup whose 95% interval lies above 1.0."
     )
 

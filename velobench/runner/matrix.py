@@ -37,7 +37,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from velobench.errors import Interrupted, VelobenchError
 from velobench.fsutil import write_text_atomic
-from velobench.report.console import ratio_short
+from velobench.report.fmt import ratio_short
 from velobench.results.config import Method, RunConfig, SpecImpl, build, to_argv
 from velobench.results.measures import Ratio, Summary
 from velobench.results.schema import Report

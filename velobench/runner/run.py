@@ -29,7 +29,7 @@ from velobench.models.catalog import provenance_note
 from velobench.models.gguf_info import check_draft_compatible
 from velobench.models.resolve import resolve_model_arg
 from velobench.prompts import Prompt, load_prompts
-from velobench.report.console import print_config, print_report, progress_printer
+from velobench.report.console import ceiling_text, print_config, print_report, progress_printer
 from velobench.results.config import Method, RunConfig
 from velobench.results.schema import ModeComparison, Report, ResultWarning, WarningCode
 from velobench.runner import preflight as validate
@@ -195,5 +195,5 @@ def add_ceiling(report: Report, cfg: RunConfig, output: Path, console: Console) 
     report.ceiling = ceiling.compute(alpha, cfg.n_draft, costs.draft_cost, verify, measured=report.speedup)
     for w in report.warnings:  # say why from this machine's measured costs, not in general terms
         if w.code is WarningCode.SPECULATION_SLOWER:
-            w.message = f"speculative decoding is slower than vanilla: {ceiling.explain(report.ceiling)}"
+            w.message = f"speculative decoding is slower than vanilla: {ceiling_text(report.ceiling)}"
     keep(report, output, report.iteration_count())

@@ -1,4 +1,7 @@
-"""The console summary of `velobench think`, in the seed tool's shape, as plain text.
+"""`velobench think` on the console, as plain text: the one console renderer of think results.
+
+`render_console(report)`: the configuration (`setup_lines`), the summary, the per-problem table.
+`render_think_summary(summary)`: the summary in the seed tool's shape:
 
     1. LATENCY (seconds)           Large Model | Spec Thinking | Speedup
     2. THROUGHPUT (tokens/second)  Large Model | Spec Thinking | Improvement
@@ -7,24 +10,27 @@
     5. ACCURACY                    (velobench's addition: both, and the test of the difference)
     OVERALL SPEEDUP / THROUGHPUT IMPROVEMENT / LARGE MODEL TOKEN REDUCTION, with intervals
 
-A pure function of a ThinkSummary: `velobench report` can print it again from a result file.
+Pure functions of a saved result: `velobench report` can print them again from a result file.
+Numbers are spelled by report.fmt, tables written by report.tables.Table.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+from velobench.report import fmt
+from velobench.report.tables import Table
 from velobench.results.measures import Ratio, Summary
-from velobench.results.think import ModeSummary, ThinkSummary
+from velobench.results.think import ModeSummary, ProblemSummary, ThinkReport, ThinkSummary
 
 WIDTH = 80
 
 
-def _cell(s: Summary | None, pick: Callable[[Summary], float | None], fmt: str) -> str:
+def _cell(s: Summary | None, pick: Callable[[Summary], float | None], pattern: str) -> str:
     if s is None:
         return "-"
     v = pick(s)
-    return "-" if v is None else fmt.format(v)
+    return "-" if v is None else pattern.format(v)
 
 
 def _ratio_cell(a: Summary | None, b: Summary | None, pick: Callable[[Summary], float | None]) -> str:
@@ -38,7 +44,7 @@ def _table(
     title: str,
     large: Summary | None,
     spec: Summary | None,
-    fmt: str,
+    pattern: str,
     last: str | None,
     ratio: Callable[[Summary | None, Summary | None, Callable[[Summary], float | None]], str] | None,
 ) -> list[str]:
@@ -53,7 +59,7 @@ def _table(
         ("Max", lambda s: s.max),
     ]
     for name, pick in rows:
-        row = f"{name:<20} {_cell(large, pick, fmt):>20} {_cell(spec, pick, fmt):>20}"
+        row = f"{name:<20} {_cell(large, pick, pattern):>20} {_cell(spec, pick, pattern):>20}"
         if ratio is not None and name in ("Mean", "Median"):
             row += f" {ratio(large, spec, pick):>17}"
         lines.append(row.rstrip())
@@ -61,15 +67,7 @@ def _table(
 
 
 def _interval(r: Ratio | None) -> str:
-    if r is None:
-        return "-"
-    ci = (
-        f" (95% CI {r.ci95_low:.2f}-{r.ci95_high:.2f})"
-        if r.ci95_low is not None and r.ci95_high is not None
-        else ""
-    )
-    p = f", Welch p = {r.p_value:.3g}" if r.p_value is not None else ""
-    return f"{r.ratio:.2f}x{ci}{p}"
+    return fmt.ratio_ci(r)
 
 
 def _pick(m: ModeSummary | None, what: str) -> Summary | None:
@@ -112,25 +110,82 @@ def render_think_summary(summary: ThinkSummary) -> str:
         out.append("no reference answers")
     for mode, a in acc:
         label = "Large Model" if mode == "large" else "Spec Thinking"
-        out.append(f"{label:<20} {a.k}/{a.n} = {a.rate:.0%} (95% CI {a.ci95_low:.0%}-{a.ci95_high:.0%})")
+        ci = fmt.ci(a.ci95_low, a.ci95_high, digits=0, pct=True)
+        out.append(f"{label:<20} {a.k}/{a.n} = {fmt.percent(a.rate)} ({ci})")
     if summary.accuracy is not None:
         t = summary.accuracy
-        out.append(f"{'Difference':<20} {t.difference:+.0%} ({t.method}, p = {t.p_value:.3g})")
+        out.append(f"{'Difference':<20} {t.difference:+.0%} ({t.method}, p = {fmt.p_value(t.p_value)})")
     out.append("")
     out += ["=" * WIDTH]
     out.append(f"OVERALL SPEEDUP: {_interval(summary.speedup)}")
     if summary.speedup_paired is not None:
         pr = summary.speedup_paired
-        ci = (
-            f" (95% CI {pr.ci95_low:.2f}-{pr.ci95_high:.2f})"
-            if pr.ci95_low is not None and pr.ci95_high is not None
-            else ""
-        )
-        out.append(f"PAIRED SPEEDUP (geometric mean over {pr.n_pairs} problem runs): {pr.ratio:.2f}x{ci}")
+        ci = fmt.ci(pr.ci95_low, pr.ci95_high)
+        paired = f"{fmt.ratio(pr.ratio)}{f' ({ci})' if ci else ''}"
+        out.append(f"PAIRED SPEEDUP (geometric mean over {pr.n_pairs} problem runs): {paired}")
     out.append(f"THROUGHPUT IMPROVEMENT: {_interval(summary.throughput_ratio)}")
     red = summary.large_token_reduction
-    out.append(f"LARGE MODEL TOKEN REDUCTION: {'-' if red is None else f'{red:.1%}'}")
+    out.append(f"LARGE MODEL TOKEN REDUCTION: {fmt.percent(red, 1)}")
     out.append("=" * WIDTH)
     for w in summary.warnings:
         out.append(f"warning: {w.message}")
+    return "\n".join(out) + "\n"
+
+
+def setup_lines(rep: ThinkReport) -> list[str]:
+    """The configuration: models, engine, problems, sampling, triggers, wall time."""
+    o, t = rep.config.run, rep.config.think
+    s = t.sampling
+    lines = [
+        f"velobench think ({rep.timestamp}, status {rep.status})",
+        f"  Large model: {o.large_model}",
+        f"  Small model: {o.small_model}",
+        f"  Engine:      {o.engine}; test mode {o.test_mode}",
+        f"  Problems:    {len(rep.problems)} from {o.prompts}, {o.num_runs} run(s) each",
+        f"  Sampling:    temperature {s.temperature:g}, top_p {s.top_p:g}, top_k {s.top_k}, seed {s.seed}; "
+        f"max tokens {t.generation.max_tokens}, segment {t.segment.tokens} tokens",
+        f"  Triggers:    {', '.join(t.triggers.words)}",
+    ]
+    if rep.wall_s is not None:
+        lines.append(f"  Wall time:   {rep.wall_s:.1f} s for {len(rep.runs)} run(s)")
+    return lines
+
+
+PROBLEM_HEAD = ("problem", "large s", "spec s", "speedup", "large ratio", "large right", "spec right")
+
+
+def problem_cells(p: ProblemSummary) -> list[str]:
+    """One problem's row: mean latencies, speedup, the spec runs' large-model share, accuracy."""
+    return [
+        p.problem_id,
+        fmt.number(p.large_latency_s, 1),
+        fmt.number(p.spec_latency_s, 1),
+        fmt.ratio(p.speedup),
+        fmt.percent(p.spec_large_ratio),
+        p.large_correct or "-",
+        p.spec_correct or "-",
+    ]
+
+
+def problem_table(rep: ThinkReport) -> Table:
+    """Per problem (PROBLEM_HEAD), one row each."""
+    problems = rep.summary.problems if rep.summary is not None else []
+    return Table(
+        title="Per problem",
+        headers=list(PROBLEM_HEAD),
+        rows=[problem_cells(p) for p in problems],
+        right=[False] * len(PROBLEM_HEAD),
+    )
+
+
+def render_console(rep: ThinkReport) -> str:
+    """The configuration, the summary and the per-problem table, as `velobench report` prints them."""
+    out = [*setup_lines(rep), ""]
+    if rep.summary is not None:
+        out.append(render_think_summary(rep.summary).rstrip("\n"))
+        out += ["", "PER PROBLEM", *problem_table(rep).text()]
+    else:
+        out.append("no finished runs")
+    if rep.status != "complete":
+        out.append(f"note: this run is {rep.status}" + (f": {rep.error}" if rep.error else ""))
     return "\n".join(out) + "\n"

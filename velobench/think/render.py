@@ -1,6 +1,7 @@
 """Reports of a `velobench think` result: console, Markdown, CSV, JSON, HTML. Pure functions.
 
-console  the configuration, the seed tool's summary (report.think_console), per problem
+console  the configuration, the seed tool's summary, per problem (think.console, the one
+         console renderer)
 md       the same as Markdown tables
 csv      one row per run (the measurements, the answer; not the text)
 json     the result itself
@@ -18,129 +19,70 @@ import io
 from collections.abc import Callable
 
 from velobench.errors import VelobenchError
-from velobench.results.think import ProblemSummary, ThinkReport, ThinkRun
-from velobench.think.console import render_think_summary
+from velobench.report import fmt
+from velobench.report.tables import Table
+from velobench.results.think import ThinkReport, ThinkRun
+from velobench.think.console import (
+    problem_cells,
+    problem_table,
+    render_console,
+    render_think_summary,
+    setup_lines,
+)
 
 FORMAT_NAMES = ("console", "md", "csv", "json", "html")
 
 
-def _num(x: float | None, fmt: str = "{:.2f}") -> str:
-    return "-" if x is None else fmt.format(x)
-
-
-def setup_lines(rep: ThinkReport) -> list[str]:
-    o, t = rep.config.run, rep.config.think
-    s = t.sampling
-    lines = [
-        f"velobench think ({rep.timestamp}, status {rep.status})",
-        f"  Large model: {o.large_model}",
-        f"  Small model: {o.small_model}",
-        f"  Engine:      {o.engine}; test mode {o.test_mode}",
-        f"  Problems:    {len(rep.problems)} from {o.prompts}, {o.num_runs} run(s) each",
-        f"  Sampling:    temperature {s.temperature:g}, top_p {s.top_p:g}, top_k {s.top_k}, seed {s.seed}; "
-        f"max tokens {t.generation.max_tokens}, segment {t.segment.tokens} tokens",
-        f"  Triggers:    {', '.join(t.triggers.words)}",
-    ]
-    if rep.wall_s is not None:
-        lines.append(f"  Wall time:   {rep.wall_s:.1f} s for {len(rep.runs)} run(s)")
-    return lines
-
-
-def _problem_rows(rep: ThinkReport) -> list[ProblemSummary]:
-    return rep.summary.problems if rep.summary is not None else []
-
-
-PROBLEM_HEAD = ("problem", "large s", "spec s", "speedup", "large ratio", "large right", "spec right")
-
-
-def _problem_cells(p: ProblemSummary) -> tuple[str, ...]:
-    return (
-        p.problem_id,
-        _num(p.large_latency_s, "{:.1f}"),
-        _num(p.spec_latency_s, "{:.1f}"),
-        _num(p.speedup, "{:.2f}x"),
-        _num(p.spec_large_ratio, "{:.0%}"),
-        p.large_correct or "-",
-        p.spec_correct or "-",
-    )
-
-
-def render_console(rep: ThinkReport) -> str:
-    out = [*setup_lines(rep), ""]
-    if rep.summary is not None:
-        out.append(render_think_summary(rep.summary).rstrip("\n"))
-        rows = [PROBLEM_HEAD, *(_problem_cells(p) for p in _problem_rows(rep))]
-        widths = [max(len(r[i]) for r in rows) for i in range(len(PROBLEM_HEAD))]
-        out += ["", "PER PROBLEM"]
-        out += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
-    else:
-        out.append("no finished runs")
-    if rep.status != "complete":
-        out.append(f"note: this run is {rep.status}" + (f": {rep.error}" if rep.error else ""))
-    return "\n".join(out) + "\n"
-
-
-def _md_table(head: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
-    esc: Callable[[str], str] = lambda c: c.replace("|", "\\|")  # noqa: E731
-    return [
-        "| " + " | ".join(head) + " |",
-        "|" + "---|" * len(head),
-        *("| " + " | ".join(esc(c) for c in r) + " |" for r in rows),
-    ]
+def summary_table(rep: ThinkReport) -> Table | None:
+    """Per mode: runs, mean latency, tokens/s, tokens, large-model share, interventions, accuracy."""
+    s = rep.summary
+    if s is None:
+        return None
+    rows: list[list[str]] = []
+    for m in (s.large, s.spec):
+        if m is None:
+            continue
+        rows.append(
+            [
+                "large model alone" if m.mode == "large" else "speculative thinking",
+                str(m.runs),
+                fmt.number(m.latency_s.mean if m.latency_s else None),
+                fmt.number(m.tokens_per_s.mean if m.tokens_per_s else None),
+                fmt.number(m.tokens.mean if m.tokens else None, 0),
+                fmt.percent(m.large_ratio.mean if m.large_ratio else None, 1),
+                fmt.number(m.interventions.mean if m.interventions else None, 1),
+                f"{m.accuracy.k}/{m.accuracy.n}" if m.accuracy else "-",
+            ]
+        )
+    head = ["mode", "runs", "latency s", "tokens/s", "tokens", "large ratio", "interventions", "right"]
+    return Table("Summary", head, rows, [False] + [True] * (len(head) - 1))
 
 
 def render_md(rep: ThinkReport) -> str:
     s = rep.summary
     out = ["# velobench think", "", *(f"- {line.strip()}" for line in setup_lines(rep)[1:]), ""]
-    if s is None:
+    table = summary_table(rep)
+    if s is None or table is None:
         return "\n".join([*out, "No finished runs.", ""])
-    rows: list[tuple[str, ...]] = []
-    for m in (s.large, s.spec):
-        if m is None:
-            continue
-        rows.append(
-            (
-                "large model alone" if m.mode == "large" else "speculative thinking",
-                str(m.runs),
-                _num(m.latency_s.mean if m.latency_s else None),
-                _num(m.tokens_per_s.mean if m.tokens_per_s else None),
-                _num(m.tokens.mean if m.tokens else None, "{:.0f}"),
-                _num(m.large_ratio.mean if m.large_ratio else None, "{:.1%}"),
-                _num(m.interventions.mean if m.interventions else None, "{:.1f}"),
-                f"{m.accuracy.k}/{m.accuracy.n}" if m.accuracy else "-",
-            )
-        )
-    head = ("mode", "runs", "latency s", "tokens/s", "tokens", "large ratio", "interventions", "right")
-    out += ["## Summary", "", *_md_table(head, rows), ""]
+    out += [table.markdown(), ""]
     if s.speedup is not None:
-        r = s.speedup
-        ci = (
-            f" (95% CI {r.ci95_low:.2f}–{r.ci95_high:.2f})"
-            if r.ci95_low is not None and r.ci95_high is not None
-            else ""
-        )
-        p = f", Welch p = {r.p_value:.3g}" if r.p_value is not None else ""
-        out.append(f"- **Speedup** (mean latency large ÷ spec): {r.ratio:.2f}x{ci}{p}")
+        out.append(f"- **Speedup** (mean latency large ÷ spec): {fmt.ratio_ci(s.speedup)}")
     if s.speedup_paired is not None:
         out.append(
-            f"- Paired speedup (geometric mean over {s.speedup_paired.n_pairs} runs): {s.speedup_paired.ratio:.2f}x"
+            f"- Paired speedup (geometric mean over {s.speedup_paired.n_pairs} runs): "
+            f"{fmt.ratio(s.speedup_paired.ratio)}"
         )
     if s.throughput_ratio is not None:
-        out.append(f"- Throughput ratio (spec ÷ large tokens/s): {s.throughput_ratio.ratio:.2f}x")
+        out.append(f"- Throughput ratio (spec ÷ large tokens/s): {fmt.ratio(s.throughput_ratio.ratio)}")
     if s.large_token_reduction is not None:
-        out.append(f"- Large-model token reduction: {s.large_token_reduction:.1%}")
+        out.append(f"- Large-model token reduction: {fmt.percent(s.large_token_reduction, 1)}")
     if s.accuracy is not None:
         a = s.accuracy
         out.append(
             f"- Accuracy: large {a.large.k}/{a.large.n}, spec {a.spec.k}/{a.spec.n} "
-            f"(difference {a.difference:+.0%}, {a.method} p = {a.p_value:.3g})"
+            f"(difference {a.difference:+.0%}, {a.method} p = {fmt.p_value(a.p_value)})"
         )
-    out += [
-        "",
-        "## Per problem",
-        "",
-        *_md_table(PROBLEM_HEAD, [_problem_cells(p) for p in _problem_rows(rep)]),
-    ]
+    out += ["", problem_table(rep).markdown()]
     if rep.warnings:
         out += ["", "## Warnings", "", *(f"- {w.message}" for w in rep.warnings)]
     if rep.status != "complete":
@@ -218,27 +160,35 @@ table { border-collapse: collapse; } td, th { padding: .2em .6em; border-bottom:
 """
 
 
+def _bar(share: float | None) -> str:
+    """A bar 10 em long at share 1 (trusted HTML for the Table's raw column)."""
+    width = 0.0 if share is None else 10 * share
+    return f'<span class="bar" style="width:{width:.2f}em"></span>'
+
+
 def render_html(rep: ThinkReport) -> str:
     e = html.escape
     body = [f"<h1>velobench think</h1><pre>{e(chr(10).join(setup_lines(rep)))}</pre>"]
     if rep.summary is not None:
         body.append(f"<h2>Summary</h2><pre>{e(render_think_summary(rep.summary))}</pre>")
-        rows = []
-        for p in _problem_rows(rep):
-            cells = "".join(f"<td>{e(c)}</td>" for c in _problem_cells(p))
-            width = 0.0 if p.spec_large_ratio is None else 10 * p.spec_large_ratio
-            rows.append(f'<tr>{cells}<td><span class="bar" style="width:{width:.2f}em"></span></td></tr>')
-        head = "".join(f"<th>{e(h)}</th>" for h in PROBLEM_HEAD)
-        body.append(
-            "<h2>Large-model ratio per problem</h2>"
-            f"<table><tr>{head}<th>large ratio</th></tr>{''.join(rows)}</table>"
+        problems = problem_table(rep)
+        bars = Table(
+            title="Large-model ratio per problem",
+            headers=[*problems.headers, "large ratio"],
+            rows=[
+                [*problem_cells(p), _bar(p.spec_large_ratio)]
+                for p in (rep.summary.problems if rep.summary is not None else [])
+            ],
+            right=[False] * (len(problems.headers) + 1),
+            raw={len(problems.headers)},
         )
+        body.append(bars.html())
     run = shown_run(rep)
     if run is not None:
         body.append(
             f"<h2>Run {e(run.problem_id)} #{run.run + 1} ({e(run.mode)}): who wrote what</h2>"
             f'<p><span class="small">small model</span> <span class="large">large model</span> '
-            f"&nbsp;{run.tokens} tokens, large ratio {_num(run.large_ratio, '{:.0%}')}, "
+            f"&nbsp;{run.tokens} tokens, large ratio {fmt.percent(run.large_ratio)}, "
             f"{run.interventions} interventions, answer {e(repr(run.answer))} "
             f"({'right' if run.correct else 'wrong' if run.correct is False else 'no reference'})</p>"
             f'<div class="text">{coloured_text(run)}</div>'
