@@ -20,7 +20,7 @@ from typing import Annotated, NoReturn
 import typer
 
 from velobench import __version__
-from velobench.cli import bins, load, matrix, models, report, run, think, tune
+from velobench.cli import bins, load, matrix, models, report, run, selftest, think, tune
 from velobench.cli.terminal import err, out
 from velobench.errors import Interrupted, VelobenchError
 
@@ -42,6 +42,7 @@ app.command()(think.think)
 app.command("report")(report.report_cmd)
 app.add_typer(bins.app, name="bins")
 app.add_typer(models.app, name="models")
+app.add_typer(selftest.app, name="selftest")
 
 
 def _version(value: bool) -> None:
