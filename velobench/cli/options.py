@@ -5,8 +5,9 @@ An option here means the same in every command that takes it (`run`, `load`, `tu
 request, `matrix`'s `-n` overrides the TOML), the command declares that option itself.
 
 A command's parameters are named after the config fields they set (`main_model`, `n_draft`, ...):
-`config.from_options(params)` and `think_params(params)` pick them by name, so the path from
-options to a validated config is the same in every command.
+`results.config.option_values(locals(), fields)` picks them by name (through `from_options` for a
+RunConfig, `think.think_options` for think, directly for matrix's [run] overrides), so the path
+from options to a validated config is the same in every command.
 """
 
 from __future__ import annotations
