@@ -427,6 +427,12 @@ CASES = [
     Case("bins-vllm-device", ["bins", "vllm", "--device", "tpu"], "--device tpu: choose cpu or cuda"),
     Case("bins-unknown-command", ["bins", "nope"], "No such command 'nope'"),
     Case("top-unknown-command", ["nope"], "No such command 'nope'"),
+    # ---- selftest
+    Case(
+        "selftest-concurrency-text", ["selftest", "loadgen", "--concurrency", "1,x"], "expected numbers like"
+    ),
+    Case("selftest-concurrency-zero", ["selftest", "loadgen", "--concurrency", "0"], "levels must be >= 1"),
+    Case("selftest-requests-zero", ["selftest", "loadgen", "--requests", "0"], "must be at least 1"),
     # ---- load: every check before a server starts
     Case("load-missing-main", ["load", "-m", "MISSING.gguf", "-d", S], "main model not found: MISSING.gguf"),
     Case("load-no-draft", ["load", "-m", S], "needs a draft model"),
@@ -525,7 +531,9 @@ def outcomes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Outcome]:
 def test_the_table_is_large_and_covers_every_command() -> None:
     assert len(CASES) >= 60
     assert len({c.id for c in CASES}) == len(CASES)
-    commands = {c.argv[0] if c.argv[0] not in ("models", "bins") else " ".join(c.argv[:2]) for c in CASES}
+    commands = {
+        c.argv[0] if c.argv[0] not in ("models", "bins", "selftest") else " ".join(c.argv[:2]) for c in CASES
+    }
     want = {
         "run",
         "demo",
@@ -539,7 +547,7 @@ def test_the_table_is_large_and_covers_every_command() -> None:
         "load",
         "think",
     }
-    assert want | {"bins list", "bins build", "bins vllm"} <= commands
+    assert want | {"bins list", "bins build", "bins vllm", "selftest loadgen"} <= commands
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])

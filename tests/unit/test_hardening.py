@@ -22,8 +22,9 @@ from typing import Any
 
 import pytest
 
-from velobench import crash, proc
+from velobench import proc
 from velobench.bins import locate
+from velobench.cli import crash
 from velobench.engines.http_client import StreamResult
 from velobench.engines.http_session import record
 from velobench.engines.llama_cli import (

@@ -1,14 +1,14 @@
 """The validated configuration of one benchmark run (embedded in every result).
 
-One source of run options: `velobench run`, `demo`, `tune` and every matrix cell build a
-`RunConfig` through `build(...)`, and `to_argv(cfg)` writes the `velobench run` command line
+One source of run options: `velobench run`, `load`, `demo` and `tune` build a `RunConfig` from
+their options by name (`from_options(locals())`), every matrix cell through `build(...)`, and `to_argv(cfg)` writes the `velobench run` command line
 that reproduces it, from each field's `flag` (so the two cannot drift apart).
 """
 
 from __future__ import annotations
 
 import shlex
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
@@ -209,24 +209,34 @@ def build(**values: Any) -> RunConfig:
         raise VelobenchError(one_line(exc, option_style=True)) from exc
 
 
-def from_options(options: Mapping[str, Any]) -> RunConfig:
-    """The RunConfig of a command's options, given by parameter name (a command passes `locals()`).
+# Command-line spellings of config fields: `-x` is one shell string, repeatable options are singular.
+_SPELLINGS = {"engine_args": "extra_args", "category": "categories", "trigger": "triggers"}
 
-    Parameters named like a RunConfig field are taken as they are (paths as text); two CLI
-    spellings are translated: `engine_args` (one shell string) → `extra_args`, `category` →
-    `categories`. Every other parameter (a command's own, e.g. `--concurrency`) is left out.
+
+def option_values(options: Mapping[str, Any], fields: Collection[str]) -> dict[str, Any]:
+    """The options given (not None) that set one of `fields`, by parameter name, in the config's terms.
+
+    A command names its parameters after the fields they set and passes `locals()`; paths become
+    text, `engine_args` (one shell string) is split into `extra_args`, `category` → `categories`,
+    `trigger` → `triggers`. Every other parameter (a command's own, e.g. `--concurrency`) is left out.
     """
-    values = {
-        k: str(v) if isinstance(v, Path) else v for k, v in options.items() if k in RunConfig.model_fields
-    }
-    if options.get("engine_args"):
-        try:
-            values["extra_args"] = shlex.split(options["engine_args"])
-        except ValueError as exc:
-            raise VelobenchError(f"--engine-args: {exc}") from exc
-    if "category" in options:
-        values["categories"] = options["category"]
-    return build(**values)
+    values: dict[str, Any] = {}
+    for name, value in options.items():
+        field = _SPELLINGS.get(name, name)
+        if field not in fields or value is None:
+            continue
+        if name == "engine_args":
+            try:
+                value = shlex.split(value)
+            except ValueError as exc:
+                raise VelobenchError(f"--engine-args: {exc}") from exc
+        values[field] = str(value) if isinstance(value, Path) else value
+    return values
+
+
+def from_options(options: Mapping[str, Any]) -> RunConfig:
+    """The RunConfig of a command's options, given by parameter name (see `option_values`)."""
+    return build(**option_values(options, RunConfig.model_fields))
 
 
 def to_argv(cfg: RunConfig, output: str | None = None) -> list[str]:

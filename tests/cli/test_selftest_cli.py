@@ -1,0 +1,40 @@
+"""`velobench selftest loadgen` against the real loopback server (a child process), small numbers."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from tests.conftest import CliResult
+
+CHUNKS = 5
+
+
+def rows(table: str) -> list[list[str]]:
+    """The body rows of a rich table as cells (box-drawing `│` separates them)."""
+    return [
+        [cell.strip() for cell in line.strip("│ ").split("│")]
+        for line in table.splitlines()
+        if line.startswith("│")
+    ]
+
+
+def test_loadgen_prints_a_consistent_ceiling_per_concurrency(cli: Callable[..., CliResult]) -> None:
+    code, out, err = cli(
+        "selftest", "loadgen", "--concurrency", "4,1", "--requests", "40", "--chunks", str(CHUNKS)
+    )
+    assert code == 0, err
+    assert "load generator ceiling" in out and "requests/s" in out and "chunks/s" in out
+    table = rows(out)
+    assert [r[0] for r in table] == ["1", "4"]  # sorted, one row per level
+    for concurrency, req_s, chunks_s, cpu, errors, in_flight in table:
+        requests_per_s, chunks_per_s = float(req_s), float(chunks_s)
+        assert requests_per_s > 0
+        # every response streams CHUNKS content chunks: chunks/s = requests/s × CHUNKS (both rounded)
+        assert abs(chunks_per_s - CHUNKS * requests_per_s) <= 0.5 + CHUNKS * 0.5, (req_s, chunks_s)
+        m = re.fullmatch(r"([\d.]+) ms", cpu)
+        assert m and float(m.group(1)) > 0, cpu
+        assert errors == "0"
+        assert 1 <= int(in_flight) <= int(concurrency)
+    assert re.search(r"^vllm: (found on PATH|found in velobench's environment|not found) ", out, re.M), out
+    assert "`vllm bench serve` is a later step" in out

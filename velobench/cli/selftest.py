@@ -1,0 +1,70 @@
+"""`velobench selftest`: what velobench itself can do on this machine, before it measures an engine."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from velobench.cli.options import csv_numbers
+from velobench.cli.terminal import out
+from velobench.errors import VelobenchError
+
+app = typer.Typer(help="velobench's own limits on this machine.", no_args_is_help=True)
+
+
+@app.command("loadgen")
+def loadgen(
+    concurrency: Annotated[
+        str, typer.Option("--concurrency", help="requests in flight, one closed-loop level each")
+    ] = "1,8,64",
+    requests: Annotated[int, typer.Option("--requests", help="requests per level")] = 2000,
+    chunks: Annotated[
+        int, typer.Option("--chunks", help="streamed content chunks per response (one token each)")
+    ] = 16,
+) -> None:
+    """The load generator's ceiling: requests/s and chunks/s against a server that does no work.
+
+    A loopback server in a child process streams CHUNKS chunks per request; what velobench
+    reaches against it is the most `velobench load` can issue and complete here, so a server
+    measured near these rates is measured against velobench, not against itself.
+    """
+    from rich.table import Table
+
+    from velobench.load.loopback import measure_ceilings
+
+    levels = [int(c) for c in csv_numbers(concurrency, "--concurrency", int, "1,8,64")]
+    if not levels or levels[0] < 1:
+        raise VelobenchError("--concurrency: levels must be >= 1")
+    if requests < 1 or chunks < 1:
+        raise VelobenchError("--requests and --chunks must be at least 1")
+    out.print(f"load generator against a loopback server: {requests} requests x {chunks} chunks per level")
+    table = Table(title="load generator ceiling")
+    for col in ("concurrency", "requests/s", "chunks/s", "client CPU/req", "errors", "in flight"):
+        table.add_column(col, justify="right", no_wrap=True)
+    for c in measure_ceilings(levels, tokens=chunks, requests=requests):
+        table.add_row(
+            str(c.concurrency),
+            f"{c.requests_per_s:.0f}",
+            f"{c.chunks_per_s:.0f}",
+            f"{c.client_cpu_s_per_request * 1000:.3f} ms",
+            str(c.errors),
+            str(c.max_in_flight),
+        )
+    out.print(table)
+    out.print(f"vllm: {vllm_whereabouts()}; a side-by-side with `vllm bench serve` is a later step")
+
+
+def vllm_whereabouts() -> str:
+    """Where a `vllm` executable is (PATH, else velobench's own environment), without running it."""
+    import shutil
+
+    from velobench.bins import vllm_env
+
+    on_path = shutil.which("vllm")
+    if on_path:
+        return f"found on PATH ({on_path})"
+    env = vllm_env.read_env(vllm_env.envs_root() / vllm_env.env_spec().key())
+    if env is not None:
+        return f"found in velobench's environment ({env.vllm})"
+    return f"not found ({vllm_env.HOW_TO_GET})"
