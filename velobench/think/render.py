@@ -8,6 +8,8 @@ html     one self-contained page: the summary, the large-model ratio per problem
          the text of one speculative run coloured by which model wrote it (the run with the
          most interventions; text dropped after a trigger the server did not stop at is
          struck through)
+
+`velobench.export` dispatches to them (`render_<format>`).
 """
 
 from __future__ import annotations
@@ -17,11 +19,8 @@ import html
 import io
 from collections.abc import Callable
 
-from velobench.errors import VelobenchError
 from velobench.results.think import ProblemSummary, ThinkReport, ThinkRun
 from velobench.think.console import render_think_summary
-
-FORMAT_NAMES = ("console", "md", "csv", "json", "html")
 
 
 def _num(x: float | None, fmt: str = "{:.2f}") -> str:
@@ -249,21 +248,3 @@ def render_html(rep: ThinkReport) -> str:
         '<!DOCTYPE html><html><head><meta charset="utf-8"><title>velobench think</title>'
         f"<style>{STYLE}</style></head><body>{''.join(body)}</body></html>\n"
     )
-
-
-def render(rep: ThinkReport, fmt: str) -> str:
-    """`rep` in `fmt`: console, md, csv, json or html.
-
-    Kept only while cli.py calls it: `velobench.export` is the dispatch (the branch
-    wt-export-drop-old-dispatch removes this once the CLI calls export).
-    """
-    renderers: dict[str, Callable[[ThinkReport], str]] = {
-        "console": render_console,
-        "md": render_md,
-        "csv": render_csv,
-        "json": render_json,
-        "html": render_html,
-    }
-    if fmt not in renderers:
-        raise VelobenchError(f"unknown export format {fmt!r}: choose one of {', '.join(FORMAT_NAMES)}")
-    return renderers[fmt](rep)
