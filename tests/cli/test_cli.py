@@ -101,3 +101,26 @@ def test_version_and_help(cli) -> None:  # type: ignore[no-untyped-def]
 def test_a_command_group_alone_prints_its_help(cli, args: list[str]) -> None:  # type: ignore[no-untyped-def]
     code, out, _ = cli(*args)
     assert code == 0 and out.startswith("Usage: velobench") and "Commands:" in out
+
+
+def test_report_in_the_seed_tools_shapes(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """`report --format` writes the predecessor's JSON to stdout and the vLLM study's folder with -o."""
+    import json
+
+    fixture = Path(__file__).parents[1] / "fixtures" / "reports" / "smollm2-135m-selfdraft-server.json"
+    rep = results.load(fixture)
+    code, out, err = cli("report", str(fixture), "--format", "velollm")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["vanilla"]["tokens_per_second"]["samples"] == rep.modes["vanilla"].tokens_per_second.samples
+    assert doc["speedup"] == pytest.approx(rep.comparisons[0].speedup.ratio)
+
+    assert_one_line_error(*cli("report", str(fixture), "--format", "vllm-study"), "--output DIR")
+    code, out, err = cli("report", str(fixture), "--format", "vllm-study", "-o", str(tmp_path / "study"))
+    assert code == 0, err
+    assert sorted(p.name for p in (tmp_path / "study").iterdir()) == [
+        "config.yaml",
+        "metrics.json",
+        "responses.jsonl",
+    ]
+    assert_one_line_error(*cli("report", str(fixture), "--format", "spec-thinking"), "unknown format")

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from velobench import export
 from velobench.errors import VelobenchError
 from velobench.load.arrivals import arrival_schedule
 from velobench.load.compare import compare_load, regression
@@ -21,7 +22,7 @@ from velobench.load.plan import (
     parse_sweep,
 )
 from velobench.load.recompute import recompute
-from velobench.load.render import notes, plot_throughput_latency, render
+from velobench.load.render import notes, plot_throughput_latency
 from velobench.load.run import fit_prompts
 from velobench.prompts import Prompt
 from velobench.report.compare import regression_text
@@ -337,17 +338,17 @@ def test_reports_of_a_load_result() -> None:
         ("speculative", 2.0): 0.08,
     }
     report, _ = make_report(gaps)
-    md = render(report, "md")
+    md = export.render([report], "md")
     assert "## Speculative ÷ vanilla" in md and "Crossover: speculation stops paying at concurrency 2" in md
     assert "| 2 | 40/40 | 0 |" in md and "75%, len 4.00" in md
-    html = render(report, "html")
+    html = export.render([report], "html")
     assert html.count("<table>") == 3 and "data:image/png;base64," in html
-    rows = render(report, "csv").splitlines()
+    rows = export.render([report], "csv").splitlines()
     assert len(rows) == 5 and rows[1].startswith("vanilla,concurrency,1.0,40,40,0,")
-    assert json.loads(render(report, "json"))["kind"] == "load"
+    assert json.loads(export.render([report], "json"))["kind"] == "load"
     assert plot_throughput_latency(report) is not None
     with pytest.raises(VelobenchError, match="unknown export format"):
-        render(report, "pdf")
+        export.render([report], "pdf")
 
 
 def test_compare_two_load_results() -> None:

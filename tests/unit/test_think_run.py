@@ -14,11 +14,13 @@ from typing import Any, ClassVar
 
 import pytest
 
+from velobench import export
 from velobench.errors import VelobenchError
 from velobench.results.store import load, load_result, save
 from velobench.results.think import ThinkReport
 from velobench.think.analysis import find_triggers, summarize_think
-from velobench.think.render import coloured_text, render, shown_run
+from velobench.think.console import render_console
+from velobench.think.render import coloured_text, shown_run
 from velobench.think.run import PROMPT_ROOM, load_problems, prepare
 
 THINK = Path(__file__).parents[1] / "fixtures" / "think"
@@ -169,21 +171,21 @@ def test_every_run_is_its_segments() -> None:
 
 def test_reports_of_a_think_result() -> None:
     rep = real_result()
-    console = render(rep, "console")
+    console = render_console(rep)
     assert "BENCHMARK RESULTS SUMMARY" in console and "PER PROBLEM" in console
     assert "LARGE MODEL TOKEN REDUCTION" in console
-    md = render(rep, "md")
+    md = export.render([rep], "md")
     assert "| speculative thinking | 4 |" in md and "## Per problem" in md
-    rows = list(csv.DictReader(io.StringIO(render(rep, "csv"))))
+    rows = list(csv.DictReader(io.StringIO(export.render([rep], "csv"))))
     assert len(rows) == 8 and {r["mode"] for r in rows} == {"large", "spec"}
-    assert json.loads(render(rep, "json"))["kind"] == "think"
+    assert json.loads(export.render([rep], "json"))["kind"] == "think"
     with pytest.raises(VelobenchError, match="unknown export format 'pdf'"):
-        render(rep, "pdf")
+        export.render([rep], "pdf")
 
 
 def test_html_colours_one_run_by_writer() -> None:
     rep = real_result()
-    page = render(rep, "html")
+    page = export.render([rep], "html")
     run = shown_run(rep)
     assert (
         run is not None and run.mode == "spec" and run.interventions == max(r.interventions for r in rep.runs)

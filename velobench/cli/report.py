@@ -23,9 +23,18 @@ if TYPE_CHECKING:
 
 def report_cmd(
     path: Annotated[Path, typer.Argument(help="a result JSON, or a matrix run folder")],
-    fmt: Annotated[str, typer.Option("--format", "-F", help="console, md, csv, json or html")] = "console",
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            "-F",
+            help="console, md, csv, json, html; the seed tools' shapes: velollm, gsm8k, vllm-study (a folder), "
+            "spec-thinking (think results)",
+        ),
+    ] = "console",
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="write to this file instead of stdout")
+        Path | None,
+        typer.Option("--output", "-o", help="write to this file (a folder for vllm-study) instead of stdout"),
     ] = None,
 ) -> None:
     """Re-render a saved run (or a whole matrix) without running anything."""
@@ -36,25 +45,28 @@ def report_cmd(
     formats = export.format_names(kind)
     if fmt != "console" and fmt not in formats:
         raise VelobenchError(f"unknown format {fmt!r}: choose console, {', '.join(formats)}")
-    if output is not None:
-        if fmt == "console":
+    if fmt == "console":
+        if output is not None:
             choices = f"{', '.join(formats[:-1])} or {formats[-1]}" if len(formats) > 1 else formats[0]
             raise VelobenchError(f"--output needs a file format: --format {choices}")
-        validate.check_output_file(output)  # before rendering: a folder, /proc, read-only
-    if fmt == "console":
         _console(kind, results)
         return
-    text = export.render(results, fmt)
+    if export.is_folder_format(fmt):
+        if output is None:
+            raise VelobenchError(f"--format {fmt} writes a folder: give it with --output DIR")
+        validate.check_output(output, "folder")  # before rendering: a file, /proc, read-only
+    elif output is not None:
+        validate.check_output_file(output)  # before rendering: a folder, /proc, read-only
     if output is None:
+        text = export.render(results, fmt)
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
         return
-    from velobench.fsutil import write_text_atomic
-
-    try:
-        write_text_atomic(output, text)
-    except OSError as exc:
-        raise VelobenchError(f"cannot write {output}: {exc.strerror or exc}") from exc
-    out.print(f"wrote {output}")
+    written = export.write(results, fmt, output)
+    out.print(
+        f"wrote {output}"
+        if len(written) == 1 and written[0] == output
+        else f"wrote {output}/: " + ", ".join(p.name for p in written)
+    )
 
 
 def _load(path: Path) -> tuple[str, Sequence[Result]]:
@@ -80,9 +92,9 @@ def _console(kind: str, results: Sequence[Result]) -> None:
 
     for rep in results:
         if isinstance(rep, ThinkReport):
-            from velobench.think.render import render as render_think
+            from velobench.think.console import render_console
 
-            sys.stdout.write(render_think(rep, "console"))
+            sys.stdout.write(render_console(rep))
             continue
         if isinstance(rep, LoadReport):
             from velobench.load.render import print_load_config, print_load_report

@@ -1,8 +1,8 @@
 """Load results for people: per-level tables per mode, the comparison, the crossover, a plot.
 
 Pure functions of a saved `LoadReport` (none imports the runner): `print_load_report` for the
-console, `render(report, fmt)` for md, csv, json and html (one self-contained page with a
-throughput-vs-latency plot per mode, the crossover marked).
+console, `render_md`, `render_csv`, `render_json` and `render_html` (one self-contained page with a
+throughput-vs-latency plot per mode, the crossover marked); `velobench.export` dispatches to them.
 """
 
 from __future__ import annotations
@@ -10,11 +10,10 @@ from __future__ import annotations
 import csv
 import html
 import io
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from rich.console import Console
 
-from velobench.errors import VelobenchError
 from velobench.report import fmt
 from velobench.report.console import label
 from velobench.report.tables import Table, md_text
@@ -27,9 +26,6 @@ from velobench.results.load import (
     LoadReport,
 )
 from velobench.results.measures import Ratio
-
-FORMATS = ("md", "csv", "json", "html")
-
 
 # --------------------------------------------------------------------------- cells
 
@@ -495,22 +491,3 @@ def render_html(report: LoadReport) -> str:
         + "\n".join(body)
         + "\n</body>\n</html>\n"
     )
-
-
-_RENDER: dict[str, Callable[[LoadReport], str]] = {
-    "md": render_md,
-    "csv": render_csv,
-    "json": render_json,
-    "html": render_html,
-}
-
-
-def render(report: LoadReport, fmt: str) -> str:
-    """A load result in `fmt` (md, csv, json, html).
-
-    Kept only while cli.py calls it: `velobench.export` is the dispatch (the branch
-    wt-export-drop-old-dispatch removes this once the CLI calls export).
-    """
-    if fmt not in _RENDER:
-        raise VelobenchError(f"unknown export format {fmt!r}: choose one of {', '.join(FORMATS)}")
-    return _RENDER[fmt](report)

@@ -9,6 +9,8 @@ html     one self-contained page: the summary, the large-model ratio per problem
          the text of one speculative run coloured by which model wrote it (the run with the
          most interventions; text dropped after a trigger the server did not stop at is
          struck through)
+
+`velobench.export` dispatches to them (`render_<format>`).
 """
 
 from __future__ import annotations
@@ -16,21 +18,16 @@ from __future__ import annotations
 import csv
 import html
 import io
-from collections.abc import Callable
 
-from velobench.errors import VelobenchError
 from velobench.report import fmt
 from velobench.report.tables import Table
 from velobench.results.think import ThinkReport, ThinkRun
 from velobench.think.console import (
     problem_cells,
     problem_table,
-    render_console,
     render_think_summary,
     setup_lines,
 )
-
-FORMAT_NAMES = ("console", "md", "csv", "json", "html")
 
 
 def summary_table(rep: ThinkReport) -> Table | None:
@@ -199,21 +196,3 @@ def render_html(rep: ThinkReport) -> str:
         '<!DOCTYPE html><html><head><meta charset="utf-8"><title>velobench think</title>'
         f"<style>{STYLE}</style></head><body>{''.join(body)}</body></html>\n"
     )
-
-
-def render(rep: ThinkReport, fmt: str) -> str:
-    """`rep` in `fmt`: console, md, csv, json or html.
-
-    Kept only while cli.py calls it: `velobench.export` is the dispatch (the branch
-    wt-export-drop-old-dispatch removes this once the CLI calls export).
-    """
-    renderers: dict[str, Callable[[ThinkReport], str]] = {
-        "console": render_console,
-        "md": render_md,
-        "csv": render_csv,
-        "json": render_json,
-        "html": render_html,
-    }
-    if fmt not in renderers:
-        raise VelobenchError(f"unknown export format {fmt!r}: choose one of {', '.join(FORMAT_NAMES)}")
-    return renderers[fmt](rep)
