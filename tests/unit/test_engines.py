@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Callable, Iterator
+import struct
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import ClassVar
 
@@ -38,7 +39,18 @@ class StubEngine:
     def available(cls, cfg: RunConfig) -> bool:
         return True
 
+    @classmethod
+    def owned_flags(cls, cfg: RunConfig) -> Mapping[str, str]:
+        return {}
+
+    @classmethod
+    def check_options(cls, cfg: RunConfig, hints: Mapping[str, str] | None = None) -> None:
+        return None
+
     def __init__(self, cfg: RunConfig, *, log_dir: Path):
+        self.cfg = cfg
+
+    def use_models(self, cfg: RunConfig) -> None:
         self.cfg = cfg
 
     def binaries(self) -> list[BinaryInfo]:
@@ -86,8 +98,8 @@ def test_a_stub_engine_runs_end_to_end_through_the_registry_alone(
     monkeypatch.setattr("velobench.runner.run.resolve_model_arg", lambda spec, what: spec)
     monkeypatch.setattr("velobench.runner.run.check_draft_compatible", lambda a, b: [])
     StubEngine.generated.clear()
-    for name in ("m.gguf", "d.gguf"):  # files that pass the pre-flight's GGUF check (magic bytes)
-        (tmp_path / name).write_bytes(b"GGUF" + bytes(20))
+    for name in ("m.gguf", "d.gguf"):  # files that pass the pre-flight's GGUF check (a complete header)
+        (tmp_path / name).write_bytes(b"GGUF" + struct.pack("<IQQ", 3, 0, 0))
     code, out, err = cli("run", "-m", "m.gguf", "-d", "d.gguf", "--engine", "cli", "-i", "3", "-o", "r.json")
     assert code == 0, err
     data = json.loads((tmp_path / "r.json").read_text())
