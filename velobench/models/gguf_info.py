@@ -24,6 +24,9 @@ GGUF_MAGIC_BYTES = b"GGUF"
 # llama.cpp's own reader (ggml/src/gguf.cpp) rejects nested arrays outright; a few levels are read
 # here, and deeper nesting (which would otherwise end in a RecursionError) is a corrupt file.
 MAX_ARRAY_DEPTH = 8
+# A count (of keys, tensors, array elements) above this is corrupt whatever the file's length
+# (2^40: a terabyte of one-byte elements); below it, one the file cannot hold means it was cut short.
+MAX_COUNT = 1 << 40
 
 # llama.cpp common/speculative.cpp
 SPEC_VOCAB_MAX_SIZE_DIFFERENCE = 128
@@ -268,8 +271,10 @@ def _parse(buf: mmap.mmap, *, want_tokens: bool) -> _Header:
         raise _Corrupt(f"unsupported GGUF version {version}")
     n_tensors = w.unpack("<Q")
     n_kv = w.unpack("<Q")
-    if n_kv > w.end or n_tensors > w.end:
+    if n_kv > MAX_COUNT or n_tensors > MAX_COUNT:
         raise _Corrupt("implausible header counts")
+    if n_kv > w.end or n_tensors > w.end:  # plausible counts the rest of the file cannot hold
+        raise _Truncated("the header's counts run past the end of the file")
     header = _Header(version=version)
     for _ in range(n_kv):
         key = w.string().decode("utf-8", errors="replace")
@@ -279,8 +284,10 @@ def _parse(buf: mmap.mmap, *, want_tokens: bool) -> _Header:
             continue
         etype = w.unpack("<I")
         count = w.unpack("<Q")
-        if count > w.end:
+        if count > MAX_COUNT:
             raise _Corrupt(f"implausible array length for {key}")
+        if count > w.end:  # every element takes a byte at least: the file ends before the array
+            raise _Truncated(f"array {key} runs past end of file")
         header.array_lengths[key] = count
         if key == gguf.Keys.Tokenizer.LIST and etype == _VT.STRING and want_tokens:
             header.tokens = w.read_strings(count)
