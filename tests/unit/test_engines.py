@@ -9,17 +9,21 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Callable, Iterator
+import struct
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import ClassVar
 
 import pytest
 
 from velobench import engines
+from velobench.engines.base import refuse_owned
 from velobench.errors import VelobenchError
 from velobench.prompts import Prompt
 from velobench.results.config import EngineName, Method, RunConfig
 from velobench.results.schema import BinaryInfo, Iteration, Mode, SessionInfo
+from velobench.runner import preflight as validate
+from velobench.runner.run import prepare
 
 CliResult = tuple[int, str, str]
 
@@ -38,7 +42,18 @@ class StubEngine:
     def available(cls, cfg: RunConfig) -> bool:
         return True
 
+    @classmethod
+    def owned_flags(cls, cfg: RunConfig) -> Mapping[str, str]:
+        return {}
+
+    @classmethod
+    def check_options(cls, cfg: RunConfig, hints: Mapping[str, str] | None = None) -> None:
+        return None
+
     def __init__(self, cfg: RunConfig, *, log_dir: Path):
+        self.cfg = cfg
+
+    def use_models(self, cfg: RunConfig) -> None:
         self.cfg = cfg
 
     def binaries(self) -> list[BinaryInfo]:
@@ -86,8 +101,8 @@ def test_a_stub_engine_runs_end_to_end_through_the_registry_alone(
     monkeypatch.setattr("velobench.runner.run.resolve_model_arg", lambda spec, what: spec)
     monkeypatch.setattr("velobench.runner.run.check_draft_compatible", lambda a, b: [])
     StubEngine.generated.clear()
-    for name in ("m.gguf", "d.gguf"):  # files that pass the pre-flight's GGUF check (magic bytes)
-        (tmp_path / name).write_bytes(b"GGUF" + bytes(20))
+    for name in ("m.gguf", "d.gguf"):  # files that pass the pre-flight's GGUF check (a complete header)
+        (tmp_path / name).write_bytes(b"GGUF" + struct.pack("<IQQ", 3, 0, 0))
     code, out, err = cli("run", "-m", "m.gguf", "-d", "d.gguf", "--engine", "cli", "-i", "3", "-o", "r.json")
     assert code == 0, err
     data = json.loads((tmp_path / "r.json").read_text())
@@ -135,3 +150,84 @@ def test_real_engines_say_what_they_cannot_run() -> None:
     chat = RunConfig(main_model="m", draft_model="d", chat=True, engine=EngineName.CLI)
     with pytest.raises(VelobenchError, match="--chat needs the server engine"):
         engines.choose(chat)
+
+
+class _Owner(StubEngine):
+    """Owns one -x flag and counts how often it is made and given files."""
+
+    made: ClassVar[int] = 0
+    given: ClassVar[list[RunConfig]] = []
+
+    @classmethod
+    def owned_flags(cls, cfg: RunConfig) -> Mapping[str, str]:
+        return {"--stub-owned": "use --stub-option"}
+
+    @classmethod
+    def check_options(cls, cfg: RunConfig, hints: Mapping[str, str] | None = None) -> None:
+        refuse_owned(cfg.extra_args, cls.owned_flags(cfg), hints)
+
+    def __init__(self, cfg: RunConfig, *, log_dir: Path):
+        super().__init__(cfg, log_dir=log_dir)
+        _Owner.made += 1
+
+    def use_models(self, cfg: RunConfig) -> None:
+        _Owner.given.append(cfg)
+        self.cfg = cfg
+
+
+def test_preflight_asks_the_engine_which_flags_it_owns(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(engines.REGISTRY, EngineName.CLI, f"{__name__}:_Owner")
+    owned = _cfg(engine=EngineName.CLI, extra_args=["-fa", "on", "--stub-owned=1"])
+    with pytest.raises(VelobenchError, match=r"^-x --stub-owned: use --stub-option$"):
+        validate.check_engine_args(owned)
+    with pytest.raises(VelobenchError, match=r"^-x --stub-owned: this command sets it$"):
+        validate.check_engine_args(owned, {"--stub-owned": "this command sets it", "-fa": "not owned"})
+    validate.check_engine_args(_cfg(engine=EngineName.CLI, extra_args=["-fa", "on"]), {"-fa": "not owned"})
+    validate.check_engine_args(_cfg(engine=EngineName.CLI, extra_args=["--host", "h"]))  # not the stub's
+    # auto: every engine that can run the configuration checks its own flags (the real server, the stub)
+    with pytest.raises(VelobenchError, match=r"^-x --host: velobench binds servers to 127\.0\.0\.1 only$"):
+        validate.check_engine_args(_cfg(extra_args=["--host", "h"]))
+    with pytest.raises(VelobenchError, match=r"^-x --stub-owned: use --stub-option$"):
+        validate.check_engine_args(_cfg(extra_args=["--stub-owned"]))
+
+
+@pytest.mark.parametrize(
+    ("engine", "flag", "reason"),
+    [
+        (EngineName.SERVER, "--metrics", "turns /metrics on itself"),
+        (EngineName.CLI, "--seed", "use --seed"),
+        (EngineName.VLLM, "--speculative-config", "builds it from --method"),
+    ],
+)
+def test_real_engines_refuse_the_flags_they_own(engine: EngineName, flag: str, reason: str) -> None:
+    cls = engines.engine_class(engine)
+    assert reason in cls.owned_flags(_cfg())[flag]
+    with pytest.raises(VelobenchError, match=f"^-x {flag}: .*{reason}"):
+        cls.check_options(_cfg(extra_args=[flag, "1"]))
+    assert engines.engine_class(EngineName.REMOTE).owned_flags(_cfg()) == {}  # it starts nothing
+
+
+def test_candidates_are_the_engines_that_can_run_it() -> None:
+    assert engines.candidates(_cfg()) == [EngineName.SERVER, EngineName.CLI]  # no URL: not remote
+    lookup = RunConfig(main_model="m", method=Method.LOOKUP)
+    assert engines.candidates(lookup) == [EngineName.CLI]
+    eagle = RunConfig(main_model="m", draft_model="d", method=Method.EAGLE)
+    with pytest.raises(VelobenchError, match=r"^no engine can run this configuration: .*is a vLLM method"):
+        engines.candidates(eagle)
+
+
+def test_prepare_makes_the_engine_once_and_gives_it_the_files(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setitem(engines.REGISTRY, EngineName.CLI, f"{__name__}:_Owner")
+    monkeypatch.setattr("velobench.runner.run.check_draft_compatible", lambda a, b: [])
+    model = tmp_path / "m.gguf"
+    model.write_bytes(b"GGUF" + struct.pack("<IQQ", 3, 0, 0))
+    _Owner.made, _Owner.given = 0, []
+    cfg = RunConfig(main_model=str(model), draft_model=str(model), engine=EngineName.CLI)
+    out, engine, prompts, _ = prepare(cfg, tmp_path / "r.json")
+    assert _Owner.made == 1 and _Owner.given == [out] and engine.cfg is out  # type: ignore[attr-defined]
+    assert out.warmup == 2 and [p.id for p in prompts] == ["prompt"]
+    with pytest.raises(VelobenchError, match="is a folder"):  # the output is checked in prepare too
+        prepare(cfg, tmp_path)
+    assert _Owner.made == 1

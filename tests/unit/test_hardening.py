@@ -58,7 +58,8 @@ def cfg(**kw: Any) -> RunConfig:
 @pytest.fixture
 def gguf_file(tmp_path: Path) -> Path:
     path = tmp_path / "m.gguf"
-    path.write_bytes(b"GGUF" + bytes(28))  # magic bytes are what the pre-flight reads
+    # the pre-flight reads the header: a GGUF v3 with no key-values and no tensors is complete
+    path.write_bytes(b"GGUF" + struct.pack("<IQQ", 3, 0, 0))
     return path
 
 
@@ -269,7 +270,7 @@ def matrix_config(tmp_path: Path, targets: list[str]) -> matrix.MatrixConfig:
     for t in targets:
         p = tmp_path / t
         p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_bytes(b"GGUF" + bytes(28))
+        p.write_bytes(b"GGUF" + struct.pack("<IQQ", 3, 0, 0))  # a complete header: no keys, no tensors
     return matrix.MatrixConfig.model_validate(
         {
             "run": {"engine": "cli", "iterations": 1},

@@ -3,24 +3,50 @@
 An engine hands out a `Session` per mode (vanilla or speculative); a session may hold
 resources (a server process, or only a client of a server velobench did not start) for all
 iterations of that mode and releases them on exit, however the block ends. An engine class
-also says, before anything runs, whether it can run a configuration (`can_run`) and whether
-its programs are installed (`available`); `engines.make` uses both.
+also says, before anything runs, whether it can run a configuration (`can_run`), which -x
+flags it sets itself (`owned_flags`) and whether a configuration's options are its to take
+(`check_options`: pure, no lookup), and whether its programs are installed (`available`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
+from velobench.errors import VelobenchError
 from velobench.proc import ServerProcess
 from velobench.prompts import Prompt
 from velobench.results.config import EngineName, RunConfig
 from velobench.results.schema import BinaryInfo, Iteration, Mode, SessionInfo
 
-__all__ = ["Engine", "EngineClass", "EngineName", "ServerHandle", "ServesHttp", "Session", "SessionInfo"]
+__all__ = [
+    "Engine",
+    "EngineClass",
+    "EngineName",
+    "RunsFiles",
+    "ServerHandle",
+    "ServesHttp",
+    "Session",
+    "SessionInfo",
+    "refuse_owned",
+]
+
+
+def refuse_owned(
+    extra: Sequence[str], owned: Mapping[str, str], hints: Mapping[str, str] | None = None
+) -> None:
+    """The first of `extra` (`--flag` or `--flag=value`) in `owned` is one line with its reason.
+
+    `hints`: a command's own reasons for some of those flags (`velobench load` sets `-np`); a hint
+    for a flag the engine does not own refuses nothing.
+    """
+    for arg in extra:
+        flag = arg.split("=", 1)[0]
+        if flag in owned:
+            raise VelobenchError(f"-x {flag}: {(hints or {}).get(flag, owned[flag])}")
 
 
 @dataclass
@@ -74,6 +100,16 @@ class Engine(Protocol):
 
 
 @runtime_checkable
+class RunsFiles(Protocol):
+    """Engines whose models are GGUF files (`uses_gguf`): made before catalog names and hf:// specs
+    are fetched (a missing program or flag is named before a download), then given the files."""
+
+    def use_models(self, cfg: RunConfig) -> None:
+        """Run `cfg` from now on: the configuration it was made with, its models resolved to files."""
+        ...
+
+
+@runtime_checkable
 class ServesHttp(Protocol):
     """Server engines also hand out the server itself (load and think drive it directly)."""
 
@@ -96,6 +132,17 @@ class EngineClass(Protocol):
     @classmethod
     def can_run(cls, cfg: RunConfig) -> str | None:
         """None if this engine can run `cfg`, else the one-line reason it cannot."""
+        ...
+
+    @classmethod
+    def owned_flags(cls, cfg: RunConfig) -> Mapping[str, str]:
+        """The -x flags it sets itself on what it starts (flag → the velobench option to use instead)."""
+        ...
+
+    @classmethod
+    def check_options(cls, cfg: RunConfig, hints: Mapping[str, str] | None = None) -> None:
+        """Raise VelobenchError (one line) for an option of `cfg` it cannot take: an -x flag it owns,
+        with `hints`' reason where the command gives one. Pure: nothing is looked up."""
         ...
 
     @classmethod

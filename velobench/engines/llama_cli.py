@@ -24,12 +24,13 @@ import contextlib
 import os
 import shlex
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from velobench import proc
 from velobench.bins.locate import Tool, find_beside, find_path, find_tool
+from velobench.engines.base import refuse_owned
 from velobench.engines.http_session import DEADLINE_BASE_S, DEADLINE_PER_TOKEN_S
 from velobench.engines.llama_args import (
     LLAMA_OWNED_FLAGS,
@@ -54,7 +55,7 @@ PROMPT_FILE_FLAGS = ("-f", "--file")
 # Longer prompts go by file: Linux refuses one argument over 128 KiB (MAX_ARG_STRLEN, E2BIG),
 # and all arguments with the environment share ARG_MAX; 32 KiB leaves room for both.
 PROMPT_ARG_MAX_BYTES = 32 * 1024
-# What velobench sets on every tool it runs; `validate.check_engine_args` refuses them in -x.
+# What velobench sets on every tool it runs; `LlamaCliEngine.check_options` refuses them in -x.
 OWNED_FLAGS: dict[str, str] = {
     **LLAMA_OWNED_FLAGS,
     **dict.fromkeys(("-p", "--prompt", "-f", "--file"), "use -p/--prompt, -f/--prompt-file or --prompts"),
@@ -251,6 +252,14 @@ class LlamaCliEngine:
     def available(cls, cfg: RunConfig) -> bool:
         return find_path(speculative_tool_name(cfg), llama_cpp_dir(cfg)) is not None
 
+    @classmethod
+    def owned_flags(cls, cfg: RunConfig) -> Mapping[str, str]:
+        return OWNED_FLAGS
+
+    @classmethod
+    def check_options(cls, cfg: RunConfig, hints: Mapping[str, str] | None = None) -> None:
+        refuse_owned(cfg.extra_args, cls.owned_flags(cfg), hints)
+
     def __init__(self, cfg: RunConfig, *, log_dir: Path):
         self.cfg = cfg
         self.timeout_s = generation_deadline_s(cfg)
@@ -263,6 +272,9 @@ class LlamaCliEngine:
         for mode, tool in self.tools.items():
             if mode in prepared_modes(cfg):
                 CliSession(tool, cfg, mode).argv(cfg.prompt)
+
+    def use_models(self, cfg: RunConfig) -> None:
+        self.cfg = cfg  # the same configuration, its models resolved to files (`RunsFiles`)
 
     def command_lines(self, prompt: Prompt) -> dict[str, str]:
         """What `--dry-run` prints: each mode's command line for the first prompt."""

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from velobench.bins.locate import Tool, find_path, find_tool
-from velobench.engines.base import ServerHandle
+from velobench.engines.base import ServerHandle, refuse_owned
 from velobench.engines.http_client import Endpoint, HttpClient
 from velobench.engines.http_session import HttpSession, open_session
 from velobench.engines.llama_args import (
@@ -38,7 +38,7 @@ from velobench.prompts import Prompt
 from velobench.results.config import EngineName, Method, RunConfig, SpecImpl, prepared_modes
 from velobench.results.schema import BinaryInfo, Mode
 
-# What velobench sets on every llama-server it starts; `validate.check_engine_args` refuses them in -x.
+# What velobench sets on every llama-server it starts; `LlamaServerEngine.check_options` refuses them in -x.
 OWNED_FLAGS: dict[str, str] = {
     **LLAMA_OWNED_FLAGS,
     "--host": "velobench binds servers to 127.0.0.1 only",
@@ -149,6 +149,14 @@ class LlamaServerEngine:
             return False
         return unusable(find_tool("llama-server", llama_cpp_dir(cfg))) is None
 
+    @classmethod
+    def owned_flags(cls, cfg: RunConfig) -> Mapping[str, str]:
+        return OWNED_FLAGS
+
+    @classmethod
+    def check_options(cls, cfg: RunConfig, hints: Mapping[str, str] | None = None) -> None:
+        refuse_owned(cfg.extra_args, cls.owned_flags(cfg), hints)
+
     def __init__(self, cfg: RunConfig, *, log_dir: Path):
         self.cfg = cfg
         self.tool = find_tool("llama-server", llama_cpp_dir(cfg))
@@ -158,6 +166,9 @@ class LlamaServerEngine:
         self.log_dir = log_dir
         for mode in prepared_modes(cfg):
             server_argv(self.tool, cfg, mode, 0)  # fail now on a missing flag, before any model loads
+
+    def use_models(self, cfg: RunConfig) -> None:
+        self.cfg = cfg  # the same configuration, its models resolved to files (`RunsFiles`)
 
     def command_lines(self, prompt: Prompt) -> dict[str, str]:
         """What `--dry-run` prints: each mode's llama-server command line (the port is chosen at start)."""

@@ -25,16 +25,16 @@ from pathlib import Path
 
 from velobench.bins import vllm_env
 from velobench.engines import vllm_args
-from velobench.engines.base import ServerHandle
+from velobench.engines.base import ServerHandle, refuse_owned
 from velobench.engines.http_session import HttpSession, open_session
 from velobench.errors import VelobenchError
-from velobench.models.gguf_info import is_gguf
+from velobench.models.gguf_info import check_complete, is_gguf
 from velobench.proc import ServerProcess, free_port
 from velobench.prompts import Prompt
 from velobench.results.config import EngineName, RunConfig, prepared_modes
 from velobench.results.schema import BinaryInfo, Mode
 
-# What velobench sets on every `vllm serve` it starts; `validate.check_engine_args` refuses them in -x.
+# What velobench sets on every `vllm serve` it starts; `VllmEngine.check_options` refuses them in -x.
 OWNED_FLAGS: dict[str, str] = {
     "--host": "velobench binds servers to 127.0.0.1 only",
     "--port": "use --port",
@@ -74,6 +74,8 @@ def resolve_model(spec: str, install: vllm_env.VllmInstall, what: str) -> tuple[
             )
         return spec, {}
     gguf = resolve_gguf(spec)
+    if not path.is_file():  # fetched now; a file named on the command line was checked up front
+        check_complete(gguf, what)
     if install.python is None:
         raise VelobenchError(f"cannot convert {spec} for vLLM: the Python of {install.bin} is unknown")
     from velobench.models.convert import convert_gguf
@@ -104,6 +106,14 @@ class VllmEngine:
         except VelobenchError:
             return False
         return True
+
+    @classmethod
+    def owned_flags(cls, cfg: RunConfig) -> Mapping[str, str]:
+        return OWNED_FLAGS
+
+    @classmethod
+    def check_options(cls, cfg: RunConfig, hints: Mapping[str, str] | None = None) -> None:
+        refuse_owned(cfg.extra_args, cls.owned_flags(cfg), hints)
 
     def __init__(self, cfg: RunConfig, *, log_dir: Path):
         self.cfg = cfg

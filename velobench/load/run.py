@@ -70,7 +70,7 @@ CHAT_TEMPLATE_MARGIN = 64  # tokens a chat template may add around a prompt
 DIED_CHECK_S = 1.0  # after a failed request, how long to watch for the server's exit
 
 
-# -x flags velobench load sets itself for its own reason (`validate.check_engine_args`).
+# velobench load's own reasons for -x flags its engine owns (`EngineClass.check_options`).
 OWNED_HINTS: dict[str, str] = {
     **dict.fromkeys(
         ("-np", "--parallel"),
@@ -93,24 +93,22 @@ SERVER_ENGINES = (EngineName.REMOTE, EngineName.SERVER)  # what `auto` picks fro
 def check_engine(cfg: RunConfig) -> RunConfig:
     """`cfg` with the engine `velobench load` will drive: only server engines take concurrent load.
 
-    `auto` is the first of SERVER_ENGINES that can run the configuration (installed or not: a
-    missing llama-server is then named, with how to get it, when the engine is made).
+    A named engine is checked by `prepare` as every run's is; `auto` becomes the first of
+    SERVER_ENGINES that can run the configuration (`engines.reasons`; installed or not: a missing
+    llama-server is then named, with how to get it, when the engine is made).
     """
     if cfg.engine is EngineName.CLI:
         raise VelobenchError(
             "velobench load drives a server: use --engine server (llama-server), vllm, or remote (--server-url)"
         )
     if cfg.engine is not EngineName.AUTO:
-        engines.choose(cfg)  # the engine's own one-line reason if it cannot run cfg
         return cfg
-    reasons = {}
+    why = engines.reasons(cfg)
     for name in SERVER_ENGINES:
-        reason = engines.engine_class(name).can_run(cfg)
-        if reason is None:
+        if why[name] is None:
             return cfg.model_copy(update={"engine": name})
-        reasons[name] = reason
-    why = reasons[EngineName.REMOTE if cfg.server_url or cfg.baseline_url else EngineName.SERVER]
-    raise VelobenchError(f"velobench load drives a server, and no server engine can run this: {why}")
+    reason = why[EngineName.REMOTE if cfg.server_url or cfg.baseline_url else EngineName.SERVER]
+    raise VelobenchError(f"velobench load drives a server, and no server engine can run this: {reason}")
 
 
 # --------------------------------------------------------------------------- prompts
@@ -339,7 +337,7 @@ def execute_load(cfg: RunConfig, opts: LoadOptions, output: Path, console: Conso
     from velobench.runner.run import prepare
 
     cfg = check_engine(cfg).model_copy(update={"ceiling": False})
-    cfg, engine, prompts, notes = prepare(cfg, output)
+    cfg, engine, prompts, notes = prepare(cfg, output, hints=OWNED_HINTS)
     if not isinstance(engine, ServesHttp):
         raise VelobenchError(f"the {cfg.engine} engine cannot serve concurrent requests")
     report = LoadReport(

@@ -24,6 +24,9 @@ GGUF_MAGIC_BYTES = b"GGUF"
 # llama.cpp's own reader (ggml/src/gguf.cpp) rejects nested arrays outright; a few levels are read
 # here, and deeper nesting (which would otherwise end in a RecursionError) is a corrupt file.
 MAX_ARRAY_DEPTH = 8
+# A count (of keys, tensors, array elements) above this is corrupt whatever the file's length
+# (2^40: a terabyte of one-byte elements); below it, one the file cannot hold means it was cut short.
+MAX_COUNT = 1 << 40
 
 # llama.cpp common/speculative.cpp
 SPEC_VOCAB_MAX_SIZE_DIFFERENCE = 128
@@ -124,10 +127,16 @@ class _Header:
     array_lengths: dict[str, int] = field(default_factory=dict)
     tokens: list[bytes] | None = None
     tensors: list[tuple[str, tuple[int, ...], int]] = field(default_factory=list)
+    offsets: list[int] = field(default_factory=list)  # each tensor's data offset, from the data start
+    end: int = 0  # where the header (key-values and tensor infos) ends
 
 
 class _Corrupt(Exception):
     pass
+
+
+class _Truncated(_Corrupt):
+    """The header itself runs past the end of the file."""
 
 
 def is_gguf(path: str | os.PathLike[str]) -> bool:
@@ -159,7 +168,7 @@ class _Walker:
     def unpack(self, fmt: str) -> Any:
         size = struct.calcsize(fmt)
         if self.off + size > self.end:
-            raise _Corrupt("unexpected end of file")
+            raise _Truncated("unexpected end of file")
         (value,) = struct.unpack_from(fmt, self.buf, self.off)
         self.off += size
         return value
@@ -167,7 +176,7 @@ class _Walker:
     def string(self) -> bytes:
         n = self.unpack("<Q")
         if self.off + n > self.end:
-            raise _Corrupt("string runs past end of file")
+            raise _Truncated("string runs past end of file")
         s = self.buf[self.off : self.off + n]
         self.off += n
         return s
@@ -176,10 +185,12 @@ class _Walker:
         buf, off, end = self.buf, self.off, self.end
         unpack_from = struct.unpack_from
         for _ in range(count):
+            if off + 8 > end:
+                raise _Truncated("string array runs past end of file")
             (n,) = unpack_from("<Q", buf, off)
             off += 8 + n
             if off > end:
-                raise _Corrupt("string array runs past end of file")
+                raise _Truncated("string array runs past end of file")
         self.off = off
 
     def read_strings(self, count: int) -> list[bytes]:
@@ -188,10 +199,12 @@ class _Walker:
         out: list[bytes] = []
         append = out.append
         for _ in range(count):
+            if off + 8 > end:
+                raise _Truncated("string array runs past end of file")
             (n,) = unpack_from("<Q", buf, off)
             off += 8
             if off + n > end:
-                raise _Corrupt("string array runs past end of file")
+                raise _Truncated("string array runs past end of file")
             append(buf[off : off + n])
             off += n
         self.off = off
@@ -221,14 +234,25 @@ class _Walker:
                 raise _Corrupt(f"unknown array element type {etype}")
             self.off += struct.calcsize(fmt) * count
             if self.off > self.end:
-                raise _Corrupt("array runs past end of file")
+                raise _Truncated("array runs past end of file")
 
 
-def _read_header(path: Path, *, want_tokens: bool) -> _Header:
+PULL_AGAIN = "(a partial download? pull it again)"
+
+
+def _read_header(path: Path, *, want_tokens: bool, what: str | None = None) -> _Header:
+    """The parsed header; with `what` (e.g. "draft model"), a header cut short says truncated."""
     _open_checked(path)
     try:
         with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
             return _parse(buf, want_tokens=want_tokens)
+    except _Truncated as e:
+        if what is None:
+            raise VelobenchError(f"not a valid GGUF file: {path} ({e})") from None
+        size = path.stat().st_size
+        raise VelobenchError(
+            f"{what} {path} is truncated: {size:,} bytes end inside its header {PULL_AGAIN}"
+        ) from None
     except _Corrupt as e:
         raise VelobenchError(f"not a valid GGUF file: {path} ({e})") from None
     except (struct.error, ValueError, OverflowError) as e:
@@ -247,8 +271,10 @@ def _parse(buf: mmap.mmap, *, want_tokens: bool) -> _Header:
         raise _Corrupt(f"unsupported GGUF version {version}")
     n_tensors = w.unpack("<Q")
     n_kv = w.unpack("<Q")
-    if n_kv > w.end or n_tensors > w.end:
+    if n_kv > MAX_COUNT or n_tensors > MAX_COUNT:
         raise _Corrupt("implausible header counts")
+    if n_kv > w.end or n_tensors > w.end:  # plausible counts the rest of the file cannot hold
+        raise _Truncated("the header's counts run past the end of the file")
     header = _Header(version=version)
     for _ in range(n_kv):
         key = w.string().decode("utf-8", errors="replace")
@@ -258,8 +284,10 @@ def _parse(buf: mmap.mmap, *, want_tokens: bool) -> _Header:
             continue
         etype = w.unpack("<I")
         count = w.unpack("<Q")
-        if count > w.end:
+        if count > MAX_COUNT:
             raise _Corrupt(f"implausible array length for {key}")
+        if count > w.end:  # every element takes a byte at least: the file ends before the array
+            raise _Truncated(f"array {key} runs past end of file")
         header.array_lengths[key] = count
         if key == gguf.Keys.Tokenizer.LIST and etype == _VT.STRING and want_tokens:
             header.tokens = w.read_strings(count)
@@ -272,8 +300,9 @@ def _parse(buf: mmap.mmap, *, want_tokens: bool) -> _Header:
             raise _Corrupt(f"tensor {name} has {n_dims} dimensions")
         dims = tuple(w.unpack("<Q") for _ in range(n_dims))
         ttype = w.unpack("<I")
-        w.unpack("<Q")  # data offset
+        header.offsets.append(w.unpack("<Q"))
         header.tensors.append((name, dims, ttype))
+    header.end = w.off
     return header
 
 
@@ -372,6 +401,57 @@ def read_tokens(path: str | os.PathLike[str]) -> list[bytes]:
     """The token texts (`tokenizer.ggml.tokens`) of a GGUF model, as raw bytes."""
     p = Path(path).expanduser()
     return _read_header(p, want_tokens=True).tokens or []
+
+
+def tensor_nbytes(dims: tuple[int, ...], ttype: int) -> int | None:
+    """Bytes of one tensor's data, as ggml_nbytes counts them: n_elements / block_size · type_size
+    (rows of whole blocks); None for a type the `gguf` package does not know (a newer llama.cpp)."""
+    try:
+        block, size = gguf.GGML_QUANT_SIZES[gguf.GGMLQuantizationType(ttype)]
+    except (ValueError, KeyError):
+        return None
+    return _n_elements(dims) // block * size
+
+
+def declared_size(header: _Header) -> int:
+    """The length a GGUF file must have for everything its header declares to be in it.
+
+        data_start = header_end rounded up to general.alignment (default 32)
+        length     = data_start + max over tensors of (offset + n_bytes)      (header_end without tensors)
+
+    llama.cpp's loader refuses a tensor whose data is not within the file; a tensor of a type
+    unknown here counts from its offset only (a lower bound).
+    """
+    if not header.tensors:
+        return header.end
+    align = header.metadata.get(gguf.Keys.General.ALIGNMENT, gguf.GGUF_DEFAULT_ALIGNMENT)
+    if not isinstance(align, int) or align <= 0 or align & (align - 1):
+        raise _Corrupt(f"general.alignment {align} is not a power of two")
+    data_start = -(-header.end // align) * align
+    ends = (
+        off + (tensor_nbytes(dims, ttype) or 0)
+        for off, (_, dims, ttype) in zip(header.offsets, header.tensors, strict=True)
+    )
+    return data_start + max(ends)
+
+
+def check_complete(path: str | os.PathLike[str], what: str) -> None:
+    """A GGUF file whose header parses and which is as long as its header declares (`declared_size`).
+
+    Reads only the header, never tensor data. Raises VelobenchError in one line: not found, not
+    GGUF, corrupt, or truncated (a partial download, most likely).
+    """
+    p = Path(path).expanduser()
+    header = _read_header(p, want_tokens=False, what=what)
+    try:
+        need = declared_size(header)
+    except _Corrupt as e:
+        raise VelobenchError(f"not a valid GGUF file: {path} ({e})") from None
+    size = p.stat().st_size
+    if size < need:
+        raise VelobenchError(
+            f"{what} {path} is truncated: {size:,} bytes, its header declares {need:,} {PULL_AGAIN}"
+        )
 
 
 def _show(token: bytes) -> str:

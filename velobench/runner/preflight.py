@@ -1,22 +1,28 @@
 """Pre-flight checks: every option and input file, before anything expensive runs.
 
-`preflight(cfg, output=...)` is called by `run`, `demo`, `matrix` (for every cell), `tune`, and
-by any command that runs an engine, before any binary lookup, build, download, model load or
-child process. It checks, always in this order:
+`preflight(cfg, output=...)` is the first step of `runner.run.prepare`, which `run`, `demo`,
+`tune`, `load` and every matrix cell go through (`matrix` also calls it for every cell before
+the first one runs), before any binary lookup, build, download, model load or child process.
+It checks, always in this order:
 
     1. the output location   not a folder (or a file, for folder outputs), its nearest existing
                              folder writable (a uniquely named temp file is created and removed
                              there; nothing is created for the output itself)
     2. --llama-cpp-path      an existing folder
-    3. -x / --engine-args    no flag velobench owns (host, port, slots, metrics, prompt caching,
-                             API key, models, ...): one line naming the velobench option instead
+    3. -x / --engine-args    each engine that may run cfg (the named one; for auto, each that can)
+                             refuses the flags it owns (`check_options`: host, port, slots,
+                             metrics, prompt caching, API key, models, ...), in one line naming the
+                             velobench option, or the command's own reason (`hints`), instead
     4. prompts               -f read as UTF-8 text (`read_text_file`), --prompts names a known
                              set or a readable JSONL, --category/--num-prompts only with --prompts
-    5. models                a GGUF path that exists and is GGUF, a catalog name, or a
-                             well-formed hf://OWNER/REPO/FILE.gguf (GGUF engines)
+    5. models                a GGUF path that exists, is GGUF and is complete (its header parses
+                             and the file is as long as the header declares: `check_complete`),
+                             a catalog name, or a well-formed hf://OWNER/REPO/FILE.gguf (GGUF
+                             engines); a GGUF file given to vLLM is complete
     6. engine                the chosen engine can run this configuration (pure: no lookup)
 
 Ranges (ports 1..65535, timeouts > 0, warm-up >= 0, ...) are `RunConfig`'s own constraints.
+Models named by catalog name or hf:// are checked complete once fetched (`runner.run.fetch_model`).
 `leave_nothing_behind(output)` removes, when a run fails before its result file exists, the
 empty folders the run created for it (the result's folder and `<result>-logs/`).
 """
@@ -26,7 +32,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Literal
 
@@ -142,42 +148,22 @@ def read_text_file(path: Path, what: str) -> str:
 # ------------------------------------------------------------------ -x / --engine-args
 
 
-def owned_flags(cfg: RunConfig) -> Mapping[str, str]:
-    """The flags velobench sets itself on the programs this configuration may start (flag → hint)."""
-    engine = cfg.engine
-    if engine is EngineName.AUTO and (cfg.server_url or cfg.baseline_url):
-        engine = EngineName.REMOTE
-    if engine is EngineName.REMOTE:
-        return {}
-    if engine is EngineName.VLLM:
-        from velobench.engines.vllm import OWNED_FLAGS as VLLM_FLAGS
+def check_engine_args(
+    cfg: RunConfig,
+    hints: Mapping[str, str] | None = None,
+    why: Mapping[EngineName, str | None] | None = None,
+) -> None:
+    """No -x flag may override what velobench sets itself (`--host 0.0.0.0` would win otherwise):
+    each engine that may run `cfg` checks its own options (`EngineClass.check_options`).
 
-        return VLLM_FLAGS
-    from velobench.engines.llama_cli import OWNED_FLAGS as CLI_FLAGS
-    from velobench.engines.llama_server import OWNED_FLAGS as SERVER_FLAGS
-
-    if engine is EngineName.CLI:
-        return CLI_FLAGS
-    if engine is EngineName.SERVER:
-        return SERVER_FLAGS
-    return {**CLI_FLAGS, **SERVER_FLAGS}  # auto: either may run it
-
-
-def check_engine_args(cfg: RunConfig, hints: Mapping[str, str] | None = None) -> None:
-    """No -x flag may override what velobench sets itself (`--host 0.0.0.0` would win otherwise).
-
-    `hints`: a command's own reason for some of those flags (`velobench load` sets `-np`).
+    `hints`: a command's own reason for some of those flags (`velobench load` sets `-np`);
+    `why`: `engines.reasons(cfg)`, if already known.
     """
-    owned = owned_flags(cfg)
-    check_flags(cfg.extra_args, {**owned, **{k: v for k, v in (hints or {}).items() if k in owned}})
+    from velobench import engines
 
-
-def check_flags(extra: Sequence[str], owned: Mapping[str, str]) -> None:
-    """The first of `extra` (`--flag` or `--flag=value`) that is in `owned` is one line with its hint."""
-    for arg in extra:
-        flag = arg.split("=", 1)[0]
-        if flag in owned:
-            raise VelobenchError(f"-x {flag}: {owned[flag]}")
+    for name, reason in (engines.reasons(cfg) if why is None else why).items():
+        if reason is None:
+            engines.engine_class(name).check_options(cfg, hints)
 
 
 # ------------------------------------------------------------------ prompts and models
@@ -203,12 +189,14 @@ def check_prompts(cfg: RunConfig) -> None:
 
 
 def check_model_spec(spec: str, what: str) -> None:
-    """A GGUF model argument that can be resolved: a GGUF file, a catalog name, or hf://…/FILE.gguf.
+    """A GGUF model argument that can be resolved: a complete GGUF file, a catalog name, or
+    hf://…/FILE.gguf.
 
     Nothing is downloaded: a typo in the draft is caught before the target's gigabytes arrive.
+    A file is read up to the end of its header only (`gguf_info.check_complete`).
     """
     from velobench.models.catalog import _parse_hf_spec, load_catalog
-    from velobench.models.gguf_info import GGUF_MAGIC_BYTES
+    from velobench.models.gguf_info import GGUF_MAGIC_BYTES, check_complete
 
     if spec.startswith("hf://"):
         _, file, _ = _parse_hf_spec(spec)
@@ -226,6 +214,7 @@ def check_model_spec(spec: str, what: str) -> None:
             raise VelobenchError(f"cannot read {what} {spec}: {exc.strerror or exc}") from exc
         if magic != GGUF_MAGIC_BYTES:
             raise VelobenchError(f"{what} is not a GGUF file: {spec}")
+        check_complete(path, what)
         return
     if spec not in load_catalog().models:
         raise VelobenchError(
@@ -240,26 +229,32 @@ def uses_gguf(cfg: RunConfig) -> bool:
     return cfg.engine in (EngineName.SERVER, EngineName.CLI)
 
 
+def check_model_arg(spec: str, what: str, *, gguf: bool) -> None:
+    """One model argument: for engines that take GGUF files only (`gguf`), `check_model_spec`; for
+    vLLM, which also takes Hugging Face ids and folders, a GGUF file must be complete."""
+    from velobench.models.gguf_info import check_complete, is_gguf
+
+    if gguf:
+        check_model_spec(spec, what)
+    elif is_gguf(spec):
+        check_complete(spec, what)
+
+
 def check_models(cfg: RunConfig) -> None:
-    if not uses_gguf(cfg):
-        return
-    check_model_spec(cfg.main_model, "main model")
-    if cfg.draft_model:
-        check_model_spec(cfg.draft_model, "draft model")
+    """Every model argument (main, draft) of an engine that loads models, whatever the method."""
+    if not uses_gguf(cfg) and cfg.engine is not EngineName.VLLM:
+        return  # servers velobench did not start: their models are names, not files
+    for spec, what in ((cfg.main_model, "main model"), (cfg.draft_model, "draft model")):
+        if spec:
+            check_model_arg(spec, what, gguf=uses_gguf(cfg))
 
 
-def check_engine(cfg: RunConfig) -> None:
-    """The named engine can run `cfg`; for auto, at least one can (no program is looked up)."""
+def check_engine(cfg: RunConfig, why: Mapping[EngineName, str | None] | None = None) -> list[EngineName]:
+    """The engines that can run `cfg` (`engines.candidates`: the named one, or for auto at least one);
+    no program is looked up. `why`: `engines.reasons(cfg)`, if already known."""
     from velobench import engines
 
-    if cfg.engine is not EngineName.AUTO:
-        reason = engines.engine_class(cfg.engine).can_run(cfg)
-        if reason:
-            raise VelobenchError(reason)
-        return
-    reasons = [r for n in engines.AUTO_ORDER if (r := engines.engine_class(n).can_run(cfg))]
-    if len(reasons) == len(engines.AUTO_ORDER):
-        raise VelobenchError("no engine can run this configuration: " + "; ".join(reasons))
+    return engines.candidates(cfg, why)
 
 
 # ------------------------------------------------------------------ all of it
@@ -271,17 +266,21 @@ def preflight(
     *,
     kind: OutputKind = "file",
     hints: Mapping[str, str] | None = None,
-) -> None:
-    """Every check that needs no network, no build and no child process, in one fixed order.
+) -> list[EngineName]:
+    """Every check that needs no network, no build and no child process, in one fixed order (see
+    the module docstring); the engines that can run `cfg`, for `engines.choose`.
 
     `output`: the result file (`kind="file"`) or the run folder (`kind="folder"`), if any;
     `hints`: the command's own reasons for owned -x flags (see `check_engine_args`).
     """
+    from velobench import engines
+
     if output is not None:
         check_output(output, kind)
     if cfg.llama_cpp_path is not None and not Path(cfg.llama_cpp_path).expanduser().is_dir():
         raise VelobenchError(f"--llama-cpp-path {cfg.llama_cpp_path}: not a directory")
-    check_engine_args(cfg, hints)
+    why = engines.reasons(cfg)
+    check_engine_args(cfg, hints, why)
     check_prompts(cfg)
     check_models(cfg)
-    check_engine(cfg)
+    return check_engine(cfg, why)

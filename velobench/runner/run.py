@@ -3,9 +3,10 @@
 Shared by `velobench run`, `velobench demo`, `tune` and matrix cells, so every cell of a
 matrix is exactly what `velobench run` with the same flags would do.
 
-    prepare   options and files checked (validate.preflight), engine chosen and its programs
-              probed, then models resolved (downloads) and checked, prompts loaded: every
-              check that can fail on bad input, before any model loads
+    prepare   every check, once, in one order (see `prepare`): options and files
+              (validate.preflight), the engine chosen and made (its programs probed), models
+              resolved (downloads) and checked, prompts loaded: every check that can fail on
+              bad input, before any model loads
     execute   prepare → show the configuration → run_benchmark (saved after every iteration)
               → the speedup ceiling (llama-bench) → the report on the console; every save
               after the loop (a merged baseline, the ceiling) goes through `loop.keep`, so a
@@ -14,6 +15,7 @@ matrix is exactly what `velobench run` with the same flags would do.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 from rich.console import Console
@@ -21,12 +23,12 @@ from rich.console import Console
 from velobench import engines
 from velobench.analysis import ceiling
 from velobench.analysis.summaries import analyze
-from velobench.engines.base import Engine
+from velobench.engines.base import Engine, RunsFiles
 from velobench.engines.llama_args import llama_cpp_dir
 from velobench.engines.llama_bench import measure_costs
 from velobench.errors import VelobenchError
 from velobench.models.catalog import provenance_note
-from velobench.models.gguf_info import check_draft_compatible
+from velobench.models.gguf_info import check_complete, check_draft_compatible
 from velobench.models.resolve import resolve_model_arg
 from velobench.prompts import Prompt, load_prompts
 from velobench.report.console import ceiling_text, print_config, print_report, progress_printer
@@ -38,10 +40,9 @@ from velobench.telemetry import environment
 
 
 def load_prompt_list(cfg: RunConfig) -> list[Prompt]:
-    """The prompts iterations cycle through: a prompt set, or the single -p/-f prompt."""
+    """The prompts iterations cycle through: a prompt set, or the single -p/-f prompt (the filters
+    without a set were refused by the pre-flight)."""
     if not cfg.prompts:
-        if cfg.categories or cfg.num_prompts:
-            raise VelobenchError("--category and --num-prompts select from a prompt set: add --prompts NAME")
         return [Prompt(id="prompt", category="default", prompt=cfg.prompt, source="cli")]
     return load_prompts(
         cfg.prompts, num_prompts=cfg.num_prompts, seed=cfg.prompt_seed, categories=cfg.categories or None
@@ -53,42 +54,73 @@ def log_dir(output: Path) -> Path:
     return output.parent / f"{output.stem}-logs"
 
 
-def prepare(cfg: RunConfig, output: Path) -> tuple[RunConfig, Engine, list[Prompt], list[ResultWarning]]:
+def prepare(
+    cfg: RunConfig, output: Path, *, hints: Mapping[str, str] | None = None
+) -> tuple[RunConfig, Engine, list[Prompt], list[ResultWarning]]:
     """Check every option, pick the engine, resolve and check the models, load the prompts; nothing runs yet.
 
-    Every check that can fail on bad input happens here, cheapest first: options and files
-    (validate.preflight), then the engine's programs and their flags (before a model is
-    downloaded), then the models. The returned config has the models resolved, the engine
-    chosen and the warm-up count decided.
+    The one place a run's checks happen (`run`, `demo`, `tune`, `load`, matrix cells), each once,
+    cheapest first; nothing is looked up, downloaded or started before step 7:
+
+        1. the output location             `output` a file that can be written (validate.preflight,
+        2. --llama-cpp-path                 as are 2-6: no lookup, no network, no child process)
+        3. -x flags                        each engine that may run cfg refuses the flags it owns
+                                           (`check_options`), with `hints`' reasons where given
+        4. prompts                         -f / --prompts files read and parsed
+        5. models on the command line      GGUF files complete (header parsed, length as it
+                                           declares); catalog names and hf:// specs well-formed
+        6. the engine can run cfg          the named one, or for auto at least one (`can_run`)
+        7. the engine chosen and made      auto: the first installed; programs located and probed
+                                           (one build), every -x flag known to them: still no download
+        8. models fetched                  catalog names and hf:// resolved (downloads) and checked
+                                           complete; the draft's vocabulary against the target's
+        9. prompts loaded                  the prompt set the iterations cycle through
+
+    `hints`: a command's own reasons for owned -x flags (`velobench load` sets -np itself). The
+    returned config has the models resolved, the engine chosen and the warm-up count decided.
     """
-    validate.preflight(cfg)
-    chosen = engines.choose(cfg)
+    chosen = engines.choose(cfg, validate.preflight(cfg, output, hints=hints))
     cls = engines.engine_class(chosen)
     cfg = cfg.model_copy(
         update={"engine": chosen, "warmup": cfg.warmup if cfg.warmup is not None else cls.default_warmup}
     )
-    notes: list[ResultWarning] = []
-    if cls.uses_gguf:  # GGUF engines: files checked here; others resolve their own model names
-        engines.make(
-            cfg, log_dir=log_dir(output)
-        )  # programs found, one build, every flag known: no download yet
-        resolved: dict[str, object] = {"main_model": resolve_model_arg(cfg.main_model, "main model")}
-        if cfg.draft_model:
-            resolved["draft_model"] = resolve_model_arg(cfg.draft_model, "draft model")
-            notes = [
-                ResultWarning(code=WarningCode.DRAFT_CHOICE, message=note)
-                for note in check_draft_compatible(str(resolved["main_model"]), str(resolved["draft_model"]))
-            ]
-        notes += [
-            ResultWarning(code=WarningCode.UNVERIFIED_MODEL, message=note)
-            for spec, what in ((cfg.main_model, "main model"), (cfg.draft_model, "draft model"))
-            if spec and (note := provenance_note(spec, what))
-        ]
-        cfg = cfg.model_copy(update=resolved)
-    prompts = load_prompt_list(cfg)
     engine = engines.make(cfg, log_dir=log_dir(output))
     build_folder(engine)  # one build per run, recorded as the binaries' common folder
-    return cfg, engine, prompts, notes
+    notes: list[ResultWarning] = []
+    if cls.uses_gguf:  # GGUF files fetched and checked now; other engines resolve their own model names
+        if not isinstance(engine, RunsFiles):
+            raise TypeError(f"the {chosen} engine takes GGUF files: it must implement RunsFiles.use_models")
+        cfg, notes = fetch_models(cfg)
+        engine.use_models(cfg)
+    return cfg, engine, load_prompt_list(cfg), notes
+
+
+def fetch_model(spec: str, what: str) -> str:
+    """A model argument that passed the pre-flight as a complete local GGUF file: a catalog name or
+    hf:// spec is fetched (or found in the cache) and checked now (`check_complete`); a file named
+    on the command line was checked by the pre-flight."""
+    path = resolve_model_arg(spec, what)
+    if not Path(spec).expanduser().is_file():
+        check_complete(path, what)
+    return path
+
+
+def fetch_models(cfg: RunConfig) -> tuple[RunConfig, list[ResultWarning]]:
+    """`cfg` with its models as complete local files, and the notes on that choice of draft."""
+    resolved: dict[str, object] = {"main_model": fetch_model(cfg.main_model, "main model")}
+    notes: list[ResultWarning] = []
+    if cfg.draft_model:
+        resolved["draft_model"] = fetch_model(cfg.draft_model, "draft model")
+        notes = [
+            ResultWarning(code=WarningCode.DRAFT_CHOICE, message=note)
+            for note in check_draft_compatible(str(resolved["main_model"]), str(resolved["draft_model"]))
+        ]
+    notes += [
+        ResultWarning(code=WarningCode.UNVERIFIED_MODEL, message=note)
+        for spec, what in ((cfg.main_model, "main model"), (cfg.draft_model, "draft model"))
+        if spec and (note := provenance_note(spec, what))
+    ]
+    return cfg.model_copy(update=resolved), notes
 
 
 def build_folder(engine: Engine) -> Path | None:

@@ -33,6 +33,7 @@ from velobench import engines
 from velobench.engines.base import Engine, ServesHttp
 from velobench.engines.dialects import Dialect
 from velobench.engines.http_client import HttpClient, RequestFailed, display_url
+from velobench.engines.llama_args import N_MAX_FLAGS, N_MIN_FLAGS, P_MIN_FLAGS
 from velobench.errors import VelobenchError
 from velobench.prompts import Prompt, load_prompts, prompts_dir, read_jsonl
 from velobench.results import config
@@ -51,7 +52,8 @@ from velobench.results.think import (
     ThinkSetup,
 )
 from velobench.runner.lifecycle import Lifecycle
-from velobench.runner.preflight import check_flags
+from velobench.runner.preflight import check_model_arg, check_output
+from velobench.runner.run import fetch_model
 from velobench.telemetry import environment
 from velobench.think.analysis import refresh, trigger_stop_strings
 from velobench.think.backends import HttpThinkBackend, ThinkServer, answers_apply_template
@@ -93,26 +95,19 @@ def load_problems(spec: str, num_problems: int | None) -> list[ThinkProblem]:
     return [ThinkProblem(id=p.id, text=p.text, reference=p.reference, source=sources[p.id]) for p in chosen]
 
 
-def owned_flags(engine: str) -> dict[str, str]:
-    """-x flags velobench think sets itself on the servers it starts (flag → one-line reason)."""
-    from velobench.engines.llama_args import N_MAX_FLAGS, N_MIN_FLAGS, P_MIN_FLAGS
-    from velobench.engines.llama_server import OWNED_FLAGS as SERVER_FLAGS
-    from velobench.engines.vllm import OWNED_FLAGS as VLLM_FLAGS
-
-    caching = "velobench think keeps prompt caching on (every request resends the text so far)"
-    no_draft = "velobench think's servers run no draft model (-d is the small model, in its own server)"
-    hints = {
-        **dict.fromkeys(("-np", "--parallel"), "velobench think sends each server one request at a time"),
-        **dict.fromkeys(("--cache-prompt", "--no-cache-prompt"), caching),
-        **dict.fromkeys(("--enable-prefix-caching", "--no-enable-prefix-caching"), caching),
-        **dict.fromkeys(("-m", "--model"), "use -m/--large-model and -d/--small-model"),
-        **dict.fromkeys(("-md", "--model-draft", *N_MAX_FLAGS, *N_MIN_FLAGS, *P_MIN_FLAGS), no_draft),
-        "--spec-type": no_draft,
-        "--speculative-config": no_draft,
-        "--port": "velobench think picks a free port for each server",
-    }
-    owned = {"server": SERVER_FLAGS, "vllm": VLLM_FLAGS}.get(engine, {})
-    return {flag: hints.get(flag, why) for flag, why in owned.items()}
+_CACHING = "velobench think keeps prompt caching on (every request resends the text so far)"
+_NO_DRAFT = "velobench think's servers run no draft model (-d is the small model, in its own server)"
+# velobench think's own reasons for -x flags its engine owns (`EngineClass.check_options`).
+HINTS: dict[str, str] = {
+    **dict.fromkeys(("-np", "--parallel"), "velobench think sends each server one request at a time"),
+    **dict.fromkeys(("--cache-prompt", "--no-cache-prompt"), _CACHING),
+    **dict.fromkeys(("--enable-prefix-caching", "--no-enable-prefix-caching"), _CACHING),
+    **dict.fromkeys(("-m", "--model"), "use -m/--large-model and -d/--small-model"),
+    **dict.fromkeys(("-md", "--model-draft", *N_MAX_FLAGS, *N_MIN_FLAGS, *P_MIN_FLAGS), _NO_DRAFT),
+    "--spec-type": _NO_DRAFT,
+    "--speculative-config": _NO_DRAFT,
+    "--port": "velobench think picks a free port for each server",
+}
 
 
 def role_config(opts: ThinkOptions, cfg: ThinkConfig, role: Role) -> config.RunConfig:
@@ -203,10 +198,15 @@ def _options(raw: dict[str, Any]) -> ThinkOptions:
         raise VelobenchError(one_line(exc, option_style=True)) from exc
 
 
-def prepare(raw: dict[str, Any], overrides: dict[str, Any], log_dir: Path) -> Prepared:
+def prepare(
+    raw: dict[str, Any], overrides: dict[str, Any], log_dir: Path, *, output: Path | None = None
+) -> Prepared:
     """Check every input and locate every program; nothing starts. `raw`: ThinkOptions fields as
     the command line gave them (None = not given; engine None = remote when URLs are given, else
-    server); `overrides`: think_config.with_overrides options."""
+    server); `overrides`: think_config.with_overrides options; `output`: the result file, checked
+    first (a folder, /proc or a read-only place is one line)."""
+    if output is not None:
+        check_output(output)
     modes = parse_test_mode(str(raw.get("test_mode") or "both"))
     config_file = raw.get("config_file")
     cfg = with_overrides(load_think_config(Path(config_file) if config_file else None), **overrides)
@@ -251,7 +251,9 @@ def prepare(raw: dict[str, Any], overrides: dict[str, Any], log_dir: Path) -> Pr
         raise VelobenchError(
             "-x/--engine-args is for servers velobench starts; --large-url/--small-url are running"
         )
-    check_flags(opts.extra_args, owned_flags(engine))  # before any model is resolved or fetched
+    if engine != "remote":  # the engine checks its options (both servers take the same -x) before any fetch
+        stand_in = opts if opts.small_model else opts.model_copy(update={"small_model": opts.large_model})
+        engines.engine_class(EngineName(engine)).check_options(role_config(stand_in, cfg, "large"), HINTS)
     problems = load_problems(opts.prompts, opts.num_problems)
     api_key = opts.api_key.get_secret_value() if opts.api_key else None
     made: dict[Role, Engine] = {}
@@ -278,14 +280,15 @@ def prepare(raw: dict[str, Any], overrides: dict[str, Any], log_dir: Path) -> Pr
             }
         )
     else:
-        cls = engines.engine_class(EngineName(engine))
+        name = EngineName(engine)
+        cls = engines.engine_class(name)
+        models = {"large_model": (opts.large_model, "large model (-m)")}
+        if opts.small_model:
+            models["small_model"] = (opts.small_model, "small model (-d)")
+        for spec, what in models.values():  # every file complete before anything is fetched or started
+            check_model_arg(spec, what, gguf=cls.uses_gguf)
         if cls.uses_gguf:
-            from velobench.models.resolve import resolve_model_arg
-
-            resolved = {"large_model": resolve_model_arg(opts.large_model, "large model (-m)")}
-            if opts.small_model:
-                resolved["small_model"] = resolve_model_arg(opts.small_model, "small model (-d)")
-            opts = opts.model_copy(update=resolved)
+            opts = opts.model_copy(update={k: fetch_model(spec, what) for k, (spec, what) in models.items()})
         if not opts.small_model:  # --test-mode large: recorded as the large model (as results always were)
             opts = opts.model_copy(update={"small_model": opts.large_model})
         for role in roles:
