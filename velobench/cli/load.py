@@ -107,10 +107,9 @@ def load(
 ) -> None:
     """Vanilla vs speculative servers under the same concurrent load: where does speculation stop paying?"""
     from velobench.load.plan import load_options
-    from velobench.load.run import OWNED_HINTS, check_engine, execute_load
     from velobench.load.run import default_output as load_output
+    from velobench.load.run import execute_load
     from velobench.results import config
-    from velobench.runner import preflight as validate
 
     opts = load_options(
         requests=requests,
@@ -130,6 +129,5 @@ def load(
     )
     cfg = config.from_options(locals())
     output = output or load_output()
-    # every check before a server starts: the engine, -o a folder or /proc, -x flags, models, prompts
-    validate.preflight(check_engine(cfg), output, hints=OWNED_HINTS)
+    # every check (runner.run.prepare) before a server starts: the engine, -o, -x flags, models, prompts
     execute_load(cfg, opts, output, out)

@@ -94,7 +94,7 @@ def run(
             raise VelobenchError(f"prompt file {prompt_file} is empty")
     cfg = config.from_options(locals())
     output = output or o.default_output("velobench")
-    validate.preflight(cfg, output)  # every check before any lookup, download, build or child
+    # every check runs once, in runner.run.prepare, before any lookup, download, build or child
     if dry_run:
         from velobench.runner.run import dry_run as show_commands
 

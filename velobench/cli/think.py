@@ -89,13 +89,12 @@ def think(
 ) -> None:
     """Speculative thinking: a small model reasons, the large model steps in at the turns;
     measured against the large model alone (latency, tokens, large-model ratio, accuracy)."""
-    from velobench.runner import preflight as validate
     from velobench.think.run import execute, log_dir, prepare
 
     raw, overrides = think_options(locals())
     output = output or o.default_output("think")
-    validate.check_output(output)  # a folder, /proc or a read-only place is one line before any server
-    execute(prepare(raw, overrides, log_dir(output)), output, out)
+    # every check (the output first: a folder, /proc or a read-only place) before any server
+    execute(prepare(raw, overrides, log_dir(output), output=output), output, out)
 
 
 def think_options(params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
