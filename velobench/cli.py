@@ -827,7 +827,7 @@ def report_cmd(
             raise VelobenchError("--output needs a file format: --format md, csv, json or html")
         validate.check_output_file(output)  # before reading anything: a folder, /proc, read-only
     if path.is_dir():
-        from velobench.runner.matrix import cell_reports, load_summary
+        from velobench.results.matrix import cell_reports, load_summary
 
         reports = [rep for rec, rep in cell_reports(load_summary(path)) if not rec.cell.baseline]
     else:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from velobench.errors import VelobenchError
-from velobench.results.schema import SCHEMA_VERSION
+from velobench.results.schema import RUN_SCHEMA_VERSION
 from velobench.results.store import load, save
 
 V1 = Path(__file__).parents[1] / "fixtures" / "reports" / "smollm2-135m-selfdraft-server.json"
@@ -19,7 +19,7 @@ def test_a_version_1_file_is_migrated_to_modes_and_comparisons() -> None:
     raw = json.loads(V1.read_text())
     assert raw["schema_version"] == 1
     rep = load(V1)
-    assert rep.schema_version == SCHEMA_VERSION == 3
+    assert rep.schema_version == RUN_SCHEMA_VERSION == 4
     assert list(rep.modes) == ["vanilla", "speculative"]
     spec = rep.modes["speculative"]
     assert spec.session is not None and spec.session.command == raw["speculative"]["server_command"]
@@ -40,7 +40,7 @@ def test_v2_round_trips_and_is_readable_by_others(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("content", "needle"), [('{"schema_version": 4}', "schema_version 4"), ("[]", "None")]
+    ("content", "needle"), [('{"schema_version": 5}', "schema_version 5"), ("[]", "None")]
 )
 def test_unknown_versions_are_one_line(tmp_path: Path, content: str, needle: str) -> None:
     (tmp_path / "x.json").write_text(content)

@@ -18,6 +18,7 @@ from rich.table import Table as RichTable
 from velobench.errors import VelobenchError
 from velobench.report.console import label
 from velobench.report.tables import Table
+from velobench.report.warnings import text as warning_text
 from velobench.results.load import (
     Distribution,
     LevelComparison,
@@ -232,7 +233,7 @@ def notes(report: LoadReport) -> list[str]:
         ):
             out.append(f"Saturation: {m.saturation.text}")
     for c in report.comparisons:
-        out += [f"{report.load.unit} {c.level:g}: {w}" for w in c.warnings]
+        out += [f"{report.load.unit} {c.level:g}: {warning_text(w)}" for w in c.warnings]
     timing = [f"total {_duration(report.wall_s)}"]
     for m in report.modes.values():
         ready = m.session.ready_s if m.session else None
@@ -330,7 +331,7 @@ def print_load_report(console: Console, report: LoadReport) -> None:
     for line in notes(report):
         console.print(line, markup=False)
     for w in report.warnings:
-        console.print(f"[yellow]warning[/yellow] ({w.code.value}): {w.message}")
+        console.print(f"[yellow]warning[/yellow] ({w.code.value}): {warning_text(w)}")
 
 
 # --------------------------------------------------------------------------- files
@@ -361,7 +362,7 @@ def render_md(report: LoadReport) -> str:
     out += ["", *[f"- {_md_cell(n)}" for n in notes(report)]]
     if report.warnings:
         out += ["", "## Warnings", ""] + [
-            f"- `{w.code.value}`: {_md_cell(w.message)}" for w in report.warnings
+            f"- `{w.code.value}`: {_md_cell(warning_text(w))}" for w in report.warnings
         ]
     return "\n".join(out) + "\n"
 
@@ -502,7 +503,7 @@ def render_html(report: LoadReport) -> str:
     if report.warnings:
         body += ["<h2>Warnings</h2>", "<ul>"]
         body += [
-            f'<li class="warning"><code>{_e(w.code.value)}</code>: {_e(w.message)}</li>'
+            f'<li class="warning"><code>{_e(w.code.value)}</code>: {_e(warning_text(w))}</li>'
             for w in report.warnings
         ]
         body.append("</ul>")

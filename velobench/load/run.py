@@ -445,7 +445,7 @@ def execute_load(cfg: RunConfig, opts: LoadOptions, output: Path, console: Conso
                     prompts, report.prompt_tokens, prompt_notes = prepare_prompts(handle, cfg, opts, prompts)
                     report.prompt_ids = [p.id for p in prompts]
                     report.warnings += [
-                        ResultWarning(code=WarningCode.SESSION_NOTE, message=n) for n in prompt_notes
+                        ResultWarning(code=WarningCode.SESSION_NOTE, params={"note": n}) for n in prompt_notes
                     ]
                     for n in prompt_notes:
                         console.print(f"  note: {n}")
@@ -473,9 +473,7 @@ def execute_load(cfg: RunConfig, opts: LoadOptions, output: Path, console: Conso
     except KeyboardInterrupt as exc:
         report.status = "interrupted"
         report.wall_s = time.monotonic() - started
-        report.warnings.append(
-            ResultWarning(code=WarningCode.INTERRUPTED, message="interrupted: finished levels kept")
-        )
+        report.warnings.append(ResultWarning(code=WarningCode.INTERRUPTED, params={"kept": "levels"}))
         kept = sum(len(m.levels) for m in report.modes.values())
         if written:
             save(report, output)
@@ -501,7 +499,7 @@ def execute_load(cfg: RunConfig, opts: LoadOptions, output: Path, console: Conso
                 report.warnings.append(
                     ResultWarning(
                         code=WarningCode.SESSION_NOTE,
-                        message=f"no acceptance at {opts.unit} {lvl.level:g}: {lvl.metrics_note}",
+                        params={"note": f"no acceptance at {opts.unit} {lvl.level:g}: {lvl.metrics_note}"},
                     )
                 )
                 break

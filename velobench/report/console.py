@@ -9,6 +9,7 @@ from rich.table import Table
 
 from velobench.analysis.ceiling import explain
 from velobench.analysis.verdict import verdict
+from velobench.report.warnings import text as warning_text
 from velobench.results.measures import Ratio, Summary
 from velobench.results.schema import Iteration, ModeResult, Report
 
@@ -256,4 +257,4 @@ def print_report(console: Console, report: Report) -> None:
             + (f"; first differences: {', '.join(diffs[:5])}" if diffs else "")
         )
     for w in report.warnings:
-        console.print(f"[yellow]warning[/yellow] ({w.code.value}): {w.message}")
+        console.print(f"[yellow]warning[/yellow] ({w.code.value}): {warning_text(w)}")

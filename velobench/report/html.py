@@ -33,6 +33,7 @@ from velobench.report.tables import (
     results,
     telemetry,
 )
+from velobench.report.warnings import text as warning_text
 
 _CSS = """
 body { font-family: system-ui, sans-serif; max-width: 62rem; margin: 2rem auto; padding: 0 1rem; color: #222; }
@@ -129,7 +130,7 @@ def render(report: Report) -> str:
     if report.warnings:
         body += ["<h2>Warnings</h2>", "<ul>"]
         body += [
-            f'<li class="warning"><code>{_e(w.code.value)}</code>: {_e(w.message)}</li>'
+            f'<li class="warning"><code>{_e(w.code.value)}</code>: {_e(warning_text(w))}</li>'
             for w in report.warnings
         ]
         body.append("</ul>")

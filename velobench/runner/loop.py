@@ -127,7 +127,9 @@ def run_benchmark(
                             report.warnings.append(
                                 ResultWarning(
                                     code=WarningCode.SESSION_NOTE,
-                                    message=f"generated texts not written to {responses}: {exc.strerror or exc}",
+                                    params={
+                                        "note": f"generated texts not written to {responses}: {exc.strerror or exc}"
+                                    },
                                 )
                             )
                     analyze(report)
@@ -137,9 +139,7 @@ def run_benchmark(
                     progress(mode, i, cfg.iterations, it)
     except KeyboardInterrupt as exc:
         report.status = "interrupted"
-        report.warnings.append(
-            ResultWarning(code=WarningCode.INTERRUPTED, message="interrupted: finished iterations kept")
-        )
+        report.warnings.append(ResultWarning(code=WarningCode.INTERRUPTED, params={"kept": "iterations"}))
         if written:
             with contextlib.suppress(OSError):  # the file as last saved keeps the iterations before
                 save(report, output)

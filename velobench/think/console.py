@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from velobench.report.warnings import text as warning_text
 from velobench.results.measures import Ratio, Summary
 from velobench.results.think import ModeSummary, ThinkSummary
 
@@ -132,5 +133,5 @@ def render_think_summary(summary: ThinkSummary) -> str:
     out.append(f"LARGE MODEL TOKEN REDUCTION: {'-' if red is None else f'{red:.1%}'}")
     out.append("=" * WIDTH)
     for w in summary.warnings:
-        out.append(f"warning: {w.message}")
+        out.append(f"warning: {warning_text(w)}")
     return "\n".join(out) + "\n"

@@ -18,6 +18,7 @@ import io
 from collections.abc import Callable
 
 from velobench.errors import VelobenchError
+from velobench.report.warnings import text as warning_text
 from velobench.results.think import ProblemSummary, ThinkReport, ThinkRun
 from velobench.think.console import render_think_summary
 
@@ -142,7 +143,7 @@ def render_md(rep: ThinkReport) -> str:
         *_md_table(PROBLEM_HEAD, [_problem_cells(p) for p in _problem_rows(rep)]),
     ]
     if rep.warnings:
-        out += ["", "## Warnings", "", *(f"- {w.message}" for w in rep.warnings)]
+        out += ["", "## Warnings", "", *(f"- {warning_text(w)}" for w in rep.warnings)]
     if rep.status != "complete":
         out += ["", f"**This run is {rep.status}**" + (f": {rep.error}" if rep.error else "")]
     return "\n".join(out) + "\n"
