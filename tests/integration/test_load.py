@@ -22,7 +22,7 @@ from tests.conftest import llama_processes
 from velobench.load.arrivals import arrival_schedule
 from velobench.load.recompute import recompute
 from velobench.results import store
-from velobench.results.load import LoadReport, read_records
+from velobench.results.load import LOAD_SCHEMA_VERSION, LoadReport, read_records
 
 pytestmark = pytest.mark.integration
 
@@ -56,7 +56,9 @@ def test_two_level_sweep_through_the_cli(cli, llama_bin: Path, smol: Path) -> No
     assert code == 0, err
     assert "Crossover:" in out and "Time: total" in out and "Speculative ÷ vanilla" in out
     rep = store.load_result(Path("r.json"))
-    assert isinstance(rep, LoadReport) and rep.status == "complete" and rep.schema_version == 3
+    assert (
+        isinstance(rep, LoadReport) and rep.status == "complete" and rep.schema_version == LOAD_SCHEMA_VERSION
+    )
     lines = [json.loads(x) for x in Path("r.records.jsonl").read_text().splitlines()]
     assert len(lines) == 2 * 2 * 6
     for mode, lvl in ((m, lvl) for m in ("vanilla", "speculative") for lvl in rep.modes[m].levels):

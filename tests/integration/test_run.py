@@ -14,6 +14,7 @@ import psutil
 import pytest
 
 from velobench.results import store as results
+from velobench.results.schema import RUN_SCHEMA_VERSION
 
 pytestmark = pytest.mark.integration
 
@@ -53,7 +54,7 @@ def test_run_vanilla_vs_speculative(cli, llama_bin: Path, smol: Path, isolated: 
     assert "Results saved to: r.json" in out
 
     data = json.loads((isolated / "r.json").read_text())
-    assert data["schema_version"] == results.SCHEMA_VERSION
+    assert data["schema_version"] == RUN_SCHEMA_VERSION
     assert data["status"] == "complete"
     cfg = data["config"]
     assert (cfg["main_model"], cfg["draft_model"], cfg["n_draft"], cfg["n_predict"], cfg["iterations"]) == (

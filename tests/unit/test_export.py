@@ -36,7 +36,7 @@ from velobench.report import markdown
 from velobench.report.console import verdict_text
 from velobench.report.tables import group_pairs
 from velobench.results.measures import Ratio
-from velobench.results.schema import Report
+from velobench.results.schema import RUN_SCHEMA_VERSION, Report
 from velobench.results.store import load
 
 REPORTS = Path(__file__).parents[1] / "fixtures" / "reports"
@@ -126,7 +126,7 @@ def test_csv_golden(golden: Report) -> None:
 
 def test_json_round_trips(golden: Report) -> None:
     text = json_report.render(golden)
-    assert text.startswith('{\n  "schema_version": 3,')  # the v1 input is rendered as v3
+    assert text.startswith(f'{{\n  "schema_version": {RUN_SCHEMA_VERSION},')  # the v1 input, as current
     assert Report.model_validate_json(text) == golden
 
 

@@ -38,6 +38,7 @@ from velobench.errors import VelobenchError
 from velobench.fsutil import write_text_atomic
 from velobench.models import gguf_info
 from velobench.results.config import Method, RunConfig, build
+from velobench.results.matrix import MatrixPair
 from velobench.results.schema import Report
 from velobench.results.timing import RequestTiming
 from velobench.runner import lifecycle, loop, matrix
@@ -355,7 +356,7 @@ def test_a_matrix_checks_every_cell_before_it_makes_its_folder(tmp_path: Path) -
     from rich.console import Console
 
     cfg2 = matrix_config(tmp_path, ["m.gguf"])
-    cfg2.pairs.append(matrix.MatrixPair(target=str(tmp_path / "missing.gguf")))
+    cfg2.pairs.append(MatrixPair(target=str(tmp_path / "missing.gguf")))
     with pytest.raises(VelobenchError, match="cell missing__vanilla: main model not found"):
         matrix.run_matrix(cfg2, tmp_path / "run", Console(file=open(os.devnull, "w")))  # noqa: SIM115
     assert not (tmp_path / "run").exists()

@@ -23,6 +23,7 @@ from velobench.load.analysis import (
     summarize_level,
     throughput_batches,
 )
+from velobench.report.warnings import text
 from velobench.results.load import LevelSummary, LoadRecord, Phase, Slo, SpecCounters
 from velobench.results.timing import RequestTiming
 
@@ -264,7 +265,7 @@ def test_short_runs_warn_that_batches_are_correlated() -> None:
     c = compare_level(
         closed_loop(1, 1.0, seed=1, duration=5), closed_loop(1, 1.0, seed=2, duration=5), level=1
     )
-    assert any("shorter than a request" in w for w in c.warnings)
+    assert any("shorter than a request" in text(w) for w in c.warnings)
 
 
 def test_crossover_on_constructed_results() -> None:

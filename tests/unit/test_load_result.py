@@ -30,6 +30,7 @@ from velobench.results import store
 from velobench.results.config import RunConfig
 from velobench.results.environment import Environment
 from velobench.results.load import (
+    LOAD_SCHEMA_VERSION,
     LoadLevel,
     LoadMode,
     LoadPlan,
@@ -39,6 +40,7 @@ from velobench.results.load import (
     append_records,
     read_records,
 )
+from velobench.results.schema import RUN_SCHEMA_VERSION
 from velobench.results.timing import RequestTiming, SpecDecodeDelta
 
 # --------------------------------------------------------------------------- options and levels
@@ -313,7 +315,9 @@ def test_records_jsonl_round_trip_and_store_dispatch(tmp_path: Path) -> None:
     assert again.modes == report.modes and again.comparisons == report.comparisons
     store.save(report, tmp_path / "r.json")
     loaded = store.load_result(tmp_path / "r.json")
-    assert isinstance(loaded, LoadReport) and loaded == report and loaded.schema_version == 3
+    assert (
+        isinstance(loaded, LoadReport) and loaded == report and loaded.schema_version == LOAD_SCHEMA_VERSION
+    )
     with pytest.raises(VelobenchError, match="is a `velobench load` result"):
         store.load(tmp_path / "r.json")
     path.write_text('{"mode": "vanilla"}\n')
@@ -327,7 +331,7 @@ def test_a_version_2_run_result_still_loads(tmp_path: Path) -> None:
     raw["schema_version"] = 2
     (tmp_path / "v2.json").write_text(json.dumps(raw))
     rep = store.load(tmp_path / "v2.json")
-    assert rep.schema_version == 3 and list(rep.modes) == ["vanilla", "speculative"]
+    assert rep.schema_version == RUN_SCHEMA_VERSION and list(rep.modes) == ["vanilla", "speculative"]
 
 
 def test_reports_of_a_load_result() -> None:

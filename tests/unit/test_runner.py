@@ -11,6 +11,7 @@ import pytest
 from velobench.analysis.verdict import outcome
 from velobench.errors import Interrupted, VelobenchError
 from velobench.report.console import verdict_text
+from velobench.report.warnings import text
 from velobench.results import store as results
 from velobench.results.config import RunConfig
 from velobench.results.schema import BinaryInfo, Iteration, Mode, WarningCode
@@ -154,5 +155,5 @@ def test_stale_llama_env_is_dropped_and_reported(tmp_path: Path, monkeypatch: py
     eng = ScriptedEngine({"vanilla": [100] * 3, "speculative": [90] * 3})
     rep = run_benchmark(cfg(), eng, capture(), tmp_path / "r.json")
     assert any(
-        w.code == WarningCode.LLAMA_ENV_IGNORED and "LLAMA_ARG_DRAFT_MAX" in w.message for w in rep.warnings
+        w.code == WarningCode.LLAMA_ENV_IGNORED and "LLAMA_ARG_DRAFT_MAX" in text(w) for w in rep.warnings
     )

@@ -1,4 +1,8 @@
-"""Warnings are data: what is known before a run (setup) and what its results show."""
+"""Warnings are data: what is known before a run (setup) and what its results show.
+
+Each warning is a code and the figures its text needs (`params`); the words are made in one
+place, `velobench.report.warnings.text`.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +13,6 @@ from velobench.proc import llama_env_overrides
 from velobench.results.config import RunConfig
 from velobench.results.schema import Report, ResultWarning, WarningCode
 
-CPU_EXPLANATION = (
-    "verifying k draft tokens costs close to k single-token steps when decoding is compute-bound "
-    "(CPUs, few cores), so drafting only adds work; on GPUs, where decoding is memory-bound, "
-    "verification is nearly free and speculation wins"
-)
-
 SETUP_WARNINGS = {WarningCode.LLAMA_ENV_IGNORED, WarningCode.DRAFT_NOT_OFFLOADED, WarningCode.DRAFT_CHOICE}
 
 
@@ -24,47 +22,28 @@ def setup_warnings(cfg: RunConfig) -> list[ResultWarning]:
     overrides = llama_env_overrides()
     if overrides:
         out.append(
-            ResultWarning(
-                code=WarningCode.LLAMA_ENV_IGNORED,
-                message=f"ignored {', '.join(overrides)} from the environment: a run's settings come from its command line",
-            )
+            ResultWarning(code=WarningCode.LLAMA_ENV_IGNORED, params={"variables": ", ".join(overrides)})
         )
     offloaded = cfg.gpu_layers not in (None, "0")
     if cfg.draft_model and offloaded and cfg.gpu_layers_draft in (None, "0"):
-        out.append(
-            ResultWarning(
-                code=WarningCode.DRAFT_NOT_OFFLOADED,
-                message=f"the main model is offloaded (-ngl {cfg.gpu_layers}) but the draft is not "
-                "(set -ngld/--gpu-layers-draft): a draft on the CPU is a classic cause of 'speculation is slower'",
-            )
-        )
+        out.append(ResultWarning(code=WarningCode.DRAFT_NOT_OFFLOADED, params={"gpu_layers": cfg.gpu_layers}))
     return out
 
 
 def result_warnings(report: Report) -> Iterator[ResultWarning]:
     """Warnings the measurements call for: spread, nothing drafted, slower or not different."""
     if report.config.iterations == 1:
-        yield ResultWarning(
-            code=WarningCode.ONE_ITERATION,
-            message="one iteration per mode: no spread, no interval, no test",
-        )
+        yield ResultWarning(code=WarningCode.ONE_ITERATION)
     for mode in report.modes.values():
         if mode.tokens_per_second and stats.is_high_variance(mode.tokens_per_second):
             cv = mode.tokens_per_second.cv() or 0.0
-            yield ResultWarning(
-                code=WarningCode.HIGH_VARIANCE,
-                message=f"{mode.mode} tokens/s varies by {cv:.0%} (coefficient of variation): "
-                "close other programs or raise --iterations",
-            )
+            yield ResultWarning(code=WarningCode.HIGH_VARIANCE, params={"mode": mode.mode, "cv": cv})
     for mode in report.modes.values():
         for note in mode.session.notes if mode.session else []:
-            yield ResultWarning(code=WarningCode.SESSION_NOTE, message=f"{mode.mode}: {note}")
+            yield ResultWarning(code=WarningCode.SESSION_NOTE, params={"mode": mode.mode, "note": note})
     spec = report.speculative
     if spec and spec.acceptance and spec.acceptance.drafted == 0:
-        yield ResultWarning(
-            code=WarningCode.NOTHING_DRAFTED,
-            message="no token was drafted: speculation never engaged",
-        )
+        yield ResultWarning(code=WarningCode.NOTHING_DRAFTED)
     for comp in report.comparisons:
         r = comp.speedup
         if r is None:
@@ -73,13 +52,10 @@ def result_warnings(report: Report) -> Iterator[ResultWarning]:
         if r.ratio < 1 and significant:
             yield ResultWarning(
                 code=WarningCode.SPECULATION_SLOWER,
-                message=f"{comp.candidate} is slower than {comp.baseline} ({r.ratio:.2f}x): {CPU_EXPLANATION}"
-                if comp.candidate != "speculative"
-                else f"speculative decoding is slower than vanilla ({r.ratio:.2f}x): {CPU_EXPLANATION}",
+                params={"baseline": comp.baseline, "candidate": comp.candidate, "ratio": r.ratio},
             )
         elif not significant and r.p_value is not None:
             yield ResultWarning(
                 code=WarningCode.NO_SIGNIFICANT_DIFFERENCE,
-                message=f"no significant difference between {comp.baseline} and {comp.candidate} at 95% "
-                f"(Welch p = {r.p_value:.3g})",
+                params={"baseline": comp.baseline, "candidate": comp.candidate, "p_value": r.p_value},
             )

@@ -77,7 +77,7 @@ def _load(path: Path) -> tuple[str, Sequence[Result]]:
     from velobench.results.think import ThinkReport
 
     if path.is_dir():
-        from velobench.runner.matrix import cell_reports, load_summary
+        from velobench.results.matrix import cell_reports, load_summary
 
         return "matrix", [rep for rec, rep in cell_reports(load_summary(path)) if not rec.cell.baseline]
     single = store.load_result(path)

@@ -45,6 +45,8 @@ from velobench.results.load import (
     LevelAcceptance,
     LevelComparison,
     LevelSummary,
+    LevelWarning,
+    LevelWarningCode,
     LoadRecord,
     Percentile,
     Saturation,
@@ -386,7 +388,7 @@ def compare_level(
 
     Significantly worse: throughput ratio < 1, or a latency ratio > 1, with p < 0.05.
     """
-    warnings: list[str] = []
+    warnings: list[LevelWarning] = []
     ratios: dict[str, Ratio | None] = {}
     tp: dict[str, list[float]] = {}
     for name, recs in (("vanilla", vanilla), ("speculative", speculative)):
@@ -395,11 +397,17 @@ def compare_level(
         e2e = _latencies(recs, "e2e")
         if window and e2e and (window[1] - window[0]) / batches < float(np.mean(e2e)) / 1000:
             warnings.append(
-                f"{name}: throughput batches ({(window[1] - window[0]) / batches:.2f} s) are shorter than a "
-                f"request ({np.mean(e2e) / 1000:.2f} s): the throughput interval is optimistic; run longer"
+                LevelWarning(
+                    code=LevelWarningCode.SHORT_BATCHES,
+                    params={
+                        "mode": name,
+                        "batch_s": (window[1] - window[0]) / batches,
+                        "e2e_s": float(np.mean(e2e)) / 1000,
+                    },
+                )
             )
         if any(error_kind(r.timing) for r in recs if r.phase == "measure"):
-            warnings.append(f"{name}: some requests failed; ratios use the successful ones")
+            warnings.append(LevelWarning(code=LevelWarningCode.REQUESTS_FAILED, params={"mode": name}))
     ratios["throughput"] = _ratio(tp["speculative"], tp["vanilla"])
     for m in _LATENCY:
         ratios[m] = _ratio(_latencies(speculative, m), _latencies(vanilla, m))

@@ -17,6 +17,7 @@ from rich.console import Console
 from velobench.report import fmt
 from velobench.report.console import label
 from velobench.report.tables import Table, md_text
+from velobench.report.warnings import text as warning_text
 from velobench.results.load import (
     Distribution,
     LevelComparison,
@@ -248,7 +249,7 @@ def notes(report: LoadReport) -> list[str]:
         ):
             out.append(f"Saturation: {m.saturation.text}")
     for c in report.comparisons:
-        out += [f"{report.load.unit} {c.level:g}: {w}" for w in c.warnings]
+        out += [f"{report.load.unit} {c.level:g}: {warning_text(w)}" for w in c.warnings]
     timing = [f"total {fmt.duration(report.wall_s)}"]
     for m in report.modes.values():
         ready = m.session.ready_s if m.session else None
@@ -337,7 +338,7 @@ def print_load_report(console: Console, report: LoadReport) -> None:
     for line in notes(report):
         console.print(line, markup=False)
     for w in report.warnings:
-        console.print(f"[yellow]warning[/yellow] ({w.code.value}): {w.message}")
+        console.print(f"[yellow]warning[/yellow] ({w.code.value}): {warning_text(w)}")
 
 
 # --------------------------------------------------------------------------- files
@@ -357,7 +358,7 @@ def render_md(report: LoadReport) -> str:
     out += ["", *[f"- {md_text(n)}" for n in notes(report)]]
     if report.warnings:
         out += ["", "## Warnings", ""] + [
-            f"- `{w.code.value}`: {md_text(w.message)}" for w in report.warnings
+            f"- `{w.code.value}`: {md_text(warning_text(w))}" for w in report.warnings
         ]
     return "\n".join(out) + "\n"
 
@@ -481,7 +482,7 @@ def render_html(report: LoadReport) -> str:
     if report.warnings:
         body += ["<h2>Warnings</h2>", "<ul>"]
         body += [
-            f'<li class="warning"><code>{_e(w.code.value)}</code>: {_e(w.message)}</li>'
+            f'<li class="warning"><code>{_e(w.code.value)}</code>: {_e(warning_text(w))}</li>'
             for w in report.warnings
         ]
         body.append("</ul>")

@@ -443,7 +443,7 @@ class Sweep:
         self.report.wall_s = time.monotonic() - self.started
         if ending == "interrupted":
             self.report.warnings.append(
-                ResultWarning(code=WarningCode.INTERRUPTED, message="interrupted: finished levels kept")
+                ResultWarning(code=WarningCode.INTERRUPTED, params={"kept": "levels"})
             )
 
     def run_mode(self, engine: Engine, name: Mode, prompts: list[Prompt]) -> list[Prompt]:
@@ -479,7 +479,9 @@ class Sweep:
             handle, self.report.config, self.opts, prompts
         )
         self.report.prompt_ids = [p.id for p in prompts]
-        self.report.warnings += [ResultWarning(code=WarningCode.SESSION_NOTE, message=n) for n in notes]
+        self.report.warnings += [
+            ResultWarning(code=WarningCode.SESSION_NOTE, params={"note": n}) for n in notes
+        ]
         for n in notes:
             self.console.print(f"  note: {n}")
         return prompts
@@ -539,7 +541,9 @@ class Sweep:
                     report.warnings.append(
                         ResultWarning(
                             code=WarningCode.SESSION_NOTE,
-                            message=f"no acceptance at {self.opts.unit} {lvl.level:g}: {lvl.metrics_note}",
+                            params={
+                                "note": f"no acceptance at {self.opts.unit} {lvl.level:g}: {lvl.metrics_note}"
+                            },
                         )
                     )
                     break

@@ -10,6 +10,7 @@ from rich.table import Table
 from velobench.analysis.verdict import outcome
 from velobench.report import fmt
 from velobench.report.fmt import ratio_short, speedup_text
+from velobench.report.warnings import text as warning_text
 from velobench.results.costs import Ceiling
 from velobench.results.measures import Ratio, Summary
 from velobench.results.schema import Iteration, ModeResult, Report
@@ -261,4 +262,4 @@ def print_report(console: Console, report: Report) -> None:
             + (f"; first differences: {', '.join(diffs[:5])}" if diffs else "")
         )
     for w in report.warnings:
-        console.print(f"[yellow]warning[/yellow] ({w.code.value}): {w.message}")
+        console.print(f"[yellow]warning[/yellow] ({w.code.value}): {warning_text(w)}")

@@ -27,6 +27,7 @@ from velobench.report.tables import (
     results,
     telemetry,
 )
+from velobench.report.warnings import text as warning_text
 from velobench.results.schema import Report
 
 _CSS = """
@@ -92,7 +93,7 @@ def render(report: Report) -> str:
     if report.warnings:
         body += ["<h2>Warnings</h2>", "<ul>"]
         body += [
-            f'<li class="warning"><code>{_e(w.code.value)}</code>: {_e(w.message)}</li>'
+            f'<li class="warning"><code>{_e(w.code.value)}</code>: {_e(warning_text(w))}</li>'
             for w in report.warnings
         ]
         body.append("</ul>")

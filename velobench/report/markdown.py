@@ -18,6 +18,7 @@ from velobench.report.tables import (
     results,
     telemetry,
 )
+from velobench.report.warnings import text as warning_text
 from velobench.results.schema import Report
 
 
@@ -40,7 +41,7 @@ def render(report: Report) -> str:
     if lossless:
         parts += ["## Losslessness (temperature 0)", "", *(f"- {line}" for line in lossless), ""]
     if report.warnings:
-        parts += ["## Warnings", "", *(f"- `{w.code.value}`: {w.message}" for w in report.warnings), ""]
+        parts += ["## Warnings", "", *(f"- `{w.code.value}`: {warning_text(w)}" for w in report.warnings), ""]
     return "\n".join(parts)
 
 

@@ -10,8 +10,19 @@ each level ends): its mode, level and the raw `LoadRecord` (send time, first tok
 chunk's time and tokens, end, error, phase). Every summary in the result is recomputed from
 those lines and the stored counters by `velobench.load.recompute.analyze`.
 
-The schema version is `results.schema.SCHEMA_VERSION` (3 introduced this kind); `results.store`
-reads both kinds and tells them apart by `kind`.
+`results.store` reads every kind and tells them apart by `kind`; older load files are brought
+to `LOAD_SCHEMA_VERSION` by `results.migrate`.
+
+Load schema versions (bump `LOAD_SCHEMA_VERSION` and add a line for every change). The load kind
+goes on from the number it was born with, when every kind shared one (3), so every load file
+ever written keeps the number it has, and no number means two formats:
+  3 — first version (`velobench load`): per mode and load level the plan (arrival schedule:
+      seed and offsets), how it ended, /metrics speculative deltas and the level summary;
+      comparisons per level, the crossover, where a sweep stopped; raw per-request records in
+      a JSONL beside the result.
+  4 — warnings are values: the result's warnings store `code` and `params` (as run results of
+      version 4), and a level comparison's warnings, plain strings until now, are `LevelWarning`s
+      (`code`, `params`); `message` holds the text of version-3 files, shown as written.
 """
 
 from __future__ import annotations
@@ -20,6 +31,7 @@ import json
 import math
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Literal
 
@@ -30,9 +42,11 @@ from velobench.errors import VelobenchError
 from velobench.results.config import RunConfig
 from velobench.results.environment import Environment
 from velobench.results.measures import Ratio
-from velobench.results.schema import SCHEMA_VERSION, BinaryInfo, ResultWarning, SessionInfo
+from velobench.results.schema import BinaryInfo, ResultWarning, SessionInfo, WarningParams
 from velobench.results.timing import RequestTiming, SpecDecodeDelta
 from velobench.validation import Strict, one_line
+
+LOAD_SCHEMA_VERSION = 4
 
 GRACE_S = 5.0  # how long Ctrl-C waits for the requests in flight
 
@@ -277,6 +291,21 @@ class LevelSummary(BaseModel):
     acceptance: LevelAcceptance | None = None
 
 
+class LevelWarningCode(StrEnum):
+    SHORT_BATCHES = "short-batches"  # throughput batches shorter than a request: optimistic interval
+    REQUESTS_FAILED = "requests-failed"
+
+
+class LevelWarning(Strict):
+    """A warning of one level's comparison as data (rendered by `velobench.report.warnings.text`)."""
+
+    code: LevelWarningCode
+    params: WarningParams = Field(default_factory=dict)
+    message: str | None = Field(
+        default=None, description="files of load version 3: the text as written then (shown as is)"
+    )
+
+
 class LevelComparison(BaseModel):
     """Speculative / vanilla at one level. Throughput: ratio of mean batch throughputs (> 1 is
     better); latencies: ratio of mean per-request values (< 1 is better)."""
@@ -290,7 +319,7 @@ class LevelComparison(BaseModel):
     e2e: Ratio | None
     worse: list[str] = Field(description="metrics where speculation is significantly worse (p < 0.05)")
     better: list[str] = Field(description="metrics where speculation is significantly better (p < 0.05)")
-    warnings: list[str] = Field(default_factory=list)
+    warnings: list[LevelWarning] = Field(default_factory=list)
 
 
 class Crossover(BaseModel):
@@ -363,7 +392,7 @@ class LoadReport(Strict):
     """Everything one `velobench load` measured, with how and where."""
 
     kind: Literal["load"] = "load"
-    schema_version: int = SCHEMA_VERSION
+    schema_version: int = LOAD_SCHEMA_VERSION
     velobench_version: str = __version__
     timestamp: str = Field(default_factory=lambda: datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
     status: Literal["running", "complete", "interrupted", "failed"] = "running"

@@ -1,14 +1,26 @@
-"""Older result files, brought to the current schema as plain dicts before validation.
+"""Older result files of every kind, brought to their kind's current schema as plain dicts.
 
-One function per version step (`vN → vN+1`), applied in order; each changes only what the
-change log in `results.schema` says changed at that version.
+Each kind (`run`, `load`, `think`, `matrix`) counts its own versions (change logs: `results.schema`,
+`results.load`, `results.think`, `results.matrix`) and has one function per version step
+(`vN → vN+1`), applied in order by `migrate`; each changes only what its kind's change log says
+changed at that version. Think results start at 2 and load results at 3, the number every kind
+shared when each was born, so every file written then keeps its number.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from velobench.results.load import LOAD_SCHEMA_VERSION
+from velobench.results.matrix import MATRIX_SCHEMA_VERSION
+from velobench.results.schema import RUN_SCHEMA_VERSION
+from velobench.results.think import THINK_SCHEMA_VERSION
 
 Raw = dict[str, Any]
+Kind = Literal["run", "load", "think", "matrix"]
+Step = Callable[[Raw], Raw]
 
 
 def v1_to_v2(raw: Raw) -> Raw:
@@ -71,13 +83,98 @@ def v2_to_v3(raw: Raw) -> Raw:
     return {**raw, "schema_version": 3}
 
 
-_STEPS = {1: v1_to_v2, 2: v2_to_v3}
+def _message_kept(w: Raw) -> Raw:
+    """A `{code, message}` warning of an older file → `{code, params: {}, message}`: its text stays
+    the one written then (an old text cannot be parsed back into parameters reliably)."""
+    return {"code": w.get("code"), "params": {}, "message": w.get("message")}
 
 
-def migrate(raw: Raw) -> Raw:
-    """Apply every step from the file's version up to the current one."""
-    version = raw.get("schema_version", 1)
-    while version in _STEPS:
-        raw = _STEPS[version](raw)
+def run_v3_to_v4(raw: Raw) -> Raw:
+    """Warnings are values: each keeps its text as `message`, with no parameters."""
+    return {**raw, "warnings": [_message_kept(w) for w in raw.get("warnings") or []], "schema_version": 4}
+
+
+# Load v3 wrote a level comparison's warnings as plain strings; each began with one of these.
+_LEVEL_TEXTS = {"throughput batches (": "short-batches", "some requests failed": "requests-failed"}
+
+
+def _level_warning(text: str) -> Raw:
+    """A version-3 level warning string → `{code, params: {}, message}` (its code read off its text)."""
+    code = next((c for start, c in _LEVEL_TEXTS.items() if start in text), None)
+    if code is None:
+        raise ValueError(f"a level warning velobench never wrote: {text!r}")
+    return {"code": code, "params": {}, "message": text}
+
+
+def load_v3_to_v4(raw: Raw) -> Raw:
+    """Warnings are values: the result's warnings keep their text as `message`; a level
+    comparison's warning strings become `LevelWarning`s with their code and that text."""
+    comparisons = [
+        {**c, "warnings": [_level_warning(t) for t in c.get("warnings") or []]}
+        for c in raw.get("comparisons") or []
+    ]
+    return {
+        **raw,
+        "warnings": [_message_kept(w) for w in raw.get("warnings") or []],
+        "comparisons": comparisons,
+        "schema_version": 4,
+    }
+
+
+def think_v2_to_v3(raw: Raw) -> Raw:
+    """Nothing changed for think results: the number every kind shared moved to 3 for the load kind."""
+    return {**raw, "schema_version": 3}
+
+
+def think_v3_to_v4(raw: Raw) -> Raw:
+    """Warnings are values: every warning (the result's and the summary's) keeps its text as `message`."""
+    out = {**raw, "warnings": [_message_kept(w) for w in raw.get("warnings") or []], "schema_version": 4}
+    if isinstance(raw.get("summary"), dict):
+        summary = raw["summary"]
+        out["summary"] = {**summary, "warnings": [_message_kept(w) for w in summary.get("warnings") or []]}
+    return out
+
+
+@dataclass(frozen=True)
+class Lineage:
+    """The versions of one kind: the first a file of it can carry, the current one, and the steps."""
+
+    first: int
+    current: int
+    steps: dict[int, Step]
+
+
+LINEAGES: dict[Kind, Lineage] = {
+    "run": Lineage(1, RUN_SCHEMA_VERSION, {1: v1_to_v2, 2: v2_to_v3, 3: run_v3_to_v4}),
+    "load": Lineage(3, LOAD_SCHEMA_VERSION, {3: load_v3_to_v4}),
+    "think": Lineage(2, THINK_SCHEMA_VERSION, {2: think_v2_to_v3, 3: think_v3_to_v4}),
+    "matrix": Lineage(1, MATRIX_SCHEMA_VERSION, {}),
+}
+
+KIND_NAMES: dict[str, Kind] = {"load": "load", "think": "think"}  # a file's `kind` (absent: run)
+
+
+def kind_of(raw: Raw) -> Kind:
+    """The kind of a result file: its `kind` (absent for `velobench run` results)."""
+    name = raw.get("kind")
+    if name is None:
+        return "run"
+    if not isinstance(name, str) or name not in KIND_NAMES:
+        raise ValueError(f"kind {name!r} is not a result kind this velobench reads (run, load, think)")
+    return KIND_NAMES[name]
+
+
+def migrate(kind: Kind, raw: Raw) -> Raw:
+    """Apply every step from the file's version up to its kind's current one; a version the kind
+    never had is a `ValueError` of one line."""
+    line = LINEAGES[kind]
+    version = raw.get("schema_version")
+    if not isinstance(version, int) or isinstance(version, bool) or not line.first <= version <= line.current:
+        raise ValueError(
+            f"schema_version {version!r} is not one this velobench reads for {kind} results "
+            f"({line.first} to {line.current})"
+        )
+    while version in line.steps:
+        raw = line.steps[version](raw)
         version = raw["schema_version"]
     return raw

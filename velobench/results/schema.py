@@ -5,7 +5,14 @@ Raw per-iteration samples are the record; every summary is derived from them by
 modes (`vanilla`, `speculative`, later others) and the comparisons declared between them
 (baseline → candidate); analysis, compare and every report iterate over those.
 
-Schema versions (bump `SCHEMA_VERSION` and add a line for every change of format):
+Each result kind has its own schema version and its own change log, in the module that holds
+its models: `velobench run` results (this module, `RUN_SCHEMA_VERSION`; each matrix cell is one),
+load results (`results.load`, `LOAD_SCHEMA_VERSION`), think results (`results.think`,
+`THINK_SCHEMA_VERSION`) and matrix run folders (`results.matrix`, `MATRIX_SCHEMA_VERSION`).
+`results.migrate` brings every older version of every kind to its current one, step by step, and
+`results.store` reads every kind through it, rejecting versions it does not know in one line.
+
+`velobench run` schema versions (bump `RUN_SCHEMA_VERSION` and add a line for every change):
   1 — first version: config, environment, per-mode iterations and summaries, acceptance,
       speedup with propagated stddev, Fieller 95% interval and Welch p-value, warnings;
       streaming latencies (TTFT, ITL percentiles, TPOT) and /metrics acceptance per iteration
@@ -27,7 +34,13 @@ Schema versions (bump `SCHEMA_VERSION` and add a line for every change of format
       and load level the plan (arrival schedule: seed and offsets), how it ended, /metrics
       speculative deltas and the level summary; comparisons per level, the crossover, where a
       sweep stopped; raw per-request records in a JSONL beside the result. `velobench run`
-      results are unchanged (version-2 files migrate as they are).
+      results are unchanged (version-2 files migrate as they are). Until here the three kinds
+      shared one number; from here each counts on its own.
+  4 — warnings are values: a warning stores its `code` and `params` (the numbers and names its
+      text is made of) and `velobench.report.warnings.text` renders it; `message` is kept only
+      for files of version 3 and older, whose text is shown as it was written (the migration
+      moves it there unchanged: an old text cannot be parsed back into parameters, and some
+      were worded differently from today's).
 """
 
 from __future__ import annotations
@@ -47,7 +60,7 @@ from velobench.results.telemetry import TelemetrySummary
 from velobench.results.timing import RequestTiming
 from velobench.validation import Strict
 
-SCHEMA_VERSION = 3
+RUN_SCHEMA_VERSION = 4
 
 Mode = Literal["vanilla", "speculative"]  # the two modes `velobench run` measures
 
@@ -200,9 +213,18 @@ class Losslessness(Strict):
     prompts: list[PromptMatch]
 
 
+WarningParams = dict[str, float | int | str | None]
+
+
 class ResultWarning(Strict):
+    """A warning as data: what happened (`code`) and its figures (`params`); rendered by
+    `velobench.report.warnings.text`."""
+
     code: WarningCode
-    message: str
+    params: WarningParams = Field(default_factory=dict)
+    message: str | None = Field(
+        default=None, description="files of version 3 and older: the text as written then (shown as is)"
+    )
 
 
 class BinaryInfo(Strict):
@@ -231,7 +253,7 @@ class ModeComparison(Strict):
 class Report(Strict):
     """Everything one `velobench run` measured, with how and where."""
 
-    schema_version: int = SCHEMA_VERSION
+    schema_version: int = RUN_SCHEMA_VERSION
     velobench_version: str = __version__
     timestamp: str = Field(default_factory=lambda: datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
     status: Literal["running", "complete", "interrupted", "failed"] = "running"

@@ -1,9 +1,10 @@
 """Result files on disk: written atomically after every iteration, loaded strictly.
 
-A reader sees the old file or the new one, never half of one. `load` reads every schema
-version this velobench knows (older ones through `results.migrate`) and rejects the rest
-with one line. `load_result` reads every kind of result by its `kind`: a `velobench run` result
-(`Report`, no `kind`), `"load"` (`LoadReport`) and `"think"` (`ThinkReport`).
+A reader sees the old file or the new one, never half of one. `load_result` reads every kind
+of result by its `kind`: a `velobench run` result (`Report`, no `kind`), `"load"` (`LoadReport`)
+and `"think"` (`ThinkReport`); every kind goes through the one path `results.migrate.migrate`,
+which brings each schema version the kind ever had to its current one and rejects the rest with
+one line. `load` is `load_result` for run results only. (Matrix folders: `results.matrix`.)
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from pydantic import ValidationError
 from velobench.errors import VelobenchError
 from velobench.fsutil import write_text_atomic
 from velobench.results.load import LoadReport
-from velobench.results.migrate import migrate
-from velobench.results.schema import SCHEMA_VERSION, Report
+from velobench.results.migrate import kind_of, migrate
+from velobench.results.schema import Report
 from velobench.results.think import ThinkReport
 from velobench.validation import one_line
 
@@ -46,16 +47,24 @@ def load_result(path: Path) -> Report | LoadReport | ThinkReport:
         raise VelobenchError(f"{path}: not a JSON file ({exc})") from exc
     except OSError as exc:
         raise VelobenchError(f"cannot read {path}: {exc.strerror}") from exc
-    version = raw.get("schema_version") if isinstance(raw, dict) else None
-    if not isinstance(version, int) or not 1 <= version <= SCHEMA_VERSION:
+    if not isinstance(raw, dict):
         raise VelobenchError(
-            f"{path}: schema_version {version!r} is not one this velobench reads (1 to {SCHEMA_VERSION})"
+            f"{path}: schema_version None is not one this velobench reads (not a JSON object)"
         )
     try:
-        if raw.get("kind") == "load":
-            return LoadReport.model_validate(raw)
-        if raw.get("kind") == "think":
-            return ThinkReport.model_validate(raw)
-        return Report.model_validate(migrate(raw))
+        kind = kind_of(raw)
+        current = migrate(kind, raw)
+    except ValueError as exc:
+        raise VelobenchError(f"{path}: {exc}") from exc
+    model = _MODELS[kind]
+    try:
+        return model.model_validate(current)
     except ValidationError as exc:
         raise VelobenchError(f"{path}: invalid result file at {one_line(exc)}") from exc
+
+
+_MODELS: dict[str, type[Report] | type[LoadReport] | type[ThinkReport]] = {
+    "run": Report,
+    "load": LoadReport,
+    "think": ThinkReport,
+}

@@ -15,6 +15,17 @@
 
 The file is written atomically after every run (`results.store.save`), so a crash, a dead
 server or Ctrl-C keeps every finished run; `status` says how the benchmark ended.
+
+Think schema versions (bump `THINK_SCHEMA_VERSION` and add a line for every change). Think
+results go on from the number they were born with, when every kind shared one (2; load results
+moved the shared number to 3 before each kind got its own): every think file ever written keeps
+its number, and no number means two formats.
+  2 — first version (`velobench think`): the fields above; warnings carry `code` and `message`.
+  3 — unchanged (the shared number moved to 3 with the load kind; think files of 2 and 3 differ
+      only in it).
+  4 — warnings are values: a `ThinkWarning` (in `warnings` and `summary.warnings`) stores `code`
+      and `params` and `velobench.report.warnings.text` renders it; `message` holds the text of
+      version-3 files, shown as written.
 """
 
 from __future__ import annotations
@@ -28,8 +39,10 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from velobench import __version__
 from velobench.results.environment import Environment
 from velobench.results.measures import Ratio, Summary
-from velobench.results.schema import SCHEMA_VERSION, BinaryInfo
+from velobench.results.schema import BinaryInfo, WarningParams
 from velobench.validation import Strict
+
+THINK_SCHEMA_VERSION = 4
 
 PROBLEM_PLACEHOLDER = "{problem}"
 
@@ -200,8 +213,13 @@ class ThinkWarningCode(StrEnum):
 
 
 class ThinkWarning(Strict):
+    """A think warning as data (rendered by `velobench.report.warnings.text`)."""
+
     code: ThinkWarningCode
-    message: str
+    params: WarningParams = Field(default_factory=dict)
+    message: str | None = Field(
+        default=None, description="files of think version 3: the text as written then (shown as is)"
+    )
 
 
 class ThinkSummary(Strict):
@@ -361,7 +379,7 @@ class ThinkReport(Strict):
     """Everything one `velobench think` measured, with how and where."""
 
     kind: Literal["think"] = "think"
-    schema_version: int = SCHEMA_VERSION
+    schema_version: int = THINK_SCHEMA_VERSION
     velobench_version: str = __version__
     timestamp: str = Field(default_factory=lambda: datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
     status: Literal["running", "complete", "interrupted", "failed"] = "running"

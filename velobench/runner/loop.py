@@ -115,9 +115,7 @@ def run_benchmark(
 def noted(report: Report, ending: str) -> None:
     """The interrupted warning, recorded before the final save after Ctrl-C."""
     if ending == "interrupted":
-        report.warnings.append(
-            ResultWarning(code=WarningCode.INTERRUPTED, message="interrupted: finished iterations kept")
-        )
+        report.warnings.append(ResultWarning(code=WarningCode.INTERRUPTED, params={"kept": "iterations"}))
 
 
 def respond(report: Report, responses: Path, mode: Mode, it: Iteration) -> bool:
@@ -130,7 +128,7 @@ def respond(report: Report, responses: Path, mode: Mode, it: Iteration) -> bool:
         report.warnings.append(
             ResultWarning(
                 code=WarningCode.SESSION_NOTE,
-                message=f"generated texts not written to {responses}: {exc.strerror or exc}",
+                params={"note": f"generated texts not written to {responses}: {exc.strerror or exc}"},
             )
         )
         return False

@@ -15,7 +15,8 @@ unless `retry_failed`); a SIGKILL loses at most the cell in progress, and every 
 parseable (a torn last line of cells.jsonl is ignored). Ctrl-C and a save the file system
 refuses end the matrix the way they end every command (`runner.lifecycle`): the finished cells
 stay in the run folder (or, where its ledger cannot be written, in a rescue copy of the summary)
-and the cell in progress is run again on resume.
+and the cell in progress is run again on resume. The files' types and their readers
+(`load_summary`, `cell_reports`) live in `results.matrix`.
 """
 
 from __future__ import annotations
@@ -27,11 +28,10 @@ import re
 import shlex
 import time
 import tomllib
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Any
 
-from pydantic import AliasChoices, BaseModel, Field, ValidationError, create_model
+from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -39,101 +39,14 @@ from velobench.errors import Interrupted, VelobenchError
 from velobench.fsutil import write_text_atomic
 from velobench.report.fmt import ratio_short
 from velobench.results.config import Method, RunConfig, SpecImpl, build, to_argv
-from velobench.results.measures import Ratio, Summary
+from velobench.results.matrix import Cell, CellRecord, MatrixConfig, MatrixSummary
 from velobench.results.schema import Report
 from velobench.runner.lifecycle import Lifecycle, SaveFailed, units
 from velobench.runner.preflight import leave_nothing_behind
 from velobench.runner.run import execute, log_dir
-from velobench.validation import Strict, first_error, one_line
+from velobench.validation import first_error, one_line
 
-# A cell decides these; the [run] table sets everything else a `velobench run` option sets.
-CELL_FIELDS = frozenset(
-    {
-        "main_model",
-        "draft_model",
-        "method",
-        "spec_impl",
-        "n_draft",
-        "draft_p_min",
-        "skip_vanilla",
-        "skip_speculative",
-        "prompt_file",
-    }
-)
 MATRIX_DEFAULTS: dict[str, Any] = {"iterations": 3, "n_predict": 64}  # a sweep is many runs: shorter ones
-
-
-def _partial(model: type[BaseModel], exclude: frozenset[str]) -> dict[str, Any]:
-    """`model`'s fields minus `exclude`, each optional (None = not set) with its constraints kept."""
-    fields: dict[str, Any] = {}
-    for name, f in model.model_fields.items():
-        if name in exclude:
-            continue
-        extra: dict[str, Any] = {}
-        if name == "extra_args":  # the matrix file's historical name for -x
-            extra["validation_alias"] = AliasChoices("extra_args", "engine_args")
-        kind: Any = Optional[f.annotation]  # noqa: UP045 (the annotation is a runtime value here)
-        fields[name] = (Annotated[kind, *f.metadata] if f.metadata else kind, Field(None, **extra))
-    return fields
-
-
-# Settings shared by every cell: a partial RunConfig (names as `velobench run`'s options).
-MatrixRun = create_model("MatrixRun", __base__=Strict, **_partial(RunConfig, CELL_FIELDS))
-
-
-class MatrixPair(Strict):
-    target: str
-    draft: str | None = None
-
-
-class MatrixMethod(Strict):
-    method: Method = Method.DRAFT
-    spec_impl: SpecImpl = SpecImpl.SIMPLE
-    n_draft: list[int] = Field(default_factory=lambda: [8], min_length=1)
-    p_min: list[float] = Field(default_factory=lambda: [0.0], min_length=1)
-
-
-class MatrixConfig(Strict):
-    run: MatrixRun = Field(default_factory=MatrixRun)
-    pairs: list[MatrixPair] = Field(min_length=1)
-    methods: list[MatrixMethod] = Field(min_length=1)
-
-
-class Cell(Strict):
-    """One configuration to measure."""
-
-    id: str
-    target: str
-    draft: str | None
-    baseline: bool
-    method: Method | None = None
-    spec_impl: SpecImpl | None = None
-    n_draft: int | None = None
-    p_min: float | None = None
-
-
-class CellRecord(Strict):
-    """A finished cell, as appended to cells.jsonl and listed in summary.json."""
-
-    cell: Cell
-    status: str
-    report: str
-    command: str
-    seconds: float
-    tokens_per_second: Summary | None = None
-    acceptance_rate: float | None = None
-    mean_acceptance_length: float | None = None
-    speedup: Ratio | None = None
-    ceiling: float | None = None
-    error: str | None = None
-
-
-class MatrixSummary(Strict):
-    schema_version: int = 1
-    run_dir: str
-    cells_total: int
-    cells_done: int
-    records: list[CellRecord]
 
 
 def _line_of(text: str, loc: tuple[Any, ...]) -> int | None:
@@ -528,26 +441,3 @@ def status_line(rec: CellRecord, n: int, total: int) -> str:
 def write_summary_file(summary: MatrixSummary, path: Path) -> None:
     """summary.json (or its rescue copy), atomically."""
     write_text_atomic(path, summary.model_dump_json(indent=2) + "\n")
-
-
-def load_summary(run_dir: Path) -> MatrixSummary:
-    path = run_dir / "summary.json"
-    try:
-        return MatrixSummary.model_validate_json(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise VelobenchError(
-            f"{run_dir} has no summary.json: not a matrix run (or nothing finished)"
-        ) from exc
-    except ValidationError as exc:
-        raise VelobenchError(f"{path}: invalid matrix summary ({one_line(exc)})") from exc
-    except (OSError, ValueError) as exc:
-        raise VelobenchError(f"cannot read {path}: {exc}") from exc
-
-
-def cell_reports(summary: MatrixSummary) -> Iterator[tuple[CellRecord, Report]]:
-    from velobench.results import store as results
-
-    for rec in summary.records:
-        if rec.status == "failed" and not Path(rec.report).is_file():
-            continue  # failed before its first iteration: nothing to show but its error (summary.json)
-        yield rec, results.load(Path(rec.report))

@@ -112,11 +112,11 @@ def fetch_models(cfg: RunConfig) -> tuple[RunConfig, list[ResultWarning]]:
     if cfg.draft_model:
         resolved["draft_model"] = fetch_model(cfg.draft_model, "draft model")
         notes = [
-            ResultWarning(code=WarningCode.DRAFT_CHOICE, message=note)
+            ResultWarning(code=WarningCode.DRAFT_CHOICE, params={"note": note})
             for note in check_draft_compatible(str(resolved["main_model"]), str(resolved["draft_model"]))
         ]
     notes += [
-        ResultWarning(code=WarningCode.UNVERIFIED_MODEL, message=note)
+        ResultWarning(code=WarningCode.UNVERIFIED_MODEL, params={"note": note})
         for spec, what in ((cfg.main_model, "main model"), (cfg.draft_model, "draft model"))
         if spec and (note := provenance_note(spec, what))
     ]
@@ -213,9 +213,7 @@ def add_ceiling(report: Report, cfg: RunConfig, output: Path, console: Console) 
             llama_cpp_path=where,
         )
     except VelobenchError as exc:
-        report.warnings.append(
-            ResultWarning(code=WarningCode.NO_CEILING, message=f"no speedup ceiling: {exc}")
-        )
+        report.warnings.append(ResultWarning(code=WarningCode.NO_CEILING, params={"reason": str(exc)}))
         keep(report, output, report.iteration_count())
         return
     verify = costs.verify_cost(cfg.n_draft + 1)
@@ -227,5 +225,5 @@ def add_ceiling(report: Report, cfg: RunConfig, output: Path, console: Console) 
     report.ceiling = ceiling.compute(alpha, cfg.n_draft, costs.draft_cost, verify, measured=report.speedup)
     for w in report.warnings:  # say why from this machine's measured costs, not in general terms
         if w.code is WarningCode.SPECULATION_SLOWER:
-            w.message = f"speculative decoding is slower than vanilla: {ceiling_text(report.ceiling)}"
+            w.params = {**w.params, "why": ceiling_text(report.ceiling)}
     keep(report, output, report.iteration_count())

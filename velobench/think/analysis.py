@@ -468,49 +468,40 @@ def summarize_think(runs: Sequence[ThinkRun], *, significance: float = 0.05) -> 
 def think_warnings(
     runs: Sequence[ThinkRun], summary: ThinkSummary, *, significance: float = 0.05
 ) -> list[ThinkWarning]:
-    """What a reader of the summary must not miss, as data."""
+    """What a reader of the summary must not miss, as data: codes and their figures (the words:
+    `velobench.report.warnings.text`)."""
     out: list[ThinkWarning] = []
 
-    def warn(code: ThinkWarningCode, message: str) -> None:
-        out.append(ThinkWarning(code=code, message=message))
+    def warn(code: ThinkWarningCode, **params: float | int | str | None) -> None:
+        out.append(ThinkWarning(code=code, params=params))
 
     failed = [r for r in runs if r.error is not None]
     if failed:
-        warn(ThinkWarningCode.FAILED_RUNS, f"{len(failed)} run(s) failed and are left out of the statistics")
+        warn(ThinkWarningCode.FAILED_RUNS, count=len(failed))
     for m in (summary.large, summary.spec):
         if m is not None and m.runs == 1:
-            warn(ThinkWarningCode.ONE_RUN, f"{m.mode}: one complete run, no spread or interval")
+            warn(ThinkWarningCode.ONE_RUN, mode=str(m.mode))
     spec_ok = [r for r in runs if r.mode == TestMode.SPEC and r.error is None]
     if spec_ok and all(r.interventions == 0 for r in spec_ok):
-        warn(
-            ThinkWarningCode.NO_TRIGGERS,
-            "no trigger fired in any speculative run: the small model wrote everything",
-        )
+        warn(ThinkWarningCode.NO_TRIGGERS)
     capped = [r for r in runs if r.stopped_by == "max_tokens"]
     if capped:
-        warn(
-            ThinkWarningCode.MAX_TOKENS,
-            f"{len(capped)} run(s) hit --max-tokens before an answer or end of sequence",
-        )
+        warn(ThinkWarningCode.MAX_TOKENS, count=len(capped))
     s = summary.speedup
     if s is not None:
         significant = s.p_value is not None and s.p_value < significance
         if s.ratio < 1 and significant:  # not significant: the warning below says so instead
-            warn(
-                ThinkWarningCode.SPEC_SLOWER,
-                f"speculative thinking is slower than the large model alone ({s.ratio:.2f}x, Welch p = {s.p_value:.3g})",
-            )
+            warn(ThinkWarningCode.SPEC_SLOWER, ratio=s.ratio, p_value=s.p_value)
         if s.p_value is not None and not significant:
-            warn(
-                ThinkWarningCode.NO_SIGNIFICANT_SPEEDUP,
-                f"the latency difference is not significant (Welch p = {s.p_value:.3g})",
-            )
+            warn(ThinkWarningCode.NO_SIGNIFICANT_SPEEDUP, p_value=s.p_value)
     a = summary.accuracy
     if a is not None and a.difference < 0 and a.p_value < significance:
         warn(
             ThinkWarningCode.ACCURACY_DROP,
-            f"speculative thinking answers fewer problems right ({a.spec.rate:.0%} vs {a.large.rate:.0%}, "
-            f"{a.method} p = {a.p_value:.3g})",
+            spec_rate=a.spec.rate,
+            large_rate=a.large.rate,
+            method=a.method,
+            p_value=a.p_value,
         )
     return out
 

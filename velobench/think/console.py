@@ -20,6 +20,7 @@ from collections.abc import Callable
 
 from velobench.report import fmt
 from velobench.report.tables import Table
+from velobench.report.warnings import text as warning_text
 from velobench.results.measures import Ratio, Summary
 from velobench.results.think import ModeSummary, ProblemSummary, ThinkReport, ThinkSummary
 
@@ -128,7 +129,7 @@ def render_think_summary(summary: ThinkSummary) -> str:
     out.append(f"LARGE MODEL TOKEN REDUCTION: {fmt.percent(red, 1)}")
     out.append("=" * WIDTH)
     for w in summary.warnings:
-        out.append(f"warning: {w.message}")
+        out.append(f"warning: {warning_text(w)}")
     return "\n".join(out) + "\n"
 
 

@@ -21,6 +21,7 @@ import io
 
 from velobench.report import fmt
 from velobench.report.tables import Table
+from velobench.report.warnings import text as warning_text
 from velobench.results.think import ThinkReport, ThinkRun
 from velobench.think.console import (
     problem_cells,
@@ -81,7 +82,7 @@ def render_md(rep: ThinkReport) -> str:
         )
     out += ["", problem_table(rep).markdown()]
     if rep.warnings:
-        out += ["", "## Warnings", "", *(f"- {w.message}" for w in rep.warnings)]
+        out += ["", "## Warnings", "", *(f"- {warning_text(w)}" for w in rep.warnings)]
     if rep.status != "complete":
         out += ["", f"**This run is {rep.status}**" + (f": {rep.error}" if rep.error else "")]
     return "\n".join(out) + "\n"

@@ -1,0 +1,231 @@
+"""Every schema version of every result kind still loads, renders and compares as the current one.
+
+The committed fixtures (tests/fixtures/schema-versions/README.md says how each was made) hold one
+file per version of each kind; an old file must give the figures, the reports (console, md, csv,
+html) and the warnings' words of the current file it migrates to, and compare with it as equal.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from velobench import export
+from velobench.analysis.compare import compare_reports
+from velobench.errors import VelobenchError
+from velobench.load.compare import compare_load
+from velobench.load.render import print_load_config, print_load_report
+from velobench.report.console import print_config, print_report
+from velobench.report.warnings import text
+from velobench.results import store
+from velobench.results.load import LoadReport, read_records, records_path
+from velobench.results.matrix import cell_reports, load_summary
+from velobench.results.migrate import LINEAGES
+from velobench.results.schema import Report
+from velobench.results.think import ThinkReport
+from velobench.think.console import render_console as think_console
+
+FIXTURES = Path(__file__).parents[1] / "fixtures"
+HERE = FIXTURES / "schema-versions"
+RUN_V1 = FIXTURES / "reports" / "smollm2-135m-selfdraft-server.json"
+THINK_V2 = FIXTURES / "think" / "result-smollm2-every-paragraph.json"
+
+# kind -> {version: fixture}; the last one of each kind is its current version.
+FILES = {
+    "run": {1: RUN_V1, 2: HERE / "run-v2.json", 3: HERE / "run-v3.json", 4: HERE / "run-v4.json"},
+    "load": {3: HERE / "load-v3.json", 4: HERE / "load-v4.json"},
+    "think": {2: THINK_V2, 3: HERE / "think-v3.json", 4: HERE / "think-v4.json"},
+    "matrix": {1: HERE / "matrix-v1" / "summary.json"},
+}
+FILE_FORMATS = ("md", "csv", "html")  # json: compared field by field below
+
+
+def old_files(kind: str) -> list[Path]:
+    versions = FILES[kind]
+    return [versions[v] for v in sorted(versions)[:-1]]
+
+
+def current(kind: str) -> Path:
+    return FILES[kind][max(FILES[kind])]
+
+
+@pytest.mark.parametrize("kind", sorted(FILES))
+def test_every_version_of_every_kind_has_its_fixture(kind: str) -> None:
+    line = LINEAGES[kind]  # type: ignore[index]
+    assert sorted(FILES[kind]) == list(range(line.first, line.current + 1))
+    for version, path in FILES[kind].items():
+        assert json.loads(path.read_text())["schema_version"] == version, path
+
+
+def console_text(*prints: object) -> str:
+    con = Console(record=True, width=160, color_system=None, force_terminal=False)
+    for show in prints:
+        show(con)  # type: ignore[operator]
+    return con.export_text()
+
+
+def without_warnings(data: dict[str, object]) -> dict[str, object]:
+    return {k: v for k, v in data.items() if k not in ("warnings", "schema_version")}
+
+
+# --- run results -------------------------------------------------------------------------------
+
+
+def run_console(rep: Report) -> str:
+    return console_text(lambda c: print_config(c, rep), lambda c: print_report(c, rep))
+
+
+@pytest.mark.parametrize("old", old_files("run"), ids=lambda p: p.name)
+def test_an_old_run_result_reads_renders_and_compares_as_the_current_one(old: Path) -> None:
+    a, b = store.load(old), store.load(current("run"))
+    assert a.schema_version == b.schema_version == LINEAGES["run"].current
+    assert a.warnings and all(w.message for w in a.warnings)  # the old texts, kept
+    assert b.warnings and all(w.message is None and w.params for w in b.warnings)  # values
+    assert [w.code for w in a.warnings] == [w.code for w in b.warnings]
+    assert [text(w) for w in a.warnings] == [text(w) for w in b.warnings]
+    assert without_warnings(a.model_dump()) == without_warnings(b.model_dump())
+    for fmt in FILE_FORMATS:
+        assert export.render([a], fmt) == export.render([b], fmt), fmt
+    assert run_console(a) == run_console(b)
+    assert "speculative decoding is slower than vanilla (0.53x)" in run_console(a)
+    again = Report.model_validate_json(export.render([a], "json"))
+    assert without_warnings(again.model_dump()) == without_warnings(b.model_dump())
+    comp = compare_reports(a, b)
+    assert comp.differences == [] and comp.metrics
+    for m in comp.metrics:
+        assert (m.a, m.n_a) == (m.b, m.n_b) and m.difference == 0, m.metric
+
+
+# --- load results ------------------------------------------------------------------------------
+
+
+def load_console(rep: LoadReport) -> str:
+    return console_text(lambda c: print_load_config(c, rep), lambda c: print_load_report(c, rep))
+
+
+@pytest.mark.parametrize("old", old_files("load"), ids=lambda p: p.name)
+def test_an_old_load_result_reads_renders_and_compares_as_the_current_one(old: Path) -> None:
+    a, b = store.load_result(old), store.load_result(current("load"))
+    assert isinstance(a, LoadReport) and isinstance(b, LoadReport)
+    assert a.schema_version == b.schema_version == LINEAGES["load"].current
+    level_a = [w for c in a.comparisons for w in c.warnings]
+    level_b = [w for c in b.comparisons for w in c.warnings]
+    assert level_a and all(w.message for w in level_a)
+    assert level_b and all(w.message is None and w.params for w in level_b)
+    assert [(w.code, text(w)) for w in level_a] == [(w.code, text(w)) for w in level_b]
+    assert [text(w) for w in a.warnings] == [text(w) for w in b.warnings]
+    for fmt in FILE_FORMATS:
+        assert export.render([a], fmt) == export.render([b], fmt), fmt
+    assert load_console(a) == load_console(b)
+    assert "throughput batches (0.23 s) are shorter than a request (0.46 s)" in load_console(a)
+    again = LoadReport.model_validate_json(export.render([a], "json"))
+    assert again.modes == b.modes and again.crossover == b.crossover
+    ra, rb = read_records(records_path(old, a)), read_records(records_path(current("load"), b))
+    comp = compare_load(a, b, ra, rb)
+    assert comp.differences == [] and comp.metrics
+    for m in comp.metrics:
+        assert (m.a, m.n_a) == (m.b, m.n_b) and m.difference == 0, m.metric
+
+
+# --- think results -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("old", old_files("think"), ids=lambda p: p.name)
+def test_an_old_think_result_reads_and_renders_as_the_current_one(old: Path) -> None:
+    a, b = store.load_result(old), store.load_result(current("think"))
+    assert isinstance(a, ThinkReport) and isinstance(b, ThinkReport)
+    assert a.schema_version == b.schema_version == LINEAGES["think"].current
+    assert a.summary is not None and b.summary is not None
+    assert all(w.message for w in a.summary.warnings) and all(w.message is None for w in b.summary.warnings)
+    assert (
+        [text(w) for w in a.warnings]
+        == [text(w) for w in b.warnings]
+        == [
+            "2 run(s) hit --max-tokens before an answer or end of sequence",
+            "the latency difference is not significant (Welch p = 0.744)",
+        ]
+    )
+    assert a.summary.model_copy(update={"warnings": []}) == b.summary.model_copy(update={"warnings": []})
+    assert a.runs == b.runs and a.config == b.config
+    for fmt in FILE_FORMATS:
+        assert export.render([a], fmt) == export.render([b], fmt), fmt
+    assert think_console(a) == think_console(b)
+    again = ThinkReport.model_validate_json(export.render([a], "json"))
+    assert again.runs == b.runs
+
+
+# --- matrix run folders ------------------------------------------------------------------------
+
+
+def test_a_version_1_matrix_folder_renders_its_cells(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(HERE)  # the folder records its cells' files relative to where it ran
+    summary = load_summary(Path("matrix-v1"))
+    assert summary.schema_version == LINEAGES["matrix"].current
+    pairs = list(cell_reports(summary))
+    assert [r.cell.baseline for r, _ in pairs] == [True, False]
+    spec = pairs[1][1]
+    assert spec.schema_version == LINEAGES["run"].current
+    assert pairs[1][0].speedup == spec.speedup_detail
+    # a cell is a run result: it renders as the run result it was measured as
+    same = store.load(HERE / "run-v3.json")
+    for fmt in FILE_FORMATS:
+        assert export.render([spec], fmt) == export.render([same], fmt), fmt
+    assert export.render([rep for _, rep in pairs], "md").count("smollm2") >= 2
+
+
+def test_rendering_a_matrix_folder_does_not_import_the_runner() -> None:
+    code = (
+        "import sys; from pathlib import Path; "
+        "from velobench.results.matrix import cell_reports, load_summary; from velobench import export; "
+        "reps = [r for rec, r in cell_reports(load_summary(Path('matrix-v1'))) if not rec.cell.baseline]; "
+        "assert export.render(reps, 'md'); "
+        "print(sorted(m for m in sys.modules if m.startswith('velobench.runner')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=HERE, capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "[]"
+
+
+# --- versions a kind never had -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "needle"),
+    [
+        (
+            {"schema_version": 0},
+            r"schema_version 0 is not one this velobench reads for run results \(1 to 4\)",
+        ),
+        ({"schema_version": 5}, "schema_version 5 is not one .* run results"),
+        ({"kind": "load", "schema_version": 2}, r"schema_version 2 .* load results \(3 to 4\)"),
+        ({"kind": "load", "schema_version": 5}, "schema_version 5 .* load results"),
+        ({"kind": "think", "schema_version": 1}, r"schema_version 1 .* think results \(2 to 4\)"),
+        ({"kind": "think", "schema_version": "4"}, "schema_version '4' .* think results"),
+        ({"kind": "chat", "schema_version": 4}, "kind 'chat' is not a result kind"),
+    ],
+)
+def test_a_version_a_kind_never_had_is_one_line(tmp_path: Path, raw: dict[str, object], needle: str) -> None:
+    (tmp_path / "r.json").write_text(json.dumps(raw))
+    with pytest.raises(VelobenchError, match=needle) as err:
+        store.load_result(tmp_path / "r.json")
+    assert "\n" not in str(err.value)
+
+
+def test_a_matrix_summary_of_an_unknown_version_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "summary.json").write_text('{"schema_version": 2}')
+    with pytest.raises(VelobenchError, match=r"schema_version 2 .* matrix results \(1 to 1\)"):
+        load_summary(tmp_path)
+
+
+def test_a_level_warning_velobench_never_wrote_is_refused(tmp_path: Path) -> None:
+    raw = json.loads((HERE / "load-v3.json").read_text())
+    raw["comparisons"][0]["warnings"] = ["something else"]
+    (tmp_path / "r.json").write_text(json.dumps(raw))
+    with pytest.raises(VelobenchError, match="a level warning velobench never wrote: 'something else'"):
+        store.load_result(tmp_path / "r.json")

@@ -1,0 +1,101 @@
+"""The one place a warning's text is made: `text(w)` from its code and parameters.
+
+Results store warnings as values (`code` + `params`, see `results.schema.ResultWarning`,
+`results.think.ThinkWarning`, `results.load.LevelWarning`); every report (console, Markdown,
+CSV, HTML, load and think reports) asks `text` for the words. A warning read from a file written
+before warnings were values carries its old text in `message`, and that text is shown unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from velobench.results.load import LevelWarning, LevelWarningCode
+from velobench.results.schema import ResultWarning, WarningCode, WarningParams
+from velobench.results.think import ThinkWarning, ThinkWarningCode
+
+AnyWarning = ResultWarning | ThinkWarning | LevelWarning
+
+CPU_EXPLANATION = (
+    "verifying k draft tokens costs close to k single-token steps when decoding is compute-bound "
+    "(CPUs, few cores), so drafting only adds work; on GPUs, where decoding is memory-bound, "
+    "verification is nearly free and speculation wins"
+)
+
+Template = str | Callable[[WarningParams], str]  # a str.format template over the params, or a function
+
+
+def _session_note(p: WarningParams) -> str:
+    """`mode: note`, or the note alone when no mode is given (load's prompt notes)."""
+    return f"{p['mode']}: {p['note']}" if p.get("mode") else str(p["note"])
+
+
+def _slower(p: WarningParams) -> str:
+    """The candidate is significantly slower: why, from this machine's costs (`why`, the ceiling's
+    explanation) when they were measured, else the general CPU explanation with the ratio."""
+    if p["candidate"] == "speculative":
+        head = "speculative decoding is slower than vanilla"
+    else:
+        head = f"{p['candidate']} is slower than {p['baseline']}"
+    if p.get("why"):
+        return f"{head}: {p['why']}"
+    return f"{head} ({float(p['ratio'] or 0):.2f}x): {CPU_EXPLANATION}"
+
+
+RUN: Mapping[WarningCode, Template] = {
+    WarningCode.ONE_ITERATION: "one iteration per mode: no spread, no interval, no test",
+    WarningCode.HIGH_VARIANCE: "{mode} tokens/s varies by {cv:.0%} (coefficient of variation): "
+    "close other programs or raise --iterations",
+    WarningCode.SPECULATION_SLOWER: _slower,
+    WarningCode.NO_SIGNIFICANT_DIFFERENCE: "no significant difference between {baseline} and {candidate} "
+    "at 95% (Welch p = {p_value:.3g})",
+    WarningCode.NO_CEILING: "no speedup ceiling: {reason}",
+    WarningCode.DRAFT_NOT_OFFLOADED: "the main model is offloaded (-ngl {gpu_layers}) but the draft is not "
+    "(set -ngld/--gpu-layers-draft): a draft on the CPU is a classic cause of 'speculation is slower'",
+    WarningCode.DRAFT_CHOICE: "{note}",
+    WarningCode.NOTHING_DRAFTED: "no token was drafted: speculation never engaged",
+    WarningCode.LLAMA_ENV_IGNORED: "ignored {variables} from the environment: "
+    "a run's settings come from its command line",
+    WarningCode.SESSION_NOTE: _session_note,
+    WarningCode.INTERRUPTED: "interrupted: finished {kept} kept",
+    WarningCode.UNVERIFIED_MODEL: "{note}",
+}
+
+THINK: Mapping[ThinkWarningCode, Template] = {
+    ThinkWarningCode.FAILED_RUNS: "{count} run(s) failed and are left out of the statistics",
+    ThinkWarningCode.ONE_RUN: "{mode}: one complete run, no spread or interval",
+    ThinkWarningCode.SPEC_SLOWER: "speculative thinking is slower than the large model alone "
+    "({ratio:.2f}x, Welch p = {p_value:.3g})",
+    ThinkWarningCode.NO_SIGNIFICANT_SPEEDUP: "the latency difference is not significant (Welch p = {p_value:.3g})",
+    ThinkWarningCode.ACCURACY_DROP: "speculative thinking answers fewer problems right "
+    "({spec_rate:.0%} vs {large_rate:.0%}, {method} p = {p_value:.3g})",
+    ThinkWarningCode.NO_TRIGGERS: "no trigger fired in any speculative run: the small model wrote everything",
+    ThinkWarningCode.MAX_TOKENS: "{count} run(s) hit --max-tokens before an answer or end of sequence",
+}
+
+LEVEL: Mapping[LevelWarningCode, Template] = {
+    LevelWarningCode.SHORT_BATCHES: "{mode}: throughput batches ({batch_s:.2f} s) are shorter than a request "
+    "({e2e_s:.2f} s): the throughput interval is optimistic; run longer",
+    LevelWarningCode.REQUESTS_FAILED: "{mode}: some requests failed; ratios use the successful ones",
+}
+
+
+def text(w: AnyWarning) -> str:
+    """The words of a warning: its old text if it has one (files from before warnings were values),
+    else its code's template filled with its params. Params that do not fit the template (a file
+    edited by hand) give `code (key=value, ...)` rather than an error."""
+    if w.message is not None:
+        return w.message
+    template = _template(w)
+    try:
+        return template(w.params) if callable(template) else template.format(**w.params)
+    except (KeyError, ValueError, TypeError, IndexError):
+        return f"{w.code.value} ({', '.join(f'{k}={v}' for k, v in w.params.items())})"
+
+
+def _template(w: AnyWarning) -> Template:
+    if isinstance(w, ThinkWarning):
+        return THINK[w.code]
+    if isinstance(w, LevelWarning):
+        return LEVEL[w.code]
+    return RUN[w.code]

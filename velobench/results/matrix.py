@@ -1,0 +1,161 @@
+"""What a matrix run folder stores (`velobench matrix`), and its readers: no runner needed to read it.
+
+    results/<run-id>/
+        matrix.json          the resolved configuration (`MatrixConfig`, written first)
+        cells.jsonl          one `CellRecord` per finished cell, appended, flushed and fsynced
+        cells/<cell>.json    each cell's full `velobench run` result (`results.schema.Report`)
+        summary.json         `MatrixSummary`: every finished cell with its speedup vs its target's baseline
+
+`runner.matrix` runs the cells and writes these files; `load_summary` and `cell_reports` read them
+back for `velobench report RUN_DIR`. Each cell's result is a run result with the run kind's own
+versions (`results.schema`).
+
+Matrix schema versions (`MATRIX_SCHEMA_VERSION`, carried by summary.json; bump it and add a line
+for every change of summary.json, cells.jsonl or matrix.json; `results.migrate` brings older
+summaries up):
+  1 — first version: the configuration, one record per cell (the cell, its status, result file,
+      command line, seconds, tokens/s, acceptance, speedup vs the baseline, ceiling, error), the
+      summary of all finished cells.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+from pydantic import AliasChoices, BaseModel, Field, ValidationError, create_model
+
+from velobench.errors import VelobenchError
+from velobench.results.config import Method, RunConfig, SpecImpl
+from velobench.results.measures import Ratio, Summary
+from velobench.results.schema import Report
+from velobench.validation import Strict, one_line
+
+MATRIX_SCHEMA_VERSION = 1
+
+# A cell decides these; the [run] table sets everything else a `velobench run` option sets.
+CELL_FIELDS = frozenset(
+    {
+        "main_model",
+        "draft_model",
+        "method",
+        "spec_impl",
+        "n_draft",
+        "draft_p_min",
+        "skip_vanilla",
+        "skip_speculative",
+        "prompt_file",
+    }
+)
+
+
+def _partial(model: type[BaseModel], exclude: frozenset[str]) -> dict[str, Any]:
+    """`model`'s fields minus `exclude`, each optional (None = not set) with its constraints kept."""
+    fields: dict[str, Any] = {}
+    for name, f in model.model_fields.items():
+        if name in exclude:
+            continue
+        extra: dict[str, Any] = {}
+        if name == "extra_args":  # the matrix file's historical name for -x
+            extra["validation_alias"] = AliasChoices("extra_args", "engine_args")
+        kind: Any = Optional[f.annotation]  # noqa: UP045 (the annotation is a runtime value here)
+        fields[name] = (Annotated[kind, *f.metadata] if f.metadata else kind, Field(None, **extra))
+    return fields
+
+
+# Settings shared by every cell: a partial RunConfig (names as `velobench run`'s options).
+MatrixRun = create_model("MatrixRun", __base__=Strict, **_partial(RunConfig, CELL_FIELDS))
+
+
+class MatrixPair(Strict):
+    target: str
+    draft: str | None = None
+
+
+class MatrixMethod(Strict):
+    method: Method = Method.DRAFT
+    spec_impl: SpecImpl = SpecImpl.SIMPLE
+    n_draft: list[int] = Field(default_factory=lambda: [8], min_length=1)
+    p_min: list[float] = Field(default_factory=lambda: [0.0], min_length=1)
+
+
+class MatrixConfig(Strict):
+    run: MatrixRun = Field(default_factory=MatrixRun)
+    pairs: list[MatrixPair] = Field(min_length=1)
+    methods: list[MatrixMethod] = Field(min_length=1)
+
+
+class Cell(Strict):
+    """One configuration to measure."""
+
+    id: str
+    target: str
+    draft: str | None
+    baseline: bool
+    method: Method | None = None
+    spec_impl: SpecImpl | None = None
+    n_draft: int | None = None
+    p_min: float | None = None
+
+
+class CellRecord(Strict):
+    """A finished cell, as appended to cells.jsonl and listed in summary.json."""
+
+    cell: Cell
+    status: str
+    report: str
+    command: str
+    seconds: float
+    tokens_per_second: Summary | None = None
+    acceptance_rate: float | None = None
+    mean_acceptance_length: float | None = None
+    speedup: Ratio | None = None
+    ceiling: float | None = None
+    error: str | None = None
+
+
+class MatrixSummary(Strict):
+    schema_version: int = MATRIX_SCHEMA_VERSION
+    run_dir: str
+    cells_total: int
+    cells_done: int
+    records: list[CellRecord]
+
+
+def load_summary(run_dir: Path) -> MatrixSummary:
+    """summary.json of a matrix run folder, of any known matrix version; anything else is one line."""
+    from velobench.results.migrate import migrate
+
+    path = run_dir / "summary.json"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise VelobenchError(
+            f"{run_dir} has no summary.json: not a matrix run (or nothing finished)"
+        ) from exc
+    except (OSError, ValueError) as exc:
+        raise VelobenchError(f"cannot read {path}: {exc}") from exc
+    try:
+        raw = json.loads(text)
+    except ValueError as exc:
+        raise VelobenchError(f"{path}: invalid matrix summary (not JSON: {exc})") from exc
+    if not isinstance(raw, dict):
+        raise VelobenchError(f"{path}: invalid matrix summary (not a JSON object)")
+    try:
+        return MatrixSummary.model_validate(migrate("matrix", raw))
+    except ValidationError as exc:
+        raise VelobenchError(f"{path}: invalid matrix summary ({one_line(exc)})") from exc
+    except ValueError as exc:  # a version this velobench does not know
+        raise VelobenchError(f"{path}: {exc}") from exc
+
+
+def cell_reports(summary: MatrixSummary) -> Iterator[tuple[CellRecord, Report]]:
+    """Each recorded cell with its run result (cells that failed before writing one are skipped)."""
+    from velobench.results import store
+
+    for rec in summary.records:
+        if rec.status == "failed" and not Path(rec.report).is_file():
+            continue  # failed before its first iteration: nothing to show but its error (summary.json)
+        yield rec, store.load(Path(rec.report))
