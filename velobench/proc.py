@@ -8,6 +8,10 @@ wrong, including Ctrl-C. No child outlives velobench.
 Servers are children too: `ServerProcess` starts one through `supervised()` on 127.0.0.1,
 logging to a file kept with the results, polls GET /health every 100 ms until 200 (503 =
 loading) while the process lives and within a deadline, and stops it on every exit.
+
+Why one module over 400 lines: supervision is one concern (start, readiness, deadlines, process
+groups, the watchdog, reaping, the one description of a dead server); split, its pieces would
+have to know each other's internals.
 """
 
 from __future__ import annotations

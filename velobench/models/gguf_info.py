@@ -3,6 +3,10 @@
 `gguf.GGUFReader` (llama.cpp's Python reader) builds a numpy view for every array element, which
 takes seconds for a 150k-token vocabulary; this module walks the header itself with `struct`
 over an mmap (tenths of a second) and uses the `gguf` package for the format's constants.
+
+Why one module over 400 lines: it is one file format's reader (header walk, metadata, llama.cpp's
+vocabulary-compatibility rules, completeness); splitting the walk from its users would expose its
+offsets.
 """
 
 from __future__ import annotations

@@ -17,6 +17,10 @@ refuses end the matrix the way they end every command (`runner.lifecycle`): the 
 stay in the run folder (or, where its ledger cannot be written, in a rescue copy of the summary)
 and the cell in progress is run again on resume. The files' types and their readers
 (`load_summary`, `cell_reports`) live in `results.matrix`.
+
+Why one module over 400 lines: a matrix run is one resumable state machine (cells, shared
+baselines, resume, retry, fail-fast, the ledger); its persisted types already live apart, in
+`results.matrix`.
 """
 
 from __future__ import annotations

@@ -14,6 +14,10 @@ configuration per model, run as that engine's vanilla server (no speculation: he
 models take turns in the text, they do not draft for each other). A server that dies, a failed
 request or Ctrl-C ends the benchmark with one line; every finished run is kept and every server
 stopped.
+
+Why one module over 400 lines: it is `velobench think` end to end (prepare, the two servers,
+the loop on the shared lifecycle), read top to bottom as the command runs; the loop, backends,
+analysis and rendering are already their own modules.
 """
 
 from __future__ import annotations
