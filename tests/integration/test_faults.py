@@ -133,11 +133,14 @@ def test_a_save_that_fails_mid_run_keeps_the_earlier_iterations(
 def test_a_matrix_with_one_impossible_cell_finishes_the_others(
     llama_bin: Path, smol: Path, work: Path
 ) -> None:
-    """The draft is SmolLM2 cut after its header: it passes every check (a GGUF, a compatible
-    vocabulary) but llama-server cannot load it, so only the draft-model cell fails."""
+    """The draft is SmolLM2 with one tensor renamed in its header: it passes every check (a
+    complete GGUF, a compatible vocabulary) but llama-server cannot load it ("missing tensor
+    'output_norm.weight'"), so only the draft-model cell fails. (A truncated copy no longer
+    serves: velobench refuses it before the matrix starts.)"""
     broken = work / "broken-draft.gguf"
-    with smol.open("rb") as src, broken.open("wb") as dst:
-        dst.write(src.read(24 * 1024 * 1024))
+    data = smol.read_bytes()
+    assert data.count(b"output_norm.weight") == 1
+    broken.write_bytes(data.replace(b"output_norm.weight", b"output_norX.weight"))
     (work / "m.toml").write_text(
         f"[run]\niterations = 1\nn_predict = 8\nctx_size = 512\nthreads = 2\nengine = 'server'\n"
         f"ceiling = false\nllama_cpp_path = '{llama_bin}'\n"
