@@ -180,6 +180,14 @@ def log_ratios(pairs: Sequence[tuple[float, float]], what: str = "paired_ratio")
     )
 
 
+def no_spread(d: np.ndarray) -> bool:
+    """True when log ratios d differ by no more than rounding: max − min ≤ 1e-12 · max(1, max|d|)
+    (ln 4 − ln 2 and ln 2 − ln 1 differ in the last bit; no benchmark resolves 1e-12)."""
+    import numpy as np
+
+    return bool(np.ptp(d) <= 1e-12 * max(1.0, float(np.max(np.abs(d)))))
+
+
 def paired_ratio(pairs: Sequence[tuple[float, float]]) -> Ratio:
     """Paired ratio of a over b, e.g. speculative over vanilla tokens/s of the same prompt.
 
@@ -192,7 +200,7 @@ def paired_ratio(pairs: Sequence[tuple[float, float]]) -> Ratio:
     schedule, the drift both members of a pair share. The interval is multiplicative: it is
     never below 0 and exp(−CI of ln(b/a)) is the CI of b/a.
     CI and p are None for one pair, and None when every d_i is equal (s_d = 0: the test is
-    undefined there, see `undefined_test`). stddev is None (there is no propagated σ);
+    undefined there, see `undefined_test` and `no_spread`). stddev is None (there is no propagated σ);
     n_a = n_b = n pairs. Raises ValueError on no pairs or a value that is not finite and > 0.
     """
     d = log_ratios(pairs)
@@ -201,7 +209,7 @@ def paired_ratio(pairs: Sequence[tuple[float, float]]) -> Ratio:
     lo = hi = p = None
     if n >= 2:
         sd = float(d.std(ddof=1))
-        if sd > 0 and not bool((d == d[0]).all()):
+        if sd > 0 and not no_spread(d):
             se = sd / math.sqrt(n)
             half = t_quantile(n - 1) * se
             lo, hi = math.exp(mean - half), math.exp(mean + half)
@@ -221,7 +229,9 @@ def paired_ratio(pairs: Sequence[tuple[float, float]]) -> Ratio:
 def undefined_test(r: Ratio) -> bool:
     """True when r had enough samples for a test (two per side, or two pairs) yet none is defined:
     constant samples (zero spread) leave the interval and the p-value undefined."""
-    return r.p_value is None and r.n_a >= 2 and r.n_b >= 2
+    if r.ci_method == PAIRED:
+        return r.n_a >= 2 and r.p_value is None
+    return r.stddev == 0 and r.p_value is None
 
 
 def acceptance_rate(accepted: int, drafted: int) -> float | None:

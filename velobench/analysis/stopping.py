@@ -76,7 +76,7 @@ def decide(pairs: Sequence[tuple[float, float]], look: int, target: float) -> De
     mean = float(d.mean())
     ratio = math.exp(mean)
     sd = float(d.std(ddof=1)) if n >= 2 else 0.0
-    if n < MIN_PAIRS or not sd > 0 or bool((d == d[0]).all()):
+    if n < MIN_PAIRS or not sd > 0 or stats.no_spread(d):
         return Decision(look, n, ratio, None, None, None, False)
     h = quantile(look, n) * sd / math.sqrt(n)
     rel = relative_half_width(h)

@@ -14,6 +14,7 @@ from velobench.results.measures import Ratio, Summary
 from velobench.results.schema import (
     Acceptance,
     CategorySummary,
+    Estimator,
     Iteration,
     ModeComparison,
     ModeResult,
@@ -47,10 +48,60 @@ def summarize_mode(result: ModeResult) -> None:
             rate=stats.acceptance_rate(accepted, drafted),
             per_iteration=stats.summarize(rates) if rates else None,
             draft_steps=sum(steps) if steps else None,
-            mean_length=stats.mean_acceptance_length(accepted, sum(steps)) if steps else None,
+            mean_length=mean_length(its),
             accepted_per_position=per_pos,
         )
     result.telemetry = telemetry_summaries(its)
+
+
+def mean_length(its: list[Iteration]) -> float | None:
+    """1 + Σ accepted / Σ draft steps over the iterations that counted their draft steps: accepted
+    tokens of iterations without a step count would inflate it (None where none counted)."""
+    counted = [i for i in its if i.draft_steps is not None]
+    if not counted:
+        return None
+    return stats.mean_acceptance_length(
+        sum(i.n_accept or 0 for i in counted), sum(i.draft_steps or 0 for i in counted)
+    )
+
+
+def pair_iterations(
+    baseline: list[Iteration], candidate: list[Iteration]
+) -> list[tuple[Iteration, Iteration]]:
+    """(candidate, baseline) iterations that measured the same prompt at the same occurrence.
+
+    Each mode's iterations are taken in schedule order (their index); the k-th iteration of
+    prompt p in one mode pairs with the k-th of p in the other, so a blocked run pairs
+    iteration i with iteration i, and an interleaved one each prompt's neighbours. Iterations
+    without a prompt id count as one prompt; a pair needs tokens/s > 0 on both sides.
+    """
+
+    def keyed(its: list[Iteration]) -> dict[tuple[str | None, int], Iteration]:
+        seen: dict[str | None, int] = {}
+        out = {}
+        for it in sorted(its, key=lambda i: i.index):
+            k = seen[it.prompt_id] = seen.get(it.prompt_id, 0) + 1
+            out[(it.prompt_id, k)] = it
+        return out
+
+    base = keyed(baseline)
+    return [
+        (c, base[key])
+        for key, c in keyed(candidate).items()
+        if key in base and c.tokens_per_second > 0 and base[key].tokens_per_second > 0
+    ]
+
+
+def paired_speedup(pairs: list[tuple[Iteration, Iteration]]) -> Ratio | None:
+    """The paired estimate (`stats.paired_ratio`) of candidate ÷ baseline tokens/s over `pairs`."""
+    if not pairs:
+        return None
+    return stats.paired_ratio([(c.tokens_per_second, b.tokens_per_second) for c, b in pairs])
+
+
+def estimator(n_pairs: int) -> Estimator:
+    """ "paired" from 2 pairs on (an interval and a test exist), else "ratio-of-means"."""
+    return "paired" if n_pairs >= 2 else "ratio-of-means"
 
 
 def telemetry_summaries(its: list[Iteration]) -> dict[str, Summary]:
@@ -85,7 +136,8 @@ def energy_ratio(base: ModeResult, cand: ModeResult) -> Ratio | None:
 
 
 def category_summaries(baseline: ModeResult, candidate: ModeResult) -> list[CategorySummary]:
-    """Per category: tokens/s of each mode, acceptance, and the speedup (ratio of means).
+    """Per category: tokens/s of each mode, acceptance, the speedup (ratio of means) and the
+    paired speedup of its pairs (no interval under 2 pairs: the report says so).
 
     Only when the run used more than one prompt category; prompts of a category are the same
     in both modes because iterations cycle through one prompt list.
@@ -101,6 +153,7 @@ def category_summaries(baseline: ModeResult, candidate: ModeResult) -> list[Cate
         drafted = sum(i.n_drafted or 0 for i in cand_its)
         accepted = sum(i.n_accept or 0 for i in cand_its)
         ids = {i.prompt_id for m in (baseline, candidate) for i in m.iterations if i.category == cat}
+        pairs = pair_iterations([i for i in baseline.iterations if i.category == cat], cand_its)
         out.append(
             CategorySummary(
                 category=cat,
@@ -109,14 +162,17 @@ def category_summaries(baseline: ModeResult, candidate: ModeResult) -> list[Cate
                 candidate_tokens_per_second=stats.summarize(cand) if cand else None,
                 acceptance_rate=stats.acceptance_rate(accepted, drafted),
                 speedup=stats.ratio_of_means(cand, base) if base and cand else None,
+                n_pairs=len(pairs),
+                paired_speedup=paired_speedup(pairs),
             )
         )
     return out
 
 
 def compare_modes(report: Report, baseline: str, candidate: str) -> ModeComparison:
-    """Candidate vs baseline: speedup (ratio of mean tokens/s) with its uncertainty, categories,
-    and at temperature 0 whether the candidate reproduced the baseline's output."""
+    """Candidate vs baseline: the paired speedup and the ratio of mean tokens/s with their
+    uncertainty (the estimator the verdict uses: paired from 2 pairs on), categories, and at
+    temperature 0 whether the candidate reproduced the baseline's output."""
     base, cand = report.modes.get(baseline), report.modes.get(candidate)
     comp = ModeComparison(baseline=baseline, candidate=candidate)
     if base and cand and base.iterations and cand.iterations:
@@ -124,6 +180,9 @@ def compare_modes(report: Report, baseline: str, candidate: str) -> ModeComparis
             [i.tokens_per_second for i in cand.iterations],
             [i.tokens_per_second for i in base.iterations],
         )
+        pairs = pair_iterations(base.iterations, cand.iterations)
+        comp.paired_speedup = paired_speedup(pairs)
+        comp.estimator = estimator(len(pairs))
         comp.categories = category_summaries(base, cand)
         if report.config.temp == 0:
             comp.lossless = losslessness(base, cand)
@@ -151,13 +210,5 @@ def analyze(report: Report) -> None:
 
 def category_mean_length(report: Report, category: str) -> float | None:
     """1 + accepted / draft steps over the category's speculative iterations (server engine only)."""
-    its = [
-        i
-        for i in (report.speculative.iterations if report.speculative else [])
-        if i.category == category and i.draft_steps is not None
-    ]
-    if not its:
-        return None
-    return stats.mean_acceptance_length(
-        sum(i.n_accept or 0 for i in its), sum(i.draft_steps or 0 for i in its)
-    )
+    its = [i for i in (report.speculative.iterations if report.speculative else []) if i.category == category]
+    return mean_length(its)

@@ -90,6 +90,46 @@ def verdict_text(r: Ratio | None) -> str:
             return f"speculative decoding is slower: {fmt.ratio(r.ratio)} vanilla ({ci}, {p})"
 
 
+def speedup_lines(report: Report) -> list[tuple[str, str]]:
+    """(label, text) lines every report shows under its results: the headline speedup (paired
+    where pairs exist), the ratio of means beside it, and how a `--target-ci` run stopped."""
+    out: list[tuple[str, str]] = []
+    head, rom = report.speedup_detail, report.ratio_of_means
+    if head is not None:
+        label_ = "Speedup (paired)" if head.ci_method == fmt.PAIRED else "Speedup"
+        out.append((label_, speedup_text(head)))
+    if rom is not None and head is not rom:
+        out.append(("Ratio of means", speedup_text(rom)))
+    if report.stopping is not None:
+        out.append(("Stopping", stopping_text(report)))
+    return out
+
+
+STOP_WORDS = {
+    "target": "the interval reached the target",
+    "max-iterations": "--max-iterations reached before the target",
+    "max-time": "--max-time reached before the target",
+    "interrupted": "interrupted before the target",
+}
+
+
+def stopping_text(report: Report) -> str:
+    """`target ±5% reached after 4 looks (42 pairs): 1.52x, sequential 95% CI 1.46–1.58 (±4.1%)`."""
+    s = report.stopping
+    if s is None:
+        return fmt.MISSING
+    why = STOP_WORDS.get(s.stopped_by or "", "still running")
+    last = s.last
+    if last is None:
+        return f"target ±{s.target:.0%}: {why}, no look yet"
+    width = "" if last.relative_half_width is None else f" (±{last.relative_half_width:.1%})"
+    ci = fmt.ci(last.ci95_low, last.ci95_high) or f"no interval under {s.min_pairs} pairs"
+    return (
+        f"target ±{s.target:.1%}: {why} after {last.look} look(s), {last.n_pairs} pairs, "
+        f"{fmt.duration(last.elapsed_s)}: {fmt.ratio(last.ratio)}, sequential {ci}{width}"
+    )
+
+
 def ceiling_text(c: Ceiling, device: str = "this machine") -> str:
     """One line: what verification and drafting cost, what a step yields, and the resulting ceiling
     (analysis.ceiling.compute)."""
@@ -217,10 +257,10 @@ def categories_table(report: Report) -> Table:
     table = Table(title="Per category (tokens/s mean ± stddev)", title_justify="left")
     comp = report.primary
     base, cand = (label(comp.baseline), label(comp.candidate)) if comp else ("Baseline", "Candidate")
-    for col in ("Category", "Prompts", base, cand, "Accepted", "Speedup [95% CI]"):
+    cols = ("Category", "Prompts", base, cand, "Accepted", "Paired [95% CI]", "Ratio of means [95% CI]")
+    for col in cols:
         table.add_column(col, justify="left" if col == "Category" else "right", no_wrap=True)
     for c in report.categories:
-        sp = ratio_short(c.speedup)
         acc = fmt.percent(c.acceptance_rate)
         table.add_row(
             c.category,
@@ -228,7 +268,8 @@ def categories_table(report: Report) -> Table:
             fmt.mean_sd(c.baseline_tokens_per_second, digits=1),
             fmt.mean_sd(c.candidate_tokens_per_second, digits=1),
             acc,
-            sp,
+            ratio_short(c.paired_speedup),
+            ratio_short(c.speedup),
         )
     return table
 
@@ -246,8 +287,8 @@ def print_report(console: Console, report: Report) -> None:
     energy = report.primary.energy_per_token if report.primary else None
     if energy is not None:
         console.print(f"Energy per token, speculative / vanilla: {ratio_short(energy)}")
-    if report.speedup_detail is not None:
-        console.print(f"Speedup: {speedup_text(report.speedup_detail)}")
+    for name, text in speedup_lines(report):
+        console.print(f"{name}: {text}")
     console.print(f"Verdict: {verdict_text(report.speedup_detail)}")
     for m in report.modes.values():
         if m.source:

@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from velobench.errors import VelobenchError
-from velobench.report.console import verdict_text
-from velobench.report.fmt import speedup_text
+from velobench.report.console import speedup_lines, verdict_text
 from velobench.report.tables import (
     categories,
     config,
@@ -28,8 +27,8 @@ def render(report: Report) -> str:
     parts = ["# velobench: vanilla vs speculative decoding", ""]
     parts += [f"- **{k}:** `{v}`" if k.endswith("model") else f"- **{k}:** {v}" for k, v in config(report)]
     parts += ["", results(report).markdown(), ""]
-    if report.speedup_detail is not None:
-        parts += [f"**Speedup:** {speedup_text(report.speedup_detail)}", ""]
+    for name, text in speedup_lines(report):
+        parts += [f"**{name}:** {text}", ""]
     parts += [f"**Verdict:** {verdict_text(report.speedup_detail)}", ""]
     cats = categories(report)
     if cats:

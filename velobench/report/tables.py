@@ -120,7 +120,7 @@ class Table:
 
 
 def _ci_text(r: Ratio | None) -> str:
-    return fmt.MISSING if r is None else fmt.interval(r.ci95_low, r.ci95_high)
+    return fmt.ratio_interval(r)
 
 
 def _rate(x: float | None) -> str:
@@ -210,6 +210,9 @@ def categories(report: Report) -> Table | None:
             fmt.mean_sd(c.candidate_tokens_per_second),
             _rate(c.acceptance_rate),
             _length(category_mean_length(report, c.category)),
+            fmt.ratio(None if c.paired_speedup is None else c.paired_speedup.ratio),
+            _ci_text(c.paired_speedup),
+            _p(c.paired_speedup),
             fmt.ratio(None if c.speedup is None else c.speedup.ratio),
             _ci_text(c.speedup),
             _p(c.speedup),
@@ -223,11 +226,14 @@ def categories(report: Report) -> Table | None:
         "Speculative tok/s",
         "Acceptance",
         "Mean acceptance length",
-        "Speedup",
+        "Paired speedup",
         "95% CI",
-        "p",
+        "p (paired t)",
+        "Ratio of means",
+        "95% CI",
+        "p (Welch)",
     ]
-    return Table("Per category (mean ± stddev)", headers, rows, [False] + [True] * 8)
+    return Table("Per category (mean ± stddev)", headers, rows, [False] + [True] * 11)
 
 
 def lossless_lines(report: Report) -> list[str]:
