@@ -38,8 +38,12 @@ def print_config(console: Console, report: Report) -> None:
         console.print("  Method:      as configured on the servers (acceptance from their /metrics)")
     else:
         console.print(f"  Method:      {method}, n_draft {cfg.n_draft}, p_min {cfg.draft_p_min}")
+    iterations = str(cfg.iterations)
+    if cfg.target_ci is not None:  # rounds until the paired interval is narrow enough
+        limit = f", {fmt.duration(cfg.max_time)}" if cfg.max_time is not None else ""
+        iterations = f"until ±{cfg.target_ci:g}% (at most {cfg.max_iterations}{limit})"
     console.print(
-        f"  n_predict:   {cfg.n_predict}   iterations: {cfg.iterations} (+{cfg.warmup} warm-up)   "
+        f"  n_predict:   {cfg.n_predict}   iterations: {iterations} (+{cfg.warmup} warm-up)   "
         f"engine: {cfg.engine}   threads: {cfg.threads or 'auto'}   ctx: {cfg.ctx_size}   temp: {cfg.temp}   seed: {cfg.seed}"
     )
     if cfg.prompts:
