@@ -182,7 +182,7 @@ def test_categories_in_every_format(categorized: Report) -> None:
     code_spec = rows[-1]
     assert code_spec["n"] == "2" and code_spec["acceptance_rate"] == "1.0"
     assert code_spec["mean_acceptance_length"] == "9.0" and code_spec["speedup"] != ""
-    check_page(html_report.render(categorized), images=3)  # + acceptance per category
+    check_page(html_report.render(categorized), images=4)  # + acceptance per category, per prompt (issue 20)
     assert category_mean_length(categorized, "code") == 9.0
 
 

@@ -179,3 +179,49 @@ def test_plots_draw_no_zero_width_bars_for_missing_intervals() -> None:
     assert plain and plain[0][1]["fillstyle"] == "none"
     assert plots.plot_speedup(rep) is not None and plots.plot_categories(rep) is not None
     assert math.isfinite(x.ratio)
+
+
+def test_acceptance_per_prompt_buckets_and_request_weighting() -> None:
+    """The GSM8K benchmark's per-request view: per prompt, its buckets, and request- beside
+    token-weighted acceptance (a long completion of low acceptance pulls the token-weighted down)."""
+    from velobench.analysis.summaries import summarize_mode
+    from velobench.report.console import acceptance_line
+
+    def spec(i: int, prompt: str, drafted: int, accepted: int, steps: int | None) -> Iteration:
+        return it(
+            i,
+            prompt,
+            10,
+            n_drafted=drafted,
+            n_accept=accepted,
+            acceptance_rate=accepted / drafted,
+            draft_steps=steps,
+            acceptance_source="metrics-delta" if steps is not None else "server-response",
+        )
+
+    its = [
+        spec(1, "a", 10, 9, 3),  # a: 19/20 = 95%
+        spec(2, "a", 10, 10, 2),
+        spec(3, "b", 100, 40, None),  # b: 40% of many tokens
+        spec(4, "c", 20, 16, 5),  # c: 80%
+        spec(5, "d", 4, 3, 1),  # d: 75%, on the bucket's lower edge
+    ]
+    m = ModeResult(mode="speculative", binary="b", iterations=its)
+    summarize_mode(m)
+    acc = m.acceptance
+    assert acc is not None
+    by = {p.prompt_id: p for p in acc.per_prompt}
+    assert (by["a"].iterations, by["a"].drafted, by["a"].accepted, by["a"].draft_steps) == (2, 20, 19, 5)
+    assert by["a"].rate == pytest.approx(0.95) and by["a"].mean_length == pytest.approx(1 + 19 / 5)
+    assert (
+        by["b"].draft_steps is None and by["b"].mean_length is None and by["b"].sources == ["server-response"]
+    )
+    assert acc.buckets == {"< 50%": 1, "50-75%": 0, "75-90%": 2, "90-100%": 1}
+    assert acc.rate == pytest.approx(78 / 144)  # token-weighted
+    assert acc.request_rate == pytest.approx((0.9 + 1.0 + 0.4 + 0.8 + 0.75) / 5)
+    rep = golden()
+    rep.modes["speculative"] = m
+    line = acceptance_line(rep)
+    assert line is not None and "per prompt (4): < 50% 1, 50-75% 0, 75-90% 2, 90-100% 1" in line
+    assert "token-weighted 54.2%, request-weighted 77.0%" in line
+    assert "/metrics deltas around each request" in line and "llama-server's per-response counts" in line

@@ -12,12 +12,14 @@ from velobench.analysis.lossless import losslessness
 from velobench.analysis.warnings import SETUP_WARNINGS, result_warnings
 from velobench.results.measures import Ratio, Summary
 from velobench.results.schema import (
+    ACCEPTANCE_BUCKETS,
     Acceptance,
     CategorySummary,
     Estimator,
     Iteration,
     ModeComparison,
     ModeResult,
+    PromptAcceptance,
     Report,
 )
 
@@ -42,16 +44,62 @@ def summarize_mode(result: ModeResult) -> None:
         steps = [i.draft_steps for i in its if i.draft_steps is not None]
         positions = [i.accepted_per_position for i in its if i.accepted_per_position]
         per_pos = [float(sum(col)) for col in zip(*positions, strict=False)] if positions else None
+        prompts = per_prompt_acceptance(its)
         result.acceptance = Acceptance(
             drafted=drafted,
             accepted=accepted,
             rate=stats.acceptance_rate(accepted, drafted),
+            request_rate=sum(rates) / len(rates) if rates else None,
+            per_prompt=prompts,
+            buckets=acceptance_buckets(prompts),
             per_iteration=stats.summarize(rates) if rates else None,
             draft_steps=sum(steps) if steps else None,
             mean_length=mean_length(its),
             accepted_per_position=per_pos,
         )
     result.telemetry = telemetry_summaries(its)
+
+
+def per_prompt_acceptance(its: list[Iteration]) -> list[PromptAcceptance]:
+    """Per prompt, over its iterations with counts: drafted and accepted tokens, their rate,
+    draft steps and mean acceptance length where counted, and where the counts came from."""
+    by_prompt: dict[str | None, list[Iteration]] = {}
+    for i in its:
+        if i.n_drafted is not None:
+            by_prompt.setdefault(i.prompt_id, []).append(i)
+    out = []
+    for pid, group in by_prompt.items():
+        drafted = sum(i.n_drafted or 0 for i in group)
+        accepted = sum(i.n_accept or 0 for i in group)
+        counted = [i.draft_steps for i in group if i.draft_steps is not None]
+        out.append(
+            PromptAcceptance(
+                prompt_id=pid,
+                category=group[0].category,
+                iterations=len(group),
+                drafted=drafted,
+                accepted=accepted,
+                rate=stats.acceptance_rate(accepted, drafted),
+                draft_steps=sum(counted) if counted else None,
+                mean_length=mean_length(group),
+                sources=sorted({i.acceptance_source for i in group if i.acceptance_source is not None}),
+            )
+        )
+    return out
+
+
+def acceptance_buckets(prompts: list[PromptAcceptance]) -> dict[str, int]:
+    """Prompts per acceptance-rate bucket, the GSM8K benchmark's: [0, 50%), [50, 75%), [75, 90%),
+    [90, 100%] (every bucket present, 0 where empty); prompts that drafted nothing are left out."""
+    out = {name: 0 for _, _, name in ACCEPTANCE_BUCKETS}
+    for p in prompts:
+        if p.rate is None:
+            continue
+        name = next(
+            n for lo, hi, n in ACCEPTANCE_BUCKETS if lo <= p.rate < hi or (hi == 1.0 and p.rate >= hi)
+        )
+        out[name] += 1
+    return out
 
 
 def mean_length(its: list[Iteration]) -> float | None:

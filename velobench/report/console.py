@@ -109,6 +109,29 @@ def speedup_lines(report: Report) -> list[tuple[str, str]]:
     return out
 
 
+SOURCE_WORDS = {
+    "server-response": "llama-server's per-response counts",
+    "metrics-delta": "/metrics deltas around each request",
+    "cli-output": "the cli tool's printed summary",
+}
+
+
+def acceptance_line(report: Report) -> str | None:
+    """`per prompt (7): < 50% 0, 50-75% 1, 75-90% 2, 90-100% 4; token-weighted 85.1%, request-
+    weighted 80.3% (from /metrics deltas around each request)`; None without per-prompt counts."""
+    spec = report.speculative
+    acc = spec.acceptance if spec else None
+    if acc is None or not acc.per_prompt:
+        return None
+    buckets = ", ".join(f"{name} {n}" for name, n in acc.buckets.items())
+    sources = sorted({s for p in acc.per_prompt for s in p.sources})
+    where = f" (from {', '.join(SOURCE_WORDS[s] for s in sources)})" if sources else ""
+    return (
+        f"per prompt ({len(acc.per_prompt)}): {buckets}; token-weighted {fmt.percent(acc.rate, 1)}, "
+        f"request-weighted {fmt.percent(acc.request_rate, 1)}{where}"
+    )
+
+
 STOP_WORDS = {
     "target": "the interval reached the target",
     "max-iterations": "--max-iterations reached before the target",
@@ -293,6 +316,9 @@ def print_report(console: Console, report: Report) -> None:
         console.print(f"Energy per token, speculative / vanilla: {ratio_short(energy)}")
     for name, text in speedup_lines(report):
         console.print(f"{name}: {text}")
+    acceptance = acceptance_line(report)
+    if acceptance is not None:
+        console.print(f"Acceptance {acceptance}")
     console.print(f"Verdict: {verdict_text(report.speedup_detail)}")
     for m in report.modes.values():
         if m.source:

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from velobench.errors import VelobenchError
 from velobench.report.console import speedup_lines, verdict_text
 from velobench.report.plots import (
+    plot_acceptance_histogram,
     plot_categories,
     plot_power,
     plot_speedup,
@@ -15,6 +16,7 @@ from velobench.report.plots import (
     plot_tokens_per_second,
 )
 from velobench.report.tables import (
+    acceptance_per_prompt,
     categories,
     config,
     group_pairs,
@@ -81,6 +83,10 @@ def render(report: Report) -> str:
     if cats:
         body.append(cats.html())
         body += _img(plot_categories(report), "acceptance rate and mean acceptance length per category")
+    per_prompt = acceptance_per_prompt(report)
+    if per_prompt is not None:
+        body.append(per_prompt.html())
+        body += _img(plot_acceptance_histogram(report), "prompts per acceptance-rate bucket")
     lossless = lossless_lines(report)
     if lossless:
         body += [

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from velobench.errors import VelobenchError
 from velobench.report.console import speedup_lines, verdict_text
 from velobench.report.tables import (
+    acceptance_per_prompt,
     categories,
     config,
     group_pairs,
@@ -33,6 +34,9 @@ def render(report: Report) -> str:
     cats = categories(report)
     if cats:
         parts += [cats.markdown(), ""]
+    per_prompt = acceptance_per_prompt(report)
+    if per_prompt is not None:
+        parts += [per_prompt.markdown(), ""]
     tele = telemetry(report)
     if tele is not None:
         parts += [tele.markdown(), ""]

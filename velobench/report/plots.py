@@ -118,6 +118,24 @@ def _bars(ax: Any, names: Sequence[str], values: Sequence[float | None]) -> None
             ax.text(k, 0, "n/a", ha="center", va="bottom", color="grey")
 
 
+def plot_acceptance_histogram(report: Report) -> str | None:
+    """Prompts per acceptance-rate bucket (< 50%, 50-75%, 75-90%, 90-100%), the GSM8K
+    benchmark's distribution over requests (base64 PNG); None without per-prompt counts."""
+    spec = report.speculative
+    acc = spec.acceptance if spec else None
+    if acc is None or not acc.buckets or not acc.per_prompt:
+        return None
+    fig = _figure(6, 3.0)
+    ax = fig.add_subplot()
+    names, counts = list(acc.buckets), list(acc.buckets.values())
+    ax.bar(names, counts, color="C0")
+    ax.set_xlabel("acceptance rate of the prompt (accepted / drafted)")
+    ax.set_ylabel("prompts")
+    ax.set_title(f"Acceptance per prompt ({len(acc.per_prompt)} prompts)")
+    ax.set_yticks(range(max(counts) + 1))
+    return _png(fig)
+
+
 def plot_speedup(report: Report) -> str | None:
     """Speedup with its 95% interval, overall and per category, against 1.0 (base64 PNG): the
     headline estimate (paired where pairs exist) of each."""

@@ -236,6 +236,46 @@ def categories(report: Report) -> Table | None:
     return Table("Per category (mean ± stddev)", headers, rows, [False] + [True] * 11)
 
 
+def acceptance_per_prompt(report: Report) -> Table | None:
+    """Per prompt of the speculative mode: iterations, drafted, accepted, rate, draft steps, mean
+    acceptance length and where the counts came from; None without per-prompt counts."""
+    from velobench.report.console import SOURCE_WORDS, acceptance_line
+
+    spec = report.speculative
+    acc = spec.acceptance if spec else None
+    if acc is None or not acc.per_prompt:
+        return None
+    rows = [
+        [
+            p.prompt_id or fmt.MISSING,
+            p.category or fmt.MISSING,
+            str(p.iterations),
+            str(p.drafted),
+            str(p.accepted),
+            _rate(p.rate),
+            fmt.MISSING if p.draft_steps is None else str(p.draft_steps),
+            _length(p.mean_length),
+            ", ".join(SOURCE_WORDS[s] for s in p.sources) or fmt.MISSING,
+        ]
+        for p in acc.per_prompt
+    ]
+    headers = [
+        "Prompt",
+        "Category",
+        "Iterations",
+        "Drafted",
+        "Accepted",
+        "Rate",
+        "Draft steps",
+        "Mean length",
+        "Source",
+    ]
+    right = [False, False] + [True] * 6 + [False]
+    return Table(
+        "Acceptance per prompt", headers, rows, right, caption=f"Acceptance {acceptance_line(report)}"
+    )
+
+
 def lossless_lines(report: Report) -> list[str]:
     ll = report.lossless
     if ll is None:

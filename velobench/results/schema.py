@@ -48,8 +48,10 @@ load results (`results.load`, `LOAD_SCHEMA_VERSION`), think results (`results.th
       else "ratio-of-means"); categories store their `n_pairs` and `paired_speedup`; constant
       samples leave the interval and p `null` (they were [R, R] and 0 or 1) with the
       `undefined-test` warning; a run made with `--target-ci` stores its `stopping` record (the
-      rule, every look, why it stopped). Version-4 files migrate with `estimator`
-      "ratio-of-means" (what their verdicts used) and no pairs.
+      rule, every look, why it stopped); acceptance per request: every iteration says where its
+      counts came from (`acceptance_source`), a mode's acceptance adds the request-weighted rate,
+      per-prompt acceptance and the prompts per rate bucket. Version-4 files migrate with
+      `estimator` "ratio-of-means" (what their verdicts used), no pairs and no per-prompt view.
 """
 
 from __future__ import annotations
@@ -72,6 +74,17 @@ from velobench.validation import Strict
 RUN_SCHEMA_VERSION = 5
 
 Mode = Literal["vanilla", "speculative"]  # the two modes `velobench run` measures
+
+# Where an iteration's acceptance counts came from: llama-server's own counts in its response
+# (`timings.draft_n`, `draft_n_accepted`), the /metrics counters read before and after the one
+# request (requests run one at a time), or the llama.cpp cli tool's printed summary.
+AcceptanceSource = Literal["server-response", "metrics-delta", "cli-output"]
+ACCEPTANCE_BUCKETS = (
+    (0.0, 0.5, "< 50%"),
+    (0.5, 0.75, "50-75%"),
+    (0.75, 0.9, "75-90%"),
+    (0.9, 1.0, "90-100%"),
+)
 
 
 class Iteration(Strict):
@@ -99,6 +112,10 @@ class Iteration(Strict):
     n_drafted: int | None = None
     n_accept: int | None = None
     acceptance_rate: float | None = None
+    acceptance_source: AcceptanceSource | None = Field(
+        default=None,
+        description="where n_drafted/n_accept/draft_steps came from (None: files before version 5)",
+    )
     # Streaming engines (server): client-side latencies and the server's own accounting.
     e2e_ms: float | None = Field(
         default=None, description="request sent -> last token received (client clock)"
@@ -127,12 +144,37 @@ class Iteration(Strict):
     )
 
 
+class PromptAcceptance(Strict):
+    """Draft acceptance of one prompt over its iterations (the GSM8K benchmark's per-request view)."""
+
+    prompt_id: str | None
+    category: str | None = None
+    iterations: int
+    drafted: int
+    accepted: int
+    rate: float | None = Field(description="accepted / drafted over this prompt's iterations")
+    draft_steps: int | None = Field(
+        default=None, description="verification steps with a draft, where counted"
+    )
+    mean_length: float | None = Field(default=None, description="1 + accepted / draft steps, where counted")
+    sources: list[AcceptanceSource] = Field(default_factory=list, description="where its counts came from")
+
+
 class Acceptance(Strict):
     """Draft acceptance over all iterations of a speculative mode."""
 
     drafted: int
     accepted: int
     rate: float | None = Field(description="accepted / drafted over all iterations (token-weighted)")
+    request_rate: float | None = Field(
+        default=None,
+        description="mean of the per-iteration rates (request-weighted: token weighting favours long completions)",
+    )
+    per_prompt: list[PromptAcceptance] = Field(default_factory=list)
+    buckets: dict[str, int] = Field(
+        default_factory=dict,
+        description="prompts per acceptance-rate bucket (< 50%, 50-75%, 75-90%, 90-100%)",
+    )
     per_iteration: Summary | None = None
     draft_steps: int | None = Field(
         default=None, description="verification steps with a draft (server engine)"
