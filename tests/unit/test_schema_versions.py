@@ -130,7 +130,7 @@ def test_a_version_4_run_result_keeps_its_ratio_of_means_verdict() -> None:
     assert cb.speedup == ca.speedup
     old_text, new_text = run_console(a), run_console(b)
     assert "Speedup: 0.53x ± " in old_text and "Ratio of means" not in old_text
-    assert "Speedup (paired): 0.53x, 95% CI 0.42–0.67 (paired, 3 pairs), paired t p = 0.0072" in new_text
+    assert "Speedup: 0.53x, 95% CI 0.42–0.67 (paired, 3 pairs), paired t p = 0.0072" in new_text
     assert "Ratio of means: 0.53x ± " in new_text and "(Fieller), Welch p = " in new_text
     assert "speculative decoding is slower than vanilla (0.53x)" in new_text
     for fmt in FILE_FORMATS:

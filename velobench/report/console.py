@@ -99,9 +99,8 @@ def speedup_lines(report: Report) -> list[tuple[str, str]]:
     where pairs exist), the ratio of means beside it, and how a `--target-ci` run stopped."""
     out: list[tuple[str, str]] = []
     head, rom = report.speedup_detail, report.ratio_of_means
-    if head is not None:
-        label_ = "Speedup (paired)" if head.ci_method == fmt.PAIRED else "Speedup"
-        out.append((label_, speedup_text(head)))
+    if head is not None:  # its text names the estimator: "(paired, n pairs)" or "(Fieller)"
+        out.append(("Speedup", speedup_text(head)))
     if rom is not None and head is not rom:
         out.append(("Ratio of means", speedup_text(rom)))
     if report.stopping is not None:
