@@ -90,7 +90,51 @@ def test_run_with_the_server_engine(cli, llama_bin: Path, smol: Path, isolated: 
         assert it["draft_steps"] > 0
         assert it["mean_acceptance_length"] == pytest.approx(1 + it["n_accept"] / it["draft_steps"])
         assert sum(it["accepted_per_position"]) == it["n_accept"]
+        assert it["acceptance_source"] == "metrics-delta"
+    # acceptance per request (issue 20): one prompt, its counts summed over both iterations
+    acc = data["modes"]["speculative"]["acceptance"]
+    (prompt,) = acc["per_prompt"]
+    its = data["modes"]["speculative"]["iterations"]
+    assert prompt["drafted"] == sum(i["n_drafted"] for i in its) == acc["drafted"]
+    assert prompt["sources"] == ["metrics-delta"] and sum(acc["buckets"].values()) == 1
+    assert acc["request_rate"] == pytest.approx(sum(i["acceptance_rate"] for i in its) / 2)
+    assert "Acceptance per prompt (1): " in out and "/metrics deltas around each request" in out
+    (comp,) = data["comparisons"]
+    assert comp["estimator"] == "paired" and comp["paired_speedup"]["n_a"] == 2
     assert servers_on(port) == []  # every server stopped and reaped
+
+
+def test_target_ci_stops_on_the_real_servers(cli, llama_bin: Path, smol: Path, isolated: Path) -> None:  # type: ignore[no-untyped-def]
+    """--target-ci: rounds over 7 built-in prompts (one per category) until the paired interval is
+    narrow enough (a loose 50% here) or --max-iterations (21: three rounds, the first look at the
+    rule's minimum of 20 pairs); the result records the look and says why it stopped."""
+    port = free_port()
+    code, out, err = cli(
+        "run",
+        *("-m", str(smol), "-d", str(smol), "-n", "12", "-t", "2", "-c", "512", "--engine", "server"),
+        *(
+            "--port",
+            str(port),
+            "--llama-cpp-path",
+            str(llama_bin),
+            "--prompts",
+            "builtin",
+            "--num-prompts",
+            "7",
+        ),
+        *("--target-ci", "50", "--max-iterations", "21", "--warmup", "0", "-o", "t.json"),
+    )
+    assert code == 0, err
+    rep = results.load(Path("t.json"))
+    s = rep.stopping
+    assert s is not None and s.stopped_by in ("target", "max-iterations")
+    assert rep.vanilla is not None and rep.speculative is not None
+    assert len(rep.vanilla.iterations) == len(rep.speculative.iterations) == 21  # three rounds of 7
+    (look,) = s.looks
+    assert look.n_pairs == 21 and look.relative_half_width is not None
+    assert (s.stopped_by == "target") == (look.relative_half_width <= 0.5)
+    assert "Stopping: target ±50.0%: " in out
+    assert servers_on(port) == []
 
 
 def test_draft_without_spec_type_is_caught(llama_bin: Path, smol: Path, tmp_path: Path) -> None:

@@ -45,8 +45,18 @@ def test_ratio_forms_share_their_pieces(speedup: Ratio) -> None:
         f"{speedup.ratio:.2f}x ({fmt.ci(speedup.ci95_low, speedup.ci95_high)}), Welch p = {speedup.p_value:.2g}"
     )
     unbounded = speedup.model_copy(update={"ci95_low": None, "ci95_high": None, "p_value": None})
-    assert fmt.ratio_ci(unbounded) == f"{speedup.ratio:.2f}x"
+    # an unbounded Fieller interval reads one way in every form (issue 20)
+    assert fmt.ratio_ci(unbounded) == f"{speedup.ratio:.2f}x (95% CI unbounded)"
     assert "95% CI unbounded" in fmt.speedup_text(unbounded)
+    assert fmt.ratio_short(unbounded) == f"{speedup.ratio:.2f}x [unbounded]"
+    assert fmt.ratio_cell(unbounded) == f"{speedup.ratio:.2f}x ± {speedup.stddev:.2f} [unbounded]"
+    assert fmt.ratio_interval(unbounded) == "unbounded"
+    constant = speedup.model_copy(
+        update={"ci95_low": None, "ci95_high": None, "p_value": None, "stddev": 0.0}
+    )
+    assert fmt.ratio_short(constant) == f"{speedup.ratio:.2f}x [undefined]"
+    one_sample = speedup.model_copy(update={"ci95_low": None, "ci95_high": None, "p_value": None, "n_a": 1})
+    assert fmt.ratio_short(one_sample) == f"{speedup.ratio:.2f}x"
     assert fmt.ratio_short(None) == fmt.ratio_cell(None) == fmt.ratio_ci(None) == "-"
 
 

@@ -88,7 +88,9 @@ def test_complete_run_is_saved_with_summaries_and_warnings(tmp_path: Path) -> No
     saved = results.load(tmp_path / "r.json")
     assert saved == rep
     assert rep.status == "complete"
-    assert rep.speedup == pytest.approx(0.5)
+    assert rep.ratio_of_means is not None and rep.ratio_of_means.ratio == pytest.approx(0.5)
+    # the headline is paired (issue 20): the geometric mean of 50/100, 51/101, 49/99
+    assert rep.speedup == pytest.approx((50 / 100 * 51 / 101 * 49 / 99) ** (1 / 3))
     assert rep.speculative is not None and rep.speculative.acceptance is not None
     assert rep.speculative.acceptance.rate == pytest.approx(0.6) and rep.speculative.acceptance.drafted == 30
     assert WarningCode.SPECULATION_SLOWER in {w.code for w in rep.warnings}
@@ -128,7 +130,8 @@ def test_ctrl_c_keeps_finished_iterations(tmp_path: Path) -> None:
 
 
 def test_no_significant_difference_is_not_called_a_speedup(tmp_path: Path) -> None:
-    eng = ScriptedEngine({"vanilla": [100, 120, 80], "speculative": [101, 121, 81]})
+    # not faster on every prompt: paired, a 1% gain on every prompt would be significant (issue 20)
+    eng = ScriptedEngine({"vanilla": [100, 120, 80], "speculative": [101, 119, 81]})
     rep = run_benchmark(cfg(), eng, capture(), tmp_path / "r.json")
     assert outcome(rep.speedup_detail) == "not significant"
     assert verdict_text(rep.speedup_detail).startswith("no significant difference")
@@ -157,3 +160,58 @@ def test_stale_llama_env_is_dropped_and_reported(tmp_path: Path, monkeypatch: py
     assert any(
         w.code == WarningCode.LLAMA_ENV_IGNORED and "LLAMA_ARG_DRAFT_MAX" in text(w) for w in rep.warnings
     )
+
+
+# --- --target-ci: rounds until the paired interval is narrow enough (issue 20) ------------------
+
+
+def noisy(n: int, speedup: float, sd: float, seed: int = 7) -> dict[Mode, list[float]]:
+    """Prompts of very different speeds (a cycle of 7), each round's speculative run `speedup`
+    times its vanilla one, give or take `sd` (log scale)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    base = [40.0, 90.0, 150.0, 60.0, 120.0, 75.0, 200.0]
+    van = [base[i % 7] * float(np.exp(rng.normal(0, 0.05))) for i in range(n)]
+    spec = [v * speedup * float(np.exp(rng.normal(0, sd))) for v in van]
+    return {"vanilla": van, "speculative": spec}
+
+
+def test_target_ci_adds_rounds_until_the_interval_is_narrow(tmp_path: Path) -> None:
+    from velobench.report.console import stopping_text
+
+    eng = ScriptedEngine(noisy(200, 1.5, 0.03))
+    rep = run_benchmark(cfg(target_ci=3.0), eng, capture(), tmp_path / "r.json")
+    s = rep.stopping
+    assert s is not None and s.stopped_by == "target" and s.target == pytest.approx(0.03)
+    assert s.looks and s.looks[0].n_pairs == 20  # the minimum sample, one pair per round
+    last = s.looks[-1]
+    assert last.relative_half_width is not None and last.relative_half_width <= 0.03
+    assert all(w.relative_half_width is not None and w.relative_half_width > 0.03 for w in s.looks[:-1])
+    assert rep.vanilla is not None and rep.speculative is not None
+    assert len(rep.vanilla.iterations) == len(rep.speculative.iterations) == last.n_pairs < 200
+    assert rep.primary is not None and rep.primary.estimator == "paired"
+    assert last.ci95_low is not None and last.ci95_low < 1.5 < (last.ci95_high or 0)
+    saved = results.load(tmp_path / "r.json")
+    assert saved.stopping == s and saved.status == "complete"
+    assert "the interval reached the target" in stopping_text(saved)
+
+
+def test_target_ci_stops_at_max_iterations_and_says_so(tmp_path: Path) -> None:
+    eng = ScriptedEngine(noisy(40, 1.2, 0.3))
+    rep = run_benchmark(cfg(target_ci=1.0, max_iterations=25), eng, capture(), tmp_path / "r.json")
+    assert rep.stopping is not None and rep.stopping.stopped_by == "max-iterations"
+    assert rep.vanilla is not None and len(rep.vanilla.iterations) == 25
+    assert [w.n_pairs for w in rep.stopping.looks] == [20, 21, 22, 23, 24, 25]
+
+
+def test_target_ci_stops_at_max_time(tmp_path: Path) -> None:
+    eng = ScriptedEngine(noisy(40, 1.2, 0.3))
+    rep = run_benchmark(cfg(target_ci=1.0, max_time=1e-6), eng, capture(), tmp_path / "r.json")
+    assert rep.stopping is not None and rep.stopping.stopped_by == "max-time"
+    assert rep.vanilla is not None and len(rep.vanilla.iterations) == 1  # one round, then the clock
+
+
+def test_target_ci_needs_both_modes() -> None:
+    with pytest.raises(ValueError, match="--target-ci needs both modes"):
+        cfg(target_ci=5.0, skip_vanilla=True)

@@ -37,7 +37,13 @@ THINK_V2 = FIXTURES / "think" / "result-smollm2-every-paragraph.json"
 
 # kind -> {version: fixture}; the last one of each kind is its current version.
 FILES = {
-    "run": {1: RUN_V1, 2: HERE / "run-v2.json", 3: HERE / "run-v3.json", 4: HERE / "run-v4.json"},
+    "run": {
+        1: RUN_V1,
+        2: HERE / "run-v2.json",
+        3: HERE / "run-v3.json",
+        4: HERE / "run-v4.json",
+        5: HERE / "run-v5.json",
+    },
     "load": {3: HERE / "load-v3.json", 4: HERE / "load-v4.json"},
     "think": {2: THINK_V2, 3: HERE / "think-v3.json", 4: HERE / "think-v4.json"},
     "matrix": {1: HERE / "matrix-v1" / "summary.json"},
@@ -80,9 +86,14 @@ def run_console(rep: Report) -> str:
     return console_text(lambda c: print_config(c, rep), lambda c: print_report(c, rep))
 
 
-@pytest.mark.parametrize("old", old_files("run"), ids=lambda p: p.name)
+# The newest run file whose verdict used the ratio of means: files of versions 1-3 must read as it
+# does (version 5 added the paired estimate, which older files do not have: see below).
+RUN_V4 = FILES["run"][4]
+
+
+@pytest.mark.parametrize("old", [FILES["run"][v] for v in (1, 2, 3)], ids=lambda p: p.name)
 def test_an_old_run_result_reads_renders_and_compares_as_the_current_one(old: Path) -> None:
-    a, b = store.load(old), store.load(current("run"))
+    a, b = store.load(old), store.load(RUN_V4)
     assert a.schema_version == b.schema_version == LINEAGES["run"].current
     assert a.warnings and all(w.message for w in a.warnings)  # the old texts, kept
     assert b.warnings and all(w.message is None and w.params for w in b.warnings)  # values
@@ -99,6 +110,33 @@ def test_an_old_run_result_reads_renders_and_compares_as_the_current_one(old: Pa
     assert comp.differences == [] and comp.metrics
     for m in comp.metrics:
         assert (m.a, m.n_a) == (m.b, m.n_b) and m.difference == 0, m.metric
+
+
+def test_a_version_4_run_result_keeps_its_ratio_of_means_verdict() -> None:
+    """v4 → v5: the old file's verdict used the ratio of means and says so; it has no pairs. The
+    version-5 file of the same samples adds the paired estimate and its verdict uses it; the ratio
+    of means is the same in both, and re-analysing the old file gives the new one."""
+    from velobench.analysis.summaries import analyze
+
+    a, b = store.load(RUN_V4), store.load(current("run"))
+    assert a.schema_version == b.schema_version == 5
+    ca, cb = a.primary, b.primary
+    assert ca is not None and cb is not None
+    assert (ca.estimator, ca.paired_speedup) == ("ratio-of-means", None)
+    assert all(c.n_pairs == 0 and c.paired_speedup is None for c in ca.categories)
+    assert a.speedup_detail == ca.speedup and a.ratio_of_means == ca.speedup
+    assert cb.estimator == "paired" and cb.paired_speedup is not None
+    assert b.speedup_detail == cb.paired_speedup and b.ratio_of_means == cb.speedup
+    assert cb.speedup == ca.speedup
+    old_text, new_text = run_console(a), run_console(b)
+    assert "Speedup: 0.53x ± " in old_text and "Ratio of means" not in old_text
+    assert "Speedup: 0.53x, 95% CI 0.42–0.67 (paired, 3 pairs), paired t p = 0.0072" in new_text
+    assert "Ratio of means: 0.53x ± " in new_text and "(Fieller), Welch p = " in new_text
+    assert "speculative decoding is slower than vanilla (0.53x)" in new_text
+    for fmt in FILE_FORMATS:
+        export.render([a], fmt)  # the old file renders in every format
+    analyze(a)
+    assert without_warnings(a.model_dump()) == without_warnings(b.model_dump())
 
 
 # --- load results ------------------------------------------------------------------------------
@@ -200,9 +238,9 @@ def test_rendering_a_matrix_folder_does_not_import_the_runner() -> None:
     [
         (
             {"schema_version": 0},
-            r"schema_version 0 is not one this velobench reads for run results \(1 to 4\)",
+            r"schema_version 0 is not one this velobench reads for run results \(1 to 5\)",
         ),
-        ({"schema_version": 5}, "schema_version 5 is not one .* run results"),
+        ({"schema_version": 6}, "schema_version 6 is not one .* run results"),
         ({"kind": "load", "schema_version": 2}, r"schema_version 2 .* load results \(3 to 4\)"),
         ({"kind": "load", "schema_version": 5}, "schema_version 5 .* load results"),
         ({"kind": "think", "schema_version": 1}, r"schema_version 1 .* think results \(2 to 4\)"),

@@ -14,8 +14,10 @@ from velobench.analysis.stats import (
     acceptance_rate,
     is_high_variance,
     mean_acceptance_length,
+    paired_ratio,
     ratio_of_means,
     summarize,
+    undefined_test,
 )
 from velobench.results.measures import Ratio, Summary
 
@@ -188,11 +190,13 @@ def test_single_samples_give_only_the_ratio() -> None:
 
 
 def test_zero_variance_on_both_sides() -> None:
+    # issue 20: constant samples leave the test undefined (it was p = 1 or 0 and [R, R])
     same = ratio_of_means([2.0, 2.0], [2.0, 2.0, 2.0])
-    assert (same.ratio, same.stddev, same.p_value) == (1.0, 0.0, 1.0)
-    assert (same.ci95_low, same.ci95_high) == (1.0, 1.0)
+    assert (same.ratio, same.stddev, same.p_value) == (1.0, 0.0, None)
+    assert (same.ci95_low, same.ci95_high) == (None, None)
     diff = ratio_of_means([4.0, 4.0], [2.0, 2.0])
-    assert (diff.ratio, diff.p_value, diff.ci95_low, diff.ci95_high) == (2.0, 0.0, 2.0, 2.0)
+    assert (diff.ratio, diff.p_value, diff.ci95_low, diff.ci95_high) == (2.0, None, None, None)
+    assert undefined_test(same) and undefined_test(diff)
 
 
 @pytest.mark.parametrize(("a", "b"), [([], [1.0]), ([1.0], []), ([1.0], [0.0]), ([1.0], [-1, 1])])
@@ -253,3 +257,67 @@ def test_mean_acceptance_length() -> None:
     assert mean_acceptance_length(30, 10) == 4.0
     assert mean_acceptance_length(0, 10) == 1.0
     assert mean_acceptance_length(0, 0) is None
+
+
+# --- the paired estimate (issue 20) ------------------------------------------------------------
+
+
+def test_paired_ratio_matches_scipy() -> None:
+    spec = [67.23, 40.10, 91.45, 55.01, 80.32, 49.9]
+    van = [28.45, 19.32, 37.51, 22.39, 35.47, 21.2]
+    r = paired_ratio(list(zip(spec, van, strict=True)))
+    la, lb = np.log(spec), np.log(van)
+    d = la - lb
+    assert r.ratio == pytest.approx(float(np.exp(d.mean())), rel=1e-12)
+    assert r.p_value == pytest.approx(float(sps.ttest_rel(la, lb).pvalue), rel=1e-9)
+    assert r.p_value == pytest.approx(float(sps.ttest_1samp(d, 0.0).pvalue), rel=1e-9)
+    lo, hi = sps.ttest_1samp(d, 0.0).confidence_interval(0.95)
+    assert (r.ci95_low, r.ci95_high) == (pytest.approx(math.exp(lo)), pytest.approx(math.exp(hi)))
+    assert (r.n_a, r.n_b, r.stddev, r.ci_method) == (6, 6, None, "paired-log-t")
+
+
+def test_pairing_sees_what_pooling_hides() -> None:
+    """Prompts of very different speeds, each 5% faster: unpaired, the spread between prompts
+    drowns it; paired, it is certain."""
+    van = [10.0, 20.0, 40.0, 80.0, 15.0, 60.0]
+    jitter = [1.0, 1.01, 0.99, 1.0, 1.005, 0.995]
+    spec = [1.05 * v * j for v, j in zip(van, jitter, strict=True)]
+    assert ratio_of_means(spec, van).p_value > 0.5  # type: ignore[operator]
+    r = paired_ratio(list(zip(spec, van, strict=True)))
+    assert r.p_value is not None and r.p_value < 1e-4
+    assert r.ci95_low is not None and r.ci95_low > 1.0
+
+
+def test_paired_ratio_of_constant_or_single_pairs_has_no_test() -> None:
+    const = paired_ratio([(2.0, 1.0), (4.0, 2.0), (8.0, 4.0)])
+    assert const.ratio == pytest.approx(2.0)
+    assert (const.ci95_low, const.ci95_high, const.p_value) == (None, None, None)
+    assert undefined_test(const)
+    one = paired_ratio([(3.0, 1.0)])
+    assert one.ratio == pytest.approx(3.0) and one.p_value is None and not undefined_test(one)
+    for bad in ([], [(1.0, 0.0)], [(float("nan"), 1.0)], [(-1.0, 1.0)]):
+        with pytest.raises(ValueError):
+            paired_ratio(bad)
+
+
+pair_lists = st.lists(st.tuples(sane, sane), min_size=2, max_size=30)
+
+
+@settings(max_examples=300)
+@given(pair_lists, st.floats(min_value=1e-3, max_value=1e3))
+def test_paired_ratio_invariants(pairs: list[tuple[float, float]], k: float) -> None:
+    r = paired_ratio(pairs)
+    ratios = [a / b for a, b in pairs]
+    assert min(ratios) * (1 - 1e-9) <= r.ratio <= max(ratios) * (1 + 1e-9)  # a geometric mean
+    if r.ci95_low is not None and r.ci95_high is not None:
+        assert 0 < r.ci95_low <= r.ratio <= r.ci95_high
+        assert r.p_value is not None and 0 <= r.p_value <= 1
+        # swapping the arms inverts the estimate and its interval
+        inv = paired_ratio([(b, a) for a, b in pairs])
+        assert inv.ratio == pytest.approx(1 / r.ratio, rel=1e-9)
+        assert inv.ci95_low == pytest.approx(1 / r.ci95_high, rel=1e-6)
+        assert inv.p_value == pytest.approx(r.p_value, rel=1e-6, abs=1e-12)
+        # scaling one arm by k scales the estimate and the interval by k, the p-value unchanged
+        # unless the scaled log ratios no longer have a spread in floating point
+        scaled = paired_ratio([(k * a, b) for a, b in pairs])
+        assert scaled.ratio == pytest.approx(k * r.ratio, rel=1e-6)

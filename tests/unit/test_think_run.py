@@ -148,9 +148,27 @@ def test_the_result_loads_by_kind_and_round_trips(tmp_path: Path) -> None:
 def test_the_recorded_summary_is_the_summary_of_the_recorded_runs() -> None:
     rep = real_result()  # written before warnings were values: its warnings are old texts
     again = summarize_think(rep.runs)
-    assert rep.summary is not None
-    assert rep.summary.model_copy(update={"warnings": []}) == again.model_copy(update={"warnings": []})
-    assert [text(w) for w in rep.summary.warnings] == [text(w) for w in again.warnings]
+    assert rep.summary is not None and rep.summary.spec is not None and again.spec is not None
+    # issue 20 changed two things since this file was written: the large-model share's interval
+    # is Wilson's (within [0, 1]; the t-interval reached below 0), and the warnings judge the
+    # speedup paired per problem and run (the paired p, not Welch's)
+    old_share, new_share = rep.summary.spec.large_ratio, again.spec.large_ratio
+    assert old_share is not None and new_share is not None
+    assert old_share.ci95_low is not None and old_share.ci95_low < 0
+    assert new_share.ci95_low is not None and new_share.ci95_high is not None
+    assert 0 <= new_share.ci95_low <= new_share.mean <= new_share.ci95_high <= 1
+    share = {"ci95_low": new_share.ci95_low, "ci95_high": new_share.ci95_high}
+    spec = rep.summary.spec.model_copy(update={"large_ratio": old_share.model_copy(update=share)})
+    recorded = rep.summary.model_copy(update={"warnings": [], "spec": spec})
+    assert recorded == again.model_copy(update={"warnings": []})
+    old_texts, new_texts = [text(w) for w in rep.summary.warnings], [text(w) for w in again.warnings]
+    assert old_texts[0] == new_texts[0]
+    assert old_texts[1] == "the latency difference is not significant (Welch p = 0.744)"
+    assert again.speedup_paired is not None and again.speedup_paired.p_value is not None
+    assert (
+        new_texts[1]
+        == f"the latency difference is not significant (paired t p = {again.speedup_paired.p_value:.3g})"
+    )
     assert rep.warnings == rep.summary.warnings
 
 

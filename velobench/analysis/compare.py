@@ -2,7 +2,9 @@
 
 Every metric is compared on its raw per-iteration samples: the difference of means b − a with
 a Welch interval, the ratio b / a with Fieller's interval (`stats.ratio_of_means`), and
-Welch's two-sided t-test. A difference counts only at p < 0.05.
+Welch's two-sided t-test. A difference counts only at p < 0.05. The speedup is compared as
+each run's verdict used it: paired estimates on the log scale where both runs have pairs, else
+the ratios of means.
 """
 
 from __future__ import annotations
@@ -109,6 +111,9 @@ def _from_samples(
         p = 1.0
     lo, hi = _welch_interval(sa, sb)
     improved = sb.mean > sa.mean if higher_is_better else sb.mean < sa.mean
+    verdict = _call(p, improved, speed)
+    if p is None and sa.stddev == 0 and sb.stddev == 0 and sa.mean == sb.mean:
+        verdict = "no significant difference at 95%"  # the same constant: no test, and nothing to find
     return MetricComparison(
         metric=metric,
         unit=unit,
@@ -125,7 +130,7 @@ def _from_samples(
         ratio_ci95_high=ratio.ci95_high if ratio else None,
         ratio_ci_method="fieller" if ratio else None,
         p_value=p,
-        verdict=_call(p, improved, speed),
+        verdict=verdict,
     )
 
 
@@ -143,15 +148,72 @@ def _speedup_and_variances(report: Report) -> tuple[float, list[tuple[float, int
     return r, terms
 
 
+def _log_ratios(report: Report) -> list[float] | None:
+    """ln(candidate / baseline tokens/s) of the primary comparison's pairs, where its verdict
+    used the paired estimate; None otherwise."""
+    from velobench.analysis.summaries import pair_iterations
+
+    comp, van, spec = report.primary, report.vanilla, report.speculative
+    if comp is None or comp.estimator != "paired" or van is None or spec is None:
+        return None
+    pairs = pair_iterations(van.iterations, spec.iterations)
+    return [
+        float(x) for x in stats.log_ratios([(c.tokens_per_second, b.tokens_per_second) for c, b in pairs])
+    ]
+
+
+def _paired_speedup(da: list[float], db: list[float]) -> MetricComparison:
+    """Paired speedups R = exp(d̄) of two runs compared on the log scale (the runs independent):
+    Δ = d̄_b − d̄_a, Var(Δ) = s_a²/n_a + s_b²/n_b (n: pairs), df by Welch–Satterthwaite,
+    p = 2·P(T_df > |Δ| / sd(Δ)); ratio R_b / R_a = exp(Δ) with 95% CI exp(Δ ± t·sd(Δ));
+    difference R_b − R_a with the delta-method sd sqrt(R_a²·s_a²/n_a + R_b²·s_b²/n_b) and the same t."""
+    sa, sb = stats.summarize(da), stats.summarize(db)
+    ra, rb = math.exp(sa.mean), math.exp(sb.mean)
+    delta = sb.mean - sa.mean
+    p = lo = hi = q_lo = q_hi = None
+    if sa.stddev and sb.stddev:
+        va, vb = sa.stddev**2 / sa.n, sb.stddev**2 / sb.n
+        df = stats.welch_df([(va, sa.n), (vb, sb.n)])
+        t = stats.t_quantile(df)
+        p = stats.t_two_sided_p(delta / math.sqrt(va + vb), df)
+        q_lo, q_hi = math.exp(delta - t * math.sqrt(va + vb)), math.exp(delta + t * math.sqrt(va + vb))
+        d_sd = math.sqrt(ra**2 * va + rb**2 * vb)
+        lo, hi = rb - ra - t * d_sd, rb - ra + t * d_sd
+    return MetricComparison(
+        metric="speedup",
+        unit="x",
+        higher_is_better=True,
+        a=ra,
+        b=rb,
+        n_a=sa.n,
+        n_b=sb.n,
+        difference=rb - ra,
+        difference_ci95_low=lo,
+        difference_ci95_high=hi,
+        ratio=math.exp(delta),
+        ratio_ci95_low=q_lo,
+        ratio_ci95_high=q_hi,
+        ratio_ci_method="paired-log-welch" if q_lo is not None else None,
+        p_value=p,
+        verdict=_call(p, rb > ra, speed=True),
+    )
+
+
 def _speedup(a: Report, b: Report) -> MetricComparison | None:
-    """Speedups R_a, R_b compared by first-order propagation (the four sample sets independent):
+    """The two runs' speedups compared: their paired estimates where both verdicts used one
+    (`_paired_speedup`), else their ratios of means, as follows.
+
+    Speedups R_a, R_b compared by first-order propagation (the four sample sets independent):
     d = R_b − R_a, Var(d) = Σ terms of Var(R_a) and Var(R_b); df by Welch–Satterthwaite over
     the four terms, Σv_i² / (n_i − 1); p = 2·P(T_df > |d| / sd(d)); 95% CI d ± t·sd(d).
     Ratio R_b / R_a with relative variance Var(R_a)/R_a² + Var(R_b)/R_b² and the same t."""
+    da, db = _log_ratios(a), _log_ratios(b)
+    if da and db:
+        return _paired_speedup(da, db)
     ra, rb = _speedup_and_variances(a), _speedup_and_variances(b)
-    if a.speedup_detail is None or b.speedup_detail is None:
+    if a.ratio_of_means is None or b.ratio_of_means is None:
         return None
-    sa_, sb_ = a.speedup_detail, b.speedup_detail
+    sa_, sb_ = a.ratio_of_means, b.ratio_of_means
     n_a, n_b = min(sa_.n_a, sa_.n_b), min(sb_.n_a, sb_.n_b)
     d = sb_.ratio - sa_.ratio
     p = lo = hi = q_lo = q_hi = None

@@ -95,9 +95,9 @@ def t_two_sided_p(t: float, df: float) -> float:
 def _fieller(
     m_a: float, v_a: float, n_a: int, m_b: float, v_b: float, n_b: int
 ) -> tuple[float | None, float | None]:
+    if v_a + v_b == 0:  # constant samples: the interval is undefined, not [R, R]
+        return None, None
     r = m_a / m_b
-    if v_a + v_b == 0:
-        return r, r
     t = t_quantile(welch_df([(v_a, n_a), (v_b, n_b)]))
     g = t**2 * v_b / m_b**2
     if not g < 1:
@@ -109,8 +109,8 @@ def _fieller(
 
 def _welch_p(a: np.ndarray, sd_a: float, b: np.ndarray, sd_b: float, m_a: float, m_b: float) -> float | None:
 
-    if sd_a == 0 and sd_b == 0:
-        return 1.0 if m_a == m_b else 0.0
+    if sd_a == 0 and sd_b == 0:  # constant samples: the test is undefined, not p = 0 or 1
+        return None
     from scipy import stats as sps
 
     return _finite_or_none(float(sps.ttest_ind(a, b, equal_var=False).pvalue))
@@ -127,11 +127,11 @@ def ratio_of_means(a: Sequence[float], b: Sequence[float]) -> Ratio:
         v_a = s_a²/n_a, v_b = s_b²/n_b, Welch–Satterthwaite
         df = (v_a+v_b)² / (v_a²/(n_a-1) + v_b²/(n_b-1)), t = t_{0.975,df}, g = t²·v_b/m_b²:
         bounds = (R ± (t/m_b)·sqrt(v_a·(1-g) + R²·v_b)) / (1-g); if g >= 1 the confidence set
-        is unbounded and both bounds are None; if v_a + v_b == 0 it is [R, R];
-        None if n_a == 1 or n_b == 1.
+        is unbounded and both bounds are None; if v_a + v_b == 0 (constant samples) the interval
+        is undefined (None, see `undefined_test`); None if n_a == 1 or n_b == 1.
     p_value: Welch's two-sided t-test of mean(a) != mean(b) (scipy ttest_ind, equal_var=False);
-        None if n_a < 2 or n_b < 2. When both sets have zero variance the test is undefined;
-        we return 1.0 if the means are exactly equal and 0.0 otherwise.
+        None if n_a < 2 or n_b < 2, and None when both sets have zero variance: the test is
+        undefined there (a p of 0 or 1 would claim a certainty constant samples do not give).
 
     Raises ValueError if either set is empty or non-finite, or if mean(b) == 0.
     """
@@ -155,11 +155,83 @@ def ratio_of_means(a: Sequence[float], b: Sequence[float]) -> Ratio:
         stddev=sd,
         ci95_low=lo,
         ci95_high=hi,
-        ci_method="fieller",
+        ci_method=FIELLER,
         p_value=p,
         n_a=sa.n,
         n_b=sb.n,
     )
+
+
+PAIRED = "paired-log-t"  # Ratio.ci_method of `paired_ratio`
+FIELLER = "fieller"  # Ratio.ci_method of `ratio_of_means`
+
+
+def log_ratios(pairs: Sequence[tuple[float, float]], what: str = "paired_ratio") -> np.ndarray:
+    """d_i = ln(a_i / b_i) of pairs (a_i, b_i); ValueError unless every value is finite and > 0."""
+    import numpy as np
+
+    if not pairs:
+        raise ValueError(f"{what}: no pairs")
+    for a, b in pairs:
+        if not (math.isfinite(a) and math.isfinite(b) and a > 0 and b > 0):
+            raise ValueError(f"{what}: pair ({a!r}, {b!r}) is not two finite positive numbers")
+    return np.log(np.asarray([a for a, _ in pairs], dtype=np.float64)) - np.log(
+        np.asarray([b for _, b in pairs], dtype=np.float64)
+    )
+
+
+def no_spread(d: np.ndarray) -> bool:
+    """True when log ratios d differ by no more than rounding: max − min ≤ 1e-12 · max(1, max|d|)
+    (ln 4 − ln 2 and ln 2 − ln 1 differ in the last bit; no benchmark resolves 1e-12)."""
+    import numpy as np
+
+    return bool(np.ptp(d) <= 1e-12 * max(1.0, float(np.max(np.abs(d)))))
+
+
+def paired_ratio(pairs: Sequence[tuple[float, float]]) -> Ratio:
+    """Paired ratio of a over b, e.g. speculative over vanilla tokens/s of the same prompt.
+
+    With d_i = ln(a_i / b_i), i = 1..n, d̄ = Σd_i / n and s_d = sqrt(Σ(d_i − d̄)² / (n − 1)):
+        ratio   = exp(d̄)                              (the geometric mean of a_i / b_i)
+        95% CI  = exp(d̄ ± t_{0.975,n−1} · s_d / √n)   (Student t on the log ratios)
+        p       = 2·P(T_{n−1} > |d̄ / (s_d/√n)|)        (the paired t-test of ln a = ln b:
+                  scipy ttest_rel(ln a, ln b) = ttest_1samp(d, 0))
+    Pairing removes the spread between prompts (lengths, acceptance) and, for an interleaved
+    schedule, the drift both members of a pair share. The interval is multiplicative: it is
+    never below 0 and exp(−CI of ln(b/a)) is the CI of b/a.
+    CI and p are None for one pair, and None when every d_i is equal (s_d = 0: the test is
+    undefined there, see `undefined_test` and `no_spread`). stddev is None (there is no propagated σ);
+    n_a = n_b = n pairs. Raises ValueError on no pairs or a value that is not finite and > 0.
+    """
+    d = log_ratios(pairs)
+    n = int(d.size)
+    mean = float(d.mean())
+    lo = hi = p = None
+    if n >= 2:
+        sd = float(d.std(ddof=1))
+        if sd > 0 and not no_spread(d):
+            se = sd / math.sqrt(n)
+            half = t_quantile(n - 1) * se
+            lo, hi = math.exp(mean - half), math.exp(mean + half)
+            p = t_two_sided_p(mean / se, n - 1)
+    return Ratio(
+        ratio=math.exp(mean),
+        stddev=None,
+        ci95_low=_finite_or_none(lo),
+        ci95_high=_finite_or_none(hi),
+        ci_method=PAIRED,
+        p_value=_finite_or_none(p),
+        n_a=n,
+        n_b=n,
+    )
+
+
+def undefined_test(r: Ratio) -> bool:
+    """True when r had enough samples for a test (two per side, or two pairs) yet none is defined:
+    constant samples (zero spread) leave the interval and the p-value undefined."""
+    if r.ci_method == PAIRED:
+        return r.n_a >= 2 and r.p_value is None
+    return r.stddev == 0 and r.p_value is None
 
 
 def acceptance_rate(accepted: int, drafted: int) -> float | None:

@@ -12,11 +12,14 @@ from velobench.analysis.lossless import losslessness
 from velobench.analysis.warnings import SETUP_WARNINGS, result_warnings
 from velobench.results.measures import Ratio, Summary
 from velobench.results.schema import (
+    ACCEPTANCE_BUCKETS,
     Acceptance,
     CategorySummary,
+    Estimator,
     Iteration,
     ModeComparison,
     ModeResult,
+    PromptAcceptance,
     Report,
 )
 
@@ -41,16 +44,112 @@ def summarize_mode(result: ModeResult) -> None:
         steps = [i.draft_steps for i in its if i.draft_steps is not None]
         positions = [i.accepted_per_position for i in its if i.accepted_per_position]
         per_pos = [float(sum(col)) for col in zip(*positions, strict=False)] if positions else None
+        prompts = per_prompt_acceptance(its)
         result.acceptance = Acceptance(
             drafted=drafted,
             accepted=accepted,
             rate=stats.acceptance_rate(accepted, drafted),
+            request_rate=sum(rates) / len(rates) if rates else None,
+            per_prompt=prompts,
+            buckets=acceptance_buckets(prompts),
             per_iteration=stats.summarize(rates) if rates else None,
             draft_steps=sum(steps) if steps else None,
-            mean_length=stats.mean_acceptance_length(accepted, sum(steps)) if steps else None,
+            mean_length=mean_length(its),
             accepted_per_position=per_pos,
         )
     result.telemetry = telemetry_summaries(its)
+
+
+def per_prompt_acceptance(its: list[Iteration]) -> list[PromptAcceptance]:
+    """Per prompt, over its iterations with counts: drafted and accepted tokens, their rate,
+    draft steps and mean acceptance length where counted, and where the counts came from."""
+    by_prompt: dict[str | None, list[Iteration]] = {}
+    for i in its:
+        if i.n_drafted is not None:
+            by_prompt.setdefault(i.prompt_id, []).append(i)
+    out = []
+    for pid, group in by_prompt.items():
+        drafted = sum(i.n_drafted or 0 for i in group)
+        accepted = sum(i.n_accept or 0 for i in group)
+        counted = [i.draft_steps for i in group if i.draft_steps is not None]
+        out.append(
+            PromptAcceptance(
+                prompt_id=pid,
+                category=group[0].category,
+                iterations=len(group),
+                drafted=drafted,
+                accepted=accepted,
+                rate=stats.acceptance_rate(accepted, drafted),
+                draft_steps=sum(counted) if counted else None,
+                mean_length=mean_length(group),
+                sources=sorted({i.acceptance_source for i in group if i.acceptance_source is not None}),
+            )
+        )
+    return out
+
+
+def acceptance_buckets(prompts: list[PromptAcceptance]) -> dict[str, int]:
+    """Prompts per acceptance-rate bucket, the GSM8K benchmark's: [0, 50%), [50, 75%), [75, 90%),
+    [90, 100%] (every bucket present, 0 where empty); prompts that drafted nothing are left out."""
+    out = {name: 0 for _, _, name in ACCEPTANCE_BUCKETS}
+    for p in prompts:
+        if p.rate is None:
+            continue
+        name = next(
+            n for lo, hi, n in ACCEPTANCE_BUCKETS if lo <= p.rate < hi or (hi == 1.0 and p.rate >= hi)
+        )
+        out[name] += 1
+    return out
+
+
+def mean_length(its: list[Iteration]) -> float | None:
+    """1 + Σ accepted / Σ draft steps over the iterations that counted their draft steps: accepted
+    tokens of iterations without a step count would inflate it (None where none counted)."""
+    counted = [i for i in its if i.draft_steps is not None]
+    if not counted:
+        return None
+    return stats.mean_acceptance_length(
+        sum(i.n_accept or 0 for i in counted), sum(i.draft_steps or 0 for i in counted)
+    )
+
+
+def pair_iterations(
+    baseline: list[Iteration], candidate: list[Iteration]
+) -> list[tuple[Iteration, Iteration]]:
+    """(candidate, baseline) iterations that measured the same prompt at the same occurrence.
+
+    Each mode's iterations are taken in schedule order (their index); the k-th iteration of
+    prompt p in one mode pairs with the k-th of p in the other, so a blocked run pairs
+    iteration i with iteration i, and an interleaved one each prompt's neighbours. Iterations
+    without a prompt id count as one prompt; a pair needs tokens/s > 0 on both sides.
+    """
+
+    def keyed(its: list[Iteration]) -> dict[tuple[str | None, int], Iteration]:
+        seen: dict[str | None, int] = {}
+        out = {}
+        for it in sorted(its, key=lambda i: i.index):
+            k = seen[it.prompt_id] = seen.get(it.prompt_id, 0) + 1
+            out[(it.prompt_id, k)] = it
+        return out
+
+    base = keyed(baseline)
+    return [
+        (c, base[key])
+        for key, c in keyed(candidate).items()
+        if key in base and c.tokens_per_second > 0 and base[key].tokens_per_second > 0
+    ]
+
+
+def paired_speedup(pairs: list[tuple[Iteration, Iteration]]) -> Ratio | None:
+    """The paired estimate (`stats.paired_ratio`) of candidate ÷ baseline tokens/s over `pairs`."""
+    if not pairs:
+        return None
+    return stats.paired_ratio([(c.tokens_per_second, b.tokens_per_second) for c, b in pairs])
+
+
+def estimator(n_pairs: int) -> Estimator:
+    """ "paired" from 2 pairs on (an interval and a test exist), else "ratio-of-means"."""
+    return "paired" if n_pairs >= 2 else "ratio-of-means"
 
 
 def telemetry_summaries(its: list[Iteration]) -> dict[str, Summary]:
@@ -85,7 +184,8 @@ def energy_ratio(base: ModeResult, cand: ModeResult) -> Ratio | None:
 
 
 def category_summaries(baseline: ModeResult, candidate: ModeResult) -> list[CategorySummary]:
-    """Per category: tokens/s of each mode, acceptance, and the speedup (ratio of means).
+    """Per category: tokens/s of each mode, acceptance, the speedup (ratio of means) and the
+    paired speedup of its pairs (no interval under 2 pairs: the report says so).
 
     Only when the run used more than one prompt category; prompts of a category are the same
     in both modes because iterations cycle through one prompt list.
@@ -101,6 +201,7 @@ def category_summaries(baseline: ModeResult, candidate: ModeResult) -> list[Cate
         drafted = sum(i.n_drafted or 0 for i in cand_its)
         accepted = sum(i.n_accept or 0 for i in cand_its)
         ids = {i.prompt_id for m in (baseline, candidate) for i in m.iterations if i.category == cat}
+        pairs = pair_iterations([i for i in baseline.iterations if i.category == cat], cand_its)
         out.append(
             CategorySummary(
                 category=cat,
@@ -109,14 +210,17 @@ def category_summaries(baseline: ModeResult, candidate: ModeResult) -> list[Cate
                 candidate_tokens_per_second=stats.summarize(cand) if cand else None,
                 acceptance_rate=stats.acceptance_rate(accepted, drafted),
                 speedup=stats.ratio_of_means(cand, base) if base and cand else None,
+                n_pairs=len(pairs),
+                paired_speedup=paired_speedup(pairs),
             )
         )
     return out
 
 
 def compare_modes(report: Report, baseline: str, candidate: str) -> ModeComparison:
-    """Candidate vs baseline: speedup (ratio of mean tokens/s) with its uncertainty, categories,
-    and at temperature 0 whether the candidate reproduced the baseline's output."""
+    """Candidate vs baseline: the paired speedup and the ratio of mean tokens/s with their
+    uncertainty (the estimator the verdict uses: paired from 2 pairs on), categories, and at
+    temperature 0 whether the candidate reproduced the baseline's output."""
     base, cand = report.modes.get(baseline), report.modes.get(candidate)
     comp = ModeComparison(baseline=baseline, candidate=candidate)
     if base and cand and base.iterations and cand.iterations:
@@ -124,6 +228,9 @@ def compare_modes(report: Report, baseline: str, candidate: str) -> ModeComparis
             [i.tokens_per_second for i in cand.iterations],
             [i.tokens_per_second for i in base.iterations],
         )
+        pairs = pair_iterations(base.iterations, cand.iterations)
+        comp.paired_speedup = paired_speedup(pairs)
+        comp.estimator = estimator(len(pairs))
         comp.categories = category_summaries(base, cand)
         if report.config.temp == 0:
             comp.lossless = losslessness(base, cand)
@@ -151,13 +258,5 @@ def analyze(report: Report) -> None:
 
 def category_mean_length(report: Report, category: str) -> float | None:
     """1 + accepted / draft steps over the category's speculative iterations (server engine only)."""
-    its = [
-        i
-        for i in (report.speculative.iterations if report.speculative else [])
-        if i.category == category and i.draft_steps is not None
-    ]
-    if not its:
-        return None
-    return stats.mean_acceptance_length(
-        sum(i.n_accept or 0 for i in its), sum(i.draft_steps or 0 for i in its)
-    )
+    its = [i for i in (report.speculative.iterations if report.speculative else []) if i.category == category]
+    return mean_length(its)

@@ -8,15 +8,16 @@ from typing import Literal
 from velobench.results.measures import Ratio
 from velobench.results.schema import Report
 
-ALPHA = 0.05  # significance level of the two-sided Welch test
+ALPHA = 0.05  # significance level of the two-sided test (paired t, or Welch for a ratio of means)
 
 
 Outcome = Literal["one mode", "too few iterations", "not significant", "faster", "slower"]
 
 
 def outcome(r: Ratio | None) -> Outcome:
-    """What the speedup r = speculative / vanilla says: a significant difference (Welch p < 0.05)
-    is faster (r ≥ 1) or slower; otherwise why not (one mode measured, no test, p ≥ 0.05)."""
+    """What the speedup r = speculative / vanilla says (the headline: paired where pairs exist):
+    a significant difference (p < 0.05) is faster (r ≥ 1) or slower; otherwise why not (one mode
+    measured, no test, p ≥ 0.05)."""
     if r is None:
         return "one mode"
     if r.p_value is None:

@@ -45,9 +45,16 @@ def result_warnings(report: Report) -> Iterator[ResultWarning]:
     if spec and spec.acceptance and spec.acceptance.drafted == 0:
         yield ResultWarning(code=WarningCode.NOTHING_DRAFTED)
     for comp in report.comparisons:
-        r = comp.speedup
+        r = comp.headline  # the paired estimate where pairs exist
         if r is None:
             continue
+        if stats.undefined_test(r):
+            yield ResultWarning(
+                code=WarningCode.UNDEFINED_TEST,
+                params={"baseline": comp.baseline, "candidate": comp.candidate, "estimator": comp.estimator},
+            )
+            continue
+        test = "paired t" if comp.estimator == "paired" else "Welch"
         significant = r.p_value is not None and r.p_value < 0.05
         if r.ratio < 1 and significant:
             yield ResultWarning(
@@ -57,5 +64,10 @@ def result_warnings(report: Report) -> Iterator[ResultWarning]:
         elif not significant and r.p_value is not None:
             yield ResultWarning(
                 code=WarningCode.NO_SIGNIFICANT_DIFFERENCE,
-                params={"baseline": comp.baseline, "candidate": comp.candidate, "p_value": r.p_value},
+                params={
+                    "baseline": comp.baseline,
+                    "candidate": comp.candidate,
+                    "p_value": r.p_value,
+                    "test": test,
+                },
             )

@@ -170,3 +170,21 @@ def csv_numbers(text: str, option: str, kind: type[int] | type[float], example: 
         return sorted({kind(x) for x in text.split(",") if x.strip()})
     except ValueError as exc:
         raise VelobenchError(f"{option}: expected numbers like {example}, got {text!r}") from exc
+
+
+# ---------------------------------------------------------------- how long to measure
+
+TargetCi = Annotated[
+    float | None,
+    typer.Option(
+        "--target-ci",
+        help="add rounds (one iteration per prompt and mode) until the paired speedup's 95% interval "
+        "is within ±PCT% of it (a sequential interval that keeps its coverage; --iterations is ignored)",
+    ),
+]
+MaxIterations = Annotated[
+    int, typer.Option("--max-iterations", help="--target-ci: stop after this many iterations per mode")
+]
+MaxTime = Annotated[
+    float | None, typer.Option("--max-time", help="--target-ci: stop after this many seconds of measuring")
+]

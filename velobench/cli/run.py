@@ -34,6 +34,9 @@ def run(
         Path | None, typer.Option("--prompt-file", "-f", help="read the prompt from a file")
     ] = None,
     iterations: Annotated[int, typer.Option("--iterations", "-i", help="measured runs per mode")] = 5,
+    target_ci: o.TargetCi = None,
+    max_iterations: o.MaxIterations = 100,
+    max_time: o.MaxTime = None,
     warmup: Annotated[
         int | None, typer.Option(help="unrecorded runs per mode before measuring [default: 1 server, 0 cli]")
     ] = None,

@@ -36,7 +36,7 @@ from velobench.errors import VelobenchError
 from velobench.proc import ServerProcess, log_tail
 from velobench.prompts import Prompt, chat_messages
 from velobench.results.config import RunConfig
-from velobench.results.schema import Iteration, Mode, SessionInfo
+from velobench.results.schema import AcceptanceSource, Iteration, Mode, SessionInfo
 
 READ_TIMEOUT_S = 120.0  # longest silence allowed: the first token after a long prompt on a CPU
 DEADLINE_BASE_S = 120.0
@@ -244,11 +244,14 @@ def record(
     delta = spec_decode_delta(before, after) if spec and before is not None and after is not None else None
     n_drafted = n_accept = steps = None
     per_pos: list[float] | None = None
+    source: AcceptanceSource | None = None
     if delta is not None:
         n_drafted, n_accept, steps = delta.draft_tokens, delta.accepted_tokens, delta.drafts
         per_pos = [float(x) for x in delta.accepted_per_position] or None
+        source = "metrics-delta"
     elif spec and _number(timings, "draft_n") is not None:  # llama-server without --metrics: its own counts
         n_drafted, n_accept = int(timings["draft_n"]), int(_number(timings, "draft_n_accepted") or 0)
+        source = "server-response"
     prompt_tokens = t.prompt_tokens if t.prompt_tokens is not None else int(_number(timings, "prompt_n") or 0)
     return Iteration(
         index=index,
@@ -266,6 +269,7 @@ def record(
         n_drafted=n_drafted,
         n_accept=n_accept,
         acceptance_rate=(n_accept / n_drafted) if n_accept is not None and n_drafted else None,
+        acceptance_source=source,
         e2e_ms=t.e2e_ms(),
         tpot_ms=t.tpot_ms(),
         itl_p50_ms=percentile(itl, 50),

@@ -169,6 +169,7 @@ def _record(
             n_drafted=s.n_drafted,
             n_accept=s.n_accept,
             acceptance_rate=s.acceptance_rate,
+            acceptance_source="cli-output",
             output=text,
         )
     except ValueError as exc:

@@ -46,7 +46,7 @@ def mode(m: ModeResult | None, name: str) -> dict[str, Any] | None:
 
 def document(report: Report) -> dict[str, Any]:
     c = report.config
-    ratio = report.speedup_detail
+    ratio = report.ratio_of_means  # the predecessor's speedup: ratio of means, propagated σ
     return {
         "config": {
             "main_model": c.main_model,

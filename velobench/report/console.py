@@ -38,8 +38,12 @@ def print_config(console: Console, report: Report) -> None:
         console.print("  Method:      as configured on the servers (acceptance from their /metrics)")
     else:
         console.print(f"  Method:      {method}, n_draft {cfg.n_draft}, p_min {cfg.draft_p_min}")
+    iterations = str(cfg.iterations)
+    if cfg.target_ci is not None:  # rounds until the paired interval is narrow enough
+        limit = f", {fmt.duration(cfg.max_time)}" if cfg.max_time is not None else ""
+        iterations = f"until ±{cfg.target_ci:g}% (at most {cfg.max_iterations}{limit})"
     console.print(
-        f"  n_predict:   {cfg.n_predict}   iterations: {cfg.iterations} (+{cfg.warmup} warm-up)   "
+        f"  n_predict:   {cfg.n_predict}   iterations: {iterations} (+{cfg.warmup} warm-up)   "
         f"engine: {cfg.engine}   threads: {cfg.threads or 'auto'}   ctx: {cfg.ctx_size}   temp: {cfg.temp}   seed: {cfg.seed}"
     )
     if cfg.prompts:
@@ -88,6 +92,68 @@ def verdict_text(r: Ratio | None) -> str:
             return f"speculative decoding is {fmt.ratio(r.ratio)} faster ({ci}, {p})"
         case _:
             return f"speculative decoding is slower: {fmt.ratio(r.ratio)} vanilla ({ci}, {p})"
+
+
+def speedup_lines(report: Report) -> list[tuple[str, str]]:
+    """(label, text) lines every report shows under its results: the headline speedup (paired
+    where pairs exist), the ratio of means beside it, and how a `--target-ci` run stopped."""
+    out: list[tuple[str, str]] = []
+    head, rom = report.speedup_detail, report.ratio_of_means
+    if head is not None:  # its text names the estimator: "(paired, n pairs)" or "(Fieller)"
+        out.append(("Speedup", speedup_text(head)))
+    if rom is not None and head is not rom:
+        out.append(("Ratio of means", speedup_text(rom)))
+    if report.stopping is not None:
+        out.append(("Stopping", stopping_text(report)))
+    return out
+
+
+SOURCE_WORDS = {
+    "server-response": "llama-server's per-response counts",
+    "metrics-delta": "/metrics deltas around each request",
+    "cli-output": "the cli tool's printed summary",
+}
+
+
+def acceptance_line(report: Report) -> str | None:
+    """`per prompt (7): < 50% 0, 50-75% 1, 75-90% 2, 90-100% 4; token-weighted 85.1%, request-
+    weighted 80.3% (from /metrics deltas around each request)`; None without per-prompt counts."""
+    spec = report.speculative
+    acc = spec.acceptance if spec else None
+    if acc is None or not acc.per_prompt:
+        return None
+    buckets = ", ".join(f"{name} {n}" for name, n in acc.buckets.items())
+    sources = sorted({s for p in acc.per_prompt for s in p.sources})
+    where = f" (from {', '.join(SOURCE_WORDS[s] for s in sources)})" if sources else ""
+    return (
+        f"per prompt ({len(acc.per_prompt)}): {buckets}; token-weighted {fmt.percent(acc.rate, 1)}, "
+        f"request-weighted {fmt.percent(acc.request_rate, 1)}{where}"
+    )
+
+
+STOP_WORDS = {
+    "target": "the interval reached the target",
+    "max-iterations": "--max-iterations reached before the target",
+    "max-time": "--max-time reached before the target",
+    "interrupted": "interrupted before the target",
+}
+
+
+def stopping_text(report: Report) -> str:
+    """`target ±5% reached after 4 looks (42 pairs): 1.52x, sequential 95% CI 1.46–1.58 (±4.1%)`."""
+    s = report.stopping
+    if s is None:
+        return fmt.MISSING
+    why = STOP_WORDS.get(s.stopped_by or "", "still running")
+    last = s.last
+    if last is None:
+        return f"target ±{s.target:.0%}: {why}, no look yet"
+    width = "" if last.relative_half_width is None else f" (±{last.relative_half_width:.1%})"
+    ci = fmt.ci(last.ci95_low, last.ci95_high) or f"no interval under {s.min_pairs} pairs"
+    return (
+        f"target ±{s.target:.1%}: {why} after {last.look} look(s), {last.n_pairs} pairs, "
+        f"{fmt.duration(last.elapsed_s)}: {fmt.ratio(last.ratio)}, sequential {ci}{width}"
+    )
 
 
 def ceiling_text(c: Ceiling, device: str = "this machine") -> str:
@@ -217,10 +283,10 @@ def categories_table(report: Report) -> Table:
     table = Table(title="Per category (tokens/s mean ± stddev)", title_justify="left")
     comp = report.primary
     base, cand = (label(comp.baseline), label(comp.candidate)) if comp else ("Baseline", "Candidate")
-    for col in ("Category", "Prompts", base, cand, "Accepted", "Speedup [95% CI]"):
+    cols = ("Category", "Prompts", base, cand, "Accepted", "Paired [95% CI]", "Ratio of means [95% CI]")
+    for col in cols:
         table.add_column(col, justify="left" if col == "Category" else "right", no_wrap=True)
     for c in report.categories:
-        sp = ratio_short(c.speedup)
         acc = fmt.percent(c.acceptance_rate)
         table.add_row(
             c.category,
@@ -228,7 +294,8 @@ def categories_table(report: Report) -> Table:
             fmt.mean_sd(c.baseline_tokens_per_second, digits=1),
             fmt.mean_sd(c.candidate_tokens_per_second, digits=1),
             acc,
-            sp,
+            ratio_short(c.paired_speedup),
+            ratio_short(c.speedup),
         )
     return table
 
@@ -246,8 +313,11 @@ def print_report(console: Console, report: Report) -> None:
     energy = report.primary.energy_per_token if report.primary else None
     if energy is not None:
         console.print(f"Energy per token, speculative / vanilla: {ratio_short(energy)}")
-    if report.speedup_detail is not None:
-        console.print(f"Speedup: {speedup_text(report.speedup_detail)}")
+    for name, text in speedup_lines(report):
+        console.print(f"{name}: {text}")
+    acceptance = acceptance_line(report)
+    if acceptance is not None:
+        console.print(f"Acceptance {acceptance}")
     console.print(f"Verdict: {verdict_text(report.speedup_detail)}")
     for m in report.modes.values():
         if m.source:

@@ -8,6 +8,7 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from velobench.analysis.summaries import category_mean_length
+from velobench.report import fmt
 from velobench.results.measures import Ratio, Summary
 from velobench.results.schema import Report
 
@@ -52,6 +53,12 @@ CSV_COLUMNS: tuple[str, ...] = (
     "speedup_ci95_low",
     "speedup_ci95_high",
     "speedup_p_value",
+    "speedup_estimator",
+    "ratio_of_means",
+    "ratio_of_means_stddev",
+    "ratio_of_means_ci95_low",
+    "ratio_of_means_ci95_high",
+    "ratio_of_means_p_value",
 )
 
 
@@ -70,16 +77,28 @@ def _tps_cols(s: Summary | None) -> dict[str, Any]:
     }
 
 
-def _speedup_cols(r: Ratio | None) -> dict[str, Any]:
-    if r is None:
-        return {}
-    return {
-        "speedup": r.ratio,
-        "speedup_stddev": r.stddev,
-        "speedup_ci95_low": r.ci95_low,
-        "speedup_ci95_high": r.ci95_high,
-        "speedup_p_value": r.p_value,
-    }
+def _speedup_cols(r: Ratio | None, rom: Ratio | None) -> dict[str, Any]:
+    """The headline speedup `r` (paired where pairs exist) as `speedup*`, with its estimator,
+    and the ratio of means `rom` beside it as `ratio_of_means*`."""
+    out: dict[str, Any] = {}
+    if r is not None:
+        out |= {
+            "speedup": r.ratio,
+            "speedup_stddev": r.stddev,
+            "speedup_ci95_low": r.ci95_low,
+            "speedup_ci95_high": r.ci95_high,
+            "speedup_p_value": r.p_value,
+            "speedup_estimator": "paired" if r.ci_method == fmt.PAIRED else "ratio-of-means",
+        }
+    if rom is not None:
+        out |= {
+            "ratio_of_means": rom.ratio,
+            "ratio_of_means_stddev": rom.stddev,
+            "ratio_of_means_ci95_low": rom.ci95_low,
+            "ratio_of_means_ci95_high": rom.ci95_high,
+            "ratio_of_means_p_value": rom.p_value,
+        }
+    return out
 
 
 def _mean(s: Summary | None) -> float | None:
@@ -124,7 +143,9 @@ def _csv_rows(report: Report) -> Iterator[dict[str, Any]]:
                 if acc
                 else {}
             ),
-            **(_speedup_cols(report.speedup_detail) if m.mode == "speculative" else {}),
+            **(
+                _speedup_cols(report.speedup_detail, report.ratio_of_means) if m.mode == "speculative" else {}
+            ),
         }
     for c in report.categories:
         for mode, s in (
@@ -138,7 +159,7 @@ def _csv_rows(report: Report) -> Iterator[dict[str, Any]]:
                 extra = {
                     "acceptance_rate": c.acceptance_rate,
                     "mean_acceptance_length": category_mean_length(report, c.category),
-                    **_speedup_cols(c.speedup),
+                    **_speedup_cols(c.headline, c.speedup),
                 }
             yield {
                 **base,

@@ -6,9 +6,9 @@ import html
 from collections.abc import Sequence
 
 from velobench.errors import VelobenchError
-from velobench.report.console import verdict_text
-from velobench.report.fmt import speedup_text
+from velobench.report.console import speedup_lines, verdict_text
 from velobench.report.plots import (
+    plot_acceptance_histogram,
     plot_categories,
     plot_power,
     plot_speedup,
@@ -16,6 +16,7 @@ from velobench.report.plots import (
     plot_tokens_per_second,
 )
 from velobench.report.tables import (
+    acceptance_per_prompt,
     categories,
     config,
     group_pairs,
@@ -69,8 +70,8 @@ def render(report: Report) -> str:
     body = [f"<h1>{_e(title)}</h1>", "<ul>"]
     body += [f"<li><strong>{_e(k)}:</strong> {_e(v)}</li>" for k, v in config(report)]
     body += ["</ul>", results(report).html()]
-    if report.speedup_detail is not None:
-        body.append(f"<p><strong>Speedup:</strong> {_e(speedup_text(report.speedup_detail))}</p>")
+    for name, text in speedup_lines(report):
+        body.append(f"<p><strong>{_e(name)}:</strong> {_e(text)}</p>")
     body.append(f'<p class="verdict">Verdict: {_e(verdict_text(report.speedup_detail))}</p>')
     body += _img(plot_tokens_per_second(report), "tokens/s per iteration, per mode")
     body += _img(plot_speedup(report), "speedup with its 95% interval")
@@ -82,6 +83,10 @@ def render(report: Report) -> str:
     if cats:
         body.append(cats.html())
         body += _img(plot_categories(report), "acceptance rate and mean acceptance length per category")
+    per_prompt = acceptance_per_prompt(report)
+    if per_prompt is not None:
+        body.append(per_prompt.html())
+        body += _img(plot_acceptance_histogram(report), "prompts per acceptance-rate bucket")
     lossless = lossless_lines(report)
     if lossless:
         body += [

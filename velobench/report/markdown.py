@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from velobench.errors import VelobenchError
-from velobench.report.console import verdict_text
-from velobench.report.fmt import speedup_text
+from velobench.report.console import speedup_lines, verdict_text
 from velobench.report.tables import (
+    acceptance_per_prompt,
     categories,
     config,
     group_pairs,
@@ -28,12 +28,15 @@ def render(report: Report) -> str:
     parts = ["# velobench: vanilla vs speculative decoding", ""]
     parts += [f"- **{k}:** `{v}`" if k.endswith("model") else f"- **{k}:** {v}" for k, v in config(report)]
     parts += ["", results(report).markdown(), ""]
-    if report.speedup_detail is not None:
-        parts += [f"**Speedup:** {speedup_text(report.speedup_detail)}", ""]
+    for name, text in speedup_lines(report):
+        parts += [f"**{name}:** {text}", ""]
     parts += [f"**Verdict:** {verdict_text(report.speedup_detail)}", ""]
     cats = categories(report)
     if cats:
         parts += [cats.markdown(), ""]
+    per_prompt = acceptance_per_prompt(report)
+    if per_prompt is not None:
+        parts += [per_prompt.markdown(), ""]
     tele = telemetry(report)
     if tele is not None:
         parts += [tele.markdown(), ""]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import io
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from velobench.analysis.summaries import category_mean_length
 from velobench.analysis.verdict import best_configuration
@@ -32,11 +32,36 @@ def _png(fig: Figure) -> str:
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
+def _bounded(r: Ratio) -> bool:
+    return r.ci95_low is not None and r.ci95_high is not None
+
+
 def _yerr(ratios: Sequence[Ratio]) -> list[list[float]]:
-    """Asymmetric error bars [r − low, high − r] from the 95% intervals (0 where undefined)."""
-    lows = [r.ratio - r.ci95_low if r.ci95_low is not None else 0.0 for r in ratios]
-    highs = [r.ci95_high - r.ratio if r.ci95_high is not None else 0.0 for r in ratios]
+    """Asymmetric error bars [r − low, high − r] from the 95% intervals (of ratios that have one:
+    an undefined interval is drawn as a hollow marker without bars, never as a zero-width bar)."""
+    lows = [r.ratio - (r.ci95_low or 0.0) for r in ratios]
+    highs = [(r.ci95_high or 0.0) - r.ratio for r in ratios]
     return [lows, highs]
+
+
+def _ratio_points(ax: Any, xs: Sequence[float], rs: Sequence[Ratio], horizontal: bool) -> None:
+    """Each ratio at its position: with its 95% bars where it has an interval, else hollow and
+    bar-less (labelled `no interval` in the legend)."""
+    with_ci = [(x, r) for x, r in zip(xs, rs, strict=True) if _bounded(r)]
+    without = [(x, r) for x, r in zip(xs, rs, strict=True) if not _bounded(r)]
+    if with_ci:
+        pos, vals = [x for x, _ in with_ci], [r.ratio for _, r in with_ci]
+        err = _yerr([r for _, r in with_ci])
+        if horizontal:
+            ax.errorbar(vals, pos, xerr=err, fmt="o", capsize=4, color="C0", label="95% CI")
+        else:
+            ax.errorbar(pos, vals, yerr=err, fmt="o", capsize=4, color="C0", label="measured (95% CI)")
+    if without:
+        pos, vals = [x for x, _ in without], [r.ratio for _, r in without]
+        xy = (vals, pos) if horizontal else (pos, vals)
+        ax.plot(*xy, "o", fillstyle="none", color="C0", linestyle="none", label="no interval")
+    if without:
+        ax.legend(loc="best", fontsize="small")
 
 
 def plot_tokens_per_second(report: Report) -> str | None:
@@ -68,12 +93,12 @@ def plot_categories(report: Report) -> str | None:
     names = [c.category for c in report.categories]
     fig = _figure(9, 3.4)
     left, right = fig.subplots(1, 2)
-    left.bar(names, [c.acceptance_rate or 0.0 for c in report.categories])
+    _bars(left, names, [c.acceptance_rate for c in report.categories])
     left.set_ylim(0, 1)
     left.set_title("Acceptance rate (accepted / drafted)")
     lengths = [category_mean_length(report, n) for n in names]
     if any(x is not None for x in lengths):
-        right.bar(names, [x or 0.0 for x in lengths])
+        _bars(right, names, lengths)
         right.set_title("Mean acceptance length (tokens / step)")
     else:
         right.text(0.5, 0.5, "mean acceptance length:\nnot measured by this engine", ha="center", va="center")
@@ -83,16 +108,45 @@ def plot_categories(report: Report) -> str | None:
     return _png(fig)
 
 
+def _bars(ax: Any, names: Sequence[str], values: Sequence[float | None]) -> None:
+    """A bar per defined value; an undefined one gets no bar but `n/a` at its place (a bar of 0
+    would read as a measured zero)."""
+    ax.bar(names, [0.0 if v is None else v for v in values], color=["C0"] * len(values))
+    for k, v in enumerate(values):
+        if v is None:
+            ax.patches[k].set_visible(False)
+            ax.text(k, 0, "n/a", ha="center", va="bottom", color="grey")
+
+
+def plot_acceptance_histogram(report: Report) -> str | None:
+    """Prompts per acceptance-rate bucket (< 50%, 50-75%, 75-90%, 90-100%), the GSM8K
+    benchmark's distribution over requests (base64 PNG); None without per-prompt counts."""
+    spec = report.speculative
+    acc = spec.acceptance if spec else None
+    if acc is None or not acc.buckets or not acc.per_prompt:
+        return None
+    fig = _figure(6, 3.0)
+    ax = fig.add_subplot()
+    names, counts = list(acc.buckets), list(acc.buckets.values())
+    ax.bar(names, counts, color="C0")
+    ax.set_xlabel("acceptance rate of the prompt (accepted / drafted)")
+    ax.set_ylabel("prompts")
+    ax.set_title(f"Acceptance per prompt ({len(acc.per_prompt)} prompts)")
+    ax.set_yticks(range(max(counts) + 1))
+    return _png(fig)
+
+
 def plot_speedup(report: Report) -> str | None:
-    """Speedup with its 95% interval, overall and per category, against 1.0 (base64 PNG)."""
-    items = [("overall", report.speedup_detail)] + [(c.category, c.speedup) for c in report.categories]
+    """Speedup with its 95% interval, overall and per category, against 1.0 (base64 PNG): the
+    headline estimate (paired where pairs exist) of each."""
+    items = [("overall", report.speedup_detail)] + [(c.category, c.headline) for c in report.categories]
     shown = [(name, r) for name, r in items if r is not None]
     if not shown:
         return None
     fig = _figure(6, 1.4 + 0.45 * len(shown))
     ax = fig.add_subplot()
     ys = list(range(len(shown)))
-    ax.errorbar([r.ratio for _, r in shown], ys, xerr=_yerr([r for _, r in shown]), fmt="o", capsize=4)
+    _ratio_points(ax, ys, [r for _, r in shown], horizontal=True)
     ax.axvline(1.0, color="grey", linestyle="--", linewidth=1)
     ax.set_yticks(ys, labels=[name for name, _ in shown])
     ax.invert_yaxis()
@@ -110,7 +164,8 @@ def plot_speedup_vs_n_draft(group: Sequence[Report]) -> str | None:
     xs = [r.config.n_draft for r in rs]
     fig = _figure(6, 3.4)
     ax = fig.add_subplot()
-    ax.errorbar(xs, [q.ratio for q in ratios], yerr=_yerr(ratios), fmt="o-", capsize=4, label="measured")
+    ax.plot(xs, [q.ratio for q in ratios], "-", color="C0", alpha=0.5)
+    _ratio_points(ax, xs, ratios, horizontal=False)
     ax.axhline(1.0, color="grey", linestyle="--", linewidth=1)
     ceilings = [(r.config.n_draft, r.ceiling.ceiling) for r in rs if r.ceiling is not None]
     if ceilings:

@@ -120,7 +120,7 @@ class Table:
 
 
 def _ci_text(r: Ratio | None) -> str:
-    return fmt.MISSING if r is None else fmt.interval(r.ci95_low, r.ci95_high)
+    return fmt.ratio_interval(r)
 
 
 def _rate(x: float | None) -> str:
@@ -210,6 +210,9 @@ def categories(report: Report) -> Table | None:
             fmt.mean_sd(c.candidate_tokens_per_second),
             _rate(c.acceptance_rate),
             _length(category_mean_length(report, c.category)),
+            fmt.ratio(None if c.paired_speedup is None else c.paired_speedup.ratio),
+            _ci_text(c.paired_speedup),
+            _p(c.paired_speedup),
             fmt.ratio(None if c.speedup is None else c.speedup.ratio),
             _ci_text(c.speedup),
             _p(c.speedup),
@@ -223,11 +226,54 @@ def categories(report: Report) -> Table | None:
         "Speculative tok/s",
         "Acceptance",
         "Mean acceptance length",
-        "Speedup",
+        "Paired speedup",
         "95% CI",
-        "p",
+        "p (paired t)",
+        "Ratio of means",
+        "95% CI",
+        "p (Welch)",
     ]
-    return Table("Per category (mean ± stddev)", headers, rows, [False] + [True] * 8)
+    return Table("Per category (mean ± stddev)", headers, rows, [False] + [True] * 11)
+
+
+def acceptance_per_prompt(report: Report) -> Table | None:
+    """Per prompt of the speculative mode: iterations, drafted, accepted, rate, draft steps, mean
+    acceptance length and where the counts came from; None without per-prompt counts."""
+    from velobench.report.console import SOURCE_WORDS, acceptance_line
+
+    spec = report.speculative
+    acc = spec.acceptance if spec else None
+    if acc is None or not acc.per_prompt:
+        return None
+    rows = [
+        [
+            p.prompt_id or fmt.MISSING,
+            p.category or fmt.MISSING,
+            str(p.iterations),
+            str(p.drafted),
+            str(p.accepted),
+            _rate(p.rate),
+            fmt.MISSING if p.draft_steps is None else str(p.draft_steps),
+            _length(p.mean_length),
+            ", ".join(SOURCE_WORDS[s] for s in p.sources) or fmt.MISSING,
+        ]
+        for p in acc.per_prompt
+    ]
+    headers = [
+        "Prompt",
+        "Category",
+        "Iterations",
+        "Drafted",
+        "Accepted",
+        "Rate",
+        "Draft steps",
+        "Mean length",
+        "Source",
+    ]
+    right = [False, False] + [True] * 6 + [False]
+    return Table(
+        "Acceptance per prompt", headers, rows, right, caption=f"Acceptance {acceptance_line(report)}"
+    )
 
 
 def lossless_lines(report: Report) -> list[str]:

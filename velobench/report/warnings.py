@@ -42,13 +42,38 @@ def _slower(p: WarningParams) -> str:
     return f"{head} ({float(p['ratio'] or 0):.2f}x): {CPU_EXPLANATION}"
 
 
+def _test(p: WarningParams) -> str:
+    """The test a p-value came from: `test` where the warning names it (files from version 5
+    on), else Welch's, the only one before."""
+    return str(p.get("test") or "Welch")
+
+
+def _no_difference(p: WarningParams) -> str:
+    return (
+        f"no significant difference between {p['baseline']} and {p['candidate']} "
+        f"at 95% ({_test(p)} p = {float(p['p_value'] or 0):.3g})"
+    )
+
+
+def _think_slower(p: WarningParams) -> str:
+    return (
+        "speculative thinking is slower than the large model alone "
+        f"({float(p['ratio'] or 0):.2f}x, {_test(p)} p = {float(p['p_value'] or 0):.3g})"
+    )
+
+
+def _think_not_significant(p: WarningParams) -> str:
+    return f"the latency difference is not significant ({_test(p)} p = {float(p['p_value'] or 0):.3g})"
+
+
 RUN: Mapping[WarningCode, Template] = {
     WarningCode.ONE_ITERATION: "one iteration per mode: no spread, no interval, no test",
     WarningCode.HIGH_VARIANCE: "{mode} tokens/s varies by {cv:.0%} (coefficient of variation): "
     "close other programs or raise --iterations",
     WarningCode.SPECULATION_SLOWER: _slower,
-    WarningCode.NO_SIGNIFICANT_DIFFERENCE: "no significant difference between {baseline} and {candidate} "
-    "at 95% (Welch p = {p_value:.3g})",
+    WarningCode.NO_SIGNIFICANT_DIFFERENCE: _no_difference,
+    WarningCode.UNDEFINED_TEST: "{candidate} vs {baseline}: every sample (or pair ratio) is the same, "
+    "so the interval and the test are undefined (shown as -); vary the prompts or check the engine",
     WarningCode.NO_CEILING: "no speedup ceiling: {reason}",
     WarningCode.DRAFT_NOT_OFFLOADED: "the main model is offloaded (-ngl {gpu_layers}) but the draft is not "
     "(set -ngld/--gpu-layers-draft): a draft on the CPU is a classic cause of 'speculation is slower'",
@@ -64,9 +89,8 @@ RUN: Mapping[WarningCode, Template] = {
 THINK: Mapping[ThinkWarningCode, Template] = {
     ThinkWarningCode.FAILED_RUNS: "{count} run(s) failed and are left out of the statistics",
     ThinkWarningCode.ONE_RUN: "{mode}: one complete run, no spread or interval",
-    ThinkWarningCode.SPEC_SLOWER: "speculative thinking is slower than the large model alone "
-    "({ratio:.2f}x, Welch p = {p_value:.3g})",
-    ThinkWarningCode.NO_SIGNIFICANT_SPEEDUP: "the latency difference is not significant (Welch p = {p_value:.3g})",
+    ThinkWarningCode.SPEC_SLOWER: _think_slower,
+    ThinkWarningCode.NO_SIGNIFICANT_SPEEDUP: _think_not_significant,
     ThinkWarningCode.ACCURACY_DROP: "speculative thinking answers fewer problems right "
     "({spec_rate:.0%} vs {large_rate:.0%}, {method} p = {p_value:.3g})",
     ThinkWarningCode.NO_TRIGGERS: "no trigger fired in any speculative run: the small model wrote everything",

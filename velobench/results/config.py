@@ -125,6 +125,19 @@ class RunConfig(BaseModel):
     categories: list[str] = opt(flag="--category", default_factory=list)
     chat: bool = opt(False, "--chat", description="apply the model's chat template (server chat endpoint)")
     iterations: int = opt(5, "-i", ge=1)
+    target_ci: float | None = opt(
+        None,
+        "--target-ci",
+        gt=0,
+        lt=100,
+        description="add rounds until the paired speedup's 95% interval is within ±PCT% (analysis.stopping)",
+    )
+    max_iterations: int = opt(
+        100, "--max-iterations", ge=1, description="--target-ci: iterations per mode at most"
+    )
+    max_time: float | None = opt(
+        None, "--max-time", gt=0, description="--target-ci: seconds of measuring at most"
+    )
     warmup: int | None = opt(
         None, "--warmup", ge=0, description="unrecorded generations per mode (None: the engine's default)"
     )
@@ -179,6 +192,8 @@ class RunConfig(BaseModel):
             raise ValueError("--ngram-min must not exceed --ngram-max")
         if self.skip_vanilla and self.skip_speculative:
             raise ValueError("--skip-vanilla and --skip-speculative together leave nothing to measure")
+        if self.target_ci is not None and (self.skip_vanilla or self.skip_speculative):
+            raise ValueError("--target-ci needs both modes: it stops on the paired speedup's interval")
         remote = bool(self.server_url or self.baseline_url)
         if (
             self.method.needs_draft_model

@@ -94,6 +94,17 @@ def run_v3_to_v4(raw: Raw) -> Raw:
     return {**raw, "warnings": [_message_kept(w) for w in raw.get("warnings") or []], "schema_version": 4}
 
 
+def run_v4_to_v5(raw: Raw) -> Raw:
+    """Paired analysis: a version-4 comparison's verdict used the ratio of means; it has no pairs
+    (its categories none either). Its numbers stay as written, p = 0 or 1 and [R, R] of constant
+    samples included: a report renders what the run concluded then."""
+    comparisons = [
+        {**c, "estimator": "ratio-of-means" if c.get("speedup") else None}
+        for c in raw.get("comparisons") or []
+    ]
+    return {**raw, "comparisons": comparisons, "schema_version": 5}
+
+
 # Load v3 wrote a level comparison's warnings as plain strings; each began with one of these.
 _LEVEL_TEXTS = {"throughput batches (": "short-batches", "some requests failed": "requests-failed"}
 
@@ -145,7 +156,7 @@ class Lineage:
 
 
 LINEAGES: dict[Kind, Lineage] = {
-    "run": Lineage(1, RUN_SCHEMA_VERSION, {1: v1_to_v2, 2: v2_to_v3, 3: run_v3_to_v4}),
+    "run": Lineage(1, RUN_SCHEMA_VERSION, {1: v1_to_v2, 2: v2_to_v3, 3: run_v3_to_v4, 4: run_v4_to_v5}),
     "load": Lineage(3, LOAD_SCHEMA_VERSION, {3: load_v3_to_v4}),
     "think": Lineage(2, THINK_SCHEMA_VERSION, {2: think_v2_to_v3, 3: think_v3_to_v4}),
     "matrix": Lineage(1, MATRIX_SCHEMA_VERSION, {}),

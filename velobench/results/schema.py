@@ -41,6 +41,17 @@ load results (`results.load`, `LOAD_SCHEMA_VERSION`), think results (`results.th
       for files of version 3 and older, whose text is shown as it was written (the migration
       moves it there unchanged: an old text cannot be parsed back into parameters, and some
       were worded differently from today's).
+  5 — paired analysis: a comparison stores `paired_speedup` (geometric mean of per-pair
+      tokens/s ratios of the iterations sharing prompt and occurrence, t-interval on the log
+      ratios, paired t p) beside `speedup` (ratio of means, propagated σ, Fieller, Welch, kept)
+      and `estimator`, the one its verdict, warnings and `compare` used ("paired" from 2 pairs,
+      else "ratio-of-means"); categories store their `n_pairs` and `paired_speedup`; constant
+      samples leave the interval and p `null` (they were [R, R] and 0 or 1) with the
+      `undefined-test` warning; a run made with `--target-ci` stores its `stopping` record (the
+      rule, every look, why it stopped); acceptance per request: every iteration says where its
+      counts came from (`acceptance_source`), a mode's acceptance adds the request-weighted rate,
+      per-prompt acceptance and the prompts per rate bucket. Version-4 files migrate with
+      `estimator` "ratio-of-means" (what their verdicts used), no pairs and no per-prompt view.
 """
 
 from __future__ import annotations
@@ -60,9 +71,20 @@ from velobench.results.telemetry import TelemetrySummary
 from velobench.results.timing import RequestTiming
 from velobench.validation import Strict
 
-RUN_SCHEMA_VERSION = 4
+RUN_SCHEMA_VERSION = 5
 
 Mode = Literal["vanilla", "speculative"]  # the two modes `velobench run` measures
+
+# Where an iteration's acceptance counts came from: llama-server's own counts in its response
+# (`timings.draft_n`, `draft_n_accepted`), the /metrics counters read before and after the one
+# request (requests run one at a time), or the llama.cpp cli tool's printed summary.
+AcceptanceSource = Literal["server-response", "metrics-delta", "cli-output"]
+ACCEPTANCE_BUCKETS = (
+    (0.0, 0.5, "< 50%"),
+    (0.5, 0.75, "50-75%"),
+    (0.75, 0.9, "75-90%"),
+    (0.9, 1.0, "90-100%"),
+)
 
 
 class Iteration(Strict):
@@ -90,6 +112,10 @@ class Iteration(Strict):
     n_drafted: int | None = None
     n_accept: int | None = None
     acceptance_rate: float | None = None
+    acceptance_source: AcceptanceSource | None = Field(
+        default=None,
+        description="where n_drafted/n_accept/draft_steps came from (None: files before version 5)",
+    )
     # Streaming engines (server): client-side latencies and the server's own accounting.
     e2e_ms: float | None = Field(
         default=None, description="request sent -> last token received (client clock)"
@@ -118,12 +144,37 @@ class Iteration(Strict):
     )
 
 
+class PromptAcceptance(Strict):
+    """Draft acceptance of one prompt over its iterations (the GSM8K benchmark's per-request view)."""
+
+    prompt_id: str | None
+    category: str | None = None
+    iterations: int
+    drafted: int
+    accepted: int
+    rate: float | None = Field(description="accepted / drafted over this prompt's iterations")
+    draft_steps: int | None = Field(
+        default=None, description="verification steps with a draft, where counted"
+    )
+    mean_length: float | None = Field(default=None, description="1 + accepted / draft steps, where counted")
+    sources: list[AcceptanceSource] = Field(default_factory=list, description="where its counts came from")
+
+
 class Acceptance(Strict):
     """Draft acceptance over all iterations of a speculative mode."""
 
     drafted: int
     accepted: int
     rate: float | None = Field(description="accepted / drafted over all iterations (token-weighted)")
+    request_rate: float | None = Field(
+        default=None,
+        description="mean of the per-iteration rates (request-weighted: token weighting favours long completions)",
+    )
+    per_prompt: list[PromptAcceptance] = Field(default_factory=list)
+    buckets: dict[str, int] = Field(
+        default_factory=dict,
+        description="prompts per acceptance-rate bucket (< 50%, 50-75%, 75-90%, 90-100%)",
+    )
     per_iteration: Summary | None = None
     draft_steps: int | None = Field(
         default=None, description="verification steps with a draft (server engine)"
@@ -179,6 +230,7 @@ class WarningCode(StrEnum):
     LLAMA_ENV_IGNORED = "llama-env-ignored"
     SESSION_NOTE = "session-note"
     INTERRUPTED = "interrupted"
+    UNDEFINED_TEST = "undefined-test"  # constant samples: no interval and no p-value
     UNVERIFIED_MODEL = (
         "unverified-model"  # a downloaded model no pinned sha256 vouches for (its digest is said)
     )
@@ -192,7 +244,18 @@ class CategorySummary(Strict):
     baseline_tokens_per_second: Summary | None = None
     candidate_tokens_per_second: Summary | None = None
     acceptance_rate: float | None = None
-    speedup: Ratio | None = None
+    speedup: Ratio | None = Field(default=None, description="ratio of means (Fieller, Welch)")
+    n_pairs: int = Field(
+        default=0, description="candidate/baseline iterations paired by prompt and occurrence"
+    )
+    paired_speedup: Ratio | None = Field(
+        default=None, description="geometric mean of per-pair ratios; no interval under 2 pairs"
+    )
+
+    @property
+    def headline(self) -> Ratio | None:
+        """The paired estimate from 2 pairs on, else the ratio of means."""
+        return self.paired_speedup if self.n_pairs >= 2 and self.paired_speedup else self.speedup
 
 
 class PromptMatch(Strict):
@@ -235,6 +298,9 @@ class BinaryInfo(Strict):
     commit: str | None
 
 
+Estimator = Literal["paired", "ratio-of-means"]
+
+
 class ModeComparison(Strict):
     """A declared comparison: `candidate` measured against `baseline` (e.g. speculative vs vanilla)."""
 
@@ -243,11 +309,55 @@ class ModeComparison(Strict):
     speedup: Ratio | None = Field(
         default=None, description="candidate ÷ baseline mean tokens/s, with stddev, Fieller CI and Welch p"
     )
+    paired_speedup: Ratio | None = Field(
+        default=None,
+        description="geometric mean of candidate/baseline tokens/s per pair (same prompt, same occurrence)",
+    )
+    estimator: Estimator | None = Field(
+        default=None, description="the estimate the verdict, warnings and compare used"
+    )
     categories: list[CategorySummary] = Field(default_factory=list)
     lossless: Losslessness | None = None
     energy_per_token: Ratio | None = Field(
         default=None, description="candidate ÷ baseline energy per generated token (J/token)"
     )
+
+    @property
+    def headline(self) -> Ratio | None:
+        """The speedup the verdict uses: the paired estimate where `estimator` says so."""
+        return self.paired_speedup if self.estimator == "paired" else self.speedup
+
+
+StopReason = Literal["target", "max-iterations", "max-time", "interrupted"]
+
+
+class Look(Strict):
+    """One look of the stopping rule, after a round: the interval valid at this look, whatever
+    the looks before said (`analysis.stopping`)."""
+
+    look: int
+    n_pairs: int
+    elapsed_s: float
+    ratio: float
+    ci95_low: float | None
+    ci95_high: float | None
+    relative_half_width: float | None = Field(description="max(hi/R − 1, 1 − lo/R); None under the minimum")
+
+
+class Stopping(Strict):
+    """How a `--target-ci` run decided it had measured enough."""
+
+    rule: str = Field(description="the rule and its spending of the 5% over the looks")
+    target: float = Field(description="relative half-width aimed at (0.05 for --target-ci 5)")
+    max_iterations: int = Field(description="iterations per mode at most")
+    max_time_s: float | None = None
+    min_pairs: int
+    looks: list[Look] = Field(default_factory=list)
+    stopped_by: StopReason | None = None
+
+    @property
+    def last(self) -> Look | None:
+        return self.looks[-1] if self.looks else None
 
 
 class Report(Strict):
@@ -267,6 +377,7 @@ class Report(Strict):
     ceiling: Ceiling | None = Field(
         default=None, description="the speedup theory allows (Leviathan et al., 2023)"
     )
+    stopping: Stopping | None = Field(default=None, description="--target-ci: the rule, its looks, the stop")
     warnings: list[ResultWarning] = Field(default_factory=list)
 
     # Shorthands for the run's own two modes and its first comparison (what `run` reports).
@@ -284,6 +395,11 @@ class Report(Strict):
 
     @property
     def speedup_detail(self) -> Ratio | None:
+        """The headline speedup: the paired estimate where the comparison's estimator is paired."""
+        return self.primary.headline if self.primary else None
+
+    @property
+    def ratio_of_means(self) -> Ratio | None:
         return self.primary.speedup if self.primary else None
 
     @property

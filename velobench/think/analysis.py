@@ -13,10 +13,11 @@ in the text. `normalize_answer` makes "1,000", "$1000", "1000.0", "1000." and "\
 "1000", and fractions exact ("0.5" == "1/2" == "\\frac{1}{2}"). `is_correct` compares them.
 
 Summaries. One `ModeSummary` per test mode (large alone, speculative thinking) over its
-complete runs, and the comparisons: the speedup as a ratio of mean latencies (Fieller 95%
-interval, Welch p-value, `velobench.analysis.stats.ratio_of_means`), the same paired by
-(problem, run) as a geometric mean of per-pair ratios, the throughput ratio, the large-model
-token reduction, and accuracy of both with an exact test of their difference (McNemar when
+complete runs, and the comparisons: the speedup paired by (problem, run) as a geometric mean of
+per-pair ratios (`velobench.analysis.stats.paired_ratio`, the one `velobench run` uses), which
+the warnings judge from two pairs on, beside the ratio of mean latencies (Fieller 95% interval,
+Welch p-value, `velobench.analysis.stats.ratio_of_means`); the throughput ratio, the large-model
+token share (its interval Wilson's, within [0, 1]) and reduction, and accuracy of both with an exact test of their difference (McNemar when
 runs pair up by problem and run, Fisher otherwise). Undefined statistics are None, never NaN.
 """
 
@@ -27,9 +28,9 @@ import re
 from collections.abc import Iterable, Sequence
 from fractions import Fraction
 
-import numpy as np
 from scipy import stats as sps
 
+from velobench.analysis import stats
 from velobench.analysis.stats import ratio_of_means, summarize
 from velobench.results.measures import Ratio, Summary
 from velobench.results.think import (
@@ -280,13 +281,34 @@ def wilson(k: int, n: int, z: float = 1.959963984540054) -> Proportion:
     """
     if n < 1 or not 0 <= k <= n:
         raise ValueError(f"wilson: need 0 <= k <= n and n >= 1, got k={k}, n={n}")
-    p = k / n
+    lo, hi = wilson_bounds(k / n, n, z)
+    return Proportion(k=k, n=n, rate=k / n, ci95_low=lo, ci95_high=hi)
+
+
+def wilson_bounds(p: float, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
+    """The Wilson score bounds (formula: `wilson`) of a share p̂ = p in [0, 1] over n observations;
+    exactly 0 and 1 at the ends. Also for the mean of n values in [0, 1] (a run's large-model
+    token share): such a value of mean p has variance at most p(1 − p), the Bernoulli one, so the
+    interval is conservative, and it never leaves [0, 1] as a t-interval on shares does."""
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    lo = 0.0 if k == 0 else max(0.0, centre - half)  # exactly 0 and 1 at the ends, not 1e-17
-    hi = 1.0 if k == n else min(1.0, centre + half)
-    return Proportion(k=k, n=n, rate=p, ci95_low=lo, ci95_high=hi)
+    lo = 0.0 if p == 0 else max(0.0, centre - half)  # exactly 0 and 1 at the ends, not 1e-17
+    hi = 1.0 if p == 1 else min(1.0, centre + half)
+    return lo, hi
+
+
+def share_summary(xs: Sequence[float]) -> Summary | None:
+    """`summarize` of shares in [0, 1], its 95% interval the Wilson bounds of the mean share over
+    the runs (`wilson_bounds`), not a t-interval that reaches below 0 or above 1 (shares without
+    spread keep `summarize`'s [x̄, x̄])."""
+    if not xs:
+        return None
+    s = summarize(xs)
+    if s.n < 2 or s.stddev == 0:  # one run, or the same share in every run (the large model's 1.0)
+        return s
+    lo, hi = wilson_bounds(min(1.0, max(0.0, s.mean)), s.n)
+    return s.model_copy(update={"ci95_low": lo, "ci95_high": hi})
 
 
 def mcnemar_exact(b: int, c: int) -> float:
@@ -313,32 +335,26 @@ def fisher_exact(k1: int, n1: int, k2: int, n2: int) -> float:
 
 
 def paired_ratio(pairs: Sequence[tuple[float, float]]) -> PairedRatio:
-    """Paired ratio of a over b: with d_i = ln(a_i / b_i), d̄ and s_d (ddof 1),
-        ratio = exp(d̄);  95% CI = exp(d̄ ± t_{0.975,n-1} · s_d/√n);
-        p = two-sided one-sample t-test of mean(d) = 0 (scipy ttest_1samp).
-    Pairing by problem removes the between-problem spread that dominates latencies.
-    CI and p are None for one pair; with s_d = 0 the CI is [ratio, ratio] and p is 1.0 if d̄ = 0
-    else 0.0. Raises ValueError on no pairs or a value that is not finite and > 0.
+    """Paired ratio of a over b (large over spec latency per (problem, run)): the one paired
+    estimate of every command, `velobench.analysis.stats.paired_ratio` (geometric mean of a_i/b_i,
+    t-interval on the log ratios, paired t p; no interval or p for one pair or constant ratios),
+    as think's result stores it. Pairing by problem removes the between-problem spread that
+    dominates latencies. Raises ValueError on no pairs or a value that is not finite and > 0.
     """
-    if not pairs:
-        raise ValueError("paired_ratio: no pairs")
-    for a, b in pairs:
-        if not (math.isfinite(a) and math.isfinite(b) and a > 0 and b > 0):
-            raise ValueError(f"paired_ratio: pair ({a!r}, {b!r}) is not two finite positive numbers")
-    d = np.log(np.asarray([a for a, _ in pairs]) / np.asarray([b for _, b in pairs]))
-    n = len(d)
-    mean = float(d.mean())
-    lo = hi = p = None
-    if n >= 2:
-        sd = float(d.std(ddof=1))
-        if sd == 0:
-            lo = hi = math.exp(mean)
-            p = 1.0 if mean == 0 else 0.0
-        else:
-            half = float(sps.t.ppf(0.975, n - 1)) * sd / math.sqrt(n)
-            lo, hi = math.exp(mean - half), math.exp(mean + half)
-            p = float(sps.ttest_1samp(d, 0.0).pvalue)
-    return PairedRatio(ratio=math.exp(mean), ci95_low=lo, ci95_high=hi, p_value=p, n_pairs=n)
+    r = stats.paired_ratio(pairs)
+    return PairedRatio(
+        ratio=r.ratio, ci95_low=r.ci95_low, ci95_high=r.ci95_high, p_value=r.p_value, n_pairs=r.n_a
+    )
+
+
+def headline_speedup(summary: ThinkSummary) -> tuple[float, float | None, str] | None:
+    """(ratio, p, test) of the speedup the warnings judge: the paired estimate from 2 pairs on,
+    else the ratio of mean latencies (Welch)."""
+    pr = summary.speedup_paired
+    if pr is not None and pr.n_pairs >= 2:
+        return pr.ratio, pr.p_value, "paired t"
+    s = summary.speedup
+    return None if s is None else (s.ratio, s.p_value, "Welch")
 
 
 def _summary(xs: Sequence[float]) -> Summary | None:
@@ -366,7 +382,7 @@ def summarize_mode(runs: Iterable[ThinkRun], mode: TestMode) -> ModeSummary | No
         tokens_per_s=_summary([r.tokens_per_s for r in ok if r.tokens_per_s is not None]),
         tokens=_summary([float(r.tokens) for r in ok]),
         large_tokens=_summary([float(r.large_tokens) for r in ok]),
-        large_ratio=_summary([r.large_ratio for r in ok if r.large_ratio is not None]),
+        large_ratio=share_summary([r.large_ratio for r in ok if r.large_ratio is not None]),
         interventions=_summary([float(r.interventions) for r in ok]),
         accuracy=wilson(sum(1 for r in graded if r.correct), len(graded)) if graded else None,
     )
@@ -487,13 +503,14 @@ def think_warnings(
     capped = [r for r in runs if r.stopped_by == "max_tokens"]
     if capped:
         warn(ThinkWarningCode.MAX_TOKENS, count=len(capped))
-    s = summary.speedup
-    if s is not None:
-        significant = s.p_value is not None and s.p_value < significance
-        if s.ratio < 1 and significant:  # not significant: the warning below says so instead
-            warn(ThinkWarningCode.SPEC_SLOWER, ratio=s.ratio, p_value=s.p_value)
-        if s.p_value is not None and not significant:
-            warn(ThinkWarningCode.NO_SIGNIFICANT_SPEEDUP, p_value=s.p_value)
+    head = headline_speedup(summary)  # paired per problem and run where pairs exist
+    if head is not None:
+        ratio, p, test = head
+        significant = p is not None and p < significance
+        if ratio < 1 and significant:  # not significant: the warning below says so instead
+            warn(ThinkWarningCode.SPEC_SLOWER, ratio=ratio, p_value=p, test=test)
+        if p is not None and not significant:
+            warn(ThinkWarningCode.NO_SIGNIFICANT_SPEEDUP, p_value=p, test=test)
     a = summary.accuracy
     if a is not None and a.difference < 0 and a.p_value < significance:
         warn(

@@ -24,6 +24,7 @@ from velobench.report.tables import Table
 from velobench.report.warnings import text as warning_text
 from velobench.results.think import ThinkReport, ThinkRun
 from velobench.think.console import (
+    paired_text,
     problem_cells,
     problem_table,
     render_think_summary,
@@ -63,13 +64,13 @@ def render_md(rep: ThinkReport) -> str:
     if s is None or table is None:
         return "\n".join([*out, "No finished runs.", ""])
     out += [table.markdown(), ""]
-    if s.speedup is not None:
+    pr = s.speedup_paired
+    if pr is not None and pr.n_pairs >= 2:
+        out.append(f"- **Speedup** (paired over {pr.n_pairs} problem runs, large ÷ spec): {paired_text(pr)}")
+        if s.speedup is not None:
+            out.append(f"- Ratio of mean latencies (large ÷ spec): {fmt.ratio_ci(s.speedup)}")
+    elif s.speedup is not None:
         out.append(f"- **Speedup** (mean latency large ÷ spec): {fmt.ratio_ci(s.speedup)}")
-    if s.speedup_paired is not None:
-        out.append(
-            f"- Paired speedup (geometric mean over {s.speedup_paired.n_pairs} runs): "
-            f"{fmt.ratio(s.speedup_paired.ratio)}"
-        )
     if s.throughput_ratio is not None:
         out.append(f"- Throughput ratio (spec ÷ large tokens/s): {fmt.ratio(s.throughput_ratio.ratio)}")
     if s.large_token_reduction is not None:
