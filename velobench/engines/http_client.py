@@ -25,8 +25,12 @@ The API key is sent as `Authorization: Bearer KEY` and appears nowhere else: not
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import importlib.util
+import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -48,6 +52,21 @@ from velobench.engines.dialects import (
 )
 from velobench.errors import VelobenchError
 from velobench.results.timing import RequestTiming
+
+
+def _absent_stays_absent(name: str) -> None:
+    """Make `import name` of a module that is not installed fail at once rather than search sys.path.
+
+    httpcore imports `sniffio` (optional) on every lock, event and cancellation shield it makes,
+    several per request; where it is not installed each try walks every sys.path entry (a third
+    of the client's CPU per request on the loopback profile). `sys.modules[name] = None` is
+    Python's own "this import fails" (ImportError, as before), so nothing else changes.
+    """
+    if name not in sys.modules and importlib.util.find_spec(name) is None:
+        sys.modules[name] = None  # type: ignore[assignment]
+
+
+_absent_stays_absent("sniffio")
 
 DEFAULT_CONNECT_S = 10.0
 DEFAULT_READ_S = 120.0  # a long prompt on a CPU can take minutes before the first token
@@ -445,6 +464,23 @@ class HttpClient(_Base):
         return self.metrics_status()[0]
 
 
+DRAIN_S = 0.5  # after a stream's end ([DONE]), how long its last bytes may take before the connection goes
+
+
+async def _drain(lines: AsyncIterator[str]) -> None:
+    """Read what follows a stream's end (the chunked body's terminator) so its connection goes back
+    to the pool; a stream that has not ended within DRAIN_S is left, and its connection closed.
+
+    Without it every request opened a new connection (httpx closes a response not read to its end),
+    and closing one cost more than the request: a new TCP connection, and httpcore's cancellation
+    shield, which looks for `sniffio` on every close (an import that fails walks sys.path).
+    """
+    with contextlib.suppress(httpx.HTTPError, OSError, TimeoutError):
+        async with asyncio.timeout(DRAIN_S):
+            async for _ in lines:
+                pass
+
+
 class AsyncHttpClient(_Base):
     """The same client on httpx.AsyncClient, for many requests in flight on one event loop."""
 
@@ -478,11 +514,15 @@ class AsyncHttpClient(_Base):
                     raw = (await resp.aread())[:4096]
                     raise self.status_failure(resp.status_code, resp.reason_phrase, raw, "POST", req.path)
                 completed = False
-                async for line in resp.aiter_lines():
+                lines = resp.aiter_lines()
+                async for line in lines:
                     if self._step(state, parser, line, zero):
                         completed = True
                         break
-                return self._end(state, parser, zero, completed)
+                result = self._end(state, parser, zero, completed)
+                if completed:
+                    await _drain(lines)
+                return result
         except (StreamFailure, httpx.HTTPError, OSError) as exc:
             return self._failed(
                 state, self._failure(exc, req.path, len(state.timing.chunk_s)), zero, raise_errors
