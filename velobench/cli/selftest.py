@@ -9,6 +9,8 @@ import typer
 from velobench.cli.options import csv_numbers
 from velobench.cli.terminal import out
 from velobench.errors import VelobenchError
+from velobench.report import fmt
+from velobench.results.load import LagStats
 
 app = typer.Typer(help="velobench's own limits on this machine.", no_args_is_help=True)
 
@@ -27,7 +29,10 @@ def loadgen(
 
     A loopback server in a child process streams CHUNKS chunks per request; what velobench
     reaches against it is the most `velobench load` can issue and complete here, so a server
-    measured near these rates is measured against velobench, not against itself.
+    measured near these rates is measured against velobench, not against itself. Each level
+    also shows the generator's own lag as a load result records it: p99 send lag (sent − due),
+    p99 event-loop lag (a 5 ms timer's late wake-ups: how late a chunk may be timestamped) and
+    the generator's CPU share (1 core = 100%).
     """
     from rich.table import Table
 
@@ -40,9 +45,11 @@ def loadgen(
         raise VelobenchError("--requests and --chunks must be at least 1")
     out.print(f"load generator against a loopback server: {requests} requests x {chunks} chunks per level")
     table = Table(title="load generator ceiling")
-    for col in ("concurrency", "requests/s", "chunks/s", "client CPU/req", "errors", "in flight"):
+    cols = ("concurrency", "requests/s", "chunks/s", "client CPU/req", "errors", "in flight")
+    for col in (*cols, "send lag p50/p99/max", "loop lag p50/p99/max", "CPU"):
         table.add_column(col, justify="right", no_wrap=True)
-    for c in measure_ceilings(levels, tokens=chunks, requests=requests):
+    ceilings = measure_ceilings(levels, tokens=chunks, requests=requests)
+    for c in ceilings:
         table.add_row(
             str(c.concurrency),
             f"{c.requests_per_s:.0f}",
@@ -50,9 +57,22 @@ def loadgen(
             f"{c.client_cpu_s_per_request * 1000:.3f} ms",
             str(c.errors),
             str(c.max_in_flight),
+            lag_text(c.lag.send_ms),
+            lag_text(c.lag.loop_ms),
+            fmt.percent(c.lag.cpu_share),
         )
     out.print(table)
+    top = max(ceilings, key=lambda c: c.requests_per_s)
+    out.print(
+        f"ceiling: {top.requests_per_s:.0f} requests/s, {top.chunks_per_s:.0f} chunks/s "
+        f"(at concurrency {top.concurrency}); above these rates velobench, not the server, is the bottleneck"
+    )
     out.print(f"vllm: {vllm_whereabouts()}; a side-by-side with `vllm bench serve` is a later step")
+
+
+def lag_text(s: LagStats | None) -> str:
+    """`0.05 / 0.61 / 3.2 ms`: p50 / p99 / max of a lag."""
+    return fmt.MISSING if s is None else f"{s.p50:.2f} / {s.p99:.2f} / {s.max:.1f} ms"
 
 
 def vllm_whereabouts() -> str:
