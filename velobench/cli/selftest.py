@@ -37,6 +37,7 @@ def loadgen(
     from rich.table import Table
 
     from velobench.load.loopback import measure_ceilings
+    from velobench.load.render import wide_console
 
     levels = [int(c) for c in csv_numbers(concurrency, "--concurrency", int, "1,8,64")]
     if not levels or levels[0] < 1:
@@ -45,8 +46,8 @@ def loadgen(
         raise VelobenchError("--requests and --chunks must be at least 1")
     out.print(f"load generator against a loopback server: {requests} requests x {chunks} chunks per level")
     table = Table(title="load generator ceiling")
-    cols = ("concurrency", "requests/s", "chunks/s", "client CPU/req", "errors", "in flight")
-    for col in (*cols, "send lag p50/p99/max", "loop lag p50/p99/max", "CPU"):
+    cols = ("concurrency", "requests/s", "chunks/s", "CPU/req ms", "errors", "in flight")
+    for col in (*cols, "send lag ms p50/p99/max", "loop lag ms p50/p99/max", "CPU"):
         table.add_column(col, justify="right", no_wrap=True)
     ceilings = measure_ceilings(levels, tokens=chunks, requests=requests)
     for c in ceilings:
@@ -54,14 +55,14 @@ def loadgen(
             str(c.concurrency),
             f"{c.requests_per_s:.0f}",
             f"{c.chunks_per_s:.0f}",
-            f"{c.client_cpu_s_per_request * 1000:.3f} ms",
+            f"{c.client_cpu_s_per_request * 1000:.3f}",
             str(c.errors),
             str(c.max_in_flight),
             lag_text(c.lag.send_ms),
             lag_text(c.lag.loop_ms),
             fmt.percent(c.lag.cpu_share),
         )
-    out.print(table)
+    wide_console(out).print(table)
     top = max(ceilings, key=lambda c: c.requests_per_s)
     out.print(
         f"ceiling: {top.requests_per_s:.0f} requests/s, {top.chunks_per_s:.0f} chunks/s "
@@ -71,8 +72,8 @@ def loadgen(
 
 
 def lag_text(s: LagStats | None) -> str:
-    """`0.05 / 0.61 / 3.2 ms`: p50 / p99 / max of a lag."""
-    return fmt.MISSING if s is None else f"{s.p50:.2f} / {s.p99:.2f} / {s.max:.1f} ms"
+    """`0.05/0.61/3.2`: p50 / p99 / max of a lag, in ms."""
+    return fmt.MISSING if s is None else f"{s.p50:.2f}/{s.p99:.2f}/{s.max:.1f}"
 
 
 def vllm_whereabouts() -> str:

@@ -58,6 +58,7 @@ class LoopbackServer:
         self.tokens = tokens
         self.token_delay_s = token_delay_s
         self.requests = 0
+        self.connections = 0  # accepted so far (a client that keeps its connections alive opens few)
         self._server: asyncio.Server | None = None
         self.port = 0
 
@@ -79,6 +80,7 @@ class LoopbackServer:
                 await asyncio.wait_for(self._server.wait_closed(), timeout=2)
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
