@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -11,6 +11,9 @@ from velobench.cli.terminal import out
 from velobench.errors import VelobenchError
 from velobench.report import fmt
 from velobench.results.load import LagStats
+
+if TYPE_CHECKING:
+    from velobench.load.loopback import GeneratorCeiling
 
 app = typer.Typer(help="velobench's own limits on this machine.", no_args_is_help=True)
 
@@ -30,14 +33,13 @@ def loadgen(
     A loopback server in a child process streams CHUNKS chunks per request; what velobench
     reaches against it is the most `velobench load` can issue and complete here, so a server
     measured near these rates is measured against velobench, not against itself. Each level
-    also shows the generator's own lag as a load result records it: p99 send lag (sent − due),
-    p99 event-loop lag (a 5 ms timer's late wake-ups: how late a chunk may be timestamped) and
-    the generator's CPU share (1 core = 100%).
+    also shows the generator's own lag as a load result records it (p50/p99/max): its send lag
+    (sent − due), its event-loop lag (a 5 ms timer's late wake-ups: how late a chunk may be
+    timestamped) and its CPU share (one core = 100%).
     """
     from rich.table import Table
 
     from velobench.load.loopback import measure_ceilings
-    from velobench.load.render import wide_console
 
     levels = [int(c) for c in csv_numbers(concurrency, "--concurrency", int, "1,8,64")]
     if not levels or levels[0] < 1:
@@ -46,8 +48,7 @@ def loadgen(
         raise VelobenchError("--requests and --chunks must be at least 1")
     out.print(f"load generator against a loopback server: {requests} requests x {chunks} chunks per level")
     table = Table(title="load generator ceiling")
-    cols = ("concurrency", "requests/s", "chunks/s", "CPU/req ms", "errors", "in flight")
-    for col in (*cols, "send lag ms p50/p99/max", "loop lag ms p50/p99/max", "CPU"):
+    for col in ("concurrency", "requests/s", "chunks/s", "client CPU/req", "errors", "in flight"):
         table.add_column(col, justify="right", no_wrap=True)
     ceilings = measure_ceilings(levels, tokens=chunks, requests=requests)
     for c in ceilings:
@@ -55,14 +56,14 @@ def loadgen(
             str(c.concurrency),
             f"{c.requests_per_s:.0f}",
             f"{c.chunks_per_s:.0f}",
-            f"{c.client_cpu_s_per_request * 1000:.3f}",
+            f"{c.client_cpu_s_per_request * 1000:.3f} ms",
             str(c.errors),
             str(c.max_in_flight),
-            lag_text(c.lag.send_ms),
-            lag_text(c.lag.loop_ms),
-            fmt.percent(c.lag.cpu_share),
         )
-    wide_console(out).print(table)
+    out.print(table)
+    out.print("the generator's own lag (p50/p99/max; a load result records the same per level):")
+    for c in ceilings:
+        out.print(f"  {lag_line(c)}", markup=False)
     top = max(ceilings, key=lambda c: c.requests_per_s)
     out.print(
         f"ceiling: {top.requests_per_s:.0f} requests/s, {top.chunks_per_s:.0f} chunks/s "
@@ -72,8 +73,17 @@ def loadgen(
 
 
 def lag_text(s: LagStats | None) -> str:
-    """`0.05/0.61/3.2`: p50 / p99 / max of a lag, in ms."""
-    return fmt.MISSING if s is None else f"{s.p50:.2f}/{s.p99:.2f}/{s.max:.1f}"
+    """`0.05/0.61/3.20 ms`: p50 / p99 / max of a lag."""
+    return fmt.MISSING if s is None else f"{s.p50:.2f}/{s.p99:.2f}/{s.max:.2f} ms"
+
+
+def lag_line(c: GeneratorCeiling) -> str:
+    """`concurrency 8: send lag 1.16/4.29/4.80 ms, event-loop lag 4.56/6.92/7.10 ms, CPU 100% of a core`."""
+    lag = c.lag
+    return (
+        f"concurrency {c.concurrency}: send lag {lag_text(lag.send_ms)}, "
+        f"event-loop lag {lag_text(lag.loop_ms)}, CPU {fmt.percent(lag.cpu_share)} of a core"
+    )
 
 
 def vllm_whereabouts() -> str:
