@@ -9,6 +9,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
+import httpx
 import pytest
 from rich.console import Console
 
@@ -197,7 +198,11 @@ def test_the_client_keeps_its_connections_alive() -> None:
             one = srv.connections
             results = await asyncio.gather(*(client.stream(req) for _ in range(40)))
             assert all(r.timing.ok for r in results)
-            return one, srv.connections
+            most = srv.connections
+            async with httpx.AsyncClient() as other:  # what benchmarks/loadgen_vs_vllm.py polls
+                stats = (await other.get(f"{srv.url}/stats")).json()
+            assert stats == {"requests": 50, "connections": most + 1}
+            return one, most
 
     one, most = asyncio.run(go())
     assert one == 1 and most <= 4

@@ -51,7 +51,9 @@ class LoopbackServer:
     """`async with LoopbackServer(tokens=16) as srv:` serves on `srv.url` (127.0.0.1, free port).
 
     A request's JSON body may set `max_tokens` (else `tokens` chunks are sent). A body with
-    `"fail": CODE` is answered with that HTTP status, for tests of error handling.
+    `"fail": CODE` is answered with that HTTP status, for tests of error handling. `GET /stats`
+    answers `{"requests": N, "connections": M}` (streamed requests and connections so far), so a
+    client in another process can tell when a benchmark's first request arrived.
     """
 
     def __init__(self, tokens: int = 16, token_delay_s: float = 0.0):
@@ -90,6 +92,14 @@ class LoopbackServer:
                     if name.strip().lower() == "content-length":
                         length = int(value)
                 body: dict[str, Any] = json.loads(await reader.readexactly(length)) if length else {}
+                if head.startswith(b"GET /stats "):
+                    stats = json.dumps({"requests": self.requests, "connections": self.connections}).encode()
+                    writer.write(
+                        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+                        % (len(stats), stats)
+                    )
+                    await writer.drain()
+                    continue
                 self.requests += 1
                 if body.get("fail"):
                     msg = b'{"error": "asked to fail"}'
