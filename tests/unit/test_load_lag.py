@@ -175,7 +175,9 @@ def test_every_load_report_shows_the_lag_and_the_warning() -> None:
     assert one.lag is not None and two.lag is not None
     assert one.lag.send_ms == lag_stats([r.send_lag_s() for r in idle.records])  # recomputed from records
     assert not one.warnings
-    assert two.warnings and {w.params["measure"] for w in two.warnings} >= {"cpu"}
+    # the burn sits between due and sent, and blocks the probe: both lags (the CPU share depends
+    # on how much of the wall time this shared machine gave the test)
+    assert {w.params["measure"] for w in two.warnings} >= {"send", "loop"}
     said = f"concurrency 2: {text(two.warnings[0])}"
     assert "velobench was the bottleneck at this level" in said
     con = Console(record=True, width=220, color_system=None)
