@@ -6,6 +6,7 @@ schedule, and every load report says that velobench was the bottleneck."""
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Awaitable, Callable
 
@@ -208,3 +209,36 @@ def test_the_client_keeps_its_connections_alive() -> None:
 
     one, most = asyncio.run(go())
     assert one == 1 and most <= 4
+
+
+class ClosesKeptAliveConnections(LoopbackServer):
+    """Answers the first request of every connection; a second one on it is read, then the
+    connection closed without an answer (what llama-server did in the load integration test)."""
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            for served in range(2):
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = re.search(rb"(?i)content-length: *(\d+)", head)
+                await reader.readexactly(int(length.group(1)) if length else 0)
+                if served:
+                    break
+                self.requests += 1
+                await self._stream(writer, 3)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+
+def test_a_kept_alive_connection_the_server_closed_is_not_a_failed_request() -> None:
+    async def go() -> tuple[list[RequestTiming], int]:
+        async with ClosesKeptAliveConnections() as srv, AsyncHttpClient(srv.url, max_connections=1) as client:
+            req = StreamRequest(endpoint="chat", prompt="x", max_tokens=3)
+            out = [(await client.stream(req, raise_errors=False)).timing for _ in range(4)]
+            return out, srv.connections
+
+    timings, connections = asyncio.run(go())
+    assert [t.error for t in timings] == [None] * 4 and all(len(t.chunk_s) == 3 for t in timings)
+    assert connections == 4  # each sent again, once, on a new connection

@@ -481,9 +481,40 @@ async def _drain(lines: AsyncIterator[str]) -> None:
                 pass
 
 
+STALE = (
+    httpx.RemoteProtocolError,
+    httpx.ReadError,
+    httpx.WriteError,
+)  # a kept-alive connection the server closed
+
+
+class _Lane:
+    """One httpx.AsyncClient of one connection; `used` once it has served a request."""
+
+    def __init__(self, make: Callable[[], httpx.AsyncClient]) -> None:
+        self._make = make
+        self.http = make()
+        self.used = False
+
+    async def open(self, stack: contextlib.AsyncExitStack, path: str, body: Any) -> httpx.Response:
+        """`POST path` streamed, its response entered on `stack`. A server may close a kept-alive
+        connection just as a request goes out on it (llama-server's cpp-httplib did, in the load
+        integration test: "Server disconnected without sending a response"); where the lane's
+        connection had served a request before and the request failed before any answer came, it
+        is sent once more on a new connection, as the first request of a connection would be."""
+        try:
+            return await stack.enter_async_context(self.http.stream("POST", path, json=body))
+        except STALE:
+            if not self.used:
+                raise
+        await self.http.aclose()
+        self.http, self.used = self._make(), False
+        return await stack.enter_async_context(self.http.stream("POST", path, json=body))
+
+
 class _Lanes:
-    """httpx.AsyncClients of one connection each, lent one per streamed request (at most `limit`
-    at once; None: as many as are asked for).
+    """Lanes (one httpx.AsyncClient of one connection each) lent one per streamed request, at
+    most `limit` at once (None: as many as are asked for).
 
     One shared httpx pool of C connections costs O(C) per request to find a free connection
     (httpcore checks every connection, each with a socket call): at 64 in flight that was most
@@ -494,31 +525,32 @@ class _Lanes:
 
     def __init__(self, make: Callable[[], httpx.AsyncClient], limit: int | None) -> None:
         self._make = make
-        self._idle: list[httpx.AsyncClient] = []
-        self._all: list[httpx.AsyncClient] = []
+        self._idle: list[_Lane] = []
+        self._all: list[_Lane] = []
         self._free = asyncio.Semaphore(limit) if limit is not None else None
 
     @contextlib.asynccontextmanager
-    async def lend(self) -> AsyncIterator[httpx.AsyncClient]:
+    async def lend(self) -> AsyncIterator[_Lane]:
         if self._free is not None:
             await self._free.acquire()
         try:
             if self._idle:
-                http = self._idle.pop()
+                lane = self._idle.pop()
             else:
-                http = self._make()
-                self._all.append(http)
+                lane = _Lane(self._make)
+                self._all.append(lane)
             try:
-                yield http
+                yield lane
             finally:
-                self._idle.append(http)
+                lane.used = True
+                self._idle.append(lane)
         finally:
             if self._free is not None:
                 self._free.release()
 
     async def aclose(self) -> None:
-        for http in self._all:
-            await http.aclose()
+        for lane in self._all:
+            await lane.http.aclose()
 
 
 class AsyncHttpClient(_Base):
@@ -558,7 +590,8 @@ class AsyncHttpClient(_Base):
         zero = sent if zero is None else zero
         state, parser = StreamState(req.endpoint, sent - zero), SseParser()
         try:
-            async with self._lanes.lend() as http, http.stream("POST", req.path, json=body) as resp:
+            async with self._lanes.lend() as lane, contextlib.AsyncExitStack() as stack:
+                resp = await lane.open(stack, req.path, body)
                 if resp.status_code != 200:
                     raw = (await resp.aread())[:4096]
                     raise self.status_failure(resp.status_code, resp.reason_phrase, raw, "POST", req.path)
