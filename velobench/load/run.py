@@ -503,6 +503,7 @@ class Sweep:
         """`run_mode`'s `on_level`: the level recorded and saved (its records appended first);
         True to stop the sweep (saturated)."""
         from velobench.load.render import progress_line
+        from velobench.report.warnings import text as warning_text
 
         lvl = level_result(mode.mode, p, run, before, after, note, started_at)
         if not self.life.written:
@@ -518,6 +519,8 @@ class Sweep:
             )
         )
         self.console.print(progress_line(self.report, lvl))
+        for w in lvl.warnings:  # velobench itself fell behind: say so while the sweep runs
+            self.console.print(f"  [yellow]warning[/yellow] ({w.code.value}): {warning_text(w)}")
         return self.saturated(mode, lvl.level, run.interrupted)
 
     def saturated(self, mode: LoadMode, level: float, interrupted: bool) -> bool:
