@@ -38,3 +38,25 @@ def test_loadgen_prints_a_consistent_ceiling_per_concurrency(cli: Callable[..., 
         assert 1 <= int(in_flight) <= int(concurrency)
     assert re.search(r"^vllm: (found on PATH|found in velobench's environment|not found) ", out, re.M), out
     assert "`vllm bench serve` is a later step" in out
+
+
+def test_loadgen_prints_the_generators_lag_per_concurrency_and_the_ceiling(
+    cli: Callable[..., CliResult],
+) -> None:
+    code, out, err = cli("selftest", "loadgen", "--concurrency", "1,4", "--requests", "40", "--chunks", "3")
+    assert code == 0, err
+    lag = re.compile(
+        r"^  concurrency (\d+): send lag ([\d.]+)/([\d.]+)/([\d.]+) ms, "
+        r"event-loop lag ([\d.]+)/([\d.]+)/([\d.]+) ms, CPU (\d+)% of a core$",
+        re.M,
+    )
+    found = lag.findall(out)
+    assert [m[0] for m in found] == ["1", "4"], out
+    for m in found:
+        for p50, p99, most in (m[1:4], m[4:7]):
+            assert 0 <= float(p50) <= float(p99) <= float(most)
+        assert int(m[7]) > 0
+    table = {r[0]: float(r[1]) for r in rows(out)}
+    best = max(table, key=lambda c: table[c])
+    ceiling = re.search(r"^ceiling: (\d+) requests/s, (\d+) chunks/s \(at concurrency (\d+)\)", out, re.M)
+    assert ceiling and ceiling.group(3) == best and float(ceiling.group(1)) == table[best]

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from velobench.cli.options import csv_numbers
 from velobench.cli.terminal import out
 from velobench.errors import VelobenchError
+from velobench.report import fmt
+from velobench.results.load import LagStats
+
+if TYPE_CHECKING:
+    from velobench.load.loopback import GeneratorCeiling
 
 app = typer.Typer(help="velobench's own limits on this machine.", no_args_is_help=True)
 
@@ -27,7 +32,10 @@ def loadgen(
 
     A loopback server in a child process streams CHUNKS chunks per request; what velobench
     reaches against it is the most `velobench load` can issue and complete here, so a server
-    measured near these rates is measured against velobench, not against itself.
+    measured near these rates is measured against velobench, not against itself. Each level
+    also shows the generator's own lag as a load result records it (p50/p99/max): its send lag
+    (sent − due), its event-loop lag (a 5 ms timer's late wake-ups: how late a chunk may be
+    timestamped) and its CPU share (one core = 100%).
     """
     from rich.table import Table
 
@@ -42,7 +50,8 @@ def loadgen(
     table = Table(title="load generator ceiling")
     for col in ("concurrency", "requests/s", "chunks/s", "client CPU/req", "errors", "in flight"):
         table.add_column(col, justify="right", no_wrap=True)
-    for c in measure_ceilings(levels, tokens=chunks, requests=requests):
+    ceilings = measure_ceilings(levels, tokens=chunks, requests=requests)
+    for c in ceilings:
         table.add_row(
             str(c.concurrency),
             f"{c.requests_per_s:.0f}",
@@ -52,7 +61,29 @@ def loadgen(
             str(c.max_in_flight),
         )
     out.print(table)
+    out.print("the generator's own lag (p50/p99/max; a load result records the same per level):")
+    for c in ceilings:
+        out.print(f"  {lag_line(c)}", markup=False)
+    top = max(ceilings, key=lambda c: c.requests_per_s)
+    out.print(
+        f"ceiling: {top.requests_per_s:.0f} requests/s, {top.chunks_per_s:.0f} chunks/s "
+        f"(at concurrency {top.concurrency}); above these rates velobench, not the server, is the bottleneck"
+    )
     out.print(f"vllm: {vllm_whereabouts()}; a side-by-side with `vllm bench serve` is a later step")
+
+
+def lag_text(s: LagStats | None) -> str:
+    """`0.05/0.61/3.20 ms`: p50 / p99 / max of a lag."""
+    return fmt.MISSING if s is None else f"{s.p50:.2f}/{s.p99:.2f}/{s.max:.2f} ms"
+
+
+def lag_line(c: GeneratorCeiling) -> str:
+    """`concurrency 8: send lag 1.16/4.29/4.80 ms, event-loop lag 4.56/6.92/7.10 ms, CPU 100% of a core`."""
+    lag = c.lag
+    return (
+        f"concurrency {c.concurrency}: send lag {lag_text(lag.send_ms)}, "
+        f"event-loop lag {lag_text(lag.loop_ms)}, CPU {fmt.percent(lag.cpu_share)} of a core"
+    )
 
 
 def vllm_whereabouts() -> str:

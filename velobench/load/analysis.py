@@ -22,6 +22,11 @@ Definitions (times from `RequestTiming`, seconds from the run's zero):
   intervals are optimistic). Per-request output tokens/s = N / e2e.
 * A request fails if it has an `error` (its kind is the text before the first ':') or never
   produced a content chunk (kind `no-output`).
+* The generator's own lag (`generator_lag`, every record of the level, all phases): send lag =
+  timing.sent_s − ready_s per request; loop lag = the lag probe's late wake-ups; CPU share =
+  process CPU time / wall time. velobench was the bottleneck (`lag_warnings`) where the p99 of
+  either lag exceeds LAG_WARN_MS or the CPU share reaches CPU_WARN_SHARE of the one core its
+  event loop runs on.
 """
 
 from __future__ import annotations
@@ -41,7 +46,9 @@ from velobench.load.render import crossover_text, saturation_errors_text, satura
 from velobench.results.load import (
     Crossover,
     Distribution,
+    GeneratorLag,
     Goodput,
+    LagStats,
     LevelAcceptance,
     LevelComparison,
     LevelSummary,
@@ -56,6 +63,8 @@ from velobench.results.load import (
 from velobench.results.measures import Ratio
 from velobench.results.timing import RequestTiming
 
+LAG_WARN_MS = 10.0  # a p99 send or loop lag above this: the generator fell behind (an ITL is ~5-50 ms)
+CPU_WARN_SHARE = 0.9  # the generator used this much of its event loop's one core: near its ceiling
 CONFIDENCE = 0.95
 PERCENTILES = (50, 90, 95, 99)
 THROUGHPUT_BATCHES = 10
@@ -129,6 +138,60 @@ def distribution(samples: Sequence[float]) -> Distribution | None:
         min=float(np.min(x)),
         max=float(np.max(x)),
         **pct,
+    )
+
+
+# --------------------------------------------------------------------------- the generator's own lag
+
+
+def lag_stats(samples_s: Sequence[float]) -> LagStats | None:
+    """n, p50, p99 (numpy's default percentiles, as `percentile_point`) and max of lags given in
+    seconds, in milliseconds; None without samples."""
+    if not samples_s:
+        return None
+    ms = np.asarray(samples_s, dtype=np.float64) * 1000
+    return LagStats(
+        n=int(ms.size),
+        p50=percentile_point(ms, 50),
+        p99=percentile_point(ms, 99),
+        max=float(ms.max()),
+    )
+
+
+def generator_lag(
+    records: Sequence[LoadRecord], loop_lag_s: Sequence[float], *, probe_s: float, cpu_s: float, wall_s: float
+) -> GeneratorLag:
+    """The level's `GeneratorLag` (module docstring): send lag from the records, loop lag from the
+    probe's samples, cpu_share = cpu_s / wall_s (None for an empty wall time)."""
+    return GeneratorLag(
+        send_ms=lag_stats([r.send_lag_s() for r in records]),
+        loop_ms=lag_stats(loop_lag_s),
+        probe_interval_ms=probe_s * 1000,
+        cpu_s=cpu_s,
+        wall_s=wall_s,
+        cpu_share=cpu_s / wall_s if wall_s > 0 else None,
+    )
+
+
+def lag_warnings(
+    mode: str, lag: GeneratorLag | None, *, lag_ms: float = LAG_WARN_MS, cpu_share: float = CPU_WARN_SHARE
+) -> list[LevelWarning]:
+    """`generator-bottleneck` for each of the three measures past its bound (module docstring);
+    params: mode, measure (`send`, `loop` or `cpu`) and its value (ms, or the share)."""
+    if lag is None:
+        return []
+    out = []
+    for measure, stats in (("send", lag.send_ms), ("loop", lag.loop_ms)):
+        if stats is not None and stats.p99 > lag_ms:
+            out.append(_bottleneck(mode, measure, stats.p99))
+    if lag.cpu_share is not None and lag.cpu_share >= cpu_share:
+        out.append(_bottleneck(mode, "cpu", lag.cpu_share))
+    return out
+
+
+def _bottleneck(mode: str, measure: str, value: float) -> LevelWarning:
+    return LevelWarning(
+        code=LevelWarningCode.GENERATOR_BOTTLENECK, params={"mode": mode, "measure": measure, "value": value}
     )
 
 

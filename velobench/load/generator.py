@@ -23,6 +23,13 @@ Cool-down: the last `cooldown.requests` issued, or those issued after (last issu
 `cooldown.seconds`). Everything else is `measure`; warm-up wins where both apply. Statistics
 use `measure` records only.
 
+Its own lag (`LoadRun.loop_lag_s`, `cpu_s`, each record's `ready_s`): while a level runs, a
+timer task wakes every `probe_s` and records how late it woke (actual − scheduled wake-up: what a
+chunk arriving then waits before it is read and timestamped); the process's CPU time is taken
+at the level's start and end; each record keeps when it could be sent (`ready_s`: its arrival,
+or the moment a slot freed where a capped open loop made it wait), so its send lag is
+`timing.sent_s − ready_s`. `load.analysis.generator_lag` summarizes them.
+
 Ctrl-C: under `asyncio.run` (or `asyncio.Runner`) Ctrl-C cancels the main task. `run_load`
 treats cancellation of itself as "stop": it issues nothing more, waits up to `grace_s` for the
 requests in flight, cancels the rest, and returns what finished with `interrupted=True` (the
@@ -43,6 +50,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from velobench.errors import VelobenchError
 from velobench.results.load import ArrivalSchedule, LoadPlan, LoadRecord, Phase, ProfileKind, Window
 from velobench.results.timing import RequestTiming
+
+PROBE_S = 0.005  # the lag probe's period: 200 wake-ups a second, a few microseconds of CPU each
 
 
 class HasId(Protocol):
@@ -114,6 +123,12 @@ class LoadRun(BaseModel):
     interrupted: bool = False
     max_in_flight: int = Field(description="most requests in flight at once, as the generator counted")
     wall_s: float = Field(description="zero to the last request's end")
+    probe_s: float = Field(default=PROBE_S, description="the lag probe's period")
+    loop_lag_s: list[float] = Field(
+        default_factory=list, description="the lag probe's late wake-ups (actual − scheduled), in order"
+    )
+    cpu_s: float = Field(default=0.0, description="this process's CPU time over the level")
+    cpu_wall_s: float = Field(default=0.0, description="the wall time cpu_s was taken over")
 
 
 def assign_phases(
@@ -140,6 +155,18 @@ def assign_phases(
     return out
 
 
+async def probe_lag(period_s: float, out: list[float]) -> None:
+    """Until cancelled: sleep `period_s`, append how late the wake-up was (s, >= 0), again.
+
+    Each sleep is scheduled from the previous actual wake-up, so one late wake-up is counted once.
+    """
+    clock = time.perf_counter
+    while True:
+        due = clock() + period_s
+        await asyncio.sleep(period_s)
+        out.append(max(clock() - due, 0.0))
+
+
 class _Fatal(Exception):
     def __init__(self, index: int, exc: BaseException):
         super().__init__(f"request {index}: {exc}")
@@ -153,11 +180,13 @@ async def run_load(
     *,
     zero: float | None = None,
     grace_s: float = 5.0,
+    probe_s: float = PROBE_S,
 ) -> LoadRun:
     """Run one load level (see the module docstring) and return its records.
 
     `zero` is the `time.perf_counter()` value the run's times are relative to; `send` must use
-    the same (default: now). `grace_s` is how long an interruption waits for requests in flight.
+    the same (default: now). `grace_s` is how long an interruption waits for requests in flight;
+    `probe_s` the lag probe's period.
     """
     if not prompts:
         raise VelobenchError("a load run needs at least one prompt")
@@ -176,7 +205,7 @@ async def run_load(
     in_flight = 0
     max_in_flight = 0
 
-    async def one(index: int, scheduled: float) -> None:
+    async def one(index: int, scheduled: float, ready: float) -> None:
         nonlocal in_flight, max_in_flight
         prompt = prompts[index % len(prompts)]
         in_flight += 1
@@ -196,7 +225,12 @@ async def run_load(
                 free.release()
         records.append(
             LoadRecord(
-                index=index, prompt_id=prompt.id, scheduled_s=scheduled, issued_s=issued, timing=timing
+                index=index,
+                prompt_id=prompt.id,
+                scheduled_s=scheduled,
+                issued_s=issued,
+                ready_s=ready,
+                timing=timing,
             )
         )
 
@@ -222,6 +256,7 @@ async def run_load(
                 return
             if not bounded(index, now()):
                 return
+            waited = free is not None and free.locked()
             if free is not None:
                 await free.acquire()
             if not bounded(index, now()):
@@ -229,9 +264,13 @@ async def run_load(
                     free.release()
                 return
             scheduled = offsets[index] if offsets is not None else now()
-            tasks[index] = asyncio.create_task(one(index, scheduled))
+            ready = now() if offsets is not None and waited else scheduled
+            tasks[index] = asyncio.create_task(one(index, scheduled, ready))
             index += 1
 
+    loop_lag: list[float] = []
+    probe = asyncio.create_task(probe_lag(probe_s, loop_lag))
+    cpu0, wall0 = time.process_time(), time.perf_counter()
     interrupted = False
     try:
         await dispatch()
@@ -246,6 +285,9 @@ async def run_load(
         pending = [t for t in tasks.values() if not t.done()]
         if pending:
             await asyncio.wait(pending, timeout=grace_s)
+    cpu_s, cpu_wall_s = time.process_time() - cpu0, time.perf_counter() - wall0
+    probe.cancel()
+    await asyncio.gather(probe, return_exceptions=True)
     cancelled = []
     for index, t in tasks.items():
         if not t.done():
@@ -266,4 +308,8 @@ async def run_load(
         interrupted=interrupted,
         max_in_flight=max_in_flight,
         wall_s=max(ends, default=now()),
+        probe_s=probe_s,
+        loop_lag_s=loop_lag,
+        cpu_s=cpu_s,
+        cpu_wall_s=cpu_wall_s,
     )

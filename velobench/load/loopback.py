@@ -7,9 +7,11 @@ HTTP/1.1 keep-alive with chunked encoding; it does no work, so the requests/s th
 reaches against it is what velobench itself can issue and complete on this machine. Above that
 rate, velobench (not the server) is the bottleneck.
 
-`httpx_send` is a minimal streaming client of the same shape as the engines' clients (one
-`httpx.AsyncClient`, `RequestTiming` per request); `generator_ceiling` runs one closed-loop level
-against a `LoopbackServer` and reports requests/s.
+`generator_ceiling` runs one closed-loop level against a `LoopbackServer` through the client
+`velobench load` uses (`engines.http_client.AsyncHttpClient`, the one client of run, load and
+think) and reports requests/s, chunks/s, client CPU per request and the generator's own lag
+(`load.analysis.generator_lag`), as a load result's level does. `httpx_send` is a minimal
+streaming client on a bare `httpx.AsyncClient`, for tests that bring their own client.
 """
 
 from __future__ import annotations
@@ -30,8 +32,16 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
 from velobench.engines import dialects
-from velobench.engines.http_client import SseParser, StreamFailure, StreamState
+from velobench.engines.http_client import (
+    AsyncHttpClient,
+    SseParser,
+    StreamFailure,
+    StreamRequest,
+    StreamState,
+)
+from velobench.load.analysis import generator_lag, lag_warnings
 from velobench.load.generator import HasId, plan, run_load
+from velobench.results.load import GeneratorLag, LevelWarning
 from velobench.results.timing import RequestTiming
 
 _ROOT = str(Path(__file__).resolve().parents[2])  # where `velobench` imports from, for the child
@@ -41,13 +51,16 @@ class LoopbackServer:
     """`async with LoopbackServer(tokens=16) as srv:` serves on `srv.url` (127.0.0.1, free port).
 
     A request's JSON body may set `max_tokens` (else `tokens` chunks are sent). A body with
-    `"fail": CODE` is answered with that HTTP status, for tests of error handling.
+    `"fail": CODE` is answered with that HTTP status, for tests of error handling. `GET /stats`
+    answers `{"requests": N, "connections": M}` (streamed requests and connections so far), so a
+    client in another process can tell when a benchmark's first request arrived.
     """
 
     def __init__(self, tokens: int = 16, token_delay_s: float = 0.0):
         self.tokens = tokens
         self.token_delay_s = token_delay_s
         self.requests = 0
+        self.connections = 0  # accepted so far (a client that keeps its connections alive opens few)
         self._server: asyncio.Server | None = None
         self.port = 0
 
@@ -69,6 +82,7 @@ class LoopbackServer:
                 await asyncio.wait_for(self._server.wait_closed(), timeout=2)
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
@@ -78,6 +92,14 @@ class LoopbackServer:
                     if name.strip().lower() == "content-length":
                         length = int(value)
                 body: dict[str, Any] = json.loads(await reader.readexactly(length)) if length else {}
+                if head.startswith(b"GET /stats "):
+                    stats = json.dumps({"requests": self.requests, "connections": self.connections}).encode()
+                    writer.write(
+                        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+                        % (len(stats), stats)
+                    )
+                    await writer.drain()
+                    continue
                 self.requests += 1
                 if body.get("fail"):
                     msg = b'{"error": "asked to fail"}'
@@ -162,6 +184,10 @@ class GeneratorCeiling(BaseModel):
     client_cpu_s_per_request: float = Field(description="this process's CPU time / requests")
     errors: int
     max_in_flight: int
+    lag: GeneratorLag = Field(description="the generator's own lag and CPU share, as in a load result")
+    warnings: list[LevelWarning] = Field(
+        default_factory=list, description="generator-bottleneck where it fell behind or ran near its ceiling"
+    )
 
 
 class _Id(BaseModel):
@@ -174,23 +200,27 @@ async def generator_ceiling(
     """Closed loop with `concurrency` in flight against `url` (a `LoopbackServer` in another
     process, see `main`) or, without one, a `LoopbackServer` on this event loop (server and
     client then share one core: a lower bound)."""
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with contextlib.AsyncExitStack() as stack:
         if url is None:
             url = (await stack.enter_async_context(LoopbackServer(tokens=tokens))).url
             where = "in-process"
         else:
             where = url
-        client = await stack.enter_async_context(
-            httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(30.0))
-        )
+        client = await stack.enter_async_context(AsyncHttpClient(url, max_connections=concurrency))
+        req = StreamRequest(endpoint="chat", prompt="loopback", max_tokens=tokens)
         zero = time.perf_counter()
-        send = httpx_send(client, f"{url}/v1/chat/completions", zero, {"max_tokens": tokens})
+
+        async def send(index: int, prompt: HasId) -> RequestTiming:
+            return (await client.stream(req, zero=zero, raise_errors=False)).timing
+
         cpu0 = time.process_time()
         run = await run_load(
-            send, [_Id(id="p")], plan("concurrency", concurrency=concurrency, requests=requests)
+            send, [_Id(id="p")], plan("concurrency", concurrency=concurrency, requests=requests), zero=zero
         )
         cpu = time.process_time() - cpu0
+    lag = generator_lag(
+        run.records, run.loop_lag_s, probe_s=run.probe_s, cpu_s=run.cpu_s, wall_s=run.cpu_wall_s
+    )
     ok = [r for r in run.records if r.timing.ok]
     wall = max(r.timing.end_s or 0.0 for r in run.records) - min(r.timing.sent_s for r in run.records)
     return GeneratorCeiling(
@@ -204,6 +234,8 @@ async def generator_ceiling(
         client_cpu_s_per_request=cpu / len(run.records),
         errors=len(run.records) - len(ok),
         max_in_flight=run.max_in_flight,
+        lag=lag,
+        warnings=lag_warnings(f"concurrency {concurrency}", lag),
     )
 
 

@@ -1,7 +1,9 @@
 """Everything derived in a load result, recomputed from the raw records (pure; no I/O).
 
     per mode and level   summary (load.analysis.summarize_level) from the level's records and
-                         its stored /metrics counters
+                         its stored /metrics counters; the generator's send lag from the records
+                         (its loop lag and CPU share are stored as measured) and the level's
+                         warnings (load.analysis.lag_warnings)
     per mode             the first saturated level (load.analysis.saturation)
     per level            speculative ÷ vanilla (load.analysis.compare_level), at every level both
                          modes finished without interruption
@@ -14,7 +16,14 @@ records read back from the JSONL and must get the same numbers.
 from __future__ import annotations
 
 from velobench.errors import VelobenchError
-from velobench.load.analysis import compare_level, crossover, saturation, summarize_level
+from velobench.load.analysis import (
+    compare_level,
+    crossover,
+    lag_stats,
+    lag_warnings,
+    saturation,
+    summarize_level,
+)
 from velobench.results.load import LoadReport, Records
 
 BASELINE, CANDIDATE = "vanilla", "speculative"
@@ -37,6 +46,9 @@ def recompute(report: LoadReport, records: Records) -> LoadReport:
                 )
             except VelobenchError:
                 lvl.summary = None  # nothing finished in the measure window (e.g. interrupted at once)
+            if lvl.lag is not None:
+                lvl.lag.send_ms = lag_stats([r.send_lag_s() for r in recs])
+            lvl.warnings = lag_warnings(mode.mode, lvl.lag)
         done = [lvl.summary for lvl in mode.levels if lvl.summary is not None and not lvl.interrupted]
         mode.saturation = saturation(done, unit=unit)
     report.comparisons = []

@@ -71,6 +71,16 @@ def _errors(s: LevelSummary) -> str:
     return f"{s.n_errors_all}" + (f" ({kinds})" if kinds else "")
 
 
+def lag_cell(lvl: LoadLevel) -> str:
+    """`0.4 / 1.1, 12%`: the generator's p99 send lag / p99 event-loop lag (ms) and its CPU share."""
+    g = lvl.lag
+    if g is None:
+        return "-"
+    send = _num(g.send_ms.p99 if g.send_ms else None)
+    loop = _num(g.loop_ms.p99 if g.loop_ms else None)
+    return f"{send} / {loop}, {fmt.percent(g.cpu_share)}"
+
+
 def ratio_cell(r: Ratio | None) -> str:
     """`0.82x ± 0.05 [0.73, 0.92] p=0.001`: the ratio, its stddev, Fieller interval and Welch p."""
     return fmt.ratio_cell(r)
@@ -146,7 +156,8 @@ def describe(opts: LoadOptions) -> str:
 
 
 def level_table(report: LoadReport, mode: str) -> Table:
-    """One mode's levels: requests, errors, throughput, latencies (ms), goodput, acceptance."""
+    """One mode's levels: requests, errors, throughput, latencies (ms), goodput, acceptance, and
+    velobench's own lag where it was measured (load schema 5 on)."""
     m = report.modes[mode]
     unit = report.load.unit
     headers = [
@@ -168,6 +179,9 @@ def level_table(report: LoadReport, mode: str) -> Table:
         headers.append("goodput")
     if spec:
         headers.append("acceptance")
+    lag = any(lvl.lag is not None for lvl in m.levels)
+    if lag:
+        headers.append("velobench lag p99 send/loop, CPU")
     rows = []
     for lvl in m.levels:
         s = lvl.summary
@@ -192,6 +206,8 @@ def level_table(report: LoadReport, mode: str) -> Table:
             row.append(_goodput(s))
         if spec:
             row.append(_acceptance(s))
+        if lag:
+            row.append(lag_cell(lvl))
         rows.append(row)
     return Table(
         title=f"{label(mode)}: {m.binary}, {m.slots} slot(s) (latencies in ms; mean [95% CI])",
@@ -248,6 +264,9 @@ def notes(report: LoadReport) -> list[str]:
             report.stopped_early and m.saturation.text in report.stopped_early
         ):
             out.append(f"Saturation: {m.saturation.text}")
+    for m in report.modes.values():
+        for lvl in m.levels:
+            out += [f"{report.load.unit} {lvl.level:g}: {warning_text(w)}" for w in lvl.warnings]
     for c in report.comparisons:
         out += [f"{report.load.unit} {c.level:g}: {warning_text(w)}" for w in c.warnings]
     timing = [f"total {fmt.duration(report.wall_s)}"]
@@ -382,6 +401,7 @@ def render_csv(report: LoadReport) -> str:
         cols
         + [f"{m}_{s}" for m in lat for s in ("mean", "p50", "p90", "p99")]
         + ["acceptance_rate", "goodput"]
+        + ["send_lag_p99_ms", "loop_lag_p99_ms", "generator_cpu_share"]
     )
     for m in report.modes.values():
         for lvl in m.levels:
@@ -398,6 +418,12 @@ def render_csv(report: LoadReport) -> str:
             row += [
                 s.acceptance.acceptance_rate if s.acceptance else None,
                 s.goodput.share if s.goodput else None,
+            ]
+            g = lvl.lag
+            row += [
+                g.send_ms.p99 if g and g.send_ms else None,
+                g.loop_ms.p99 if g and g.loop_ms else None,
+                g.cpu_share if g else None,
             ]
             w.writerow(["" if x is None else x for x in row])
     return buf.getvalue()

@@ -45,6 +45,7 @@ from velobench.engines.http_client import AsyncHttpClient, StreamRequest, displa
 from velobench.engines.http_session import client_timeouts
 from velobench.engines.metrics import Samples, spec_decode_delta
 from velobench.errors import VelobenchError
+from velobench.load.analysis import generator_lag
 from velobench.load.generator import LoadRun, run_load
 from velobench.load.plan import level_plans
 from velobench.load.recompute import recompute
@@ -380,7 +381,7 @@ def level_result(
     started_at: str,
 ) -> LoadLevel:
     """One finished (or interrupted) level, with the speculative counters' delta over it where the
-    server's /metrics has them (else the note that says why not)."""
+    server's /metrics has them (else the note that says why not), and the generator's own lag."""
     delta = None
     if mode == "speculative" and before is not None and after is not None:
         try:
@@ -402,6 +403,9 @@ def level_result(
         started_at=started_at,
         spec_decode=delta,
         metrics_note=note,
+        lag=generator_lag(
+            run.records, run.loop_lag_s, probe_s=run.probe_s, cpu_s=run.cpu_s, wall_s=run.cpu_wall_s
+        ),
     )
 
 
@@ -499,6 +503,7 @@ class Sweep:
         """`run_mode`'s `on_level`: the level recorded and saved (its records appended first);
         True to stop the sweep (saturated)."""
         from velobench.load.render import progress_line
+        from velobench.report.warnings import text as warning_text
 
         lvl = level_result(mode.mode, p, run, before, after, note, started_at)
         if not self.life.written:
@@ -514,6 +519,8 @@ class Sweep:
             )
         )
         self.console.print(progress_line(self.report, lvl))
+        for w in lvl.warnings:  # velobench itself fell behind: say so while the sweep runs
+            self.console.print(f"  [yellow]warning[/yellow] ({w.code.value}): {warning_text(w)}")
         return self.saturated(mode, lvl.level, run.interrupted)
 
     def saturated(self, mode: LoadMode, level: float, interrupted: bool) -> bool:

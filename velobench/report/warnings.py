@@ -97,10 +97,24 @@ THINK: Mapping[ThinkWarningCode, Template] = {
     ThinkWarningCode.MAX_TOKENS: "{count} run(s) hit --max-tokens before an answer or end of sequence",
 }
 
+_LAG_WORDS = {
+    "send": "p99 send lag {:.0f} ms",
+    "loop": "p99 event-loop lag {:.0f} ms",
+    "cpu": "CPU {:.0%} of a core",
+}
+
+
+def _bottleneck(p: WarningParams) -> str:
+    """`vanilla: velobench was the bottleneck at this level: p99 send lag 40 ms`."""
+    what = _LAG_WORDS[str(p["measure"])].format(float(p["value"] or 0))
+    return f"{p['mode']}: velobench was the bottleneck at this level: {what}"
+
+
 LEVEL: Mapping[LevelWarningCode, Template] = {
     LevelWarningCode.SHORT_BATCHES: "{mode}: throughput batches ({batch_s:.2f} s) are shorter than a request "
     "({e2e_s:.2f} s): the throughput interval is optimistic; run longer",
     LevelWarningCode.REQUESTS_FAILED: "{mode}: some requests failed; ratios use the successful ones",
+    LevelWarningCode.GENERATOR_BOTTLENECK: _bottleneck,
 }
 
 

@@ -23,6 +23,11 @@ ever written keeps the number it has, and no number means two formats:
   4 — warnings are values: the result's warnings store `code` and `params` (as run results of
       version 4), and a level comparison's warnings, plain strings until now, are `LevelWarning`s
       (`code`, `params`); `message` holds the text of version-3 files, shown as written.
+  5 — the load generator's own lag: per level `lag` (each request's send lag behind the moment
+      it was due, an event-loop timer's late wake-ups, the generator's CPU share) and the
+      level's `warnings` (`generator-bottleneck` where velobench fell behind or ran near its
+      ceiling); each record's `ready_s`. Files of version 4 have no lag (`lag` null, no
+      warnings, no `ready_s`): it was not measured.
 """
 
 from __future__ import annotations
@@ -46,7 +51,7 @@ from velobench.results.schema import BinaryInfo, ResultWarning, SessionInfo, War
 from velobench.results.timing import RequestTiming, SpecDecodeDelta
 from velobench.validation import Strict, one_line
 
-LOAD_SCHEMA_VERSION = 4
+LOAD_SCHEMA_VERSION = 5
 
 GRACE_S = 5.0  # how long Ctrl-C waits for the requests in flight
 
@@ -146,8 +151,17 @@ class LoadRecord(BaseModel):
     prompt_id: str
     scheduled_s: float = Field(description="when it was due: its arrival (open loop) or a free slot (closed)")
     issued_s: float = Field(description="when the load generator called send (>= scheduled_s)")
+    ready_s: float | None = Field(
+        default=None,
+        description="when it could be sent: scheduled_s, or later where it waited for a slot "
+        "(open loop under --max-concurrency); None in files before load schema 5",
+    )
     phase: Phase = "measure"
     timing: RequestTiming
+
+    def send_lag_s(self) -> float:
+        """How late the generator sent it: timing.sent_s − ready_s (scheduled_s where ready_s is None)."""
+        return self.timing.sent_s - (self.scheduled_s if self.ready_s is None else self.ready_s)
 
 
 class Sweep(Strict):
@@ -291,9 +305,43 @@ class LevelSummary(BaseModel):
     acceptance: LevelAcceptance | None = None
 
 
+class LagStats(BaseModel):
+    """A lag's distribution over one level, in milliseconds (numpy's default percentiles)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    n: int
+    p50: float
+    p99: float
+    max: float
+
+
+class GeneratorLag(BaseModel):
+    """How far velobench's own load generator fell behind at one level (its limits, not the server's).
+
+    send_ms: per request, timing.sent_s − ready_s (`LoadRecord.send_lag_s`): the event loop and
+    the request's own preparation between the moment it was due and its send.
+    loop_ms: a timer task on the generator's event loop wakes every `probe_interval_ms`; each
+    sample is actual − scheduled wake-up. A chunk that arrives waits as long before the loop
+    reads and timestamps it, so this bounds how late chunk times (TTFT, ITL) are.
+    cpu_share = cpu_s / wall_s: the generator process's CPU time over the level's wall time, in
+    cores (1.0 = one core busy all the time; the event loop runs on one).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    send_ms: LagStats | None
+    loop_ms: LagStats | None
+    probe_interval_ms: float
+    cpu_s: float
+    wall_s: float
+    cpu_share: float | None
+
+
 class LevelWarningCode(StrEnum):
     SHORT_BATCHES = "short-batches"  # throughput batches shorter than a request: optimistic interval
     REQUESTS_FAILED = "requests-failed"
+    GENERATOR_BOTTLENECK = "generator-bottleneck"  # velobench fell behind its schedule or near its ceiling
 
 
 class LevelWarning(Strict):
@@ -368,6 +416,12 @@ class LoadLevel(Strict):
         default=None, description="why /metrics could not be read, if it could not"
     )
     summary: LevelSummary | None = Field(default=None, description="None when nothing finished in the window")
+    lag: GeneratorLag | None = Field(
+        default=None, description="the load generator's own lag and CPU share (None before load schema 5)"
+    )
+    warnings: list[LevelWarning] = Field(
+        default_factory=list, description="this level's own warnings (the generator's lag)"
+    )
 
     def counters(self) -> SpecCounters | None:
         d = self.spec_decode

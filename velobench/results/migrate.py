@@ -132,6 +132,12 @@ def load_v3_to_v4(raw: Raw) -> Raw:
     }
 
 
+def load_v4_to_v5(raw: Raw) -> Raw:
+    """The generator's lag was not measured before version 5: levels keep no `lag` (null) and no
+    warnings of their own, records no `ready_s` (each field's default); only the number changes."""
+    return {**raw, "schema_version": 5}
+
+
 def think_v2_to_v3(raw: Raw) -> Raw:
     """Nothing changed for think results: the number every kind shared moved to 3 for the load kind."""
     return {**raw, "schema_version": 3}
@@ -157,7 +163,7 @@ class Lineage:
 
 LINEAGES: dict[Kind, Lineage] = {
     "run": Lineage(1, RUN_SCHEMA_VERSION, {1: v1_to_v2, 2: v2_to_v3, 3: run_v3_to_v4, 4: run_v4_to_v5}),
-    "load": Lineage(3, LOAD_SCHEMA_VERSION, {3: load_v3_to_v4}),
+    "load": Lineage(3, LOAD_SCHEMA_VERSION, {3: load_v3_to_v4, 4: load_v4_to_v5}),
     "think": Lineage(2, THINK_SCHEMA_VERSION, {2: think_v2_to_v3, 3: think_v3_to_v4}),
     "matrix": Lineage(1, MATRIX_SCHEMA_VERSION, {}),
 }
