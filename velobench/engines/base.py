@@ -49,6 +49,23 @@ def refuse_owned(
             raise VelobenchError(f"-x {flag}: {(hints or {}).get(flag, owned[flag])}")
 
 
+class OwnsFlags:
+    """The -x flags an engine sets itself, refused in -x with the velobench option to use instead.
+
+    An engine lists them in `OWNED` (flag → reason); one that starts nothing owns none.
+    """
+
+    OWNED: ClassVar[Mapping[str, str]] = {}
+
+    @classmethod
+    def owned_flags(cls, cfg: RunConfig) -> Mapping[str, str]:
+        return cls.OWNED
+
+    @classmethod
+    def check_options(cls, cfg: RunConfig, hints: Mapping[str, str] | None = None) -> None:
+        refuse_owned(cfg.extra_args, cls.owned_flags(cfg), hints)
+
+
 @dataclass
 class ServerHandle:
     """A server one mode runs on: where it listens, how to ask it, and the process if it is ours."""

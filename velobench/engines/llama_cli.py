@@ -24,13 +24,13 @@ import contextlib
 import os
 import shlex
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from velobench import proc
 from velobench.bins.locate import Tool, find_beside, find_path, find_tool
-from velobench.engines.base import refuse_owned
+from velobench.engines.base import OwnsFlags
 from velobench.engines.http_session import DEADLINE_BASE_S, DEADLINE_PER_TOKEN_S
 from velobench.engines.llama_args import (
     LLAMA_OWNED_FLAGS,
@@ -234,8 +234,10 @@ def prompt_by_file(prompt: str) -> Iterator[Path | None]:
         Path(name).unlink(missing_ok=True)
 
 
-class LlamaCliEngine:
+class LlamaCliEngine(OwnsFlags):
     """llama.cpp's command-line tools, one process per generation (model loaded every time)."""
+
+    OWNED = OWNED_FLAGS
 
     name = EngineName.CLI
     default_warmup = 0  # every generation loads the model anew: nothing to warm
@@ -252,14 +254,6 @@ class LlamaCliEngine:
     @classmethod
     def available(cls, cfg: RunConfig) -> bool:
         return find_path(speculative_tool_name(cfg), llama_cpp_dir(cfg)) is not None
-
-    @classmethod
-    def owned_flags(cls, cfg: RunConfig) -> Mapping[str, str]:
-        return OWNED_FLAGS
-
-    @classmethod
-    def check_options(cls, cfg: RunConfig, hints: Mapping[str, str] | None = None) -> None:
-        refuse_owned(cfg.extra_args, cls.owned_flags(cfg), hints)
 
     def __init__(self, cfg: RunConfig, *, log_dir: Path):
         self.cfg = cfg

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from velobench.bins.locate import Tool, find_path, find_tool
-from velobench.engines.base import ServerHandle, refuse_owned
+from velobench.engines.base import OwnsFlags, ServerHandle
 from velobench.engines.http_client import Endpoint, HttpClient
 from velobench.engines.http_session import HttpSession, open_session
 from velobench.engines.llama_args import (
@@ -125,8 +125,10 @@ def unusable(tool: Tool) -> str | None:
     )
 
 
-class LlamaServerEngine:
+class LlamaServerEngine(OwnsFlags):
     """llama.cpp's server: the model loads once per mode; every generation is a streamed request."""
+
+    OWNED = OWNED_FLAGS
 
     name = EngineName.SERVER
     default_warmup = 1  # the first request after a load pays one-off costs
@@ -148,14 +150,6 @@ class LlamaServerEngine:
         if find_path("llama-server", llama_cpp_dir(cfg)) is None:
             return False
         return unusable(find_tool("llama-server", llama_cpp_dir(cfg))) is None
-
-    @classmethod
-    def owned_flags(cls, cfg: RunConfig) -> Mapping[str, str]:
-        return OWNED_FLAGS
-
-    @classmethod
-    def check_options(cls, cfg: RunConfig, hints: Mapping[str, str] | None = None) -> None:
-        refuse_owned(cfg.extra_args, cls.owned_flags(cfg), hints)
 
     def __init__(self, cfg: RunConfig, *, log_dir: Path):
         self.cfg = cfg

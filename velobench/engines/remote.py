@@ -15,11 +15,11 @@ sent as a bearer token and written nowhere. This is how a deployment that outgre
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from velobench.engines.base import ServerHandle, refuse_owned
+from velobench.engines.base import OwnsFlags, ServerHandle
 from velobench.engines.http_client import HttpClient, RequestFailed, display_url
 from velobench.engines.http_session import HttpSession, open_session
 from velobench.errors import VelobenchError
@@ -28,8 +28,10 @@ from velobench.results.config import EngineName, RunConfig
 from velobench.results.schema import BinaryInfo, Mode
 
 
-class RemoteEngine:
+class RemoteEngine(OwnsFlags):
     """Measures servers that are already running; starts and stops nothing."""
+
+    # it starts nothing: -x flags are for programs velobench starts, so it owns none
 
     name = EngineName.REMOTE
     default_warmup = 1
@@ -48,14 +50,6 @@ class RemoteEngine:
     @classmethod
     def available(cls, cfg: RunConfig) -> bool:
         return True  # nothing to install: the server is there or the first request says it is not
-
-    @classmethod
-    def owned_flags(cls, cfg: RunConfig) -> Mapping[str, str]:
-        return {}  # it starts nothing: -x flags are for programs velobench starts
-
-    @classmethod
-    def check_options(cls, cfg: RunConfig, hints: Mapping[str, str] | None = None) -> None:
-        refuse_owned(cfg.extra_args, cls.owned_flags(cfg), hints)
 
     def __init__(self, cfg: RunConfig, *, log_dir: Path):
         self.cfg = cfg

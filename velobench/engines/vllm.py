@@ -25,7 +25,7 @@ from pathlib import Path
 
 from velobench.bins import vllm_env
 from velobench.engines import vllm_args
-from velobench.engines.base import ServerHandle, refuse_owned
+from velobench.engines.base import OwnsFlags, ServerHandle
 from velobench.engines.http_session import HttpSession, open_session
 from velobench.errors import VelobenchError
 from velobench.models.gguf_info import check_complete, is_gguf
@@ -84,8 +84,10 @@ def resolve_model(spec: str, install: vllm_env.VllmInstall, what: str) -> tuple[
     return done.path, {"converted_from": done.source_name, "source_sha256": done.source_sha256}
 
 
-class VllmEngine:
+class VllmEngine(OwnsFlags):
     """vLLM's server: the model loads once per mode (minutes on a CPU); every generation a request."""
+
+    OWNED = OWNED_FLAGS
 
     name = EngineName.VLLM
     default_warmup = 1  # vLLM's first request is several times slower than the next
@@ -106,14 +108,6 @@ class VllmEngine:
         except VelobenchError:
             return False
         return True
-
-    @classmethod
-    def owned_flags(cls, cfg: RunConfig) -> Mapping[str, str]:
-        return OWNED_FLAGS
-
-    @classmethod
-    def check_options(cls, cfg: RunConfig, hints: Mapping[str, str] | None = None) -> None:
-        refuse_owned(cfg.extra_args, cls.owned_flags(cfg), hints)
 
     def __init__(self, cfg: RunConfig, *, log_dir: Path):
         self.cfg = cfg
