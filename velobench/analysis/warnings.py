@@ -6,12 +6,13 @@ place, `velobench.report.warnings.text`.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 
 from velobench.analysis import stats
 from velobench.proc import llama_env_overrides
 from velobench.results.config import RunConfig
-from velobench.results.schema import Report, ResultWarning, WarningCode
+from velobench.results.schema import Iteration, ModeComparison, Report, ResultWarning, WarningCode
 
 SETUP_WARNINGS = {WarningCode.LLAMA_ENV_IGNORED, WarningCode.DRAFT_NOT_OFFLOADED, WarningCode.DRAFT_CHOICE}
 
@@ -41,6 +42,7 @@ def result_warnings(report: Report) -> Iterator[ResultWarning]:
     for mode in report.modes.values():
         for note in mode.session.notes if mode.session else []:
             yield ResultWarning(code=WarningCode.SESSION_NOTE, params={"mode": mode.mode, "note": note})
+    yield from validity_warnings(report)
     spec = report.speculative
     if spec and spec.acceptance and spec.acceptance.drafted == 0:
         yield ResultWarning(code=WarningCode.NOTHING_DRAFTED)
@@ -71,3 +73,170 @@ def result_warnings(report: Report) -> Iterator[ResultWarning]:
                     "test": test,
                 },
             )
+
+
+# Validity checks: results that contradict themselves or compare unlike work.
+
+CEILING_CHECKS = {WarningCode.CEILING_EXCEEDED, WarningCode.SPEEDUP_ABOVE_ACCEPTANCE}
+"""The checks that read `report.ceiling`: made again once the ceiling is measured after the run."""
+
+
+def validity_warnings(report: Report) -> Iterator[ResultWarning]:
+    """Every validity check of a run result, in the order the report lists them."""
+    yield from ceiling_warnings(report)
+    for comp in report.comparisons:
+        w = unequal_lengths(report, comp)
+        if w:
+            yield w
+    for mode in report.modes.values():
+        w = degenerate_output(mode.mode, mode.iterations)
+        if w:
+            yield w
+
+
+def ceiling_warnings(report: Report) -> list[ResultWarning]:
+    """The checks that compare the headline speedup with the ceiling and the acceptance length."""
+    return [w for w in (ceiling_exceeded(report), speedup_above_acceptance(report)) if w]
+
+
+def ceiling_exceeded(report: Report) -> ResultWarning | None:
+    """The speedup is above what theory allows by more than its interval.
+
+    Fires when the headline speedup's lower 95% bound > `ceiling.ceiling` (Leviathan et al.'s
+    bound from this machine's measured costs): the baseline was disturbed (slowed) or the costs
+    were mis-measured. Without an interval (under two samples) nothing is claimed.
+    """
+    r, ceil = report.speedup_detail, report.ceiling
+    if r is None or ceil is None or r.ci95_low is None or r.ci95_low <= ceil.ceiling:
+        return None
+    return ResultWarning(
+        code=WarningCode.CEILING_EXCEEDED,
+        params={"speedup": r.ratio, "ci95_low": r.ci95_low, "ceiling": ceil.ceiling},
+    )
+
+
+def speedup_above_acceptance(report: Report) -> ResultWarning | None:
+    """The speedup is above the mean acceptance length L where that is impossible.
+
+    A verification step yields L tokens on average (1 + accepted / draft steps) and costs
+    verify_cost decode steps plus the drafting, so speedup ≤ L / verify_cost ≤ L whenever
+    verify_cost ≥ 1. That holds when the ceiling measured verify_cost ≥ 1 (`basis`
+    "verify-cost"), or, with no ceiling measured, when decoding ran on the CPU: no GPU in the
+    environment or -ngl 0 (`basis` "cpu-only"). Fires when the headline speedup exceeds L by
+    more than its interval (its lower 95% bound > L; the estimate itself without an interval).
+    """
+    r, spec = report.speedup_detail, report.speculative
+    length = spec.acceptance.mean_length if spec and spec.acceptance else None
+    if r is None or length is None:
+        return None
+    if report.ceiling is not None:
+        if report.ceiling.verify_cost < 1:
+            return None
+        basis, verify = "verify-cost", report.ceiling.verify_cost
+    elif not report.environment.gpus or report.config.gpu_layers == "0":
+        basis, verify = "cpu-only", None
+    else:
+        return None
+    low = r.ci95_low if r.ci95_low is not None else r.ratio
+    if low <= length:
+        return None
+    return ResultWarning(
+        code=WarningCode.SPEEDUP_ABOVE_ACCEPTANCE,
+        params={"speedup": r.ratio, "mean_length": length, "basis": basis, "verify_cost": verify},
+    )
+
+
+def unequal_lengths(report: Report, comp: ModeComparison) -> ResultWarning | None:
+    """The two arms generated different numbers of tokens for the same prompt.
+
+    The k-th iteration of a prompt in one arm is set beside the k-th of that prompt in the other
+    (as the pairs of the paired estimate); a prompt counts when any such pair differs in
+    `generated_tokens` (one arm stopped at end of sequence early), and tokens/s then compares
+    different work. Params: how many prompts, and the largest difference in tokens.
+    """
+    base, cand = report.modes.get(comp.baseline), report.modes.get(comp.candidate)
+    if base is None or cand is None:
+        return None
+    a, b = _lengths_by_prompt(base.iterations), _lengths_by_prompt(cand.iterations)
+    diffs = {p: max(abs(x - y) for x, y in zip(a[p], b[p], strict=False)) for p in a.keys() & b.keys()}
+    diffs = {p: d for p, d in diffs.items() if d > 0}
+    if not diffs:
+        return None
+    return ResultWarning(
+        code=WarningCode.UNEQUAL_LENGTHS,
+        params={
+            "baseline": comp.baseline,
+            "candidate": comp.candidate,
+            "prompts": len(diffs),
+            "of": len(a.keys() & b.keys()),
+            "max_difference": max(diffs.values()),
+        },
+    )
+
+
+def _lengths_by_prompt(its: list[Iteration]) -> dict[str | None, list[int]]:
+    """Generated tokens of each prompt's successful iterations, in schedule order."""
+    out: dict[str | None, list[int]] = {}
+    for it in sorted(its, key=lambda i: i.index):
+        if it.returncode == 0:
+            out.setdefault(it.prompt_id, []).append(it.generated_tokens)
+    return out
+
+
+def degenerate_output(mode: str, its: list[Iteration]) -> ResultWarning | None:
+    """Repetition loops in a mode's generated texts (they inflate n-gram and draft acceptance).
+
+    An iteration's text is degenerate when `is_degenerate` says so. Params: the mode, how many
+    iterations, and which prompts (their ids, `-` for iterations without one).
+    """
+    bad = [it for it in its if it.output and is_degenerate(it.output)]
+    if not bad:
+        return None
+    prompts = sorted({it.prompt_id or "-" for it in bad})
+    return ResultWarning(
+        code=WarningCode.DEGENERATE_OUTPUT,
+        params={"mode": mode, "iterations": len(bad), "of": len(its), "prompts": ", ".join(prompts)},
+    )
+
+
+MIN_WORDS = 16  # shorter texts are not judged by word n-grams
+MAX_NGRAM = 8
+TAIL_CHARS = 64
+MAX_PERIOD = 16  # a period of at most 16 characters repeats at least 4 times in the tail
+
+
+def is_degenerate(text: str) -> bool:
+    """A repetition loop: `ngram_coverage(words) > 1/2` for some n ≤ 8 on a text of at least 16
+    whitespace words, or the last 64 characters one period of at most 16 characters repeated."""
+    words = text.split()
+    if len(words) >= MIN_WORDS and any(ngram_coverage(words, n) > 0.5 for n in range(1, MAX_NGRAM + 1)):
+        return True
+    return tail_period(text) is not None
+
+
+def ngram_coverage(words: list[str], n: int) -> float:
+    """Share of the words covered by the occurrences of the most frequent n-gram:
+    |⋃ [i, i+n) over positions i where it occurs| / len(words) (overlaps counted once)."""
+    grams = [tuple(words[i : i + n]) for i in range(len(words) - n + 1)]
+    if not grams:
+        return 0.0
+    top, count = Counter(grams).most_common(1)[0]
+    if count < 2:
+        return 0.0
+    covered: set[int] = set()
+    for i, g in enumerate(grams):
+        if g == top:
+            covered.update(range(i, i + n))
+    return len(covered) / len(words)
+
+
+def tail_period(text: str) -> int | None:
+    """The smallest p ≤ 16 with tail[i] == tail[i + p] for every i, tail the last 64 characters
+    (None when the text is shorter or the tail has no such period)."""
+    tail = text[-TAIL_CHARS:]
+    if len(tail) < TAIL_CHARS:
+        return None
+    for p in range(1, MAX_PERIOD + 1):
+        if tail[p:] == tail[:-p]:
+            return p
+    return None

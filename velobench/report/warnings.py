@@ -66,6 +66,19 @@ def _think_not_significant(p: WarningParams) -> str:
     return f"the latency difference is not significant ({_test(p)} p = {float(p['p_value'] or 0):.3g})"
 
 
+def _above_acceptance(p: WarningParams) -> str:
+    """Why verification costs at least one decode step here: measured, or decoding on the CPU."""
+    if p.get("basis") == "verify-cost":
+        why = f"verifying costs {float(p['verify_cost'] or 0):.2f} decode steps here"
+    else:
+        why = "no ceiling was measured and decoding ran on the CPU, where verifying costs at least a decode step"
+    return (
+        f"the speedup ({float(p['speedup'] or 0):.2f}x) exceeds the mean acceptance length "
+        f"({float(p['mean_length'] or 0):.2f} tokens per verification step), and {why}: "
+        "impossible, the measurement is broken"
+    )
+
+
 RUN: Mapping[WarningCode, Template] = {
     WarningCode.ONE_ITERATION: "one iteration per mode: no spread, no interval, no test",
     WarningCode.HIGH_VARIANCE: "{mode} tokens/s varies by {cv:.0%} (coefficient of variation): "
@@ -84,6 +97,15 @@ RUN: Mapping[WarningCode, Template] = {
     WarningCode.SESSION_NOTE: _session_note,
     WarningCode.INTERRUPTED: "interrupted: finished {kept} kept",
     WarningCode.UNVERIFIED_MODEL: "{note}",
+    WarningCode.CEILING_EXCEEDED: "the speedup ({speedup:.2f}x, 95% CI from {ci95_low:.2f}) exceeds "
+    "the ceiling ({ceiling:.2f}x) by more than its interval: the baseline was disturbed or the costs "
+    "were mis-measured",
+    WarningCode.SPEEDUP_ABOVE_ACCEPTANCE: _above_acceptance,
+    WarningCode.UNEQUAL_LENGTHS: "{candidate} and {baseline} generated different numbers of tokens for "
+    "{prompts} of {of} prompt(s) (up to {max_difference} tokens apart; one stopped at end of sequence "
+    "early): tokens/s compares different work",
+    WarningCode.DEGENERATE_OUTPUT: "{mode}: {iterations} of {of} generated text(s) loop (prompts: {prompts}): "
+    "repetition inflates n-gram and draft acceptance",
 }
 
 THINK: Mapping[ThinkWarningCode, Template] = {

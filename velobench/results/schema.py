@@ -234,6 +234,11 @@ class WarningCode(StrEnum):
     UNVERIFIED_MODEL = (
         "unverified-model"  # a downloaded model no pinned sha256 vouches for (its digest is said)
     )
+    # Validity checks: the result contradicts itself or compares unlike work (analysis.warnings).
+    CEILING_EXCEEDED = "ceiling-exceeded"
+    SPEEDUP_ABOVE_ACCEPTANCE = "speedup-above-acceptance"
+    UNEQUAL_LENGTHS = "unequal-lengths"
+    DEGENERATE_OUTPUT = "degenerate-output"
 
 
 class CategorySummary(Strict):

@@ -23,6 +23,7 @@ from rich.console import Console
 from velobench import engines
 from velobench.analysis import ceiling
 from velobench.analysis.summaries import analyze
+from velobench.analysis.warnings import CEILING_CHECKS, ceiling_warnings
 from velobench.engines.base import Engine, RunsFiles
 from velobench.engines.llama_args import llama_cpp_dir
 from velobench.engines.llama_bench import measure_costs
@@ -223,6 +224,7 @@ def add_ceiling(report: Report, cfg: RunConfig, output: Path, console: Console) 
         return
     report.costs = costs
     report.ceiling = ceiling.compute(alpha, cfg.n_draft, costs.draft_cost, verify, measured=report.speedup)
+    report.warnings = [w for w in report.warnings if w.code not in CEILING_CHECKS] + ceiling_warnings(report)
     for w in report.warnings:  # say why from this machine's measured costs, not in general terms
         if w.code is WarningCode.SPECULATION_SLOWER:
             w.params = {**w.params, "why": ceiling_text(report.ceiling)}
