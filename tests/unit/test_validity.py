@@ -154,6 +154,34 @@ def test_repetition_rules_on_real_and_looping_text() -> None:
     assert not is_degenerate("short")
 
 
+@pytest.mark.integration
+def test_a_real_model_continuing_a_loop_is_flagged(cli, llama_bin: Path, smol: Path, isolated: Path) -> None:  # type: ignore[no-untyped-def]
+    """Provoked for real: SmolLM2 (drafting for itself, llama.cpp's cli programs) continues a
+    repeated "1 2" and both arms' texts loop."""
+    loop = " ".join(["1 2"] * 8)
+    args = ["run", "--engine", "cli", "-m", str(smol), "-d", str(smol), "-p", loop, "-n", "32", "-i", "2"]
+    code, out, err = cli(
+        *args,
+        "--warmup",
+        "0",
+        "-t",
+        "2",
+        "-c",
+        "512",
+        "--no-ceiling",
+        "-o",
+        "r.json",
+        "--llama-cpp-path",
+        str(llama_bin),
+    )
+    assert code == 0, err
+    rep = load(isolated / "r.json")
+    found = [w for w in rep.warnings if w.code is WarningCode.DEGENERATE_OUTPUT]
+    assert [w.params["mode"] for w in found] == ["vanilla", "speculative"]
+    assert all(it.output and is_degenerate(it.output) for m in rep.modes.values() for it in m.iterations)
+    assert "warning (degenerate-output): vanilla: 2 of 2 generated text(s) loop" in out
+
+
 @pytest.mark.parametrize(
     ("warning", "words"),
     [
