@@ -4,6 +4,7 @@ result is re-analysed (`analyze`). The words of each code are pinned here."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -152,6 +153,17 @@ def test_repetition_rules_on_real_and_looping_text() -> None:
     assert tail_period("ok " + "1, 2, 3, " * 10) == 9
     assert is_degenerate("Answer:" + " 1 2 3" * 3 + "!" * 64)  # too few words for n-grams; the tail loops
     assert not is_degenerate("short")
+
+
+LOOPS = {"math-001", "rag-001", "summarization-011"}  # read by eye; the other four are ordinary text
+
+
+def test_real_texts_that_loop_are_degenerate_and_the_others_not() -> None:
+    lines = (FIXTURES / "validity" / "smollm2-demo.responses.jsonl").read_text().splitlines()
+    texts = [json.loads(x) for x in lines]
+    assert len(texts) == 14
+    flagged = {(t["mode"], t["prompt_id"]) for t in texts if is_degenerate(t["output"])}
+    assert flagged == {(mode, p) for mode in ("vanilla", "speculative") for p in LOOPS}
 
 
 @pytest.mark.integration

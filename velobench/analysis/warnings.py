@@ -200,13 +200,13 @@ def degenerate_output(mode: str, its: list[Iteration]) -> ResultWarning | None:
 
 
 MIN_WORDS = 16  # shorter texts are not judged by word n-grams
-MAX_NGRAM = 8
+MAX_NGRAM = 16  # a looping sentence of up to 16 words
 TAIL_CHARS = 64
 MAX_PERIOD = 16  # a period of at most 16 characters repeats at least 4 times in the tail
 
 
 def is_degenerate(text: str) -> bool:
-    """A repetition loop: `ngram_coverage(words) > 1/2` for some n ≤ 8 on a text of at least 16
+    """A repetition loop: `ngram_coverage(words) > 1/2` for some n ≤ 16 on a text of at least 16
     whitespace words, or the last 64 characters one period of at most 16 characters repeated."""
     words = text.split()
     if len(words) >= MIN_WORDS and any(ngram_coverage(words, n) > 0.5 for n in range(1, MAX_NGRAM + 1)):
