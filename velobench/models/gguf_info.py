@@ -32,6 +32,8 @@ MAX_ARRAY_DEPTH = 8
 # (2^40: a terabyte of one-byte elements); below it, one the file cannot hold means it was cut short.
 MAX_COUNT = 1 << 40
 
+SYNTHETIC_KEY = "velobench.synthetic"  # set by `velobench models synth` (models/synth.py)
+
 # llama.cpp common/speculative.cpp
 SPEC_VOCAB_MAX_SIZE_DIFFERENCE = 128
 SPEC_VOCAB_CHECK_START_TOKEN_ID = 5
@@ -122,6 +124,7 @@ class ModelInfo(BaseModel):
     add_bos: bool
     add_eos: bool
     has_chat_template: bool
+    synthetic: bool = False  # random weights from `velobench models synth`: speed only, never quality
 
 
 @dataclass
@@ -392,6 +395,7 @@ def _info(path: Path, header: _Header) -> ModelInfo:
         add_bos=add_bos,
         add_eos=add_eos,
         has_chat_template=bool(md.get(gguf.Keys.Tokenizer.CHAT_TEMPLATE)),
+        synthetic=md.get(SYNTHETIC_KEY) is True,
     )
 
 

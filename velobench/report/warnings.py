@@ -97,6 +97,8 @@ RUN: Mapping[WarningCode, Template] = {
     WarningCode.SESSION_NOTE: _session_note,
     WarningCode.INTERRUPTED: "interrupted: finished {kept} kept",
     WarningCode.UNVERIFIED_MODEL: "{note}",
+    WarningCode.SYNTHETIC_MODEL: "synthetic: speed only, never model quality ({models}: random weights "
+    "from velobench models synth)",
     WarningCode.CEILING_EXCEEDED: "the speedup ({speedup:.2f}x, 95% CI from {ci95_low:.2f}) exceeds "
     "the ceiling ({ceiling:.2f}x) by more than its interval: the baseline was disturbed or the costs "
     "were mis-measured",

@@ -239,6 +239,7 @@ class WarningCode(StrEnum):
     SPEEDUP_ABOVE_ACCEPTANCE = "speedup-above-acceptance"
     UNEQUAL_LENGTHS = "unequal-lengths"
     DEGENERATE_OUTPUT = "degenerate-output"
+    SYNTHETIC_MODEL = "synthetic-model"  # random weights (`velobench models synth`): speed only
 
 
 class CategorySummary(Strict):

@@ -29,7 +29,7 @@ from velobench.engines.llama_args import llama_cpp_dir
 from velobench.engines.llama_bench import measure_costs
 from velobench.errors import VelobenchError
 from velobench.models.catalog import provenance_note
-from velobench.models.gguf_info import check_complete, check_draft_compatible
+from velobench.models.gguf_info import check_complete, check_draft_compatible, inspect_model
 from velobench.models.resolve import resolve_model_arg
 from velobench.prompts import Prompt, load_prompts
 from velobench.report.console import ceiling_text, print_config, print_report, progress_printer
@@ -121,6 +121,13 @@ def fetch_models(cfg: RunConfig) -> tuple[RunConfig, list[ResultWarning]]:
         for spec, what in ((cfg.main_model, "main model"), (cfg.draft_model, "draft model"))
         if spec and (note := provenance_note(spec, what))
     ]
+    synthetic = [
+        Path(str(path)).name
+        for path in (resolved["main_model"], resolved.get("draft_model"))
+        if path and inspect_model(str(path)).synthetic
+    ]
+    if synthetic:
+        notes.append(ResultWarning(code=WarningCode.SYNTHETIC_MODEL, params={"models": ", ".join(synthetic)}))
     return cfg.model_copy(update=resolved), notes
 
 
