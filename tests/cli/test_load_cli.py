@@ -40,6 +40,17 @@ BASE = ["load", "-m", "model.gguf", "-d", "model.gguf", "--prompts", "builtin"]
         (["--slo", "ttft=500"], "bad SLO item"),
         (["--burstiness", "0.5"], "needs --rate"),
         (["--engine", "cli"], "velobench load drives a server"),
+        (["--find-max-rate"], "--find-max-rate needs the objectives to meet: --slo"),
+        (["--find-max-rate", "--slo", "ttft=1s", "--sweep", "rate=1,2"], "drop --sweep"),
+        (["--find-max-rate", "--slo", "ttft=1s", "--rate", "2"], "drop --rate"),
+        (["--find-max-concurrency", "--slo", "ttft=1s", "--concurrency", "2"], "drop --concurrency"),
+        (["--find-max-rate", "--find-max-concurrency", "--slo", "ttft=1s"], "search one of them"),
+        (["--find-max-rate", "--slo", "ttft=1s", "--goodput-min", "0"], "--goodput-min must be in (0, 1]"),
+        (
+            ["--find-max-rate", "--slo", "ttft=1s", "--search-max", "1000", "--search-levels", "4"],
+            "--search-max 1000 cannot be reached from --search-start 1 in --search-levels 4",
+        ),
+        (["--find-max-concurrency", "--slo", "ttft=1s", "--search-start", "0.5"], "whole concurrency"),
         (["--method", "lookup", "-d", ""], "velobench load drives a server"),
     ],
 )

@@ -76,6 +76,29 @@ def load(
     slo: Annotated[
         str | None, typer.Option(help="goodput objectives, e.g. ttft=500ms,tpot=50ms (ttft, tpot, itl, e2e)")
     ] = None,
+    find_max_rate: Annotated[
+        bool,
+        typer.Option(
+            help="per mode, search the highest request rate whose goodput meets --goodput-min (needs --slo)"
+        ),
+    ] = False,
+    find_max_concurrency: Annotated[
+        bool, typer.Option(help="the same search over concurrency (closed loop) instead of rate")
+    ] = False,
+    goodput_min: Annotated[
+        float, typer.Option(help="search: a level meets the SLO when this share of its requests does")
+    ] = 0.9,
+    search_start: Annotated[float | None, typer.Option(help="search: the first level [default: 1]")] = None,
+    search_max: Annotated[
+        float | None, typer.Option(help="search: the highest level tried [default: rate 64, concurrency 16]")
+    ] = None,
+    search_resolution: Annotated[
+        float | None,
+        typer.Option(
+            help="search: stop once met and missed levels are this close [default: start/4; concurrency 1]"
+        ),
+    ] = None,
+    search_levels: Annotated[int, typer.Option(help="search: at most this many levels per mode")] = 8,
     threads: o.Threads = None,
     ctx_size: Annotated[int, typer.Option("--ctx-size", "-c", help="context per slot")] = 2048,
     temp: o.Temp = 0.0,
@@ -109,8 +132,27 @@ def load(
     from velobench.load.plan import load_options
     from velobench.load.run import default_output as load_output
     from velobench.load.run import execute_load
+    from velobench.load.slo import search_options_from_cli as search_options
+    from velobench.load.slo import searched_options
     from velobench.results import config
 
+    search = None
+    if find_max_rate or find_max_concurrency:
+        search = search_options(
+            find_max_rate=find_max_rate,
+            find_max_concurrency=find_max_concurrency,
+            slo=slo,
+            sweep=sweep,
+            rate=rate,
+            concurrency=concurrency,
+            goodput_min=goodput_min,
+            start=search_start,
+            max_level=search_max,
+            resolution=search_resolution,
+            max_levels=search_levels,
+        )
+        if search.kind == "rate":
+            rate = search.start
     opts = load_options(
         requests=requests,
         concurrency=concurrency,
@@ -127,7 +169,9 @@ def load(
         seed=seed,
         stop_on_saturation=stop_on_saturation,
     )
+    if search is not None:
+        opts = searched_options(opts, search)
     cfg = config.from_options(locals())
     output = output or load_output()
     # every check (runner.run.prepare) before a server starts: the engine, -o, -x flags, models, prompts
-    execute_load(cfg, opts, output, out)
+    execute_load(cfg, opts, output, out, search=search)

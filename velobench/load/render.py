@@ -26,6 +26,7 @@ from velobench.results.load import (
     LoadOptions,
     LoadReport,
 )
+from velobench.results.maxrate import SearchStep
 from velobench.results.measures import Ratio
 
 # --------------------------------------------------------------------------- cells
@@ -132,11 +133,11 @@ def _verdict(c: LevelComparison) -> str:
 def describe(opts: LoadOptions) -> str:
     """One line: `concurrency 1, 2, 4 (closed loop), 24 requests per level` and so on."""
     if opts.profile == "concurrency":
-        what = f"concurrency {', '.join(f'{x:g}' for x in opts.levels)} (closed loop)"
+        what = f"concurrency {', '.join(f'{x:g}' for x in opts.levels) or 'searched'} (closed loop)"
     else:
         arrivals = "Poisson" if opts.burstiness == 1.0 else f"gamma, burstiness {opts.burstiness:g}"
         cap = f", at most {opts.max_concurrency} in flight" if opts.max_concurrency else ""
-        what = f"rate {', '.join(f'{x:g}' for x in opts.levels)} req/s ({arrivals}, seed {opts.seed}{cap})"
+        what = f"rate {', '.join(f'{x:g}' for x in opts.levels) or 'searched'} req/s ({arrivals}, seed {opts.seed}{cap})"
     bounds = []
     if opts.requests is not None:
         bounds.append(f"{opts.requests} requests")
@@ -241,9 +242,46 @@ def comparison_table(report: LoadReport) -> Table | None:
     )
 
 
+def _step(s: SearchStep) -> str:
+    share = fmt.percent(s.share) if s.share is not None else "-"
+    return f"{s.level:g} {'met' if s.met else 'missed'} ({share})"
+
+
+def search_table(report: LoadReport) -> Table | None:
+    """--find-max-rate: per mode every level the search ran, in order, and the bracket it ended with."""
+    r = report.max_rate
+    if r is None or not r.arms:
+        return None
+    o = r.options
+    rows = [
+        [
+            label(a.mode),
+            ", ".join(_step(s) for s in a.steps) or "-",
+            "-" if a.highest_met is None else f"{a.highest_met:g}",
+            "-" if a.lowest_missed is None else f"{a.lowest_missed:g}",
+            str(len(a.steps)),
+            a.ended,
+        ]
+        for a in r.arms.values()
+    ]
+    return Table(
+        title=(
+            f"SLO search over {o.kind}: goodput ≥ {fmt.percent(o.goodput_min)} from {o.start:g}, "
+            f"×{o.growth:g} up to {o.max_level:g}, then bisection to {o.resolution:g}, at most {o.max_levels} levels"
+        ),
+        headers=["mode", "levels in order (goodput)", "highest met", "lowest missed", "levels", "ended"],
+        rows=rows,
+        right=[False, False, True, True, True, False],
+    )
+
+
 def notes(report: LoadReport) -> list[str]:
     """The crossover, where the sweep stopped, saturation, comparison warnings, the timing."""
     out = []
+    if report.max_rate is not None:
+        out += [f"SLO search: {a.text}" for a in report.max_rate.arms.values() if a.text]
+        if report.max_rate.ratio is not None:
+            out.append(f"SLO search: {report.max_rate.ratio.text}")
     x = report.crossover
     if x is not None:
         if x.level is not None:
@@ -294,7 +332,10 @@ def config_rows(report: LoadReport, n_prompts: int | None = None) -> list[tuple[
     if report.load.input_len:
         out_len = f"input about {report.load.input_len} tokens, output {out_len}"
     rows.append(("Lengths", out_len))
-    rows.append(("Load", describe(report.load)))
+    load = describe(report.load)
+    if report.max_rate is not None:
+        load = f"levels chosen by the SLO search (below): {load}"
+    rows.append(("Load", load))
     if report.load.slo is not None:
         slo = report.load.slo
         items = [f"{k.removesuffix('_ms')} ≤ {v:g} ms" for k, v in slo.model_dump().items() if v is not None]
@@ -350,10 +391,10 @@ def print_load_report(console: Console, report: LoadReport) -> None:
     for mode in report.modes:
         console.print()
         wide.print(level_table(report, mode).rich())
-    comp = comparison_table(report)
-    if comp is not None:
-        console.print()
-        wide.print(comp.rich())
+    for extra in (comparison_table(report), search_table(report)):
+        if extra is not None:
+            console.print()
+            wide.print(extra.rich())
     for line in notes(report):
         console.print(line, markup=False)
     for w in report.warnings:
@@ -365,8 +406,7 @@ def print_load_report(console: Console, report: LoadReport) -> None:
 
 def _tables(report: LoadReport) -> list[Table]:
     tables = [level_table(report, m) for m in report.modes]
-    comp = comparison_table(report)
-    return tables + ([comp] if comp is not None else [])
+    return tables + [t for t in (comparison_table(report), search_table(report)) if t is not None]
 
 
 def render_md(report: LoadReport) -> str:

@@ -29,7 +29,7 @@ import asyncio
 import functools
 import math
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
@@ -48,7 +48,8 @@ from velobench.errors import VelobenchError
 from velobench.load.analysis import generator_lag
 from velobench.load.generator import LoadRun, run_load
 from velobench.load.plan import level_plans
-from velobench.load.recompute import recompute
+from velobench.load.recompute import BASELINE, CANDIDATE, recompute
+from velobench.load.slo import MaxRateSearch, compare_arms
 from velobench.prompts import Prompt, chat_messages
 from velobench.results.config import EngineName, RunConfig
 from velobench.results.load import (
@@ -60,6 +61,7 @@ from velobench.results.load import (
     Records,
     append_records,
 )
+from velobench.results.maxrate import MaxRateResult, SearchOptions
 from velobench.results.schema import Mode, ResultWarning, SessionInfo, WarningCode
 from velobench.results.store import save
 from velobench.results.timing import RequestTiming
@@ -292,18 +294,19 @@ async def run_mode(
     cfg: RunConfig,
     opts: LoadOptions,
     mode: Mode,
-    plans: Sequence[LoadPlan],
+    plans: Iterable[LoadPlan],
     prompts: Sequence[Prompt],
     on_level: LevelDone,
 ) -> bool:
     """Warm-up, then every level against one server; True if interrupted (Ctrl-C) mid-level.
 
     `on_level(plan, run, before, after, metrics_note, started_at)` stores a level and returns
-    True to stop the sweep. A server of ours that exits makes `send` raise, which ends the level
+    True to stop the sweep. `plans` may be lazy (an SLO search picks each level from the one
+    before: `Sweep.searched`). A server of ours that exits makes `send` raise, which ends the level
     at once (run_load cancels the rest) and propagates.
     """
-    slots = [p.slots() for p in plans]
-    conns = None if any(s is None for s in slots) else max((s or 1) for s in slots)
+    # the most in flight at any level: the largest concurrency (the server's slots), or the cap
+    conns = opts.slots if opts.profile == "concurrency" else opts.max_concurrency
     async with AsyncHttpClient(
         handle.base_url, api_key=handle.api_key, max_connections=conns, **client_timeouts(cfg)
     ) as client:
@@ -332,8 +335,15 @@ async def run_mode(
 # --------------------------------------------------------------------------- the whole run
 
 
-def execute_load(cfg: RunConfig, opts: LoadOptions, output: Path, console: Console) -> LoadReport:
-    """Prepare, run every mode's levels, print the report; return it (see the module docstring)."""
+def execute_load(
+    cfg: RunConfig,
+    opts: LoadOptions,
+    output: Path,
+    console: Console,
+    search: SearchOptions | None = None,
+) -> LoadReport:
+    """Prepare, run every mode's levels, print the report; return it (see the module docstring).
+    With `search` (--find-max-rate), each mode's levels are its SLO search's (`load.slo`)."""
     from velobench.load.render import print_load_config, print_load_report
     from velobench.runner.run import prepare
 
@@ -350,11 +360,14 @@ def execute_load(cfg: RunConfig, opts: LoadOptions, output: Path, console: Conso
         records_file=records_file(output).name,
         warnings=list(notes),
     )
+    if search is not None:
+        report.max_rate = MaxRateResult(options=search)
     print_load_config(console, report, len(prompts))
     sweep = Sweep(report, output, console)
     with sweep.life:
         for name in modes_of(cfg):
-            prompts = sweep.run_mode(engine, name, prompts)
+            plans = None if search is None else sweep.searched(MaxRateSearch(search, name))
+            prompts = sweep.run_mode(engine, name, prompts, plans=plans)
         sweep.complete()
     print_load_report(console, report)
     console.print(f"\nResults saved to: {output} (raw requests: {sweep.records_path})")
@@ -445,17 +458,25 @@ class Sweep:
 
     def ended(self, ending: Ending) -> None:
         self.report.wall_s = time.monotonic() - self.started
+        if self.report.max_rate is not None and ending == "interrupted":
+            for arm in self.report.max_rate.arms.values():
+                if arm.ended == "running":
+                    arm.ended = "interrupted"
         if ending == "interrupted":
             self.report.warnings.append(
                 ResultWarning(code=WarningCode.INTERRUPTED, params={"kept": "levels"})
             )
 
-    def run_mode(self, engine: Engine, name: Mode, prompts: list[Prompt]) -> list[Prompt]:
-        """Every level (up to where a saturated mode stopped) against one server; the prompts as
-        fitted by the first mode's server. Ctrl-C mid-level is KeyboardInterrupt, after that level
-        is kept."""
+    def run_mode(
+        self, engine: Engine, name: Mode, prompts: list[Prompt], *, plans: Iterable[LoadPlan] | None = None
+    ) -> list[Prompt]:
+        """Every level (up to where a saturated mode stopped; or `plans`, e.g. a search's) against
+        one server; the prompts as fitted by the first mode's server. Ctrl-C mid-level is
+        KeyboardInterrupt, after that level is kept."""
         cfg, opts, console = self.report.config, self.opts, self.console
-        todo = [p for p in level_plans(opts) if self.stop_at is None or p.level() <= self.stop_at]
+        todo = plans
+        if todo is None:
+            todo = [p for p in level_plans(opts) if self.stop_at is None or p.level() <= self.stop_at]
         mres = LoadMode(mode=name, binary=engine.binary(name), slots=opts.slots)
         first = not self.report.modes
         self.report.modes[name] = mres
@@ -476,6 +497,39 @@ class Sweep:
         if interrupted:
             raise KeyboardInterrupt
         return prompts
+
+    def searched(self, search: MaxRateSearch) -> Iterator[LoadPlan]:
+        """The levels of one mode's SLO search, one at a time: each chosen from the goodput of
+        the level before (`load.slo`), which is recorded in the result's `max_rate` and saved."""
+        result = self.report.max_rate
+        assert result is not None
+        mode = search.arm.mode
+        result.arms[mode] = search.arm
+        while (x := search.next_level()) is not None:
+            yield level_plans(self.opts.model_copy(update={"levels": [x]}))[0]
+            lvl = self.report.level(mode, x)
+            done = lvl is not None and lvl.summary is not None and not lvl.interrupted
+            search.record(x, lvl.summary.goodput if done and lvl and lvl.summary else None)
+            self.opts.levels = sorted({s.level for a in result.arms.values() for s in a.steps})
+            self.console.print(f"  search: {search.arm.text}")
+            self.life.save()
+        self.console.print(f"  [bold]{search.arm.text}[/bold]")
+
+    def search_done(self) -> None:
+        """Every arm searched: the ratio of the maxima; an SLO no arm meets at any level is one
+        line (VelobenchError, the result kept) naming the best level found."""
+        result = self.report.max_rate
+        if result is None:
+            return
+        base, cand = result.arms.get(BASELINE), result.arms.get(CANDIDATE)
+        if base is not None and cand is not None:
+            result.ratio = compare_arms(base, cand, result.options.kind)
+        none = [a for a in result.arms.values() if a.ended == "none-met"]
+        if none and len(none) == len(result.arms):
+            what = "; ".join(a.text for a in none)
+            raise VelobenchError(
+                f"no level meets the SLO: {what}: loosen --slo, lower --goodput-min or --search-start"
+            )
 
     def fit(self, handle: ServerHandle, prompts: list[Prompt]) -> list[Prompt]:
         """The prompts fitted by the first server's tokenizer, with their notes in the result."""
@@ -555,4 +609,5 @@ class Sweep:
                     )
                     break
         recompute(report, self.records)
+        self.search_done()
         self.life.complete()

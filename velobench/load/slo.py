@@ -37,7 +37,7 @@ import math
 from collections.abc import Callable
 
 from velobench.errors import VelobenchError
-from velobench.results.load import Goodput
+from velobench.results.load import Goodput, LoadOptions
 from velobench.results.maxrate import (
     ArmSearch,
     MaxRateRatio,
@@ -269,3 +269,49 @@ def compare_arms(base: ArmSearch, cand: ArmSearch, kind: SearchKind) -> MaxRateR
             f"{cand.highest_met:g}{plus} {unit} ({point:.2f}x, bracket interval {interval})"
         ),
     )
+
+
+def search_options_from_cli(
+    *,
+    find_max_rate: bool,
+    find_max_concurrency: bool,
+    slo: str | None,
+    sweep: str | None,
+    rate: float | None,
+    concurrency: int | None,
+    goodput_min: float,
+    start: float | None,
+    max_level: float | None,
+    resolution: float | None,
+    max_levels: int,
+) -> SearchOptions:
+    """`velobench load`'s search options checked against the rest of its options (one line each)."""
+    if find_max_rate and find_max_concurrency:
+        raise VelobenchError("--find-max-rate and --find-max-concurrency: search one of them")
+    flag = "--find-max-rate" if find_max_rate else "--find-max-concurrency"
+    if slo is None:
+        raise VelobenchError(f"{flag} needs the objectives to meet: --slo ttft=500ms,tpot=50ms")
+    if sweep is not None:
+        raise VelobenchError(f"{flag} chooses the levels itself: drop --sweep")
+    if rate is not None:
+        raise VelobenchError(f"{flag} chooses the levels itself: drop --rate (--search-start sets the first)")
+    if find_max_concurrency and concurrency is not None:
+        raise VelobenchError("--find-max-concurrency chooses the concurrency: drop --concurrency")
+    return search_options(
+        "rate" if find_max_rate else "concurrency",
+        goodput_min=goodput_min,
+        start=start,
+        max_level=max_level,
+        resolution=resolution,
+        max_levels=max_levels,
+    )
+
+
+def searched_options(opts: LoadOptions, search: SearchOptions) -> LoadOptions:
+    """The load options of a search: no levels yet (each arm's search adds the ones it runs), no
+    sweep (saturation does not stop a search), and for concurrency as many server slots as the
+    highest level the search may try."""
+    update: dict[str, object] = {"levels": [], "sweep": False}
+    if search.kind == "concurrency":
+        update["slots"] = int(search.max_level)
+    return opts.model_copy(update=update)

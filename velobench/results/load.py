@@ -46,6 +46,7 @@ from velobench import __version__
 from velobench.errors import VelobenchError
 from velobench.results.config import RunConfig
 from velobench.results.environment import Environment
+from velobench.results.maxrate import MaxRateResult
 from velobench.results.measures import Ratio
 from velobench.results.schema import BinaryInfo, ResultWarning, SessionInfo, WarningParams
 from velobench.results.timing import RequestTiming, SpecDecodeDelta
@@ -466,6 +467,10 @@ class LoadReport(Strict):
     )
     crossover: Crossover | None = None
     stopped_early: str | None = Field(default=None, description="why the sweep ended before its last level")
+    max_rate: MaxRateResult | None = Field(
+        default=None,
+        description="--find-max-rate/--find-max-concurrency: each arm's SLO search and the ratio",
+    )
     wall_s: float | None = None
     warnings: list[ResultWarning] = Field(default_factory=list)
 
