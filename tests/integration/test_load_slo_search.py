@@ -33,7 +33,10 @@ def test_rate_search_with_a_loose_slo_grows_to_its_bound(cli, llama_bin: Path, s
         *("--find-max-rate", "--slo", "e2e=120s", "--search-start", "1", "--search-max", "4"),
     )
     assert code == 0, err
-    assert "SLO search over rate" in out and "speculation keeps the SLO-compliant rate from 4 or more to 4 or more" in out
+    assert (
+        "SLO search over rate" in out
+        and "speculation keeps the SLO-compliant rate from 4 or more to 4 or more" in out
+    )
     rep = store.load_result(Path("r.json"))
     assert isinstance(rep, LoadReport) and rep.status == "complete" and rep.max_rate is not None
     for mode in ("vanilla", "speculative"):

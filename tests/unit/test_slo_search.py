@@ -26,8 +26,8 @@ def test_rate_search_brackets_the_known_maximum() -> None:
     assert [s.phase for s in arm.steps] == ["grow"] * 4 + ["bisect"] * 4
     assert (arm.highest_met, arm.lowest_missed, arm.ended) == (5.25, 5.5, "converged")
     assert (
-        "vanilla: max rate 5.25 requests/s (meets the SLO at 5.25, misses at 5.5; 8 level(s), converged)"
-        == arm.text
+        arm.text
+        == "vanilla: max rate 5.25 requests/s (meets the SLO at 5.25, misses at 5.5; 8 level(s), converged)"
     )
 
 

@@ -14,7 +14,12 @@ from velobench.proc import llama_env_overrides
 from velobench.results.config import RunConfig
 from velobench.results.schema import Iteration, ModeComparison, Report, ResultWarning, WarningCode
 
-SETUP_WARNINGS = {WarningCode.LLAMA_ENV_IGNORED, WarningCode.DRAFT_NOT_OFFLOADED, WarningCode.DRAFT_CHOICE}
+SETUP_WARNINGS = {
+    WarningCode.LLAMA_ENV_IGNORED,
+    WarningCode.DRAFT_NOT_OFFLOADED,
+    WarningCode.DRAFT_CHOICE,
+    WarningCode.SYNTHETIC_MODEL,
+}
 
 
 def setup_warnings(cfg: RunConfig) -> list[ResultWarning]:
