@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -10,7 +11,9 @@ from velobench.cli.options import LlamaCppPath
 from velobench.cli.terminal import err, out
 from velobench.errors import VelobenchError
 
-app = typer.Typer(help="Locate and build llama.cpp's tools.", no_args_is_help=True)
+app = typer.Typer(
+    help="Locate and build llama.cpp's tools; export its source (vendor).", no_args_is_help=True
+)
 
 
 @app.command("list")
@@ -61,12 +64,35 @@ def bins_build(
             help="a compatibility build for tests, e.g. 2025 (llama.cpp of May 2025, its own folder)"
         ),
     ] = None,
+    source: Annotated[
+        Path | None,
+        typer.Option(
+            help="build from this llama.cpp source tree (a checkout, or `velobench bins vendor`'s) instead of the sdist"
+        ),
+    ] = None,
+    commit: Annotated[
+        str | None,
+        typer.Option(
+            help="the --source tree's commit, as recorded [default: git, else the tree's own record or hash]"
+        ),
+    ] = None,
+    target: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--target", help="build only this tool, e.g. llama-server (repeatable) [default: every tool]"
+        ),
+    ] = None,
+    configure_only: Annotated[
+        bool, typer.Option(help="run CMake's configure step only: checks the tree and flags, builds nothing")
+    ] = False,
 ) -> None:
-    """Build llama.cpp's tools from the pinned llama-cpp-python sdist (cached; never rebuilt)."""
+    """Build llama.cpp's tools from the pinned llama-cpp-python sdist, or a --source tree (cached; never rebuilt)."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from velobench.bins import build
 
+    if source is not None:
+        build.check_tree(source)  # a folder that is not a llama.cpp tree: one line, before the bar
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -79,12 +105,35 @@ def bins_build(
         bin_dir = build.build(
             cmake_arg or [],
             compat=compat,
+            source=source,
+            commit=commit,
+            targets=target,
+            configure_only=configure_only,
             jobs=jobs,
             log=lambda msg: bar.console.print(f"velobench: {msg}"),
             progress=lambda pct: bar.update(task, completed=pct),
         )
         bar.update(task, completed=100)
+    if configure_only:
+        out.print(f"llama.cpp configured in {bin_dir} (nothing built)")
+        return
     out.print(f"llama.cpp tools ready in {bin_dir}")
+
+
+@app.command("vendor")
+def bins_vendor(
+    out_dir: Annotated[Path, typer.Argument(help="a new (or empty) folder for the tree")],
+) -> None:
+    """Write the pinned llama.cpp source tree without docs, models and tests, to copy to a machine
+    without a package index and build there with `velobench bins build --source DIR`."""
+    from velobench.bins import build
+
+    files, size, commit = build.export_source(out_dir, log=lambda msg: err.print(f"velobench: {msg}"))
+    out.print(
+        f"llama.cpp {commit} source tree in {out_dir}: {files:,} files, {size / 1e6:,.1f} MB "
+        f"(without {', '.join(build.VENDOR_EXCLUDE)}); build it with "
+        f"`velobench bins build --source {out_dir}` (e.g. --cmake-arg=-DGGML_CUDA=ON)"
+    )
 
 
 @app.command("vllm")
