@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from velobench.engines.llama_output import parse_speculative
-from velobench.models.gguf_info import inspect_model
+from velobench.models.gguf_info import check_draft_compatible, inspect_model
 
 pytestmark = pytest.mark.integration
 
@@ -79,3 +79,36 @@ def test_velobench_run_marks_a_synthetic_result(cli, llama_bin: Path, tmp_path: 
     assert marks and marks[0]["params"]["models"] == f"{target.name}, {draft.name}"
     code, md, _ = cli("report", "r.json", "--format", "md")
     assert code == 0 and "synthetic: speed only, never model quality" in md
+
+
+def test_tokenizer_copied_from_smollm2(cli, llama_bin: Path, smol: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A real model's tokenizer (SmolLM2's BPE, merges and all): llama.cpp loads it, and by
+    llama.cpp's rules SmolLM2 itself could draft for the synthetic target."""
+    target, _ = synth(cli, tmp_path / "s", "--tokenizer-from", str(smol))
+    info = inspect_model(target)
+    assert (info.vocab_type, info.vocab_size, info.vocab_pre) == ("BPE", 49152, inspect_model(smol).vocab_pre)
+    done = subprocess.run(
+        [
+            str(llama_bin / "llama-completion"),
+            "-m",
+            str(target),
+            "-p",
+            "Hello world",
+            "-n",
+            "4",
+            "-t",
+            "2",
+            "-c",
+            "128",
+            "--temp",
+            "0",
+            "-no-cnv",
+        ],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0 and "eval time" in done.stderr, done.stderr[-2000:]
+    notes = check_draft_compatible(target, smol)  # raises if llama.cpp would refuse the pair
+    assert any("not smaller than target" in n for n in notes)
