@@ -508,10 +508,12 @@ class Sweep:
         while (x := search.next_level()) is not None:
             yield level_plans(self.opts.model_copy(update={"levels": [x]}))[0]
             lvl = self.report.level(mode, x)
-            done = lvl is not None and lvl.summary is not None and not lvl.interrupted
-            search.record(x, lvl.summary.goodput if done and lvl and lvl.summary else None)
+            summary = lvl.summary if lvl is not None and not lvl.interrupted else None
+            step = search.record(x, summary.goodput if summary is not None else None)
             self.opts.levels = sorted({s.level for a in result.arms.values() for s in a.steps})
-            self.console.print(f"  search: {search.arm.text}")
+            share = "-" if step.share is None else f"{step.share:.0%}"
+            verdict = "meets" if step.met else "misses"
+            self.console.print(f"  search: {self.opts.unit} {x:g} {verdict} the SLO (goodput {share})")
             self.life.save()
         self.console.print(f"  [bold]{search.arm.text}[/bold]")
 

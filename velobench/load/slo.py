@@ -40,6 +40,7 @@ from velobench.errors import VelobenchError
 from velobench.results.load import Goodput, LoadOptions
 from velobench.results.maxrate import (
     ArmSearch,
+    Ended,
     MaxRateRatio,
     Phase,
     SearchKind,
@@ -124,8 +125,8 @@ class MaxRateSearch:
             return float(max(1, math.floor(x)))
         return float(f"{x:.4g}")
 
-    def _end(self, why: str) -> None:
-        self.arm.ended = why  # type: ignore[assignment]  # one of Ended
+    def _end(self, why: Ended) -> None:
+        self.arm.ended = why
         self.arm.text = arm_text(self.arm, self.opts)
 
     def next_level(self) -> float | None:
