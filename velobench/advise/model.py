@@ -1,0 +1,267 @@
+"""The speedup of speculative decoding over concurrency × draft length, from measured costs (pure).
+
+Per sequence, one speculative step at batch b (b sequences in flight, all speculating) drafts k
+tokens and verifies them with one target pass of k+1 tokens:
+
+    E(k)     = 1 + Σ_{i=1..k} a_i                tokens per step per sequence
+    T(b, k)  = k · d_draft(b) + V_target(b, k+1) seconds per step
+    speedup(b, k) = (b · E(k) / T(b, k)) / (b / d_target(b)) = E(k) · d_target(b) / T(b, k)
+
+with a_i = P(the first i drafted tokens are all accepted) = (steps whose position i was
+accepted) / (steps with a draft), read from the server's per-position counters on a short real
+run at the largest k; d(b) one decode step of b sequences (llama-batched-bench T_TG / TG at
+B = b) and V(b, w) one batch of w tokens for each of b sequences (its T_PP at PP = w, B = b).
+
+Assumptions (docs/advise.md): every sequence in flight speculates and the drafts of all
+sequences are batched (llama-server drafts all slots in one batch); a_i does not depend on k
+(greedy drafting, no early stop: the draft's first i tokens are the same whatever k is); the
+prefill of new requests is left out (the prediction is of the decode phase; long prompts with
+short outputs make a measured closed loop differ); verification's cost is that of a prompt
+batch of the same shape, at KV depth ≈ 0 (llama-batched-bench's prompt phase).
+
+At b = 1 with a_i = α^i this is `analysis.ceiling.speedup_ceiling(α, k, c, v(k+1))`, with
+c = d_draft(1)/d_target(1) and v = V(1, k+1)/d_target(1): the ceiling velobench computes is
+this model's batch-1 case (tests/unit/test_advise_model.py checks it).
+
+The interval: a percentile bootstrap. Each replicate resamples the probe's requests (with
+replacement: a_i from the resampled sums) and, per model, its llama-batched-bench repetitions
+(each row's time the mean over the resampled repetitions), and recomputes every cell.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from velobench.results.advise import (
+    Cell,
+    CostRow,
+    CrossoverPrediction,
+    ModelCosts,
+    RequestAcceptance,
+)
+
+Grid = tuple[Sequence[int], Sequence[int]]  # (concurrencies, draft lengths)
+
+
+def expected_tokens(accept: Sequence[float], k: int) -> float:
+    """E(k) = 1 + Σ_{i=1..k} a_i, with a_i = accept[i−1] = P(the first i drafts all accepted).
+
+    With a_i = α^i this is the ceiling's Σ_{j=0..k} α^j. Raises ValueError when k exceeds the
+    positions measured, or k < 0.
+    """
+    if k < 0:
+        raise ValueError(f"draft length must be >= 0, got {k}")
+    if k > len(accept):
+        raise ValueError(f"draft length {k} is beyond the {len(accept)} positions measured")
+    return 1.0 + float(sum(accept[:k]))
+
+
+def acceptance_profile(requests: Sequence[RequestAcceptance]) -> list[float]:
+    """a_i = Σ_requests accepted_per_position[i−1] / Σ_requests draft_steps (token-step weighted)."""
+    steps = sum(r.draft_steps for r in requests)
+    if steps <= 0:
+        raise ValueError("the probe made no verification step with a draft: no acceptance to read")
+    n = max(len(r.accepted_per_position) for r in requests)
+    sums = [
+        sum(r.accepted_per_position[i] for r in requests if i < len(r.accepted_per_position))
+        for i in range(n)
+    ]
+    return [s / steps for s in sums]
+
+
+def step_time(draft_step_s: float, verify_s: float, k: int) -> float:
+    """T(b, k) = k · d_draft(b) + V_target(b, k+1), seconds."""
+    return k * draft_step_s + verify_s
+
+
+def speedup(accept: Sequence[float], k: int, decode_s: float, draft_step_s: float, verify_s: float) -> float:
+    """speedup(b, k) = E(k) · d_target(b) / T(b, k) (total output tokens/s over vanilla's)."""
+    if decode_s <= 0 or verify_s <= 0 or draft_step_s < 0:
+        raise ValueError("step times must be > 0 (the draft's >= 0)")
+    return expected_tokens(accept, k) * decode_s / step_time(draft_step_s, verify_s, k)
+
+
+@dataclass(frozen=True)
+class StepCosts:
+    """One model's step times: d(b) per batch size, V(b, w) per (batch size, width), seconds."""
+
+    decode_s: Mapping[int, float]
+    verify_s: Mapping[tuple[int, int], float]
+
+    @classmethod
+    def from_rows(cls, rows: Sequence[CostRow]) -> StepCosts:
+        """d(b) = T_TG / TG of the row with B = b and the smallest PP; V(b, w) = T_PP at (PP = w, B = b)."""
+        decode: dict[int, float] = {}
+        first_pp: dict[int, int] = {}
+        verify: dict[tuple[int, int], float] = {}
+        for r in rows:
+            verify[(r.batch, r.pp)] = r.t_pp_s
+            if r.tg > 0 and (r.batch not in first_pp or r.pp < first_pp[r.batch]):
+                first_pp[r.batch] = r.pp
+                decode[r.batch] = r.t_tg_s / r.tg
+        return cls(decode, verify)
+
+
+def mean_rows(repetitions: Sequence[Sequence[CostRow]], pick: Sequence[int] | None = None) -> list[CostRow]:
+    """Each (PP, TG, B) row's times averaged over the repetitions `pick` (default: all)."""
+    reps = [repetitions[i] for i in pick] if pick is not None else list(repetitions)
+    acc: dict[tuple[int, int, int], list[CostRow]] = {}
+    for rows in reps:
+        for r in rows:
+            acc.setdefault((r.pp, r.tg, r.batch), []).append(r)
+    return [
+        CostRow(
+            pp=pp,
+            tg=tg,
+            batch=b,
+            t_pp_s=float(np.mean([r.t_pp_s for r in rs])),
+            t_tg_s=float(np.mean([r.t_tg_s for r in rs])),
+        )
+        for (pp, tg, b), rs in acc.items()
+    ]
+
+
+def point_grid(
+    accept: Sequence[float], target: StepCosts, draft: StepCosts | None, grid: Grid
+) -> dict[tuple[int, int], tuple[float, float, float, float]]:
+    """{(b, k): (speedup, E, T(b,k), d_target(b))} for every cell; `draft` None: drafting is free."""
+    out = {}
+    for b in grid[0]:
+        d_t = target.decode_s[b]
+        d_d = draft.decode_s[b] if draft is not None else 0.0
+        for k in grid[1]:
+            v = target.verify_s[(b, k + 1)]
+            e = expected_tokens(accept, k)
+            t = step_time(d_d, v, k)
+            out[(b, k)] = (e * d_t / t, e, t, d_t)
+    return out
+
+
+def predict(
+    requests: Sequence[RequestAcceptance],
+    target: ModelCosts,
+    draft: ModelCosts | None,
+    grid: Grid,
+    *,
+    self_draft: bool = False,
+    bootstrap: int = 1000,
+    seed: int = 0,
+) -> list[Cell]:
+    """Every cell of the grid with its 95% percentile-bootstrap interval (see the module docstring).
+
+    `self_draft`: the draft is the target model, its costs the target's (resampled together).
+    `draft` None and not `self_draft`: drafting costs nothing (n-gram methods).
+    """
+    accept = acceptance_profile(requests)
+    t_costs = StepCosts.from_rows(mean_rows(target.repetitions))
+    d_costs = (
+        t_costs if self_draft else (StepCosts.from_rows(mean_rows(draft.repetitions)) if draft else None)
+    )
+    point = point_grid(accept, t_costs, d_costs, grid)
+    rng = np.random.default_rng(seed)
+    reps: dict[tuple[int, int], list[float]] = {c: [] for c in point}
+    n_req, n_t = len(requests), len(target.repetitions)
+    n_d = len(draft.repetitions) if draft is not None else 0
+    for _ in range(bootstrap):
+        rq = [requests[i] for i in rng.integers(0, n_req, n_req)]
+        try:
+            acc_b = acceptance_profile(rq)
+        except ValueError:
+            continue
+        acc_b += [0.0] * (len(accept) - len(acc_b))
+        t_b = StepCosts.from_rows(mean_rows(target.repetitions, rng.integers(0, n_t, n_t).tolist()))
+        if self_draft:
+            d_b: StepCosts | None = t_b
+        elif draft is not None:
+            d_b = StepCosts.from_rows(mean_rows(draft.repetitions, rng.integers(0, n_d, n_d).tolist()))
+        else:
+            d_b = None
+        for c, v in point_grid(acc_b, t_b, d_b, grid).items():
+            reps[c].append(v[0])
+    cells = []
+    for (b, k), (s, e, t, d) in point.items():
+        r = reps[(b, k)]
+        lo, hi = (
+            (float(np.percentile(r, 2.5)), float(np.percentile(r, 97.5))) if len(r) >= 20 else (None, None)
+        )
+        cells.append(
+            Cell(
+                concurrency=b,
+                n_draft=k,
+                speedup=s,
+                ci95_low=lo,
+                ci95_high=hi,
+                expected_tokens=e,
+                step_ms=t * 1000,
+                decode_ms=d * 1000,
+            )
+        )
+    return cells
+
+
+def best_per_concurrency(cells: Sequence[Cell]) -> dict[int, Cell | None]:
+    """Per concurrency, the cell with the highest predicted speedup, or None where none is > 1."""
+    out: dict[int, Cell | None] = {}
+    for b in sorted({c.concurrency for c in cells}):
+        best = max((c for c in cells if c.concurrency == b), key=lambda c: c.speedup)
+        out[b] = best if best.speedup > 1.0 else None
+    return out
+
+
+def crossovers(cells: Sequence[Cell]) -> list[CrossoverPrediction]:
+    """Per draft length, the lowest concurrency of the grid whose predicted speedup is < 1, where
+    speculation stops paying (None: it pays at every concurrency of the grid)."""
+    out = []
+    for k in sorted({c.n_draft for c in cells}):
+        losing = sorted(c.concurrency for c in cells if c.n_draft == k and c.speedup < 1.0)
+        out.append(CrossoverPrediction(n_draft=k, concurrency=losing[0] if losing else None))
+    return out
+
+
+def cell(cells: Sequence[Cell], concurrency: int, n_draft: int) -> Cell:
+    return next(c for c in cells if c.concurrency == concurrency and c.n_draft == n_draft)
+
+
+def deciding_points(cells: Sequence[Cell]) -> list[tuple[int, int, str]]:
+    """The 2-3 points that decide the answer: the best k at the lowest and at the highest
+    concurrency (where speculation loses everywhere there: the k that loses least), and the
+    predicted crossover of the lowest concurrency's best k. Distinct, in grid order."""
+    concs = sorted({c.concurrency for c in cells})
+
+    def best(b: int) -> Cell:
+        return max((c for c in cells if c.concurrency == b), key=lambda c: c.speedup)
+
+    lo, hi = best(concs[0]), best(concs[-1])
+    points = [(lo.concurrency, lo.n_draft, "best draft length at the lowest concurrency")]
+    points.append((hi.concurrency, hi.n_draft, "best draft length at the highest concurrency"))
+    x = next(c for c in crossovers(cells) if c.n_draft == lo.n_draft)
+    if x.concurrency is not None:
+        points.append((x.concurrency, lo.n_draft, f"predicted crossover of draft length {lo.n_draft}"))
+    out: list[tuple[int, int, str]] = []
+    for p in points:
+        same = next((i for i, q in enumerate(out) if q[:2] == p[:2]), None)
+        if same is None:
+            out.append(p)
+        else:
+            out[same] = (p[0], p[1], out[same][2] + "; " + p[2])
+    return sorted(out)
+
+
+def agrees(
+    predicted: Cell, measured: float, low: float | None, high: float | None, tol: float = 0.10
+) -> bool:
+    """Within `tol` of the prediction, or the two 95% intervals overlap."""
+    if abs(measured / predicted.speedup - 1) <= tol:
+        return True
+    if None in (low, high, predicted.ci95_low, predicted.ci95_high):
+        return False
+    assert (
+        low is not None
+        and high is not None
+        and predicted.ci95_low is not None
+        and predicted.ci95_high is not None
+    )
+    return low <= predicted.ci95_high and predicted.ci95_low <= high

@@ -1,0 +1,277 @@
+"""`velobench advise`: measure cheap costs, predict the speedup surface, confirm it, emit a schedule.
+
+    check       the options (draft lengths >= 1, concurrencies >= 1, a llama-server engine, a
+                context that holds the output and the largest draft): one line, before anything runs
+    costs       llama-batched-bench on the target (widths k+1, batch sizes = the concurrencies)
+                and on the draft (its decode step per batch size; self-draft: the target's own)
+    acceptance  a short real speculative run at the largest k (`velobench run`, server engine):
+                per request the draft steps and accepted tokens per position (/metrics)
+    predict     every (concurrency, k) with a bootstrap interval (`advise.model`), the best k per
+                concurrency (the schedule) and each k's crossover
+    confirm     real `velobench load` levels at the deciding points (`model.deciding_points`): one
+                vanilla load over their concurrencies, one speculative load per k
+    emit        the schedule: llama-server command lines per concurrency range, vLLM's
+                --speculative-config for the highest concurrency asked
+
+The result is saved after every phase (`runner.lifecycle`); each measurement (the probe, every
+confirmation load) is a result of its own beside it, so Ctrl-C or a crash keeps what finished
+and the servers are reaped by their own contexts.
+
+Layering: advise sits above the load wing (it runs `load.run.execute_load` for confirmations)
+and below export and the CLI; nothing below imports it.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from pathlib import Path
+
+from rich.console import Console
+
+from velobench.advise import model
+from velobench.advise.schedule import llama_server_schedule, vllm_config
+from velobench.engines import llama_batched_bench
+from velobench.engines.llama_args import llama_cpp_dir
+from velobench.errors import VelobenchError
+from velobench.load.analysis import compare_level
+from velobench.load.plan import load_options
+from velobench.load.run import execute_load, records_file
+from velobench.models.resolve import resolve_model_arg
+from velobench.results.advise import (
+    AcceptanceProbe,
+    AdviseOptions,
+    AdviseReport,
+    Confirmation,
+    RequestAcceptance,
+)
+from velobench.results.config import EngineName, Method, RunConfig
+from velobench.results.load import read_records
+from velobench.runner.lifecycle import Lifecycle
+from velobench.runner.loop import run_benchmark
+from velobench.runner.run import build_folder, prepare
+from velobench.telemetry.environment import capture
+
+COST_TG = 8  # decode steps per llama-batched-bench row: enough for a stable d(b), cheap
+
+
+def default_output() -> Path:
+    return Path("results") / time.strftime("advise-%Y%m%d-%H%M%S.json", time.gmtime())
+
+
+def check(cfg: RunConfig, opts: AdviseOptions) -> RunConfig:
+    """The config advise runs, or one line on what cannot run (before anything starts)."""
+    if any(k < 1 for k in opts.n_drafts):
+        raise VelobenchError(
+            "--n-draft 0 is vanilla decoding: give draft lengths >= 1 (vanilla is always measured)"
+        )
+    if any(c < 1 for c in opts.concurrencies):
+        raise VelobenchError("--concurrency values must be >= 1")
+    if cfg.server_url or cfg.baseline_url or cfg.engine is EngineName.REMOTE:
+        raise VelobenchError(
+            "velobench advise restarts llama-server with every draft length; a remote server "
+            "(--server-url) cannot be restarted: measure it as it is with `velobench load --server-url ...`"
+        )
+    if cfg.engine not in (EngineName.AUTO, EngineName.SERVER):
+        raise VelobenchError(
+            f"velobench advise measures costs with llama.cpp's tools and confirms on llama-server; "
+            f"--engine {cfg.engine.value} is not supported (it emits vLLM's --speculative-config from them)"
+        )
+    if cfg.method is not Method.DRAFT or not cfg.draft_model:
+        raise VelobenchError("velobench advise needs a draft model (-d; the target itself for self-drafting)")
+    if opts.probe_requests < 2:
+        raise VelobenchError("--probe-requests must be >= 2 (acceptance is resampled per request)")
+    if opts.requests < 2:
+        raise VelobenchError("--requests must be >= 2 per confirmation level")
+    need = cfg.n_predict + max(opts.n_drafts) + 1
+    if need > cfg.ctx_size:
+        raise VelobenchError(
+            f"--ctx-size {cfg.ctx_size} per slot cannot hold -n {cfg.n_predict} output tokens and a draft of "
+            f"{max(opts.n_drafts)} ({need} tokens without the prompt): raise --ctx-size or lower -n"
+        )
+    return cfg.model_copy(update={"engine": EngineName.SERVER, "ceiling": False, "seed": opts.seed})
+
+
+class Advice:
+    """One advise run's state and lifecycle (saved after each phase)."""
+
+    def __init__(self, report: AdviseReport, output: Path, console: Console) -> None:
+        self.report = report
+        self.output = output
+        self.console = console
+        self.phases = 0
+        self.started = time.monotonic()
+        self.life = Lifecycle(report, output, "phase", count=lambda: self.phases)
+
+    def done(self, name: str, since: float) -> None:
+        self.report.phases_s[name] = time.monotonic() - since
+        self.report.wall_s = time.monotonic() - self.started
+        self.phases += 1
+        self.life.save()
+
+
+def execute_advise(cfg: RunConfig, opts: AdviseOptions, output: Path, console: Console) -> AdviseReport:
+    """Every phase of the module docstring; the saved result."""
+    from velobench.advise.render import print_advice, write_html, write_schedule
+
+    cfg = check(cfg, opts)
+    named = (cfg.main_model, cfg.draft_model)
+    assert cfg.draft_model is not None
+    cfg = cfg.model_copy(
+        update={
+            "main_model": resolve_model_arg(cfg.main_model, "main model"),
+            "draft_model": resolve_model_arg(cfg.draft_model, "draft model"),
+        }
+    )
+    self_draft = Path(cfg.main_model).resolve() == Path(cfg.draft_model).resolve()
+    work = output.with_suffix("")  # the measurements' own results: RESULT/probe.json, RESULT/load-*.json
+    probe_cfg = cfg.model_copy(
+        update={
+            "n_draft": max(opts.n_drafts),
+            "iterations": opts.probe_requests,
+            "skip_vanilla": True,
+            "warmup": 1,
+        }
+    )
+    probe_cfg, engine, prompts, notes = prepare(probe_cfg, work / "probe.json")
+    build = build_folder(engine) or llama_cpp_dir(cfg)
+    report = AdviseReport(
+        config=cfg.model_copy(update={"main_model": named[0], "draft_model": named[1]}),
+        advise=opts,
+        environment=capture(),
+        binaries=engine.binaries(),
+        self_draft=self_draft,
+    )
+    adv = Advice(report, output, console)
+    grid = (sorted(opts.concurrencies), sorted(opts.n_drafts))
+    with adv.life:
+        t0 = time.monotonic()
+        widths = sorted({1, *(k + 1 for k in grid[1])})
+        console.print(
+            f"[bold]1/4[/bold] costs: llama-batched-bench, widths {','.join(map(str, widths))} × batches "
+            f"{','.join(map(str, grid[0]))}, {opts.repetitions} repetition(s)"
+            + (" (self-draft: the target's costs are the draft's)" if self_draft else "")
+        )
+        bench = dict(repetitions=opts.repetitions, tg=COST_TG, threads=cfg.threads, llama_cpp_path=build)
+        report.target_costs = llama_batched_bench.measure(
+            cfg.main_model, widths, grid[0], gpu_layers=cfg.gpu_layers, **bench
+        )
+        if not self_draft:
+            report.draft_costs = llama_batched_bench.measure(
+                cfg.draft_model, [1], grid[0], gpu_layers=cfg.gpu_layers_draft, **bench
+            )
+        adv.done("costs", t0)
+
+        t0 = time.monotonic()
+        console.print(
+            f"[bold]2/4[/bold] acceptance: {opts.probe_requests} requests at n_draft {max(grid[1])}"
+        )
+        run = run_benchmark(
+            probe_cfg, engine, report.environment, work / "probe.json", notes=notes, prompts=prompts
+        )
+        spec = run.speculative
+        reqs = [
+            RequestAcceptance(
+                prompt_id=it.prompt_id,
+                draft_steps=it.draft_steps or 0,
+                accepted_per_position=[round(x) for x in it.accepted_per_position or []],
+            )
+            for it in (spec.iterations if spec else [])
+        ]
+        if not reqs or not any(r.accepted_per_position for r in reqs):
+            raise VelobenchError(
+                "the server reported no per-position acceptance (/metrics spec_decode_num_accepted_tokens_per_pos_total): "
+                "this llama-server is too old for advise"
+            )
+        report.acceptance = AcceptanceProbe(
+            n_draft=max(grid[1]), requests=reqs, result_file=str(work / "probe.json")
+        )
+        accept = model.acceptance_profile(reqs)
+        console.print("  accepted per position: " + ", ".join(f"{a:.2f}" for a in accept))
+        adv.done("acceptance", t0)
+
+        t0 = time.monotonic()
+        report.grid = model.predict(
+            reqs,
+            report.target_costs,
+            report.draft_costs,
+            grid,
+            self_draft=self_draft,
+            bootstrap=opts.bootstrap,
+            seed=opts.seed,
+        )
+        report.crossovers = model.crossovers(report.grid)
+        report.schedule = llama_server_schedule(report, build)
+        report.vllm_speculative_config = vllm_config(report)
+        console.print("[bold]3/4[/bold] predicted (speedup, 95% bootstrap interval)")
+        adv.done("predict", t0)
+
+        if opts.confirm:
+            t0 = time.monotonic()
+            confirm(report, cfg, opts, work, console)
+            adv.done("confirm", t0)
+        report.wall_s = time.monotonic() - adv.started
+        adv.life.complete()
+    print_advice(console, report)
+    sched = write_schedule(report, output.with_suffix(".schedule.toml"))
+    html = write_html(report, output.with_suffix(".html"))
+    console.print(f"\nResults saved to: {output} (schedule: {sched}, report: {html})")
+    return report
+
+
+def confirm(report: AdviseReport, cfg: RunConfig, opts: AdviseOptions, work: Path, console: Console) -> None:
+    """Real load levels at the deciding points: vanilla once over their concurrencies, then one
+    speculative load per draft length; each point's measured speedup against the prediction."""
+    points = model.deciding_points(report.grid)
+    concs = sorted({c for c, _, _ in points})
+    console.print(
+        "[bold]4/4[/bold] confirm: "
+        + "; ".join(f"concurrency {c} × n_draft {k} ({why})" for c, k, why in points)
+    )
+    quiet = Console(file=io.StringIO())
+
+    def level_load(c_list: list[int], n_draft: int | None, name: str) -> Path:
+        lo = load_options(
+            requests=opts.requests,
+            sweep="concurrency=" + ",".join(map(str, c_list)),
+            seed=opts.seed,
+            stop_on_saturation=False,
+            warmup_requests=None,
+        )
+        lcfg = cfg.model_copy(
+            update={
+                "n_draft": n_draft or cfg.n_draft,
+                "skip_vanilla": n_draft is not None,
+                "skip_speculative": n_draft is None,
+                "warmup": 1,
+                "iterations": 1,
+            }
+        )
+        out = work / f"{name}.json"
+        console.print(f"  {name}: concurrency {','.join(map(str, c_list))} × {opts.requests} requests")
+        execute_load(lcfg, lo, out, quiet)
+        report.confirm_files.append(str(out))
+        return out
+
+    vanilla = read_records(records_file(level_load(concs, None, "load-vanilla")))
+    for k in sorted({k for _, k, _ in points}):
+        mine = sorted(c for c, kk, _ in points if kk == k)
+        spec = read_records(records_file(level_load(mine, k, f"load-nd{k}")))
+        for c in mine:
+            why = next(w for cc, kk, w in points if (cc, kk) == (c, k))
+            cmp = compare_level(
+                vanilla.get(("vanilla", float(c)), []), spec.get(("speculative", float(c)), []), level=c
+            )
+            pred = model.cell(report.grid, c, k)
+            m = cmp.throughput
+            report.confirmations.append(
+                Confirmation(
+                    concurrency=c,
+                    n_draft=k,
+                    why=why,
+                    predicted=pred,
+                    measured=m,
+                    agrees=None if m is None else model.agrees(pred, m.ratio, m.ci95_low, m.ci95_high),
+                    miss=None if m is None else m.ratio / pred.speedup - 1,
+                )
+            )
