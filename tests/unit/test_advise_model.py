@@ -14,9 +14,7 @@ from velobench.results.costs import Costs
 
 def costs(decode: dict[int, float], verify: dict[tuple[int, int], float], tg: int = 8) -> ModelCosts:
     """One repetition whose rows give exactly d(b) = decode[b] and V(b, w) = verify[(b, w)]."""
-    rows = [
-        CostRow(pp=w, tg=tg, batch=b, t_pp_s=v, t_tg_s=decode[b] * tg) for (b, w), v in verify.items()
-    ]
+    rows = [CostRow(pp=w, tg=tg, batch=b, t_pp_s=v, t_tg_s=decode[b] * tg) for (b, w), v in verify.items()]
     return ModelCosts(model="m", command="llama-batched-bench", repetitions=[rows])
 
 
@@ -24,7 +22,8 @@ def accepting(alpha: float, positions: int, steps: int = 1 << 20) -> list[Reques
     """Counts with a_i = α^i exactly (steps a power of two, α = 1/2 or 0 or 1 keeps them exact)."""
     return [
         RequestAcceptance(
-            draft_steps=steps, accepted_per_position=[round(steps * alpha**i) for i in range(1, positions + 1)]
+            draft_steps=steps,
+            accepted_per_position=[round(steps * alpha**i) for i in range(1, positions + 1)],
         )
     ] * 2
 
@@ -98,7 +97,9 @@ def test_bootstrap_interval_covers_the_true_speedup() -> None:
     alpha, k_max, steps_per_req, n_req = 0.6, 4, 30, 24
     truth_accept = [alpha**i for i in range(1, k_max + 1)]
     target = costs({1: 0.01, 2: 0.012}, {(b, k + 1): 0.01 * b * (1 + k / 6) for b in (1, 2) for k in (2, 4)})
-    true_cells = model.point_grid(truth_accept, model.StepCosts.from_rows(target.repetitions[0]), None, ([1, 2], [2, 4]))
+    true_cells = model.point_grid(
+        truth_accept, model.StepCosts.from_rows(target.repetitions[0]), None, ([1, 2], [2, 4])
+    )
     covered = total = 0
     for _ in range(80):
         reqs = []
@@ -111,7 +112,9 @@ def test_bootstrap_interval_covers_the_true_speedup() -> None:
                     accepted_per_position=[int((lengths >= i).sum()) for i in range(1, k_max + 1)],
                 )
             )
-        cells = model.predict(reqs, target, None, ([1, 2], [2, 4]), bootstrap=200, seed=int(rng.integers(1 << 30)))
+        cells = model.predict(
+            reqs, target, None, ([1, 2], [2, 4]), bootstrap=200, seed=int(rng.integers(1 << 30))
+        )
         c = cells[0]  # the cells of one experiment move together: one per experiment
         assert c.ci95_low is not None and c.ci95_high is not None
         total += 1

@@ -28,9 +28,11 @@ def grid_table(report: AdviseReport) -> Table:
         row = [str(b)]
         for k in ks:
             c = model.cell(report.grid, b, k)
-            mark = " *" if best[b] is not None and best[b].n_draft == k else ""
+            chosen = best[b]
+            mark = " *" if chosen is not None and chosen.n_draft == k else ""
             row.append(_pred(c) + mark)
-        row.append(f"n_draft {best[b].n_draft}" if best[b] else "vanilla")
+        chosen = best[b]
+        row.append(f"n_draft {chosen.n_draft}" if chosen else "vanilla")
         rows.append(row)
     return Table(
         title="Predicted speedup (total output tokens/s, speculative ÷ vanilla) [95% bootstrap interval]",

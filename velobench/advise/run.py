@@ -43,10 +43,12 @@ from velobench.results.advise import (
     AdviseOptions,
     AdviseReport,
     Confirmation,
+    ModelCosts,
     RequestAcceptance,
 )
 from velobench.results.config import EngineName, Method, RunConfig
 from velobench.results.load import read_records
+from velobench.runner import preflight as validate
 from velobench.runner.lifecycle import Lifecycle
 from velobench.runner.loop import run_benchmark
 from velobench.runner.run import build_folder, prepare
@@ -112,18 +114,23 @@ class Advice:
 
 def execute_advise(cfg: RunConfig, opts: AdviseOptions, output: Path, console: Console) -> AdviseReport:
     """Every phase of the module docstring; the saved result."""
+    cfg = check(cfg, opts)
+    validate.preflight(cfg, output)
+    with validate.leave_nothing_behind(output):
+        return _advise(cfg, opts, output, console)
+
+
+def _advise(cfg: RunConfig, opts: AdviseOptions, output: Path, console: Console) -> AdviseReport:
     from velobench.advise.render import print_advice, write_html, write_schedule
 
-    cfg = check(cfg, opts)
     named = (cfg.main_model, cfg.draft_model)
     assert cfg.draft_model is not None
-    cfg = cfg.model_copy(
-        update={
-            "main_model": resolve_model_arg(cfg.main_model, "main model"),
-            "draft_model": resolve_model_arg(cfg.draft_model, "draft model"),
-        }
+    target, draft = (
+        resolve_model_arg(cfg.main_model, "main model"),
+        resolve_model_arg(cfg.draft_model, "draft model"),
     )
-    self_draft = Path(cfg.main_model).resolve() == Path(cfg.draft_model).resolve()
+    cfg = cfg.model_copy(update={"main_model": target, "draft_model": draft})
+    self_draft = Path(target).resolve() == Path(draft).resolve()
     work = output.with_suffix("")  # the measurements' own results: RESULT/probe.json, RESULT/load-*.json
     probe_cfg = cfg.model_copy(
         update={
@@ -152,14 +159,9 @@ def execute_advise(cfg: RunConfig, opts: AdviseOptions, output: Path, console: C
             f"{','.join(map(str, grid[0]))}, {opts.repetitions} repetition(s)"
             + (" (self-draft: the target's costs are the draft's)" if self_draft else "")
         )
-        bench = dict(repetitions=opts.repetitions, tg=COST_TG, threads=cfg.threads, llama_cpp_path=build)
-        report.target_costs = llama_batched_bench.measure(
-            cfg.main_model, widths, grid[0], gpu_layers=cfg.gpu_layers, **bench
-        )
+        report.target_costs = costs(cfg, opts, target, widths, grid[0], cfg.gpu_layers, build)
         if not self_draft:
-            report.draft_costs = llama_batched_bench.measure(
-                cfg.draft_model, [1], grid[0], gpu_layers=cfg.gpu_layers_draft, **bench
-            )
+            report.draft_costs = costs(cfg, opts, draft, [1], grid[0], cfg.gpu_layers_draft, build)
         adv.done("costs", t0)
 
         t0 = time.monotonic()
@@ -217,6 +219,27 @@ def execute_advise(cfg: RunConfig, opts: AdviseOptions, output: Path, console: C
     html = write_html(report, output.with_suffix(".html"))
     console.print(f"\nResults saved to: {output} (schedule: {sched}, report: {html})")
     return report
+
+
+def costs(
+    cfg: RunConfig,
+    opts: AdviseOptions,
+    model_path: str,
+    widths: list[int],
+    batches: list[int],
+    gpu_layers: str | None,
+    build: Path | None,
+) -> ModelCosts:
+    return llama_batched_bench.measure(
+        model_path,
+        widths,
+        batches,
+        repetitions=opts.repetitions,
+        tg=COST_TG,
+        threads=cfg.threads,
+        gpu_layers=gpu_layers,
+        llama_cpp_path=build,
+    )
 
 
 def confirm(report: AdviseReport, cfg: RunConfig, opts: AdviseOptions, work: Path, console: Console) -> None:

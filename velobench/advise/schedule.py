@@ -22,6 +22,7 @@ from velobench.bins.locate import find_tool
 from velobench.engines import vllm_args
 from velobench.engines.llama_server import server_argv
 from velobench.results.advise import AdviseReport, ScheduleEntry
+from velobench.results.schema import Mode
 
 DEPLOY_PORT = 8080
 
@@ -53,7 +54,7 @@ def llama_server_schedule(report: AdviseReport, build: Path | None) -> list[Sche
     # each range reaches up to the next one's start − 1; the command line for its largest concurrency
     for i, e in enumerate(entries):
         to = entries[i + 1].concurrency_from - 1 if i + 1 < len(entries) else concs[-1]
-        mode = "speculative" if e.n_draft else "vanilla"
+        mode: Mode = "speculative" if e.n_draft else "vanilla"
         cfg = report.config.model_copy(update={"n_draft": e.n_draft or report.config.n_draft})
         argv = server_argv(tool, cfg, mode, DEPLOY_PORT, slots=to, cache_prompt=True)
         entries[i] = e.model_copy(update={"concurrency_to": to, "llama_server": shlex.join(argv)})

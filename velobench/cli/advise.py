@@ -57,7 +57,6 @@ def advise(
     from velobench.advise.run import default_output, execute_advise
     from velobench.results import config
     from velobench.results.advise import AdviseOptions
-    from velobench.runner import preflight as validate
 
     concs = [int(c) for c in o.csv_numbers(concurrency, "--concurrency", int, "1,2,4")]
     ks = [int(k) for k in o.csv_numbers(n_drafts, "--n-draft", int, "2,4,8")]
@@ -75,7 +74,5 @@ def advise(
     )
     n_draft = max(ks) if ks else 1
     cfg = config.from_options({k: v for k, v in locals().items() if k not in ("concurrency",)})
-    output = output or default_output()
-    validate.preflight(cfg, output)
-    with validate.leave_nothing_behind(output):
-        execute_advise(cfg, opts, output, out)
+    # every check (advise's own, then runner.preflight's) before anything runs
+    execute_advise(cfg, opts, output or default_output(), out)
