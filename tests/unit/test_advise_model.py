@@ -83,6 +83,30 @@ def test_crossover_and_schedule_points() -> None:
     assert [p[:2] for p in model.deciding_points(cells)] == [(1, 4), (2, 4), (4, 2)]
 
 
+def test_prefill_pulls_the_speedup_towards_one_and_the_draft_prefill_below() -> None:
+    """Decode 2x faster speculating; a prefill as long as the whole vanilla decode. With a free
+    draft prefill: (P + D) / (P + D/2) = 2 / 1.5; with the draft prefilling as long as the target:
+    2 / 2.5 (slower, as a self-draft on a compute-bound CPU is)."""
+    n, d = 11, 0.01
+    p_t = (n - 1) * d
+    assert model.request_speedup(2.0, n, d, p_t, 0.0) == pytest.approx(2 / 1.5)
+    assert model.request_speedup(2.0, n, d, p_t, p_t) == pytest.approx(2 / 2.5)
+    assert model.request_speedup(2.0, n, d, 0.0, 0.0) == pytest.approx(2.0)
+    # through the grid: the prompt's row at batch 1 is its prefill, b requests prefill per batch
+    target = costs({1: d, 2: d}, {(1, 3): d, (2, 3): d, (1, 40): p_t / 2})
+    cells = model.predict(
+        accepting(1.0, 2),
+        target,
+        None,
+        ([1, 2], [2]),
+        work=model.Workload(prompt_tokens=40, n_predict=n),
+        bootstrap=0,
+    )
+    got = {c.concurrency: (c.speedup, c.decode_speedup) for c in cells}
+    assert got[1] == pytest.approx((model.request_speedup(3.0, n, d, p_t / 2, 0.0), 3.0))
+    assert got[2] == pytest.approx((model.request_speedup(3.0, n, d, p_t, 0.0), 3.0))
+
+
 def test_expected_tokens_refuses_unmeasured_positions() -> None:
     with pytest.raises(ValueError, match="beyond"):
         model.expected_tokens([0.5, 0.25], 3)

@@ -5,7 +5,10 @@ tokens and verifies them with one target pass of k+1 tokens:
 
     E(k)     = 1 + Σ_{i=1..k} a_i                tokens per step per sequence
     T(b, k)  = k · d_draft(b) + V_target(b, k+1) seconds per step
-    speedup(b, k) = (b · E(k) / T(b, k)) / (b / d_target(b)) = E(k) · d_target(b) / T(b, k)
+    decode speedup(b, k) = (b · E(k) / T(b, k)) / (b / d_target(b)) = E(k) · d_target(b) / T(b, k)
+
+and, per request of p prompt tokens and N output tokens, the prefill added (`request_speedup`):
+the target's prefill in both modes, the draft's too when speculating.
 
 with a_i = P(the first i drafted tokens are all accepted) = (steps whose position i was
 accepted) / (steps with a draft), read from the server's per-position counters on a short real
@@ -14,12 +17,12 @@ B = b) and V(b, w) one batch of w tokens for each of b sequences (its T_PP at PP
 
 Assumptions (docs/advise.md): every sequence in flight speculates and the drafts of all
 sequences are batched (llama-server drafts all slots in one batch); a_i does not depend on k
-(greedy drafting, no early stop: the draft's first i tokens are the same whatever k is); the
-prefill of new requests is left out (the prediction is of the decode phase; long prompts with
-short outputs make a measured closed loop differ); verification's cost is that of a prompt
+(greedy drafting, no early stop: the draft's first i tokens are the same whatever k is); a
+request's prefill holds up the batch once, by the target and (speculating) by the draft
+(`request_speedup`); verification's cost is that of a prompt
 batch of the same shape, at KV depth ≈ 0 (llama-batched-bench's prompt phase).
 
-At b = 1 with a_i = α^i this is `analysis.ceiling.speedup_ceiling(α, k, c, v(k+1))`, with
+At b = 1 with a_i = α^i the decode speedup is `analysis.ceiling.speedup_ceiling(α, k, c, v(k+1))`, with
 c = d_draft(1)/d_target(1) and v = V(1, k+1)/d_target(1): the ceiling velobench computes is
 this model's batch-1 case (tests/unit/test_advise_model.py checks it).
 
@@ -124,19 +127,59 @@ def mean_rows(repetitions: Sequence[Sequence[CostRow]], pick: Sequence[int] | No
     ]
 
 
+@dataclass(frozen=True)
+class Workload:
+    """What each request does: `prompt_tokens` prefilled (0: decode only), `n_predict` generated."""
+
+    prompt_tokens: int = 0
+    n_predict: int = 64
+
+
+def request_speedup(
+    decode_speedup: float, n_predict: int, decode_s: float, prefill_target_s: float, prefill_draft_s: float
+) -> float:
+    """Whole-request speedup at batch b, prefill included (closed loop, b requests in flight):
+
+        vanilla  = b·P_t(p) + (N − 1) · d_t(b)
+        spec     = b·(P_t(p) + P_d(p)) + (N − 1) · d_t(b) / speedup_decode(b, k)
+        speedup  = vanilla / spec
+
+    P(p): one p-token prompt prefilled at batch 1 (llama-batched-bench T_PP at PP = p, B = 1),
+    by the target and, speculating, by the draft too; each request's prefill holds up the whole
+    batch once (llama-server prefills a new request in the batch of the others' decode step);
+    the first token comes from the prefill, the N − 1 others from decode steps. With p = 0 this
+    is the decode-only speedup.
+    """
+    if n_predict <= 1:
+        return 1.0
+    decode_vanilla = (n_predict - 1) * decode_s
+    vanilla = prefill_target_s + decode_vanilla
+    spec = prefill_target_s + prefill_draft_s + decode_vanilla / decode_speedup
+    return vanilla / spec
+
+
 def point_grid(
-    accept: Sequence[float], target: StepCosts, draft: StepCosts | None, grid: Grid
-) -> dict[tuple[int, int], tuple[float, float, float, float]]:
-    """{(b, k): (speedup, E, T(b,k), d_target(b))} for every cell; `draft` None: drafting is free."""
+    accept: Sequence[float],
+    target: StepCosts,
+    draft: StepCosts | None,
+    grid: Grid,
+    work: Workload = Workload(),
+) -> dict[tuple[int, int], tuple[float, float, float, float, float]]:
+    """{(b, k): (speedup, decode-only speedup, E, T(b,k), d_target(b))} for every cell; `draft`
+    None: drafting (and its prefill) costs nothing. The prefill terms are per batch of b: b·P(p)."""
     out = {}
+    p = work.prompt_tokens
     for b in grid[0]:
         d_t = target.decode_s[b]
         d_d = draft.decode_s[b] if draft is not None else 0.0
+        pf_t = b * target.verify_s[(1, p)] if p else 0.0
+        pf_d = b * draft.verify_s[(1, p)] if p and draft is not None else 0.0
         for k in grid[1]:
             v = target.verify_s[(b, k + 1)]
             e = expected_tokens(accept, k)
             t = step_time(d_d, v, k)
-            out[(b, k)] = (e * d_t / t, e, t, d_t)
+            dec = e * d_t / t
+            out[(b, k)] = (request_speedup(dec, work.n_predict, d_t, pf_t, pf_d), dec, e, t, d_t)
     return out
 
 
@@ -146,6 +189,7 @@ def predict(
     draft: ModelCosts | None,
     grid: Grid,
     *,
+    work: Workload = Workload(),
     self_draft: bool = False,
     bootstrap: int = 1000,
     seed: int = 0,
@@ -160,7 +204,7 @@ def predict(
     d_costs = (
         t_costs if self_draft else (StepCosts.from_rows(mean_rows(draft.repetitions)) if draft else None)
     )
-    point = point_grid(accept, t_costs, d_costs, grid)
+    point = point_grid(accept, t_costs, d_costs, grid, work)
     rng = np.random.default_rng(seed)
     reps: dict[tuple[int, int], list[float]] = {c: [] for c in point}
     n_req, n_t = len(requests), len(target.repetitions)
@@ -179,10 +223,10 @@ def predict(
             d_b = StepCosts.from_rows(mean_rows(draft.repetitions, rng.integers(0, n_d, n_d).tolist()))
         else:
             d_b = None
-        for c, v in point_grid(acc_b, t_b, d_b, grid).items():
+        for c, v in point_grid(acc_b, t_b, d_b, grid, work).items():
             reps[c].append(v[0])
     cells = []
-    for (b, k), (s, e, t, d) in point.items():
+    for (b, k), (s, dec, e, t, d) in point.items():
         r = reps[(b, k)]
         lo, hi = (
             (float(np.percentile(r, 2.5)), float(np.percentile(r, 97.5))) if len(r) >= 20 else (None, None)
@@ -194,6 +238,7 @@ def predict(
                 speedup=s,
                 ci95_low=lo,
                 ci95_high=hi,
+                decode_speedup=dec,
                 expected_tokens=e,
                 step_ms=t * 1000,
                 decode_ms=d * 1000,
@@ -235,11 +280,11 @@ def deciding_points(cells: Sequence[Cell]) -> list[tuple[int, int, str]]:
         return max((c for c in cells if c.concurrency == b), key=lambda c: c.speedup)
 
     lo, hi = best(concs[0]), best(concs[-1])
-    points = [(lo.concurrency, lo.n_draft, "best draft length at the lowest concurrency")]
-    points.append((hi.concurrency, hi.n_draft, "best draft length at the highest concurrency"))
+    points = [(lo.concurrency, lo.n_draft, "best at the lowest concurrency")]
+    points.append((hi.concurrency, hi.n_draft, "best at the highest concurrency"))
     x = next(c for c in crossovers(cells) if c.n_draft == lo.n_draft)
     if x.concurrency is not None:
-        points.append((x.concurrency, lo.n_draft, f"predicted crossover of draft length {lo.n_draft}"))
+        points.append((x.concurrency, lo.n_draft, f"crossover of n_draft {lo.n_draft}"))
     out: list[tuple[int, int, str]] = []
     for p in points:
         same = next((i for i, q in enumerate(out) if q[:2] == p[:2]), None)

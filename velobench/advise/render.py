@@ -43,7 +43,7 @@ def grid_table(report: AdviseReport) -> Table:
     )
 
 
-def confirm_table(report: AdviseReport) -> Table | None:
+def confirm_table(report: AdviseReport, why: bool = True) -> Table | None:
     if not report.confirmations:
         return None
     rows = []
@@ -57,14 +57,22 @@ def confirm_table(report: AdviseReport) -> Table | None:
                 f"{m.ratio:.2f}x {fmt.bracketed(m.ci95_low, m.ci95_high)}" if m else "n/a",
                 f"{c.miss:+.0%}" if c.miss is not None else "n/a",
                 {True: "yes", False: "NO", None: "n/a"}[c.agrees],
-                c.why,
+                *([c.why] if why else []),
             ]
         )
     return Table(
         title="Confirmed by real load levels: predicted vs measured",
-        headers=["concurrency", "n_draft", "predicted", "measured", "miss", "agrees", "why this point"],
+        headers=[
+            "concurrency",
+            "n_draft",
+            "predicted",
+            "measured",
+            "miss",
+            "agrees",
+            *(["why this point"] if why else []),
+        ],
         rows=rows,
-        right=[True, True, True, True, True, False, False],
+        right=[True, True, True, True, True, False, *([False] if why else [])],
         caption="agrees: within 10%, or the two 95% intervals overlap; measured: throughput ratio (Fieller)",
     )
 
@@ -103,7 +111,7 @@ def print_advice(console: Console, report: AdviseReport) -> None:
     console.print(grid_table(report).rich())
     for line in crossover_lines(report):
         console.print(f"  {line}")
-    t = confirm_table(report)
+    t = confirm_table(report, why=False)
     if t is not None:
         console.print(t.rich())
     console.print(schedule_table(report).rich())

@@ -2,10 +2,12 @@
 
     check       the options (draft lengths >= 1, concurrencies >= 1, a llama-server engine, a
                 context that holds the output and the largest draft): one line, before anything runs
-    costs       llama-batched-bench on the target (widths k+1, batch sizes = the concurrencies)
-                and on the draft (its decode step per batch size; self-draft: the target's own)
     acceptance  a short real speculative run at the largest k (`velobench run`, server engine):
-                per request the draft steps and accepted tokens per position (/metrics)
+                per request the draft steps and accepted tokens per position (/metrics), and
+                the prompts' mean length p
+    costs       llama-batched-bench on the target (widths k+1 and p, batch sizes = the
+                concurrencies) and on the draft (its decode step per batch size and its prefill
+                of p; self-draft: the target's own)
     predict     every (concurrency, k) with a bootstrap interval (`advise.model`), the best k per
                 concurrency (the schedule) and each k's crossover
     confirm     real `velobench load` levels at the deciding points (`model.deciding_points`): one
@@ -153,32 +155,21 @@ def _advise(cfg: RunConfig, opts: AdviseOptions, output: Path, console: Console)
     grid = (sorted(opts.concurrencies), sorted(opts.n_drafts))
     with adv.life:
         t0 = time.monotonic()
-        widths = sorted({1, *(k + 1 for k in grid[1])})
         console.print(
-            f"[bold]1/4[/bold] costs: llama-batched-bench, widths {','.join(map(str, widths))} × batches "
-            f"{','.join(map(str, grid[0]))}, {opts.repetitions} repetition(s)"
-            + (" (self-draft: the target's costs are the draft's)" if self_draft else "")
-        )
-        report.target_costs = costs(cfg, opts, target, widths, grid[0], cfg.gpu_layers, build)
-        if not self_draft:
-            report.draft_costs = costs(cfg, opts, draft, [1], grid[0], cfg.gpu_layers_draft, build)
-        adv.done("costs", t0)
-
-        t0 = time.monotonic()
-        console.print(
-            f"[bold]2/4[/bold] acceptance: {opts.probe_requests} requests at n_draft {max(grid[1])}"
+            f"[bold]1/4[/bold] acceptance: {opts.probe_requests} requests at n_draft {max(grid[1])}"
         )
         run = run_benchmark(
             probe_cfg, engine, report.environment, work / "probe.json", notes=notes, prompts=prompts
         )
         spec = run.speculative
+        its = spec.iterations if spec else []
         reqs = [
             RequestAcceptance(
                 prompt_id=it.prompt_id,
                 draft_steps=it.draft_steps or 0,
                 accepted_per_position=[round(x) for x in it.accepted_per_position or []],
             )
-            for it in (spec.iterations if spec else [])
+            for it in its
         ]
         if not reqs or not any(r.accepted_per_position for r in reqs):
             raise VelobenchError(
@@ -188,9 +179,28 @@ def _advise(cfg: RunConfig, opts: AdviseOptions, output: Path, console: Console)
         report.acceptance = AcceptanceProbe(
             n_draft=max(grid[1]), requests=reqs, result_file=str(work / "probe.json")
         )
+        report.prompt_tokens = round(sum(it.prompt_tokens for it in its) / len(its)) if opts.prefill else 0
         accept = model.acceptance_profile(reqs)
-        console.print("  accepted per position: " + ", ".join(f"{a:.2f}" for a in accept))
+        console.print(
+            "  accepted per position: "
+            + ", ".join(f"{a:.2f}" for a in accept)
+            + (f"; prompts of {report.prompt_tokens} tokens on average" if report.prompt_tokens else "")
+        )
         adv.done("acceptance", t0)
+
+        t0 = time.monotonic()
+        p = report.prompt_tokens
+        widths = sorted({1, *(k + 1 for k in grid[1]), *([p] if p else [])})
+        console.print(
+            f"[bold]2/4[/bold] costs: llama-batched-bench, widths {','.join(map(str, widths))} × batches "
+            f"{','.join(map(str, grid[0]))}, {opts.repetitions} repetition(s)"
+            + (" (self-draft: the target's costs are the draft's)" if self_draft else "")
+        )
+        report.target_costs = costs(cfg, opts, target, widths, grid[0], cfg.gpu_layers, build)
+        if not self_draft:
+            d_widths = sorted({1, *([p] if p else [])})
+            report.draft_costs = costs(cfg, opts, draft, d_widths, grid[0], cfg.gpu_layers_draft, build)
+        adv.done("costs", t0)
 
         t0 = time.monotonic()
         report.grid = model.predict(
@@ -198,6 +208,7 @@ def _advise(cfg: RunConfig, opts: AdviseOptions, output: Path, console: Console)
             report.target_costs,
             report.draft_costs,
             grid,
+            work=model.Workload(prompt_tokens=report.prompt_tokens, n_predict=cfg.n_predict),
             self_draft=self_draft,
             bootstrap=opts.bootstrap,
             seed=opts.seed,

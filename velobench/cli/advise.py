@@ -28,6 +28,10 @@ def advise(
     repetitions: Annotated[int, typer.Option(help="llama-batched-bench runs per model")] = 3,
     bootstrap: Annotated[int, typer.Option(help="bootstrap replicates of the prediction's interval")] = 1000,
     confirm: Annotated[bool, typer.Option(help="confirm the deciding points with real load levels")] = True,
+    prefill: Annotated[
+        bool,
+        typer.Option(help="predict whole requests, each one's prefill included (--no-prefill: decode only)"),
+    ] = True,
     prompts: o.Prompts = None,
     num_prompts: o.NumPrompts = None,
     prompt_seed: o.PromptSeed = 0,
@@ -71,6 +75,7 @@ def advise(
         bootstrap=bootstrap,
         seed=seed,
         confirm=confirm,
+        prefill=prefill,
     )
     n_draft = max(ks) if ks else 1
     cfg = config.from_options({k: v for k, v in locals().items() if k not in ("concurrency",)})

@@ -69,9 +69,12 @@ class Cell(Strict):
 
     concurrency: int
     n_draft: int
-    speedup: float
+    speedup: float = Field(description="whole requests, prefill included (the measured closed loop's ratio)")
     ci95_low: float | None
     ci95_high: float | None
+    decode_speedup: float = Field(
+        description="the decode phase alone: E(k)·d(b)/T(b,k) (the ceiling at b = 1)"
+    )
     expected_tokens: float = Field(description="E(k): tokens per verification step per sequence")
     step_ms: float = Field(description="T(b, k): draft k steps + verify k+1 tokens, at batch b")
     decode_ms: float = Field(description="T_dec(b): one vanilla decode step at batch b")
@@ -117,6 +120,7 @@ class AdviseOptions(Strict):
     bootstrap: int
     seed: int
     confirm: bool
+    prefill: bool = Field(default=True, description="the prediction includes each request's prefill")
 
 
 class AdviseReport(Strict):
@@ -138,6 +142,10 @@ class AdviseReport(Strict):
     )
     self_draft: bool = False
     acceptance: AcceptanceProbe | None = None
+    prompt_tokens: int | None = Field(
+        default=None,
+        description="the probe's mean prompt length, prefilled per request in the prediction (0: decode only)",
+    )
     grid: list[Cell] = Field(default_factory=list)
     schedule: list[ScheduleEntry] = Field(default_factory=list)
     crossovers: list[CrossoverPrediction] = Field(default_factory=list)
