@@ -177,7 +177,7 @@ def _advise(cfg: RunConfig, opts: AdviseOptions, output: Path, console: Console)
                 "this llama-server is too old for advise"
             )
         report.acceptance = AcceptanceProbe(
-            n_draft=max(grid[1]), requests=reqs, result_file=str(work / "probe.json")
+            n_draft=max(grid[1]), requests=reqs, result_file=f"{work.name}/probe.json"
         )
         report.prompt_tokens = round(sum(it.prompt_tokens for it in its) / len(its)) if opts.prefill else 0
         accept = model.acceptance_profile(reqs)
@@ -284,7 +284,7 @@ def confirm(report: AdviseReport, cfg: RunConfig, opts: AdviseOptions, work: Pat
         out = work / f"{name}.json"
         console.print(f"  {name}: concurrency {','.join(map(str, c_list))} × {opts.requests} requests")
         execute_load(lcfg, lo, out, quiet)
-        report.confirm_files.append(str(out))
+        report.confirm_files.append(f"{work.name}/{out.name}")
         return out
 
     vanilla = read_records(records_file(level_load(concs, None, "load-vanilla")))

@@ -61,7 +61,9 @@ class AcceptanceProbe(Strict):
 
     n_draft: int
     requests: list[RequestAcceptance]
-    result_file: str = Field(description="the probe's own `velobench run` result, beside this file")
+    result_file: str = Field(
+        description="the probe's own `velobench run` result, relative to this result's folder"
+    )
 
 
 class Cell(Strict):
@@ -153,7 +155,9 @@ class AdviseReport(Strict):
         default=None, description="vLLM's --speculative-config: the best single value for the stated load"
     )
     confirmations: list[Confirmation] = Field(default_factory=list)
-    confirm_files: list[str] = Field(default_factory=list, description="the confirmation load results")
+    confirm_files: list[str] = Field(
+        default_factory=list, description="the confirmation load results, relative to this result's folder"
+    )
     phases_s: dict[str, float] = Field(default_factory=dict, description="wall seconds per phase")
     wall_s: float | None = None
     notes: list[str] = Field(default_factory=list)
