@@ -29,10 +29,23 @@ def advised(tmp_path_factory: pytest.TempPathFactory, llama_bin: Path, smol: Pat
 
     folder = tmp_path_factory.mktemp("advise")
     res = subprocess.run(
-        [sys.executable, "-m", "velobench", "advise", "-m", str(smol), "-d", str(smol)]
-        + ["--concurrency", "1,2", "--n-draft", "2,4", "-n", "24", "--probe-requests", "4"]
-        + ["--requests", "4", "--repetitions", "2", "--bootstrap", "300", "-t", "1", "--prompts", "builtin"]
-        + ["--llama-cpp-path", str(llama_bin), "-o", "adv.json"],
+        [
+            *(sys.executable, "-m", "velobench", "advise", "-m", str(smol), "-d", str(smol)),
+            *("--concurrency", "1,2", "--n-draft", "2,4", "-n", "24", "--probe-requests", "4"),
+            *(
+                "--requests",
+                "4",
+                "--repetitions",
+                "2",
+                "--bootstrap",
+                "300",
+                "-t",
+                "1",
+                "--prompts",
+                "builtin",
+            ),
+            *("--llama-cpp-path", str(llama_bin), "-o", "adv.json"),
+        ],
         cwd=folder,
         stdin=subprocess.DEVNULL,
         capture_output=True,
@@ -84,7 +97,7 @@ def test_batch_one_decode_speedup_is_the_ceiling_on_the_measured_costs(advised: 
 
 
 def test_schedule_file_is_what_llama_server_takes(advised: tuple[Path, str], llama_bin: Path) -> None:
-    folder, out = advised
+    folder, _ = advised
     sched = tomllib.loads((folder / "adv.schedule.toml").read_text())
     entries = sched["llama_server"]
     assert entries[0]["concurrency_from"] == 1 and entries[-1]["concurrency_to"] == 2
@@ -101,3 +114,64 @@ def test_schedule_file_is_what_llama_server_takes(advised: tuple[Path, str], lla
         assert json.loads(vc)["method"] == "draft_model"
     html = (folder / "adv.html").read_text()
     assert "data:image/png;base64," in html and "Predicted speedup" in html
+
+
+def test_server_killed_mid_confirmation_keeps_the_phases(llama_bin: Path, smol: Path, tmp_path: Path) -> None:
+    """A crash mid-measurement: one line, exit 2, the finished phases kept, no server left."""
+    import time
+
+    from tests.integration.test_load import servers_of, spawn, wait_for
+
+    log = tmp_path / "out.txt"
+    child = spawn(
+        [
+            *(
+                "advise",
+                "-m",
+                str(smol),
+                "-d",
+                str(smol),
+                "--concurrency",
+                "1,2",
+                "--n-draft",
+                "2",
+                "-n",
+                "24",
+            ),
+            *(
+                "--probe-requests",
+                "2",
+                "--requests",
+                "40",
+                "--repetitions",
+                "1",
+                "--bootstrap",
+                "50",
+                "-t",
+                "1",
+            ),
+            *("--prompts", "builtin", "--llama-cpp-path", str(llama_bin), "-o", "k.json"),
+        ],
+        log,
+    )
+    try:
+        wait_for("load-vanilla:", log, child)
+        deadline = time.monotonic() + 60
+        while not (found := servers_of(child)):
+            assert time.monotonic() < deadline and child.poll() is None, log.read_text()
+            time.sleep(0.2)
+        time.sleep(2)  # its levels are under way
+        for s in found:
+            s.kill()
+        assert child.wait(timeout=60) == 2, log.read_text()
+    finally:
+        if child.poll() is None:
+            child.kill()
+    text = log.read_text()
+    err = [x for x in text.splitlines() if x.startswith("velobench: error:")]
+    assert len(err) == 1 and "Traceback" not in text, text
+    assert "llama-server exited with code -9" in err[0] and "finished phase(s) kept in k.json" in err[0]
+    rep = AdviseReport.model_validate_json(Path("k.json").read_text())
+    assert rep.status == "failed" and rep.grid and rep.acceptance is not None and rep.target_costs is not None
+    assert not any(p.is_running() for p in found)
+    assert llama_processes() == []
