@@ -44,7 +44,7 @@ def advised(tmp_path_factory: pytest.TempPathFactory, llama_bin: Path, smol: Pat
                 "--prompts",
                 "builtin",
             ),
-            *("--llama-cpp-path", str(llama_bin), "-o", "adv.json"),
+            *("--synthetic", "0.5", "--llama-cpp-path", str(llama_bin), "-o", "adv.json"),
         ],
         cwd=folder,
         stdin=subprocess.DEVNULL,
@@ -77,6 +77,20 @@ def test_advise_measures_predicts_and_confirms(advised: tuple[Path, str]) -> Non
     for f in report.confirm_files:
         assert json.loads((folder / f).read_text())["status"] == "complete"  # relative to the result's folder
     assert llama_processes() == []
+
+
+def test_synthetic_acceptance_on_the_real_server(advised: tuple[Path, str]) -> None:
+    """llama-server's --spec-synth-rates at the first confirmed point: the server counted about
+    the rates asked, and the model, given them, predicts less than with the real (higher) ones."""
+    folder, _ = advised
+    report = AdviseReport.model_validate_json((folder / "adv.json").read_text())
+    (syn,) = [c for c in report.confirmations if c.synthetic_rates]
+    k = syn.n_draft
+    assert syn.synthetic_rates == [0.5**i for i in range(1, k + 1)]
+    assert syn.measured_acceptance is not None and abs(syn.measured_acceptance[0] - 0.5) < 0.25
+    assert syn.measured is not None and syn.measured.ratio > 0
+    real = model.cell(report.grid, syn.concurrency, k)
+    assert syn.predicted.decode_speedup < real.decode_speedup  # SmolLM2 drafting itself accepts > 0.5
 
 
 def test_batch_one_decode_speedup_is_the_ceiling_on_the_measured_costs(advised: tuple[Path, str]) -> None:

@@ -27,12 +27,14 @@ from __future__ import annotations
 
 import io
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from rich.console import Console
 
 from velobench.advise import model
 from velobench.advise.schedule import llama_server_schedule, vllm_config
+from velobench.bins.locate import find_tool
 from velobench.engines import llama_batched_bench
 from velobench.engines.llama_args import llama_cpp_dir
 from velobench.errors import VelobenchError
@@ -49,7 +51,7 @@ from velobench.results.advise import (
     RequestAcceptance,
 )
 from velobench.results.config import EngineName, Method, RunConfig
-from velobench.results.load import read_records
+from velobench.results.load import LoadReport, Records, read_records
 from velobench.runner import preflight as validate
 from velobench.runner.lifecycle import Lifecycle
 from velobench.runner.loop import run_benchmark
@@ -264,7 +266,7 @@ def confirm(report: AdviseReport, cfg: RunConfig, opts: AdviseOptions, work: Pat
     )
     quiet = Console(file=io.StringIO())
 
-    def level_load(c_list: list[int], n_draft: int | None, name: str) -> Path:
+    def level_load(c_list: list[int], n_draft: int | None, name: str, extra: Sequence[str] = ()) -> Path:
         lo = load_options(
             requests=opts.requests,
             sweep="concurrency=" + ",".join(map(str, c_list)),
@@ -279,6 +281,7 @@ def confirm(report: AdviseReport, cfg: RunConfig, opts: AdviseOptions, work: Pat
                 "skip_speculative": n_draft is None,
                 "warmup": 1,
                 "iterations": 1,
+                "extra_args": [*cfg.extra_args, *extra],
             }
         )
         out = work / f"{name}.json"
@@ -309,3 +312,75 @@ def confirm(report: AdviseReport, cfg: RunConfig, opts: AdviseOptions, work: Pat
                     miss=None if m is None else m.ratio / pred.speedup - 1,
                 )
             )
+    if opts.synthetic:
+        synthetic(report, opts, points[0][:2], vanilla, level_load, console)
+
+
+def synthetic_rates(alpha: float, k: int) -> list[float]:
+    """llama-server's `--spec-synth-rates`: unconditional per-position acceptance a_i = α^i, i = 1..k
+    (the model's a_i exactly: P(the first i drafts all accepted), non-increasing as it requires)."""
+    return [float(f"{alpha**i:.6g}") for i in range(1, k + 1)]
+
+
+def synthetic(
+    report: AdviseReport,
+    opts: AdviseOptions,
+    point: tuple[int, int],
+    vanilla: Records,
+    level_load: Callable[..., Path],
+    console: Console,
+) -> None:
+    """The cost model checked independently of the draft: llama-server's synthetic acceptance
+    (`--spec-synth-rates`, benchmarking only: the output is not valid text) at the first deciding
+    point, for each α asked; predicted with a_i = α^i and the same measured costs."""
+    c, k = point
+    tool = find_tool("llama-server", Path(report.binaries[0].path).parent if report.binaries else None)
+    if not tool.supports("--spec-synth-rates"):
+        report.notes.append("this llama-server has no --spec-synth-rates: no synthetic-acceptance check")
+        console.print(f"  note: {report.notes[-1]}")
+        return
+    assert report.target_costs is not None
+    for alpha in opts.synthetic:
+        rates = synthetic_rates(alpha, k)
+        steps = 1 << 20
+        exact = [
+            RequestAcceptance(draft_steps=steps, accepted_per_position=[round(steps * a) for a in rates])
+        ] * 2
+        pred = model.cell(
+            model.predict(
+                exact,
+                report.target_costs,
+                report.draft_costs,
+                ([c], [k]),
+                work=model.Workload(
+                    prompt_tokens=report.prompt_tokens or 0, n_predict=report.config.n_predict
+                ),
+                self_draft=report.self_draft,
+                bootstrap=opts.bootstrap,
+                seed=opts.seed,
+            ),
+            c,
+            k,
+        )
+        name = f"load-nd{k}-synth{alpha:g}"
+        out = level_load([c], k, name, ["--spec-synth-rates", ",".join(f"{r:g}" for r in rates)])
+        spec = read_records(records_file(out))
+        level = LoadReport.model_validate_json(out.read_text()).level("speculative", float(c))
+        delta = level.spec_decode if level else None
+        got = [a / delta.drafts for a in delta.accepted_per_position] if delta and delta.drafts else None
+        m = compare_level(
+            vanilla.get(("vanilla", float(c)), []), spec.get(("speculative", float(c)), []), level=c
+        ).throughput
+        report.confirmations.append(
+            Confirmation(
+                concurrency=c,
+                n_draft=k,
+                why=f"synthetic acceptance α = {alpha:g}",
+                predicted=pred,
+                measured=m,
+                agrees=None if m is None else model.agrees(pred, m.ratio, m.ci95_low, m.ci95_high),
+                miss=None if m is None else m.ratio / pred.speedup - 1,
+                synthetic_rates=rates,
+                measured_acceptance=got,
+            )
+        )

@@ -32,6 +32,13 @@ def advise(
         bool,
         typer.Option(help="predict whole requests, each one's prefill included (--no-prefill: decode only)"),
     ] = True,
+    synthetic: Annotated[
+        str,
+        typer.Option(
+            help="also check the cost model with llama-server's synthetic acceptance a_i = α^i at these α "
+            "(e.g. 0.5,0.9), at the first confirmed point; '' = none"
+        ),
+    ] = "",
     prompts: o.Prompts = None,
     num_prompts: o.NumPrompts = None,
     prompt_seed: o.PromptSeed = 0,
@@ -64,6 +71,11 @@ def advise(
 
     concs = [int(c) for c in o.csv_numbers(concurrency, "--concurrency", int, "1,2,4")]
     ks = [int(k) for k in o.csv_numbers(n_drafts, "--n-draft", int, "2,4,8")]
+    alphas = (
+        [float(a) for a in o.csv_numbers(synthetic, "--synthetic", float, "0.5,0.9")] if synthetic else []
+    )
+    if any(not 0 <= a <= 1 for a in alphas):
+        raise VelobenchError("--synthetic: acceptance α must lie in [0, 1]")
     if bootstrap < 0 or repetitions < 1:
         raise VelobenchError("--bootstrap must be >= 0 and --repetitions >= 1")
     opts = AdviseOptions(
@@ -76,6 +88,7 @@ def advise(
         seed=seed,
         confirm=confirm,
         prefill=prefill,
+        synthetic=alphas,
     )
     n_draft = max(ks) if ks else 1
     cfg = config.from_options({k: v for k, v in locals().items() if k not in ("concurrency",)})

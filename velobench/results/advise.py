@@ -109,6 +109,13 @@ class Confirmation(Strict):
     measured: Ratio | None = Field(description="speculative ÷ vanilla output tokens/s at this level")
     agrees: bool | None = Field(description="within 10% of the prediction, or the two 95% intervals overlap")
     miss: float | None = Field(description="measured / predicted − 1")
+    synthetic_rates: list[float] | None = Field(
+        default=None,
+        description="llama-server's --spec-synth-rates at this point (the cost model's own check)",
+    )
+    measured_acceptance: list[float] | None = Field(
+        default=None, description="a_i the server counted at this level (/metrics), to compare with the rates"
+    )
 
 
 class AdviseOptions(Strict):
@@ -123,6 +130,10 @@ class AdviseOptions(Strict):
     seed: int
     confirm: bool
     prefill: bool = Field(default=True, description="the prediction includes each request's prefill")
+    synthetic: list[float] = Field(
+        default_factory=list,
+        description="α of the synthetic-acceptance checks (a_i = α^i), at the first deciding point",
+    )
 
 
 class AdviseReport(Strict):
