@@ -16,7 +16,7 @@ from velobench.results.advise import AdviseReport
 
 
 def _pred(c: model.Cell) -> str:
-    return f"{c.speedup:.2f}x {fmt.bracketed(c.ci95_low, c.ci95_high)}"
+    return f"{c.speedup:.2f}x{fmt.bracketed(c.ci95_low, c.ci95_high)}"
 
 
 def grid_table(report: AdviseReport) -> Table:
@@ -54,7 +54,7 @@ def confirm_table(report: AdviseReport, why: bool = True) -> Table | None:
                 str(c.concurrency),
                 str(c.n_draft),
                 _pred(c.predicted),
-                f"{m.ratio:.2f}x {fmt.bracketed(m.ci95_low, m.ci95_high)}" if m else "n/a",
+                f"{m.ratio:.2f}x{fmt.bracketed(m.ci95_low, m.ci95_high)}" if m else "n/a",
                 f"{c.miss:+.0%}" if c.miss is not None else "n/a",
                 {True: "yes", False: "NO", None: "n/a"}[c.agrees],
                 *([c.why] if why else []),
