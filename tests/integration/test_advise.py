@@ -31,10 +31,10 @@ def advised(tmp_path_factory: pytest.TempPathFactory, llama_bin: Path, smol: Pat
     res = subprocess.run(
         [
             *(sys.executable, "-m", "velobench", "advise", "-m", str(smol), "-d", str(smol)),
-            *("--concurrency", "1,2", "--n-draft", "2,4", "-n", "24", "--probe-requests", "4"),
+            *("--concurrency", "1,2", "--n-draft", "2,4", "-n", "16", "--probe-requests", "3"),
             *(
                 "--requests",
-                "4",
+                "3",
                 "--repetitions",
                 "2",
                 "--bootstrap",
@@ -67,7 +67,7 @@ def test_advise_measures_predicts_and_confirms(advised: tuple[Path, str]) -> Non
     for c in report.grid:
         assert c.speedup > 0 and c.ci95_low is not None and c.ci95_high is not None
         assert c.ci95_low <= c.ci95_high
-    assert report.acceptance is not None and len(report.acceptance.requests) == 4
+    assert report.acceptance is not None and len(report.acceptance.requests) == 3
     assert report.prompt_tokens and report.prompt_tokens > 0
     # every confirmed point measured for real, with the prediction beside it
     assert 1 <= len(report.confirmations) <= 3
@@ -174,7 +174,7 @@ def test_server_killed_mid_confirmation_keeps_the_phases(llama_bin: Path, smol: 
         while not (found := servers_of(child)):
             assert time.monotonic() < deadline and child.poll() is None, log.read_text()
             time.sleep(0.2)
-        time.sleep(2)  # its levels are under way
+        time.sleep(4)  # its levels are under way
         for s in found:
             s.kill()
         assert child.wait(timeout=60) == 2, log.read_text()
@@ -184,7 +184,8 @@ def test_server_killed_mid_confirmation_keeps_the_phases(llama_bin: Path, smol: 
     text = log.read_text()
     err = [x for x in text.splitlines() if x.startswith("velobench: error:")]
     assert len(err) == 1 and "Traceback" not in text, text
-    assert "llama-server exited with code -9" in err[0] and "finished phase(s) kept in k.json" in err[0]
+    # the server's exit (or the request it broke, where it died mid-tokenize) named, what finished kept
+    assert "llama-server" in err[0] and "finished phase(s) kept in k.json" in err[0], err[0]
     rep = AdviseReport.model_validate_json(Path("k.json").read_text())
     assert rep.status == "failed" and rep.grid and rep.acceptance is not None and rep.target_costs is not None
     assert not any(p.is_running() for p in found)
