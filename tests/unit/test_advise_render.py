@@ -74,7 +74,7 @@ def test_schedule_toml_reads_back() -> None:
         (4, 4, 0),
     ]
     assert sched["llama_server"][0]["command"] == 'llama-server -m "t.gguf" -md d.gguf'  # quotes survive
-    assert sched["vllm"] == {"concurrency": 4, "speculative_config": ""}
+    assert sched["vllm"] == {"speculative_config": ""}
     rep.vllm_speculative_config = {"method": "draft_model", "model": "d", "num_speculative_tokens": 2}
     vc = tomllib.loads(render.schedule_toml(rep))["vllm"]["speculative_config"]
     assert json.loads(vc) == rep.vllm_speculative_config

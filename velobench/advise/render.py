@@ -157,8 +157,7 @@ def schedule_toml(report: AdviseReport) -> str:
         ]
     vc = report.vllm_speculative_config
     out += [
-        "[vllm]",
-        f"concurrency = {max(report.advise.concurrencies)}",
+        "[vllm]  # num_speculative_tokens_per_batch_size: the same ranges, [from, to, k]",
         f"speculative_config = {_toml_str(json.dumps(vc, separators=(',', ':')) if vc else '')}  # empty: vanilla",
     ]
     return "\n".join(out) + "\n"

@@ -13,7 +13,7 @@
     confirm     real `velobench load` levels at the deciding points (`model.deciding_points`): one
                 vanilla load over their concurrencies, one speculative load per k
     emit        the schedule: llama-server command lines per concurrency range, vLLM's
-                --speculative-config for the highest concurrency asked
+                --speculative-config with the same ranges (num_speculative_tokens_per_batch_size)
 
 The result is saved after every phase (`runner.lifecycle`); each measurement (the probe, every
 confirmation load) is a result of its own beside it, so Ctrl-C or a crash keeps what finished

@@ -7,9 +7,14 @@ concurrencies with the same best choice merged, each range up to the next grid p
 last ends at the largest concurrency predicted; beyond it nothing is predicted). Where no draft
 length is predicted to pay, the range runs vanilla (no draft model).
 
-vLLM takes one `num_speculative_tokens` per server (its speculative config has no per-batch-size
-schedule): the best single value at the highest concurrency asked, the stated load; where
-speculation is predicted not to pay there, None (serve without --speculative-config).
+vLLM: `--speculative-config` with `num_speculative_tokens` the largest draft length of the
+schedule and, because the installed vLLM (0.32) takes a batch-size schedule,
+`num_speculative_tokens_per_batch_size`: the same ranges as `[from, to, k]` (k = 0 where the
+range runs vanilla; vLLM's `validate_and_normalize_dynamic_sd_schedule` wants them sorted,
+non-overlapping, from 1; beyond the last range vLLM carries its k forward). Where speculation is
+predicted not to pay at any concurrency, None (serve without --speculative-config).
+`vllm_config(report, per_batch_size=False)` gives the best single value at the highest
+concurrency asked instead, for a vLLM without the schedule.
 """
 
 from __future__ import annotations
@@ -61,8 +66,19 @@ def llama_server_schedule(report: AdviseReport, build: Path | None) -> list[Sche
     return entries
 
 
-def vllm_config(report: AdviseReport) -> dict[str, object] | None:
-    """`--speculative-config` for the highest concurrency asked (None: serve vanilla there)."""
+def vllm_config(report: AdviseReport, *, per_batch_size: bool = True) -> dict[str, object] | None:
+    """`--speculative-config` from the schedule (see the module docstring); None: serve vanilla."""
+    if per_batch_size:
+        ks = [e.n_draft for e in report.schedule if e.n_draft]
+        if not ks:
+            return None
+        cfg = vllm_args.speculative_config(
+            vllm_args.SpecOptions(method="draft", n_draft=max(ks), draft_model=report.config.draft_model)
+        )
+        cfg["num_speculative_tokens_per_batch_size"] = [
+            [e.concurrency_from, e.concurrency_to, e.n_draft or 0] for e in report.schedule
+        ]
+        return cfg
     best = model.best_per_concurrency(report.grid)
     cell = best[max(best)]
     if cell is None:

@@ -163,7 +163,8 @@ class AdviseReport(Strict):
     schedule: list[ScheduleEntry] = Field(default_factory=list)
     crossovers: list[CrossoverPrediction] = Field(default_factory=list)
     vllm_speculative_config: dict[str, object] | None = Field(
-        default=None, description="vLLM's --speculative-config: the best single value for the stated load"
+        default=None,
+        description="vLLM's --speculative-config: the schedule as num_speculative_tokens_per_batch_size",
     )
     confirmations: list[Confirmation] = Field(default_factory=list)
     confirm_files: list[str] = Field(
