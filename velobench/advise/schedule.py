@@ -1,5 +1,5 @@
 """The deployable schedule from a prediction: llama-server command lines per concurrency range,
-and vLLM's `--speculative-config` for the highest concurrency asked.
+and vLLM's `--speculative-config` with the same ranges.
 
 llama-server takes one draft length per server (`--spec-draft-n-max`, or the name the binary
 lists), so the schedule is one command line per range of expected concurrency: the grid's
