@@ -20,6 +20,7 @@ BASE = ["advise", "-m", "model.gguf", "-d", "model.gguf", "--prompts", "builtin"
         (["--engine", "vllm"], "--engine vllm is not supported"),
         (["-n", "2040", "--n-draft", "8"], "--ctx-size 2048 per slot cannot hold -n 2040"),
         (["--probe-requests", "1"], "--probe-requests must be >= 2"),
+        (["--concurrency", "64", "--n-draft", "4"], "= 320 sequences"),
         (["--bootstrap", "-1"], "--bootstrap must be >= 0"),
     ],
 )

@@ -104,9 +104,9 @@ def test_batch_one_decode_speedup_is_the_ceiling_on_the_measured_costs(advised: 
     accept = model.acceptance_profile(report.acceptance.requests if report.acceptance else [])
     alpha = ceiling.alpha_from_acceptance(None, k, mean_length=model.expected_tokens(accept, k))
     geometric = [alpha**i for i in range(1, k + 1)]
-    d = costs.decode_s[1]
+    d = costs.pass_s[1]
     ours = model.point_grid(geometric, costs, costs, ([1], [k]))[(1, k)][1]
-    theirs = ceiling.speedup_ceiling(alpha, k, costs.decode_s[1] / d, costs.verify_s[(1, k + 1)] / d)
+    theirs = ceiling.speedup_ceiling(alpha, k, costs.pass_s[1] / d, costs.pass_s[k + 1] / d)
     assert ours == pytest.approx(theirs, rel=1e-9)
 
 

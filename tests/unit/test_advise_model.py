@@ -12,10 +12,11 @@ from velobench.results.advise import CostRow, ModelCosts, RequestAcceptance
 from velobench.results.costs import Costs
 
 
-def costs(decode: dict[int, float], verify: dict[tuple[int, int], float], tg: int = 8) -> ModelCosts:
-    """One repetition whose rows give exactly d(b) = decode[b] and V(b, w) = verify[(b, w)]."""
-    rows = [CostRow(pp=w, tg=tg, batch=b, t_pp_s=v, t_tg_s=decode[b] * tg) for (b, w), v in verify.items()]
-    return ModelCosts(model="m", command="llama-batched-bench", repetitions=[rows])
+def costs(passes: dict[int, float], prefill: dict[int, float] | None = None, tg: int = 8) -> ModelCosts:
+    """One repetition whose rows give exactly d(n) = passes[n] (PP = 1, B = n) and P(p) = prefill[p]."""
+    rows = [CostRow(pp=1, tg=tg, batch=n, t_pp_s=v, t_tg_s=v * tg) for n, v in passes.items()]
+    rows += [CostRow(pp=p, tg=1, batch=1, t_pp_s=v, t_tg_s=0.01) for p, v in (prefill or {}).items()]
+    return ModelCosts(model="m", commands=["llama-batched-bench"], repetitions=[rows])
 
 
 def accepting(alpha: float, positions: int, steps: int = 1 << 20) -> list[RequestAcceptance]:
@@ -31,15 +32,15 @@ def accepting(alpha: float, positions: int, steps: int = 1 << 20) -> list[Reques
 def test_all_accepted_and_free_draft_gives_k_plus_one_at_batch_one() -> None:
     # verification of k+1 tokens costs one decode step, the draft nothing, every draft accepted
     ks = [1, 2, 4]
-    target = costs({1: 0.01}, {(1, k + 1): 0.01 for k in ks})
+    target = costs({1: 0.01, **{k + 1: 0.01 for k in ks}})
     cells = model.predict(accepting(1.0, 4), target, None, ([1], ks), bootstrap=0)
     assert {c.n_draft: round(c.speedup, 9) for c in cells} == {1: 2.0, 2: 3.0, 4: 5.0}
 
 
 def test_nothing_accepted_is_slower() -> None:
     ks = [1, 2, 4]
-    target = costs({1: 0.01, 4: 0.02}, {(b, k + 1): 0.01 * b * (1 + k / 8) for b in (1, 4) for k in ks})
-    draft = costs({1: 0.002, 4: 0.003}, {(b, 1): 0.002 for b in (1, 4)})
+    target = costs({n: 0.01 * (1 + n / 8) for n in (1, 4, *(b * (k + 1) for b in (1, 4) for k in ks))})
+    draft = costs({1: 0.002, 4: 0.003})
     cells = model.predict(accepting(0.0, 4), target, draft, ([1, 4], ks), bootstrap=0)
     assert all(c.speedup < 1 for c in cells)
     assert model.best_per_concurrency(cells) == {1: None, 4: None}
@@ -52,8 +53,8 @@ def test_batch_one_is_the_ceiling() -> None:
     pp = {2: 70.0, 3: 95.0, 5: 130.0, 9: 180.0}
     c = Costs(target_tg_ts=tg_t, draft_tg_ts=tg_d, pp_ts=pp, commands=[])
     ks = [1, 2, 4, 8]
-    target = costs({1: 1 / tg_t}, {(1, w): w / ts for w, ts in pp.items()})
-    draft = costs({1: 1 / tg_d}, {(1, 1): 1 / tg_d})
+    target = costs({1: 1 / tg_t, **{w: w / ts for w, ts in pp.items()}})
+    draft = costs({1: 1 / tg_d})
     alpha = 0.5
     cells = model.predict(accepting(alpha, 8), target, draft, ([1], ks), bootstrap=0)
     for cell in cells:
@@ -66,14 +67,12 @@ def test_batch_one_is_the_ceiling() -> None:
 
 
 def test_crossover_and_schedule_points() -> None:
-    """Verification that grows with the batch (by hand, α = 1/2: E(2) = 1.75, E(4) = 1.9375):
-    b=1: k=2 1.47x, k=4 1.48x; b=2: k=2 1.10x, k=4 0.95x; b=4: k=2 0.53x, k=4 0.39x."""
+    """A roofline: a pass costs the same up to 5 tokens (memory-bound), then grows with them
+    (compute-bound). By hand, α = 1/2 (E(2) = 1.75, E(4) = 1.9375), speedup = E·d(b)/d(b(k+1)):
+    b=1: k=2 1.75x, k=4 1.94x; b=2: k=2 1.46x, k=4 0.97x; b=4: k=2 0.73x, k=4 0.48x."""
     ks = [2, 4]
     bs = [1, 2, 4]
-    target = costs(
-        {1: 0.010, 2: 0.011, 4: 0.012},
-        {(b, k + 1): 0.010 * (1 + (k + 1) * b * b / 16) for b in bs for k in ks},
-    )
+    target = costs({n: 0.01 * max(1.0, n / 5) for n in (1, 2, 3, 4, 5, 6, 10, 12, 20)})
     cells = model.predict(accepting(0.5, 4), target, None, (bs, ks), bootstrap=0)
     best = model.best_per_concurrency(cells)
     assert best[1] is not None and best[1].n_draft == 4
@@ -93,7 +92,7 @@ def test_prefill_pulls_the_speedup_towards_one_and_the_draft_prefill_below() -> 
     assert model.request_speedup(2.0, n, d, p_t, p_t) == pytest.approx(2 / 2.5)
     assert model.request_speedup(2.0, n, d, 0.0, 0.0) == pytest.approx(2.0)
     # through the grid: the prompt's row at batch 1 is its prefill, b requests prefill per batch
-    target = costs({1: d, 2: d}, {(1, 3): d, (2, 3): d, (1, 40): p_t / 2})
+    target = costs({1: d, 2: d, 3: d, 6: d}, {40: p_t / 2})
     cells = model.predict(
         accepting(1.0, 2),
         target,
@@ -120,7 +119,7 @@ def test_bootstrap_interval_covers_the_true_speedup() -> None:
     rng = np.random.default_rng(7)
     alpha, k_max, steps_per_req, n_req = 0.6, 4, 30, 24
     truth_accept = [alpha**i for i in range(1, k_max + 1)]
-    target = costs({1: 0.01, 2: 0.012}, {(b, k + 1): 0.01 * b * (1 + k / 6) for b in (1, 2) for k in (2, 4)})
+    target = costs({n: 0.01 * (1 + n / 6) for n in (1, 2, 3, 5, 6, 10)})
     true_cells = model.point_grid(
         truth_accept, model.StepCosts.from_rows(target.repetitions[0]), None, ([1, 2], [2, 4])
     )

@@ -16,9 +16,8 @@ from velobench.telemetry.environment import capture
 def report() -> AdviseReport:
     ks, bs = [2, 4], [1, 2, 4]
     target = costs(
-        {1: 0.010, 2: 0.011, 4: 0.012},
-        {(b, k + 1): 0.010 * (1 + (k + 1) * b * b / 16) for b in bs for k in ks},
-    )
+        {n: 0.01 * max(1.0, n / 5) for n in (1, 2, 3, 4, 5, 6, 10, 12, 20)}
+    )  # the model test's roofline
     opts = AdviseOptions(
         concurrencies=bs,
         n_drafts=ks,

@@ -32,9 +32,10 @@ def test_jsonl_rows() -> None:
     assert len(rows) == 6
     assert all(r.t_pp_s > 0 and r.t_tg_s > 0 for r in rows)
     costs = StepCosts.from_rows(rows)
-    assert set(costs.decode_s) == {1, 2}
-    assert set(costs.verify_s) == {(b, w) for b in (1, 2) for w in (1, 3, 5)}
-    assert costs.decode_s[1] == pytest.approx(rows[0].t_tg_s / 8)
+    assert set(costs.pass_s) == {1, 2}  # the PP = 1 rows: a pass over B tokens
+    assert set(costs.prefill_s) == {1, 3, 5}  # the B = 1 rows: a PP-token prompt
+    assert costs.pass_s[1] == pytest.approx(rows[0].t_tg_s / 8)
+    assert costs.prefill_s[5] == pytest.approx(rows[4].t_pp_s)
 
 
 def test_no_rows_is_a_quoted_error() -> None:

@@ -12,18 +12,20 @@ the target's prefill in both modes, the draft's too when speculating.
 
 with a_i = P(the first i drafted tokens are all accepted) = (steps whose position i was
 accepted) / (steps with a draft), read from the server's per-position counters on a short real
-run at the largest k; d(b) one decode step of b sequences (llama-batched-bench T_TG / TG at
-B = b) and V(b, w) one batch of w tokens for each of b sequences (its T_PP at PP = w, B = b).
+run at the largest k; d(n) one forward pass over n tokens, each with its logits
+(llama-batched-bench's T_TG / TG at PP = 1, B = n: each step decodes one token for each of n
+sequences), so that a decode step of b sequences is d(b) and a verification of w = k+1 tokens
+for each of b sequences, V(b, w) = d(b·w): the same b·w tokens and logits in one batch.
 
 Assumptions (docs/advise.md): every sequence in flight speculates and the drafts of all
 sequences are batched (llama-server drafts all slots in one batch); a_i does not depend on k
 (greedy drafting, no early stop: the draft's first i tokens are the same whatever k is); a
 request's prefill holds up the batch once, by the target and (speculating) by the draft
-(`request_speedup`); verification's cost is that of a prompt
-batch of the same shape, at KV depth ≈ 0 (llama-batched-bench's prompt phase).
+(`request_speedup`); verification's attention runs over each sequence's own context, which
+d(b·w) (one token per sequence, at depth ≤ TG) leaves out: small for short contexts.
 
 At b = 1 with a_i = α^i the decode speedup is `analysis.ceiling.speedup_ceiling(α, k, c, v(k+1))`, with
-c = d_draft(1)/d_target(1) and v = V(1, k+1)/d_target(1): the ceiling velobench computes is
+c = d_draft(1)/d_target(1) and v = d_target(k+1)/d_target(1): the ceiling velobench computes is
 this model's batch-1 case (tests/unit/test_advise_model.py checks it).
 
 The interval: a percentile bootstrap. Each replicate resamples the probe's requests (with
@@ -89,23 +91,22 @@ def speedup(accept: Sequence[float], k: int, decode_s: float, draft_step_s: floa
 
 @dataclass(frozen=True)
 class StepCosts:
-    """One model's step times: d(b) per batch size, V(b, w) per (batch size, width), seconds."""
+    """One model's costs: a forward pass over n tokens, each with its logits, per n; and the
+    prefill of one p-token prompt per p; seconds.
 
-    decode_s: Mapping[int, float]
-    verify_s: Mapping[tuple[int, int], float]
+    pass_s[n]    = T_TG / TG of llama-batched-bench's row with PP = 1, B = n (each of its TG
+                   steps decodes one token for each of n sequences: n tokens, n logits)
+    prefill_s[p] = T_PP of its row with PP = p, B = 1
+    """
+
+    pass_s: Mapping[int, float]
+    prefill_s: Mapping[int, float]
 
     @classmethod
     def from_rows(cls, rows: Sequence[CostRow]) -> StepCosts:
-        """d(b) = T_TG / TG of the row with B = b and the smallest PP; V(b, w) = T_PP at (PP = w, B = b)."""
-        decode: dict[int, float] = {}
-        first_pp: dict[int, int] = {}
-        verify: dict[tuple[int, int], float] = {}
-        for r in rows:
-            verify[(r.batch, r.pp)] = r.t_pp_s
-            if r.tg > 0 and (r.batch not in first_pp or r.pp < first_pp[r.batch]):
-                first_pp[r.batch] = r.pp
-                decode[r.batch] = r.t_tg_s / r.tg
-        return cls(decode, verify)
+        passes = {r.batch: r.t_tg_s / r.tg for r in rows if r.pp == 1 and r.tg > 0}
+        prefill = {r.pp: r.t_pp_s for r in rows if r.batch == 1}
+        return cls(passes, prefill)
 
 
 def mean_rows(repetitions: Sequence[Sequence[CostRow]], pick: Sequence[int] | None = None) -> list[CostRow]:
@@ -170,12 +171,12 @@ def point_grid(
     out = {}
     p = work.prompt_tokens
     for b in grid[0]:
-        d_t = target.decode_s[b]
-        d_d = draft.decode_s[b] if draft is not None else 0.0
-        pf_t = b * target.verify_s[(1, p)] if p else 0.0
-        pf_d = b * draft.verify_s[(1, p)] if p and draft is not None else 0.0
+        d_t = target.pass_s[b]
+        d_d = draft.pass_s[b] if draft is not None else 0.0
+        pf_t = b * target.prefill_s[p] if p else 0.0
+        pf_d = b * draft.prefill_s[p] if p and draft is not None else 0.0
         for k in grid[1]:
-            v = target.verify_s[(b, k + 1)]
+            v = target.pass_s[b * (k + 1)]
             e = expected_tokens(accept, k)
             t = step_time(d_d, v, k)
             dec = e * d_t / t

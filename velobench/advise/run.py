@@ -5,9 +5,9 @@
     acceptance  a short real speculative run at the largest k (`velobench run`, server engine):
                 per request the draft steps and accepted tokens per position (/metrics), and
                 the prompts' mean length p
-    costs       llama-batched-bench on the target (widths k+1 and p, batch sizes = the
-                concurrencies) and on the draft (its decode step per batch size and its prefill
-                of p; self-draft: the target's own)
+    costs       llama-batched-bench on the target (a pass over n tokens for n = b and b·(k+1):
+                decode and verification; a p-token prefill) and on the draft (a pass over b
+                tokens, the prefill; self-draft: the target's own)
     predict     every (concurrency, k) with a bootstrap interval (`advise.model`), the best k per
                 concurrency (the schedule) and each k's crossover
     confirm     real `velobench load` levels at the deciding points (`model.deciding_points`): one
@@ -58,6 +58,7 @@ from velobench.runner.loop import run_benchmark
 from velobench.runner.run import build_folder, prepare
 from velobench.telemetry.environment import capture
 
+MAX_SEQUENCES = 256  # llama.cpp's LLAMA_MAX_SEQ: sequences in one context
 COST_TG = 8  # decode steps per llama-batched-bench row: enough for a stable d(b), cheap
 
 
@@ -89,6 +90,13 @@ def check(cfg: RunConfig, opts: AdviseOptions) -> RunConfig:
         raise VelobenchError("--probe-requests must be >= 2 (acceptance is resampled per request)")
     if opts.requests < 2:
         raise VelobenchError("--requests must be >= 2 per confirmation level")
+    widest = max(opts.concurrencies) * (max(opts.n_drafts) + 1)
+    if widest > MAX_SEQUENCES:
+        raise VelobenchError(
+            f"--concurrency {max(opts.concurrencies)} × (n_draft {max(opts.n_drafts)} + 1) = {widest} sequences: "
+            f"advise measures a verification step as that many one-token sequences, and llama.cpp takes at most "
+            f"{MAX_SEQUENCES}; lower the concurrency or the draft length"
+        )
     need = cfg.n_predict + max(opts.n_drafts) + 1
     if need > cfg.ctx_size:
         raise VelobenchError(
@@ -192,16 +200,16 @@ def _advise(cfg: RunConfig, opts: AdviseOptions, output: Path, console: Console)
 
         t0 = time.monotonic()
         p = report.prompt_tokens
-        widths = sorted({1, *(k + 1 for k in grid[1]), *([p] if p else [])})
+        passes = sorted({*grid[0], *(b * (k + 1) for b in grid[0] for k in grid[1])})
         console.print(
-            f"[bold]2/4[/bold] costs: llama-batched-bench, widths {','.join(map(str, widths))} × batches "
-            f"{','.join(map(str, grid[0]))}, {opts.repetitions} repetition(s)"
+            f"[bold]2/4[/bold] costs: llama-batched-bench, passes over {','.join(map(str, passes))} tokens"
+            + (f" and a {p}-token prefill" if p else "")
+            + f", {opts.repetitions} repetition(s)"
             + (" (self-draft: the target's costs are the draft's)" if self_draft else "")
         )
-        report.target_costs = costs(cfg, opts, target, widths, grid[0], cfg.gpu_layers, build)
+        report.target_costs = costs(cfg, opts, target, passes, p, cfg.gpu_layers, build)
         if not self_draft:
-            d_widths = sorted({1, *([p] if p else [])})
-            report.draft_costs = costs(cfg, opts, draft, d_widths, grid[0], cfg.gpu_layers_draft, build)
+            report.draft_costs = costs(cfg, opts, draft, grid[0], p, cfg.gpu_layers_draft, build)
         adv.done("costs", t0)
 
         t0 = time.monotonic()
@@ -238,21 +246,36 @@ def costs(
     cfg: RunConfig,
     opts: AdviseOptions,
     model_path: str,
-    widths: list[int],
-    batches: list[int],
+    passes: list[int],
+    prompt_tokens: int | None,
     gpu_layers: str | None,
     build: Path | None,
 ) -> ModelCosts:
-    return llama_batched_bench.measure(
-        model_path,
-        widths,
-        batches,
-        repetitions=opts.repetitions,
-        tg=COST_TG,
-        threads=cfg.threads,
-        gpu_layers=gpu_layers,
-        llama_cpp_path=build,
-    )
+    """llama-batched-bench on one model: a pass over n tokens for every n (PP = 1, B = n, COST_TG
+    steps) and, where prompts are prefilled, one p-token prompt (PP = p, B = 1, one step); the
+    two runs' rows of each repetition together."""
+
+    def bench(widths: list[int], batches: list[int], tg: int) -> ModelCosts:
+        return llama_batched_bench.measure(
+            model_path,
+            widths,
+            batches,
+            repetitions=opts.repetitions,
+            tg=tg,
+            threads=cfg.threads,
+            gpu_layers=gpu_layers,
+            llama_cpp_path=build,
+        )
+
+    out = bench([1], passes, COST_TG)
+    if prompt_tokens:
+        pre = bench([prompt_tokens], [1], 1)
+        out = ModelCosts(
+            model=model_path,
+            commands=[*out.commands, *pre.commands],
+            repetitions=[a + b for a, b in zip(out.repetitions, pre.repetitions, strict=True)],
+        )
+    return out
 
 
 def confirm(report: AdviseReport, cfg: RunConfig, opts: AdviseOptions, work: Path, console: Console) -> None:

@@ -6,11 +6,12 @@ For every (PP, TG, B) it times two phases on a fresh KV cache: prompt processing
 of PP tokens each in one batch (T_PP), then TG steps that each decode one token for every one of
 the B sequences (T_TG). `velobench advise` reads them as
 
-    decode step at batch b            d(b)    = T_TG / TG               (the row with B = b)
-    verification of w tokens × b      V(b, w) = T_PP                    (the row with PP = w, B = b)
+    a pass over n tokens, all logits  d(n) = T_TG / TG                  (the row with PP = 1, B = n)
+    prefill of a p-token prompt       P(p) = T_PP                       (the row with PP = p, B = 1)
 
-(a verification step of w = k+1 tokens for b sequences is one batch of b·w tokens, as the
-prompt phase is). Its markdown table prints times with millisecond resolution; the JSONL output
+(a decode step of b sequences is d(b); a verification step of w = k+1 tokens for each of b
+sequences is one batch of b·w tokens, each with its logits: d(b·w). The prompt phase would not
+do for verification: it computes the logits of each sequence's last token only.) Its markdown table prints times with millisecond resolution; the JSONL output
 (`--output-format jsonl`) has microseconds, so velobench runs that and parses both.
 
 Pure parsers (`parse_rows`) over captured text raise ValueError quoting what they could not read;
@@ -147,4 +148,4 @@ def measure(
                 f"llama-batched-bench measured no row for (width, batch) {missing}: {shlex.join(cmd)}"
             )
         reps.append(rows)
-    return ModelCosts(model=model, command=shlex.join(cmd), repetitions=reps)
+    return ModelCosts(model=model, commands=[shlex.join(cmd)], repetitions=reps)

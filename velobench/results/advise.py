@@ -43,8 +43,8 @@ class ModelCosts(Strict):
     """Every repetition of llama-batched-bench on one model."""
 
     model: str
-    command: str
-    repetitions: list[list[CostRow]]
+    commands: list[str]
+    repetitions: list[list[CostRow]] = Field(description="each repetition's rows, of every command")
 
 
 class RequestAcceptance(Strict):
