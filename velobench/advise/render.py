@@ -120,9 +120,8 @@ def print_advice(console: Console, report: AdviseReport) -> None:
             f"  concurrency {e.concurrency_from}-{e.concurrency_to}: {e.llama_server}", soft_wrap=True
         )
     vc = report.vllm_speculative_config
-    top = max(report.advise.concurrencies)
     console.print(
-        f"  vLLM at concurrency {top}: "
+        "  vLLM: "
         + (
             f"--speculative-config '{json.dumps(vc, separators=(',', ':'))}'"
             if vc
