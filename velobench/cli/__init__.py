@@ -1,6 +1,6 @@
 """The `velobench` command: a thin Typer layer over plain functions.
 
-One module per command group (`run` and `demo`, `load`, `tune`, `matrix`, `think`, `report` and
+One module per command group (`run` and `demo`, `load`, `tune`, `advise`, `matrix`, `think`, `report` and
 `compare`, `bins`, `models`, `selftest`), the options they share written once (`options`), and
 this module: the app, and `main`, the entry point.
 
