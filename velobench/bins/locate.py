@@ -29,6 +29,7 @@ TOOLS = (
     "llama-lookup",
     "llama-server",
     "llama-bench",
+    "llama-batched-bench",
 )
 ENV_VAR = "VELOBENCH_LLAMA_CPP"
 HOW_TO_GET = "run `velobench bins build`, or pass --llama-cpp-path DIR (or set VELOBENCH_LLAMA_CPP)"

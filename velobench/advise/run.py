@@ -1,0 +1,409 @@
+"""`velobench advise`: measure cheap costs, predict the speedup surface, confirm it, emit a schedule.
+
+    check       the options (draft lengths >= 1, concurrencies >= 1, a llama-server engine, a
+                context that holds the output and the largest draft): one line, before anything runs
+    acceptance  a short real speculative run at the largest k (`velobench run`, server engine):
+                per request the draft steps and accepted tokens per position (/metrics), and
+                the prompts' mean length p
+    costs       llama-batched-bench on the target (a pass over n tokens for n = b and b·(k+1):
+                decode and verification; a p-token prefill) and on the draft (a pass over b
+                tokens, the prefill; self-draft: the target's own)
+    predict     every (concurrency, k) with a bootstrap interval (`advise.model`), the best k per
+                concurrency (the schedule) and each k's crossover
+    confirm     real `velobench load` levels at the deciding points (`model.deciding_points`): one
+                vanilla load over their concurrencies, one speculative load per k
+    emit        the schedule: llama-server command lines per concurrency range, vLLM's
+                --speculative-config with the same ranges (num_speculative_tokens_per_batch_size)
+
+The result is saved after every phase (`runner.lifecycle`); each measurement (the probe, every
+confirmation load) is a result of its own beside it, so Ctrl-C or a crash keeps what finished
+and the servers are reaped by their own contexts.
+
+Layering: advise sits above the load wing (it runs `load.run.execute_load` for confirmations)
+and below export and the CLI; nothing below imports it.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from rich.console import Console
+
+from velobench.advise import model
+from velobench.advise.schedule import llama_server_schedule, vllm_config
+from velobench.bins.locate import find_tool
+from velobench.engines import llama_batched_bench
+from velobench.engines.llama_args import llama_cpp_dir
+from velobench.errors import VelobenchError
+from velobench.load.analysis import compare_level
+from velobench.load.plan import load_options
+from velobench.load.run import execute_load, records_file
+from velobench.models.resolve import resolve_model_arg
+from velobench.results.advise import (
+    AcceptanceProbe,
+    AdviseOptions,
+    AdviseReport,
+    Confirmation,
+    ModelCosts,
+    RequestAcceptance,
+)
+from velobench.results.config import EngineName, Method, RunConfig
+from velobench.results.load import LoadReport, Records, read_records
+from velobench.runner import preflight as validate
+from velobench.runner.lifecycle import Lifecycle
+from velobench.runner.loop import run_benchmark
+from velobench.runner.run import build_folder, prepare
+from velobench.telemetry.environment import capture
+
+MAX_SEQUENCES = 256  # llama.cpp's LLAMA_MAX_SEQ: sequences in one context
+COST_TG = 8  # decode steps per llama-batched-bench row: enough for a stable d(b), cheap
+
+
+def default_output() -> Path:
+    return Path("results") / time.strftime("advise-%Y%m%d-%H%M%S.json", time.gmtime())
+
+
+def check(cfg: RunConfig, opts: AdviseOptions) -> RunConfig:
+    """The config advise runs, or one line on what cannot run (before anything starts)."""
+    if any(k < 1 for k in opts.n_drafts):
+        raise VelobenchError(
+            "--n-draft 0 is vanilla decoding: give draft lengths >= 1 (vanilla is always measured)"
+        )
+    if any(c < 1 for c in opts.concurrencies):
+        raise VelobenchError("--concurrency values must be >= 1")
+    if cfg.server_url or cfg.baseline_url or cfg.engine is EngineName.REMOTE:
+        raise VelobenchError(
+            "velobench advise restarts llama-server with every draft length; a remote server "
+            "(--server-url) cannot be restarted: measure it as it is with `velobench load --server-url ...`"
+        )
+    if cfg.engine not in (EngineName.AUTO, EngineName.SERVER):
+        raise VelobenchError(
+            f"velobench advise measures costs with llama.cpp's tools and confirms on llama-server; "
+            f"--engine {cfg.engine.value} is not supported (it emits vLLM's --speculative-config from them)"
+        )
+    if cfg.method is not Method.DRAFT or not cfg.draft_model:
+        raise VelobenchError("velobench advise needs a draft model (-d; the target itself for self-drafting)")
+    if opts.probe_requests < 2:
+        raise VelobenchError("--probe-requests must be >= 2 (acceptance is resampled per request)")
+    if opts.requests < 2:
+        raise VelobenchError("--requests must be >= 2 per confirmation level")
+    widest = max(opts.concurrencies) * (max(opts.n_drafts) + 1)
+    if widest > MAX_SEQUENCES:
+        raise VelobenchError(
+            f"--concurrency {max(opts.concurrencies)} × (n_draft {max(opts.n_drafts)} + 1) = {widest} sequences: "
+            f"advise measures a verification step as that many one-token sequences, and llama.cpp takes at most "
+            f"{MAX_SEQUENCES}; lower the concurrency or the draft length"
+        )
+    need = cfg.n_predict + max(opts.n_drafts) + 1
+    if need > cfg.ctx_size:
+        raise VelobenchError(
+            f"--ctx-size {cfg.ctx_size} per slot cannot hold -n {cfg.n_predict} output tokens and a draft of "
+            f"{max(opts.n_drafts)} ({need} tokens without the prompt): raise --ctx-size or lower -n"
+        )
+    return cfg.model_copy(update={"engine": EngineName.SERVER, "ceiling": False, "seed": opts.seed})
+
+
+class Advice:
+    """One advise run's state and lifecycle (saved after each phase)."""
+
+    def __init__(self, report: AdviseReport, output: Path, console: Console) -> None:
+        self.report = report
+        self.output = output
+        self.console = console
+        self.phases = 0
+        self.started = time.monotonic()
+        self.life = Lifecycle(report, output, "phase", count=lambda: self.phases)
+
+    def done(self, name: str, since: float) -> None:
+        self.report.phases_s[name] = time.monotonic() - since
+        self.report.wall_s = time.monotonic() - self.started
+        self.phases += 1
+        self.life.save()
+
+
+def execute_advise(cfg: RunConfig, opts: AdviseOptions, output: Path, console: Console) -> AdviseReport:
+    """Every phase of the module docstring; the saved result."""
+    cfg = check(cfg, opts)
+    validate.preflight(cfg, output)
+    with validate.leave_nothing_behind(output):
+        return _advise(cfg, opts, output, console)
+
+
+def _advise(cfg: RunConfig, opts: AdviseOptions, output: Path, console: Console) -> AdviseReport:
+    from velobench.advise.render import print_advice, write_html, write_schedule
+
+    named = (cfg.main_model, cfg.draft_model)
+    assert cfg.draft_model is not None
+    target, draft = (
+        resolve_model_arg(cfg.main_model, "main model"),
+        resolve_model_arg(cfg.draft_model, "draft model"),
+    )
+    cfg = cfg.model_copy(update={"main_model": target, "draft_model": draft})
+    self_draft = Path(target).resolve() == Path(draft).resolve()
+    work = output.with_suffix("")  # the measurements' own results: RESULT/probe.json, RESULT/load-*.json
+    probe_cfg = cfg.model_copy(
+        update={
+            "n_draft": max(opts.n_drafts),
+            "iterations": opts.probe_requests,
+            "skip_vanilla": True,
+            "warmup": 1,
+        }
+    )
+    probe_cfg, engine, prompts, notes = prepare(probe_cfg, work / "probe.json")
+    build = build_folder(engine) or llama_cpp_dir(cfg)
+    report = AdviseReport(
+        config=cfg.model_copy(update={"main_model": named[0], "draft_model": named[1]}),
+        advise=opts,
+        environment=capture(),
+        binaries=engine.binaries(),
+        self_draft=self_draft,
+    )
+    adv = Advice(report, output, console)
+    grid = (sorted(opts.concurrencies), sorted(opts.n_drafts))
+    with adv.life:
+        t0 = time.monotonic()
+        console.print(
+            f"[bold]1/4[/bold] acceptance: {opts.probe_requests} requests at n_draft {max(grid[1])}"
+        )
+        run = run_benchmark(
+            probe_cfg, engine, report.environment, work / "probe.json", notes=notes, prompts=prompts
+        )
+        spec = run.speculative
+        its = spec.iterations if spec else []
+        reqs = [
+            RequestAcceptance(
+                prompt_id=it.prompt_id,
+                draft_steps=it.draft_steps or 0,
+                accepted_per_position=[round(x) for x in it.accepted_per_position or []],
+            )
+            for it in its
+        ]
+        if not reqs or not any(r.accepted_per_position for r in reqs):
+            raise VelobenchError(
+                "the server reported no per-position acceptance (/metrics spec_decode_num_accepted_tokens_per_pos_total): "
+                "this llama-server is too old for advise"
+            )
+        report.acceptance = AcceptanceProbe(
+            n_draft=max(grid[1]), requests=reqs, result_file=f"{work.name}/probe.json"
+        )
+        report.prompt_tokens = round(sum(it.prompt_tokens for it in its) / len(its)) if opts.prefill else 0
+        accept = model.acceptance_profile(reqs)
+        console.print(
+            "  accepted per position: "
+            + ", ".join(f"{a:.2f}" for a in accept)
+            + (f"; prompts of {report.prompt_tokens} tokens on average" if report.prompt_tokens else "")
+        )
+        adv.done("acceptance", t0)
+
+        t0 = time.monotonic()
+        p = report.prompt_tokens
+        passes = sorted({*grid[0], *(b * (k + 1) for b in grid[0] for k in grid[1])})
+        console.print(
+            f"[bold]2/4[/bold] costs: llama-batched-bench, passes over {','.join(map(str, passes))} tokens"
+            + (f" and a {p}-token prefill" if p else "")
+            + f", {opts.repetitions} repetition(s)"
+            + (" (self-draft: the target's costs are the draft's)" if self_draft else "")
+        )
+        report.target_costs = costs(cfg, opts, target, passes, p, cfg.gpu_layers, build)
+        if not self_draft:
+            report.draft_costs = costs(cfg, opts, draft, grid[0], p, cfg.gpu_layers_draft, build)
+        adv.done("costs", t0)
+
+        t0 = time.monotonic()
+        report.grid = model.predict(
+            reqs,
+            report.target_costs,
+            report.draft_costs,
+            grid,
+            work=model.Workload(prompt_tokens=report.prompt_tokens, n_predict=cfg.n_predict),
+            self_draft=self_draft,
+            bootstrap=opts.bootstrap,
+            seed=opts.seed,
+        )
+        report.crossovers = model.crossovers(report.grid)
+        report.schedule = llama_server_schedule(report, build)
+        report.vllm_speculative_config = vllm_config(report)
+        console.print("[bold]3/4[/bold] predicted (speedup, 95% bootstrap interval)")
+        adv.done("predict", t0)
+
+        if opts.confirm:
+            t0 = time.monotonic()
+            confirm(report, cfg, opts, work, console)
+            adv.done("confirm", t0)
+        report.wall_s = time.monotonic() - adv.started
+        adv.life.complete()
+    print_advice(console, report)
+    sched = write_schedule(report, output.with_suffix(".schedule.toml"))
+    html = write_html(report, output.with_suffix(".html"))
+    console.print(f"\nResults saved to: {output} (schedule: {sched}, report: {html})")
+    return report
+
+
+def costs(
+    cfg: RunConfig,
+    opts: AdviseOptions,
+    model_path: str,
+    passes: list[int],
+    prompt_tokens: int | None,
+    gpu_layers: str | None,
+    build: Path | None,
+) -> ModelCosts:
+    """llama-batched-bench on one model: a pass over n tokens for every n (PP = 1, B = n, COST_TG
+    steps) and, where prompts are prefilled, one p-token prompt (PP = p, B = 1, one step); the
+    two runs' rows of each repetition together."""
+
+    def bench(widths: list[int], batches: list[int], tg: int) -> ModelCosts:
+        return llama_batched_bench.measure(
+            model_path,
+            widths,
+            batches,
+            repetitions=opts.repetitions,
+            tg=tg,
+            threads=cfg.threads,
+            gpu_layers=gpu_layers,
+            llama_cpp_path=build,
+        )
+
+    out = bench([1], passes, COST_TG)
+    if prompt_tokens:
+        pre = bench([prompt_tokens], [1], 1)
+        out = ModelCosts(
+            model=model_path,
+            commands=[*out.commands, *pre.commands],
+            repetitions=[a + b for a, b in zip(out.repetitions, pre.repetitions, strict=True)],
+        )
+    return out
+
+
+def confirm(report: AdviseReport, cfg: RunConfig, opts: AdviseOptions, work: Path, console: Console) -> None:
+    """Real load levels at the deciding points: vanilla once over their concurrencies, then one
+    speculative load per draft length; each point's measured speedup against the prediction."""
+    points = model.deciding_points(report.grid)
+    concs = sorted({c for c, _, _ in points})
+    console.print(
+        "[bold]4/4[/bold] confirm: "
+        + "; ".join(f"concurrency {c} × n_draft {k} ({why})" for c, k, why in points)
+    )
+    quiet = Console(file=io.StringIO())
+
+    def level_load(c_list: list[int], n_draft: int | None, name: str, extra: Sequence[str] = ()) -> Path:
+        lo = load_options(
+            requests=opts.requests,
+            sweep="concurrency=" + ",".join(map(str, c_list)),
+            seed=opts.seed,
+            stop_on_saturation=False,
+            warmup_requests=None,
+        )
+        lcfg = cfg.model_copy(
+            update={
+                "n_draft": n_draft or cfg.n_draft,
+                "skip_vanilla": n_draft is not None,
+                "skip_speculative": n_draft is None,
+                "warmup": 1,
+                "iterations": 1,
+                "extra_args": [*cfg.extra_args, *extra],
+            }
+        )
+        out = work / f"{name}.json"
+        console.print(f"  {name}: concurrency {','.join(map(str, c_list))} × {opts.requests} requests")
+        execute_load(lcfg, lo, out, quiet)
+        report.confirm_files.append(f"{work.name}/{out.name}")
+        return out
+
+    vanilla = read_records(records_file(level_load(concs, None, "load-vanilla")))
+    for k in sorted({k for _, k, _ in points}):
+        mine = sorted(c for c, kk, _ in points if kk == k)
+        spec = read_records(records_file(level_load(mine, k, f"load-nd{k}")))
+        for c in mine:
+            why = next(w for cc, kk, w in points if (cc, kk) == (c, k))
+            cmp = compare_level(
+                vanilla.get(("vanilla", float(c)), []), spec.get(("speculative", float(c)), []), level=c
+            )
+            pred = model.cell(report.grid, c, k)
+            m = cmp.throughput
+            report.confirmations.append(
+                Confirmation(
+                    concurrency=c,
+                    n_draft=k,
+                    why=why,
+                    predicted=pred,
+                    measured=m,
+                    agrees=None if m is None else model.agrees(pred, m.ratio, m.ci95_low, m.ci95_high),
+                    miss=None if m is None else m.ratio / pred.speedup - 1,
+                )
+            )
+    if opts.synthetic:
+        synthetic(report, opts, points[0][:2], vanilla, level_load, console)
+
+
+def synthetic_rates(alpha: float, k: int) -> list[float]:
+    """llama-server's `--spec-synth-rates`: unconditional per-position acceptance a_i = α^i, i = 1..k
+    (the model's a_i exactly: P(the first i drafts all accepted), non-increasing as it requires)."""
+    return [float(f"{alpha**i:.6g}") for i in range(1, k + 1)]
+
+
+def synthetic(
+    report: AdviseReport,
+    opts: AdviseOptions,
+    point: tuple[int, int],
+    vanilla: Records,
+    level_load: Callable[..., Path],
+    console: Console,
+) -> None:
+    """The cost model checked independently of the draft: llama-server's synthetic acceptance
+    (`--spec-synth-rates`, benchmarking only: the output is not valid text) at the first deciding
+    point, for each α asked; predicted with a_i = α^i and the same measured costs."""
+    c, k = point
+    tool = find_tool("llama-server", Path(report.binaries[0].path).parent if report.binaries else None)
+    if not tool.supports("--spec-synth-rates"):
+        report.notes.append("this llama-server has no --spec-synth-rates: no synthetic-acceptance check")
+        console.print(f"  note: {report.notes[-1]}")
+        return
+    assert report.target_costs is not None
+    for alpha in opts.synthetic:
+        rates = synthetic_rates(alpha, k)
+        steps = 1 << 20
+        exact = [
+            RequestAcceptance(draft_steps=steps, accepted_per_position=[round(steps * a) for a in rates])
+        ] * 2
+        pred = model.cell(
+            model.predict(
+                exact,
+                report.target_costs,
+                report.draft_costs,
+                ([c], [k]),
+                work=model.Workload(
+                    prompt_tokens=report.prompt_tokens or 0, n_predict=report.config.n_predict
+                ),
+                self_draft=report.self_draft,
+                bootstrap=opts.bootstrap,
+                seed=opts.seed,
+            ),
+            c,
+            k,
+        )
+        name = f"load-nd{k}-synth{alpha:g}"
+        out = level_load([c], k, name, ["--spec-synth-rates", ",".join(f"{r:g}" for r in rates)])
+        spec = read_records(records_file(out))
+        level = LoadReport.model_validate_json(out.read_text()).level("speculative", float(c))
+        delta = level.spec_decode if level else None
+        got = [a / delta.drafts for a in delta.accepted_per_position] if delta and delta.drafts else None
+        m = compare_level(
+            vanilla.get(("vanilla", float(c)), []), spec.get(("speculative", float(c)), []), level=c
+        ).throughput
+        report.confirmations.append(
+            Confirmation(
+                concurrency=c,
+                n_draft=k,
+                why=f"synthetic acceptance α = {alpha:g}",
+                predicted=pred,
+                measured=m,
+                agrees=None if m is None else model.agrees(pred, m.ratio, m.ci95_low, m.ci95_high),
+                miss=None if m is None else m.ratio / pred.speedup - 1,
+                synthetic_rates=rates,
+                measured_acceptance=got,
+            )
+        )
