@@ -84,3 +84,25 @@ def test_lossy_settings_are_named() -> None:
         extra_args=["--spec-decoding-acceptance-method=rejection_sampler"],
     )
     assert lossy_settings(rejection) == []
+
+
+def test_the_sampled_verdict_states_its_power_or_where_it_differs() -> None:
+    from velobench.lossless.render import verdict
+    from velobench.results.lossless import LosslessReport
+
+    rep = store.load_result(Path(__file__).parents[1] / "fixtures" / "schema-versions" / "lossless-v1.json")
+    assert isinstance(rep, LosslessReport) and rep.test is not None
+    line = verdict(rep)
+    assert line.startswith("No difference found") and "TV >= 0.37 with 80% probability" in line
+    assert "about 558 samples per prompt and arm would detect TV 0.1" in line
+    worst = rep.test.tests[2].model_copy(update={"p_holm": 0.001})
+    rejected = rep.model_copy(update={"test": rep.test.model_copy(update={"rejected": True, "worst": worst})})
+    assert verdict(rejected).startswith("NOT lossless: the output distributions differ at prompt prompt, token 2")
+
+
+def test_the_matrix_cell_counts_each_class() -> None:
+    from velobench.report.tables import lossless_cell
+
+    rep = store.load(FIXTURES / "smollm2-self-t0-run.json")
+    analyze(rep)
+    assert lossless_cell(rep) == "6/7, 1 near-tie"

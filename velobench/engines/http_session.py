@@ -161,7 +161,12 @@ class HttpSession:
             self.request(prompt),
             seed=seed,
             temperature=self.cfg.temp if temperature is None else temperature,
-            extra={**self.extra_body, "top_p": top_p, "top_k": top_k},
+            # top-k off: 0 for llama-server's /completion, -1 on OpenAI endpoints (vLLM's "all")
+            extra={
+                **self.extra_body,
+                "top_p": top_p,
+                "top_k": top_k or (0 if self.endpoint == "native" else -1),
+            },
         )
         try:
             res = self.client.stream(req)

@@ -138,7 +138,8 @@ def execute_lossless(
 
     life = Lifecycle(report, output, "sample", count=report.sample_count, on_end=on_end)
     with life:
-        for k, mode in enumerate(("vanilla", "speculative")):
+        arms: tuple[Mode, Mode] = ("vanilla", "speculative")
+        for k, mode in enumerate(arms):
             arm = Arm(mode=mode, binary=engine.binary(mode))
             report.arms[mode] = arm
             temp = candidate_temp if mode == "speculative" and candidate_temp is not None else cfg.temp
