@@ -97,7 +97,9 @@ def test_the_sampled_verdict_states_its_power_or_where_it_differs() -> None:
     assert "about 558 samples per prompt and arm would detect TV 0.1" in line
     worst = rep.test.tests[2].model_copy(update={"p_holm": 0.001})
     rejected = rep.model_copy(update={"test": rep.test.model_copy(update={"rejected": True, "worst": worst})})
-    assert verdict(rejected).startswith("NOT lossless: the output distributions differ at prompt prompt, token 2")
+    assert verdict(rejected).startswith(
+        "NOT lossless: the output distributions differ at prompt prompt, token 2"
+    )
 
 
 def test_the_matrix_cell_counts_each_class() -> None:
