@@ -57,12 +57,12 @@ def test_the_target_ranks_the_real_divergence_again(server: str) -> None:
 def test_the_same_server_in_both_arms_is_not_rejected(cli: Callable[..., CliResult], server: str) -> None:
     code, out, err = cli(
         "lossless", "--engine", "remote", "--server-url", server, "--baseline-url", server,
-        "-p", PROMPT, "--samples", "30", "-n", "2", "--temp", "0.8", "--alpha", "0.01", "-o", "same.json",
+        "-p", PROMPT, "--samples", "20", "-n", "2", "--temp", "0.8", "--alpha", "0.01", "-o", "same.json",
     )  # fmt: skip
     assert code == 0, err
     rep = store.load_result(Path("same.json"))
     assert isinstance(rep, LosslessReport) and rep.status == "complete" and rep.test is not None
-    assert not rep.test.rejected and rep.test.n_baseline == rep.test.n_candidate == 30
+    assert not rep.test.rejected and rep.test.n_baseline == rep.test.n_candidate == 20
     assert rep.test.detectable_tv_first is not None and 0 < rep.test.detectable_tv_first < 1
     # /v1/completions of llama-server gives no token ids: the characters are compared
     assert all(s.tokens is None and s.text for a in rep.arms.values() for s in a.samples)

@@ -39,7 +39,7 @@ def verdict(rep: LosslessReport) -> str:
     seen = (
         f"this test detects a first-{_unit(test)} difference of TV >= {tv:.2f} with 80% probability"
         if tv is not None
-        else "too few samples to detect even the largest first-token difference"
+        else "too few samples for 80% power against any difference"
     )
     need = ""
     if test.samples_needed is not None and (tv is None or tv > test.detect):
