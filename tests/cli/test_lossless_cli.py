@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import random
 import threading
+import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -56,7 +57,9 @@ class _Unseeded(BaseHTTPRequestHandler):
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.end_headers()
-        words = [random.choice(["red", "blue", "green", "gold"]) for _ in range(n)]
+        rng = random.Random(body["seed"]) if self.server.seeded else random  # type: ignore[attr-defined]
+        words = [rng.choice(["red", "blue", "green", "gold"]) for _ in range(n)]
+        time.sleep(self.server.delay_s)  # type: ignore[attr-defined]
         chunks = [{"choices": [{"index": 0, "text": f" {w}", "finish_reason": None}]} for w in words]
         chunks.append({"choices": [{"index": 0, "text": "", "finish_reason": "length"}]})
         chunks.append({"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": n}})
@@ -65,14 +68,25 @@ class _Unseeded(BaseHTTPRequestHandler):
         self.wfile.write(b"data: [DONE]\n\n")
 
 
-@pytest.fixture
-def unseeded() -> Iterator[str]:
+def _serve(seeded: bool, delay_s: float = 0.0) -> Iterator[str]:
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Unseeded)
+    httpd.seeded = seeded  # type: ignore[attr-defined]
+    httpd.delay_s = delay_s  # type: ignore[attr-defined]
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{httpd.server_address[1]}"
     httpd.shutdown()
     httpd.server_close()
+
+
+@pytest.fixture
+def unseeded() -> Iterator[str]:
+    yield from _serve(seeded=False)
+
+
+@pytest.fixture
+def seeded_slow() -> Iterator[str]:
+    yield from _serve(seeded=True, delay_s=0.05)
 
 
 def test_a_server_that_ignores_the_seed_is_refused(cli: Callable[..., CliResult], unseeded: str) -> None:
@@ -83,3 +97,22 @@ def test_a_server_that_ignores_the_seed_is_refused(cli: Callable[..., CliResult]
     )  # fmt: skip
     assert code == 2, err
     assert "does not honour the seed: seed 49 gave two different outputs" in err
+
+
+def test_the_time_bound_stops_sampling_and_tests_what_was_drawn(
+    cli: Callable[..., CliResult], seeded_slow: str
+) -> None:
+    from pathlib import Path
+
+    from velobench.results import store
+    from velobench.results.lossless import LosslessReport
+
+    code, out, err = cli(
+        "lossless", "--engine", "remote", "--server-url", seeded_slow, "--baseline-url", seeded_slow,
+        "--samples", "1000", "-n", "3", "--max-time", "2", "-o", "t.json",
+    )  # fmt: skip
+    assert code == 0, err
+    rep = store.load_result(Path("t.json"))
+    assert isinstance(rep, LosslessReport) and rep.stopped_by == "max-time" and rep.test is not None
+    assert 0 < rep.test.n_baseline < 1000 and 0 < rep.test.n_candidate < 1000
+    assert "(stopped by the time bound)" in out and "Verdict: " in out

@@ -27,7 +27,7 @@ def lossless(
     top_k: Annotated[int, typer.Option("--top-k", help="top-k sampling (0 = off)")] = 0,
     seed: Annotated[int, typer.Option(help="first seed: every sample has its own, never reused")] = 42,
     max_time: Annotated[
-        float | None, typer.Option("--max-time", help="seconds of sampling at most (half per arm)")
+        float | None, typer.Option("--max-time", help="seconds of sampling at most (vanilla stops at half)")
     ] = None,
     alpha: Annotated[float, typer.Option(help="family-wise false-positive rate of the test")] = 0.05,
     detect: Annotated[

@@ -5,7 +5,7 @@
         with engine.session(arm):                 # a server per arm, or a process per sample
             the seed check: one seed twice gives the same output, or one line (exit 2)
             rounds i = 0..N−1: one sample per prompt, seed = --seed + arm·1000003 + i·P + p,
-                               saved after each round; the arm stops at half the time bound
+                               saved after each round; vanilla stops at half the time bound, speculative at all of it
     the test (analysis.lossless.sampled_test) → the result (kind "lossless") → the console
 
 Samples are independent across arms (their seeds never repeat) and within an arm (one seed
@@ -128,7 +128,6 @@ def execute_lossless(
         f"Sampling {settings.samples} × {len(prompts)} prompt(s) × 2 arms, {settings.tokens} tokens each, "
         f"temperature {cfg.temp:g}, top-p {settings.top_p:g}, top-k {settings.top_k} ({cfg.engine} engine)"
     )
-    budget = settings.max_time_s / 2 if settings.max_time_s else None
     start = time.monotonic()
 
     def on_end(ending: str) -> None:
@@ -143,13 +142,14 @@ def execute_lossless(
             arm = Arm(mode=mode, binary=engine.binary(mode))
             report.arms[mode] = arm
             temp = candidate_temp if mode == "speculative" and candidate_temp is not None else cfg.temp
-            arm_start = time.monotonic()
+            # the time bound: half of it for vanilla, the rest (what vanilla left too) for speculative
+            deadline = None if settings.max_time_s is None else start + settings.max_time_s * (k + 1) / 2
             with engine.session(mode) as raw:
                 arm.session = raw.info()
                 session = seeded(raw, cfg.engine, mode)
                 check_seed(session, prompts[0], cfg.seed + 7, settings, temp, f"the {mode} {arm.binary}")
                 for i in range(settings.samples):
-                    if budget is not None and time.monotonic() - arm_start > budget:
+                    if deadline is not None and time.monotonic() > deadline:
                         report.stopped_by = "max-time"
                         break
                     for p, prompt in enumerate(prompts):
