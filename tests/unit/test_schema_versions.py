@@ -47,6 +47,7 @@ FILES = {
     "load": {3: HERE / "load-v3.json", 4: HERE / "load-v4.json", 5: HERE / "load-v5.json"},
     "think": {2: THINK_V2, 3: HERE / "think-v3.json", 4: HERE / "think-v4.json"},
     "matrix": {1: HERE / "matrix-v1" / "summary.json"},
+    "lossless": {1: HERE / "lossless-v1.json"},
 }
 FILE_FORMATS = ("md", "csv", "html")  # json: compared field by field below
 
@@ -219,6 +220,14 @@ def test_a_version_1_matrix_folder_renders_its_cells(monkeypatch: pytest.MonkeyP
     for fmt in FILE_FORMATS:
         assert export.render([spec], fmt) == export.render([same], fmt), fmt
     assert export.render([rep for _, rep in pairs], "md").count("smollm2") >= 2
+
+
+def test_the_lossless_result_loads_and_renders_in_every_format() -> None:
+    rep = store.load_result(current("lossless"))
+    assert rep.kind == "lossless" and rep.schema_version == LINEAGES["lossless"].current
+    for fmt in export.format_names("lossless"):
+        assert export.render([rep], fmt)
+    assert "No difference found" in export.render([rep], "md")
 
 
 def test_rendering_a_matrix_folder_does_not_import_the_runner() -> None:

@@ -233,7 +233,7 @@ def compare_modes(report: Report, baseline: str, candidate: str) -> ModeComparis
         comp.estimator = estimator(len(pairs))
         comp.categories = category_summaries(base, cand)
         if report.config.temp == 0:
-            comp.lossless = losslessness(base, cand)
+            comp.lossless = losslessness(base, cand, report.probes, report.config)
         comp.energy_per_token = energy_ratio(base, cand)
     return comp
 

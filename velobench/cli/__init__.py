@@ -1,6 +1,6 @@
 """The `velobench` command: a thin Typer layer over plain functions.
 
-One module per command group (`run` and `demo`, `load`, `tune`, `advise`, `matrix`, `think`, `report` and
+One module per command group (`run` and `demo`, `load`, `tune`, `advise`, `matrix`, `think`, `lossless`, `report` and
 `compare`, `bins`, `models`, `selftest`), the options they share written once (`options`), and
 this module: the app, and `main`, the entry point.
 
@@ -20,7 +20,7 @@ from typing import Annotated, NoReturn
 import typer
 
 from velobench import __version__
-from velobench.cli import advise, bins, load, matrix, models, report, run, selftest, think, tune
+from velobench.cli import advise, bins, load, lossless, matrix, models, report, run, selftest, think, tune
 from velobench.cli.terminal import err, out
 from velobench.errors import Interrupted, VelobenchError
 
@@ -40,6 +40,7 @@ app.command("compare")(report.compare_cmd)
 app.command("tune")(tune.tune_cmd)
 app.command()(advise.advise)
 app.command()(think.think)
+app.command()(lossless.lossless)
 app.command("report")(report.report_cmd)
 app.add_typer(bins.app, name="bins")
 app.add_typer(models.app, name="models")

@@ -15,10 +15,11 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from velobench.results.load import LoadReport, Records
+    from velobench.results.lossless import LosslessReport
     from velobench.results.schema import Report
     from velobench.results.think import ThinkReport
 
-    Result = Report | LoadReport | ThinkReport
+    Result = Report | LoadReport | ThinkReport | LosslessReport
 
 
 def report_cmd(
@@ -73,24 +74,28 @@ def _load(path: Path) -> tuple[str, Sequence[Result]]:
     """The kind ("run", "matrix", "load", "think") and the results a path holds; a matrix run
     folder gives its measured cells (baselines are inside them)."""
     from velobench.results import store
-    from velobench.results.load import LoadReport
-    from velobench.results.think import ThinkReport
 
     if path.is_dir():
         from velobench.results.matrix import cell_reports, load_summary
 
         return "matrix", [rep for rec, rep in cell_reports(load_summary(path)) if not rec.cell.baseline]
     single = store.load_result(path)
-    kind = "think" if isinstance(single, ThinkReport) else "load" if isinstance(single, LoadReport) else "run"
-    return kind, [single]
+    kind = getattr(single, "kind", "run")
+    return kind if isinstance(kind, str) else "run", [single]
 
 
 def _console(kind: str, results: Sequence[Result]) -> None:
     """Results of one kind on the terminal, each with a note when the run did not complete."""
     from velobench.results.load import LoadReport
+    from velobench.results.lossless import LosslessReport
     from velobench.results.think import ThinkReport
 
     for rep in results:
+        if isinstance(rep, LosslessReport):
+            from velobench.lossless.render import print_lossless
+
+            print_lossless(out, rep)
+            continue
         if isinstance(rep, ThinkReport):
             from velobench.think.console import render_console
 

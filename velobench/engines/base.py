@@ -27,6 +27,7 @@ __all__ = [
     "EngineClass",
     "EngineName",
     "RunsFiles",
+    "SeededSession",
     "ServerHandle",
     "ServesHttp",
     "Session",
@@ -113,6 +114,18 @@ class Engine(Protocol):
 
     def command_lines(self, prompt: Prompt) -> dict[str, str]:
         """What each mode would launch (`--dry-run`): a command line, or the request it would send."""
+        ...
+
+
+@runtime_checkable
+class SeededSession(Protocol):
+    """Sessions that generate with a given seed and sampling settings, unmeasured (`velobench lossless`)."""
+
+    def sample(
+        self, prompt: Prompt, seed: int, *, top_p: float, top_k: int, temperature: float | None = None
+    ) -> tuple[list[int] | None, str]:
+        """One generation at `temperature` (default: the config's) and -n: its token ids (None
+        where the engine gives none) and its text."""
         ...
 
 

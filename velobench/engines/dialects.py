@@ -526,3 +526,65 @@ def model_ids(body: bytes | str) -> list[str]:
     except (ValueError, KeyError, TypeError):
         text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
         raise ValueError(f"something other than a model list: {flatten(text, 120)!r}") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# The target's distribution after a prefix (losslessness at temperature 0)
+# ---------------------------------------------------------------------------------------------
+
+
+def native_probe_body(prompt: str, prefix: Sequence[int], n_probs: int) -> dict[str, Any]:
+    """llama-server's POST /completion asking one token after `prompt` + the token ids `prefix`
+    (a mixed prompt: the text is tokenized as a request's own prompt is) with the `n_probs` most
+    likely candidates: their log-probabilities before sampling (the model's own softmax)."""
+    return {
+        "prompt": [prompt, *prefix],
+        "n_predict": 1,
+        "n_probs": n_probs,
+        "temperature": 0,
+        "cache_prompt": False,
+        "stream": False,
+    }
+
+
+def native_candidates(answer: Any) -> list[tuple[int, str, float]]:
+    """(id, text, logprob) of the first position's candidates in a /completion answer with
+    `n_probs` (`completion_probabilities[0].top_logprobs`), best first. Raises ValueError quoting
+    an answer without them."""
+    try:
+        top = answer["completion_probabilities"][0]["top_logprobs"]
+        out = [(int(t["id"]), str(t.get("token", "")), float(t["logprob"])) for t in top]
+    except (KeyError, IndexError, TypeError, ValueError):
+        raise ValueError(
+            f"/completion answered without completion_probabilities: {flatten(json.dumps(answer), 160)!r}"
+        ) from None
+    return sorted(out, key=lambda t: -t[2])
+
+
+def openai_probe_body(model: str | None, prompt_ids: Sequence[int], n_probs: int) -> dict[str, Any]:
+    """POST /v1/completions of one token after the token ids `prompt_ids` with the `n_probs` most
+    likely candidates, named by id (`return_tokens_as_token_ids`: vLLM's extension)."""
+    body: dict[str, Any] = {
+        "prompt": list(prompt_ids),
+        "max_tokens": 1,
+        "temperature": 0,
+        "logprobs": n_probs,
+        "return_tokens_as_token_ids": True,
+        "stream": False,
+    }
+    if model is not None:
+        body["model"] = model
+    return body
+
+
+def openai_candidates(answer: Any) -> list[tuple[int, str, float]]:
+    """(id, text, logprob) of the first position's candidates in a /v1/completions answer with
+    `logprobs` (`choices[0].logprobs.top_logprobs[0]`, keys `token_id:N`), best first."""
+    try:
+        top = answer["choices"][0]["logprobs"]["top_logprobs"][0]
+        out = [(int(str(k).removeprefix("token_id:")), str(k), float(v)) for k, v in top.items()]
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError):
+        raise ValueError(
+            f"/v1/completions answered without top_logprobs by token id: {flatten(json.dumps(answer), 160)!r}"
+        ) from None
+    return sorted(out, key=lambda t: -t[2])

@@ -17,6 +17,7 @@ else the client's `(tokens − 1) / (last chunk − first chunk)`. Acceptance co
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -149,6 +150,31 @@ class HttpSession:
             ignore_eos=True,
             extra=self.extra_body,
         )
+
+    def sample(
+        self, prompt: Prompt, seed: int, *, top_p: float, top_k: int, temperature: float | None = None
+    ) -> tuple[list[int] | None, str]:
+        """One seeded generation at `temperature` (default: the config's) with `top_p`/`top_k`
+        (0: off), not measured (`velobench lossless`): its token ids (where the server gives
+        them) and its text."""
+        req = dataclasses.replace(
+            self.request(prompt),
+            seed=seed,
+            temperature=self.cfg.temp if temperature is None else temperature,
+            # top-k off: 0 for llama-server's /completion, -1 on OpenAI endpoints (vLLM's "all")
+            extra={
+                **self.extra_body,
+                "top_p": top_p,
+                "top_k": top_k or (0 if self.endpoint == "native" else -1),
+            },
+        )
+        try:
+            res = self.client.stream(req)
+        except RequestFailed as exc:
+            if exc.kind in ("connect", "stream-ended", "timeout") or exc.kind.startswith("http-5"):
+                raise self.died(str(exc)) from exc
+            raise
+        return res.token_ids, res.text
 
     def generate(self, prompt: Prompt, index: int) -> Iteration:
         before = self.client.metrics()

@@ -21,6 +21,7 @@ passes it is killed and reported. A prompt too long for a command line goes by f
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import shlex
 import tempfile
@@ -206,6 +207,22 @@ class CliSession:
 
     def info(self) -> SessionInfo | None:
         return None  # one process per generation: nothing held for the mode
+
+    def sample(
+        self, prompt: Prompt, seed: int, *, top_p: float, top_k: int, temperature: float | None = None
+    ) -> tuple[list[int] | None, str]:
+        """One seeded generation (`--seed`, `--temp`, `--top-p`, `--top-k`) for `velobench
+        lossless`: the tools print no token ids, so only its text (the speculative tools overshoot -n)."""
+        extra = [*self.cfg.extra_args, "--top-p", str(top_p), "--top-k", str(top_k)]
+        cfg = self.cfg.model_copy(
+            update={
+                "seed": seed,
+                "temp": self.cfg.temp if temperature is None else temperature,
+                "extra_args": extra,
+            }
+        )
+        it = dataclasses.replace(self, cfg=cfg).generate(prompt, 0)
+        return None, it.output or ""
 
     def generate(self, prompt: Prompt, index: int) -> Iteration:
         with prompt_by_file(prompt.prompt) as path:

@@ -20,12 +20,13 @@ from velobench.errors import VelobenchError
 
 if TYPE_CHECKING:
     from velobench.results.load import LoadReport
+    from velobench.results.lossless import LosslessReport
     from velobench.results.schema import Report
     from velobench.results.think import ThinkReport
 
-    Result = Report | LoadReport | ThinkReport
+    Result = Report | LoadReport | ThinkReport | LosslessReport
 
-KINDS = ("run", "matrix", "load", "think")
+KINDS = ("run", "matrix", "load", "think", "lossless")
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,7 @@ def exports() -> dict[tuple[str, str], Exporter]:
     """(kind, format) → exporter. Imported on first use: `velobench --help` needs none of them."""
     from velobench.export import gsm8k, spec_thinking, velollm, vllm_study
     from velobench.load import render as load
+    from velobench.lossless import render as lossless
     from velobench.report import csv, html, json, markdown
     from velobench.think import render as think
 
@@ -70,6 +72,9 @@ def exports() -> dict[tuple[str, str], Exporter]:
         ("think", "json"): Exporter(_one(think.render_json)),
         ("think", "html"): Exporter(_one(think.render_html)),
         ("think", "spec-thinking"): Exporter(_one(spec_thinking.render)),
+        ("lossless", "md"): Exporter(_one(lossless.render_md)),
+        ("lossless", "json"): Exporter(_one(lossless.render_json)),
+        ("lossless", "html"): Exporter(_one(lossless.render_html)),
     }
 
 
@@ -88,6 +93,7 @@ def is_folder_format(fmt: str) -> bool:
 def kind_of(results: Sequence[Result]) -> str:
     """ "think", "load", "run" (one run result) or "matrix" (several)."""
     from velobench.results.load import LoadReport
+    from velobench.results.lossless import LosslessReport
     from velobench.results.think import ThinkReport
 
     if not results:
@@ -97,6 +103,8 @@ def kind_of(results: Sequence[Result]) -> str:
         return "think"
     if isinstance(first, LoadReport):
         return "load"
+    if isinstance(first, LosslessReport):
+        return "lossless"
     return "run" if len(results) == 1 else "matrix"
 
 

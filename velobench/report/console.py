@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 from rich.console import Console
@@ -13,7 +14,7 @@ from velobench.report.fmt import ratio_short, speedup_text
 from velobench.report.warnings import text as warning_text
 from velobench.results.costs import Ceiling
 from velobench.results.measures import Ratio, Summary
-from velobench.results.schema import Iteration, ModeResult, Report
+from velobench.results.schema import Iteration, Losslessness, ModeResult, Report, TokenProb
 
 MODE_LABEL = {"vanilla": "Vanilla", "speculative": "Speculative"}
 
@@ -300,6 +301,48 @@ def categories_table(report: Report) -> Table:
     return table
 
 
+def lossless_verdict(lo: Losslessness) -> str:
+    """`5/7 prompts identical (71%); 2 near-ties, 0 decisive (near-tie: within 0.1 nats)`."""
+    text = f"{lo.identical}/{lo.compared} prompts identical ({fmt.percent(lo.match_rate)})"
+    differ = lo.compared - lo.identical
+    if differ:
+        parts = [f"{lo.near_ties} near-tie(s)", f"{lo.decisive} decisive"]
+        if lo.unclassified:
+            parts.append(f"{lo.unclassified} unclassified")
+        text += "; " + ", ".join(parts)
+        if lo.margin_nats is not None and lo.near_ties + lo.decisive:
+            text += f" (near-tie: the candidate's token within {lo.margin_nats:g} nats of the target's top)"
+    if lo.lossy:
+        text += "; lossy by design: " + "; ".join(lo.lossy)
+    return text
+
+
+def _token(t: TokenProb | None) -> str:
+    return "?" if t is None else f"{t.text or '#' + str(t.id)!r} {fmt.percent(math.exp(t.logprob), 1)}"
+
+
+def divergence_lines(lo: Losslessness) -> list[str]:
+    """One line per differing prompt: where, the class, both arms' tokens as the target ranks them."""
+    out = []
+    for m in lo.prompts:
+        if m.identical:
+            continue
+        head = f"{m.prompt_id} at {m.unit} {m.first_difference}: {m.divergence or 'differs'}"
+        if m.gap_nats is None:
+            out.append(head)
+            continue
+        cand = _token(m.candidate_token)
+        if m.candidate_token is not None and not any(t.id == m.candidate_token.id for t in m.top):
+            cand = f"#{m.candidate_token.id} <= {fmt.percent(math.exp(m.candidate_token.logprob), 1)} (not in the top {len(m.top)})"
+        top = ", ".join(_token(t) for t in m.top[:3])
+        out.append(
+            f"{head} (gap {m.gap_nats:.3f} nats): vanilla {_token(m.baseline_token)}, speculative {cand}; target's top: {top}"
+        )
+    if lo.note:
+        out.append(lo.note)
+    return out
+
+
 def print_report(console: Console, report: Report) -> None:
     console.print()
     console.print(results_table(report))
@@ -325,11 +368,8 @@ def print_report(console: Console, report: Report) -> None:
     if report.ceiling is not None:
         console.print(f"Ceiling: {ceiling_text(report.ceiling)}")
     if report.lossless is not None:
-        lo = report.lossless
-        diffs = [f"{m.prompt_id} at {m.unit} {m.first_difference}" for m in lo.prompts if not m.identical]
-        console.print(
-            f"Lossless at temperature 0: {lo.identical}/{lo.compared} prompts identical ({fmt.percent(lo.match_rate)})"
-            + (f"; first differences: {', '.join(diffs[:5])}" if diffs else "")
-        )
+        console.print(f"Lossless at temperature 0: {lossless_verdict(report.lossless)}", markup=False)
+        for line in divergence_lines(report.lossless)[:10]:
+            console.print(f"  {line}", markup=False)
     for w in report.warnings:
         console.print(f"[yellow]warning[/yellow] ({w.code.value}): {warning_text(w)}")

@@ -16,7 +16,13 @@ from rich.table import Table as RichTable
 from velobench.analysis.summaries import category_mean_length
 from velobench.analysis.verdict import best_configuration, speedup_call
 from velobench.report import fmt
-from velobench.report.console import results_table, telemetry_notes, telemetry_table
+from velobench.report.console import (
+    divergence_lines,
+    lossless_verdict,
+    results_table,
+    telemetry_notes,
+    telemetry_table,
+)
 from velobench.report.fmt import ratio_short
 from velobench.results.measures import Ratio, Summary
 from velobench.results.schema import ModeResult, Report
@@ -280,11 +286,19 @@ def lossless_lines(report: Report) -> list[str]:
     ll = report.lossless
     if ll is None:
         return []
-    lines = [f"{ll.identical}/{ll.compared} prompts identical ({fmt.percent(ll.match_rate)})"]
-    lines += [
-        f"{p.prompt_id}: differs from {p.unit} {p.first_difference}" for p in ll.prompts if not p.identical
-    ]
-    return lines
+    return [lossless_verdict(ll), *divergence_lines(ll)]
+
+
+def lossless_cell(r: Report) -> str:
+    """`7/7`, `6/7, 1 near-tie`, `5/7, 1 decisive, 1 ?` (unclassified); `-` at temperature > 0."""
+    ll = r.lossless
+    if ll is None:
+        return fmt.MISSING
+    parts = [f"{ll.identical}/{ll.compared}"]
+    parts += [f"{n} {what}" for n, what in ((ll.near_ties, "near-tie"), (ll.decisive, "decisive")) if n]
+    if ll.unclassified:
+        parts.append(f"{ll.unclassified} ?")
+    return ", ".join(parts) + (" (lossy by design)" if ll.lossy else "")
 
 
 def _pair_key(r: Report) -> tuple[str, str | None, str, str, str]:
@@ -335,6 +349,7 @@ def matrix_table(group: list[Report]) -> Table:
                 fmt.ratio(None if r.ceiling is None else r.ceiling.ceiling),
                 fmt.percent(None if r.ceiling is None else r.ceiling.fraction_of_ceiling),
                 speedup_call(r.speedup_detail),
+                lossless_cell(r),
             ]
         )
         if r is best:
@@ -352,8 +367,9 @@ def matrix_table(group: list[Report]) -> Table:
         "Ceiling",
         "Of ceiling",
         "Call",
+        "Lossless (T=0)",
     ]
-    return Table(pair_label(group[0]), headers, rows, [True] * 11 + [False], highlight=highlight)
+    return Table(pair_label(group[0]), headers, rows, [True] * 11 + [False, False], highlight=highlight)
 
 
 def _best_line(group: list[Report]) -> str:

@@ -1,6 +1,6 @@
 """Older result files of every kind, brought to their kind's current schema as plain dicts.
 
-Each kind (`run`, `load`, `think`, `matrix`) counts its own versions (change logs: `results.schema`,
+Each kind (`run`, `load`, `think`, `matrix`, `lossless`) counts its own versions (change logs: `results.schema`,
 `results.load`, `results.think`, `results.matrix`) and has one function per version step
 (`vN → vN+1`), applied in order by `migrate`; each changes only what its kind's change log says
 changed at that version. Think results start at 2 and load results at 3, the number every kind
@@ -14,12 +14,13 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from velobench.results.load import LOAD_SCHEMA_VERSION
+from velobench.results.lossless import LOSSLESS_SCHEMA_VERSION
 from velobench.results.matrix import MATRIX_SCHEMA_VERSION
 from velobench.results.schema import RUN_SCHEMA_VERSION
 from velobench.results.think import THINK_SCHEMA_VERSION
 
 Raw = dict[str, Any]
-Kind = Literal["run", "load", "think", "matrix"]
+Kind = Literal["run", "load", "think", "matrix", "lossless"]
 Step = Callable[[Raw], Raw]
 
 
@@ -166,9 +167,14 @@ LINEAGES: dict[Kind, Lineage] = {
     "load": Lineage(3, LOAD_SCHEMA_VERSION, {3: load_v3_to_v4, 4: load_v4_to_v5}),
     "think": Lineage(2, THINK_SCHEMA_VERSION, {2: think_v2_to_v3, 3: think_v3_to_v4}),
     "matrix": Lineage(1, MATRIX_SCHEMA_VERSION, {}),
+    "lossless": Lineage(1, LOSSLESS_SCHEMA_VERSION, {}),
 }
 
-KIND_NAMES: dict[str, Kind] = {"load": "load", "think": "think"}  # a file's `kind` (absent: run)
+KIND_NAMES: dict[str, Kind] = {
+    "load": "load",
+    "think": "think",
+    "lossless": "lossless",
+}  # a file's `kind` (absent: run)
 
 
 def kind_of(raw: Raw) -> Kind:
@@ -177,7 +183,9 @@ def kind_of(raw: Raw) -> Kind:
     if name is None:
         return "run"
     if not isinstance(name, str) or name not in KIND_NAMES:
-        raise ValueError(f"kind {name!r} is not a result kind this velobench reads (run, load, think)")
+        raise ValueError(
+            f"kind {name!r} is not a result kind this velobench reads (run, load, think, lossless)"
+        )
     return KIND_NAMES[name]
 
 

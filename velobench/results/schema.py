@@ -264,6 +264,29 @@ class CategorySummary(Strict):
         return self.paired_speedup if self.n_pairs >= 2 and self.paired_speedup else self.speedup
 
 
+class TokenProb(Strict):
+    """One candidate token at a position, as the target model ranks it."""
+
+    id: int
+    text: str = ""
+    logprob: float
+
+
+class DivergenceProbe(Strict):
+    """The target's own distribution at a first differing token: the vanilla server re-asked
+    with the prompt and the shared prefix (raw data; `analysis.lossless` classifies it)."""
+
+    prompt_id: str
+    candidate: str = Field(default="speculative", description="the mode whose output diverged")
+    position: int
+    baseline_token: int
+    candidate_token: int
+    top: list[TokenProb] = Field(description="the target's top candidates at the position, best first")
+
+
+Divergence = Literal["near-tie", "decisive", "unclassified"]
+
+
 class PromptMatch(Strict):
     prompt_id: str
     identical: bool
@@ -271,15 +294,37 @@ class PromptMatch(Strict):
         default=None, description="index of the first differing token (server) or character (cli)"
     )
     unit: Literal["token", "char"] = "char"
+    divergence: Divergence | None = Field(
+        default=None,
+        description="at the first difference: near-tie, decisive, or unclassified (no probabilities)",
+    )
+    baseline_token: TokenProb | None = None
+    candidate_token: TokenProb | None = Field(
+        default=None,
+        description="the candidate's token, ranked by the target (logprob ≤ the last listed if not listed)",
+    )
+    gap_nats: float | None = Field(
+        default=None,
+        description="log p(target's top token) − log p(candidate's token), in the target's distribution",
+    )
+    top: list[TokenProb] = Field(default_factory=list, description="the target's top candidates there")
 
 
 class Losslessness(Strict):
-    """At temperature 0, does speculative decoding reproduce vanilla's output, prompt by prompt?"""
+    """At temperature 0, does speculative decoding reproduce vanilla's output, prompt by prompt?
+    Every divergence is explained where probabilities are known: a near-tie (the candidate's
+    token within `margin_nats` of the target's top token) or decisive."""
 
     compared: int
     identical: int
     match_rate: float
     prompts: list[PromptMatch]
+    near_ties: int = 0
+    decisive: int = 0
+    unclassified: int = 0
+    margin_nats: float | None = Field(default=None, description="near-tie: gap ≤ this many nats")
+    lossy: list[str] = Field(default_factory=list, description="settings lossy by design")
+    note: str | None = Field(default=None, description="why divergences are unclassified, where they are")
 
 
 WarningParams = dict[str, float | int | str | None]
@@ -384,6 +429,9 @@ class Report(Strict):
         default=None, description="the speedup theory allows (Leviathan et al., 2023)"
     )
     stopping: Stopping | None = Field(default=None, description="--target-ci: the rule, its looks, the stop")
+    probes: list[DivergenceProbe] = Field(
+        default_factory=list, description="temperature 0: the target's distribution at each first divergence"
+    )
     warnings: list[ResultWarning] = Field(default_factory=list)
 
     # Shorthands for the run's own two modes and its first comparison (what `run` reports).

@@ -36,6 +36,7 @@ from velobench.report.console import ceiling_text, print_config, print_report, p
 from velobench.results.config import Method, RunConfig
 from velobench.results.schema import ModeComparison, Report, ResultWarning, WarningCode
 from velobench.runner import preflight as validate
+from velobench.runner.divergence import explain_divergences
 from velobench.runner.loop import keep, run_benchmark
 from velobench.telemetry import environment
 
@@ -187,6 +188,7 @@ def execute(
         report.comparisons = [ModeComparison(baseline="vanilla", candidate="speculative")]
         analyze(report)
         keep(report, output, report.iteration_count())
+    explain_divergences(report, engine, prompts, output, console)  # temperature 0: near-tie or decisive
     if cfg.ceiling and report.status == "complete" and engines.engine_class(cfg.engine).uses_gguf:
         add_ceiling(report, cfg, output, console)
     print_report(console, report)
