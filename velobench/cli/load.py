@@ -76,6 +76,13 @@ def load(
     slo: Annotated[
         str | None, typer.Option(help="goodput objectives, e.g. ttft=500ms,tpot=50ms (ttft, tpot, itl, e2e)")
     ] = None,
+    generator_procs: Annotated[
+        int | None,
+        typer.Option(
+            help="load-generator processes, each its own event loop and share of every level, on one clock "
+            "[default: 1 below 8 cores, else one per 4 cores, at most 8]"
+        ),
+    ] = None,
     threads: o.Threads = None,
     ctx_size: Annotated[int, typer.Option("--ctx-size", "-c", help="context per slot")] = 2048,
     temp: o.Temp = 0.0,
@@ -126,6 +133,7 @@ def load(
         input_len=input_len,
         seed=seed,
         stop_on_saturation=stop_on_saturation,
+        generator_procs=generator_procs,
     )
     cfg = config.from_options(locals())
     output = output or load_output()

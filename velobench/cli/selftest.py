@@ -27,6 +27,13 @@ def loadgen(
     chunks: Annotated[
         int, typer.Option("--chunks", help="streamed content chunks per response (one token each)")
     ] = 16,
+    generator_procs: Annotated[
+        int | None,
+        typer.Option(
+            help="load-generator processes sharing each level, as `velobench load --generator-procs` "
+            "[default: 1 below 8 cores, else one per 4 cores, at most 8]"
+        ),
+    ] = None,
 ) -> None:
     """The load generator's ceiling: requests/s and chunks/s against a server that does no work.
 
@@ -40,17 +47,24 @@ def loadgen(
     from rich.table import Table
 
     from velobench.load.loopback import measure_ceilings
+    from velobench.load.procs import auto_procs
 
     levels = [int(c) for c in csv_numbers(concurrency, "--concurrency", int, "1,8,64")]
     if not levels or levels[0] < 1:
         raise VelobenchError("--concurrency: levels must be >= 1")
     if requests < 1 or chunks < 1:
         raise VelobenchError("--requests and --chunks must be at least 1")
-    out.print(f"load generator against a loopback server: {requests} requests x {chunks} chunks per level")
+    if generator_procs is not None and generator_procs < 1:
+        raise VelobenchError(f"--generator-procs must be at least 1, got {generator_procs}")
+    procs = generator_procs if generator_procs is not None else auto_procs()
+    out.print(
+        f"load generator against a loopback server: {requests} requests x {chunks} chunks per level, "
+        f"{procs} generator process{'es' if procs > 1 else ''}"
+    )
     table = Table(title="load generator ceiling")
     for col in ("concurrency", "requests/s", "chunks/s", "client CPU/req", "errors", "in flight"):
         table.add_column(col, justify="right", no_wrap=True)
-    ceilings = measure_ceilings(levels, tokens=chunks, requests=requests)
+    ceilings = measure_ceilings(levels, tokens=chunks, requests=requests, procs=procs)
     for c in ceilings:
         table.add_row(
             str(c.concurrency),
@@ -80,9 +94,12 @@ def lag_text(s: LagStats | None) -> str:
 def lag_line(c: GeneratorCeiling) -> str:
     """`concurrency 8: send lag 1.16/4.29/4.80 ms, event-loop lag 4.56/6.92/7.10 ms, CPU 100% of a core`."""
     lag = c.lag
+    procs = (
+        f" ({lag.procs} processes, the busiest {fmt.percent(lag.busiest_cpu_share)})" if lag.procs > 1 else ""
+    )
     return (
         f"concurrency {c.concurrency}: send lag {lag_text(lag.send_ms)}, "
-        f"event-loop lag {lag_text(lag.loop_ms)}, CPU {fmt.percent(lag.cpu_share)} of a core"
+        f"event-loop lag {lag_text(lag.loop_ms)}, CPU {fmt.percent(lag.cpu_share)} of a core{procs}"
     )
 
 

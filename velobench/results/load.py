@@ -193,6 +193,9 @@ class LoadOptions(Strict):
     slots: int = Field(description="parallel slots of the server velobench starts (llama-server -np)")
     stop_on_saturation: bool = True
     grace_s: float = GRACE_S
+    generator_procs: int = Field(
+        default=1, description="load-generator processes sharing every level, each its own event loop"
+    )
 
     @property
     def unit(self) -> str:
@@ -326,6 +329,9 @@ class GeneratorLag(BaseModel):
     reads and timestamps it, so this bounds how late chunk times (TTFT, ITL) are.
     cpu_share = cpu_s / wall_s: the generator process's CPU time over the level's wall time, in
     cores (1.0 = one core busy all the time; the event loop runs on one).
+    procs > 1 (`--generator-procs`, load.procs): cpu_s is every generator process's CPU time
+    (and the parent's) and cpu_share their sum in cores; busiest_cpu_share = the busiest
+    process's CPU time / wall_s (each runs its own event loop on one core).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -336,6 +342,10 @@ class GeneratorLag(BaseModel):
     cpu_s: float
     wall_s: float
     cpu_share: float | None
+    procs: int = Field(default=1, description="generator processes, each with its own event loop")
+    busiest_cpu_share: float | None = Field(
+        default=None, description="procs > 1: the busiest generator process's CPU time / wall_s"
+    )
 
 
 class LevelWarningCode(StrEnum):
