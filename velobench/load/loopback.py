@@ -24,7 +24,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -43,10 +42,11 @@ from velobench.errors import VelobenchError
 from velobench.load.analysis import generator_lag, lag_warnings
 from velobench.load.generator import HasId, plan, run_load
 from velobench.load.procs import HttpOpener, Sendable, run_procs
+from velobench.paths import repo_root
 from velobench.results.load import GeneratorLag, LevelWarning
 from velobench.results.timing import RequestTiming
 
-_ROOT = str(Path(__file__).resolve().parents[2])  # where `velobench` imports from, for the child
+_ROOT = str(repo_root())  # where this `velobench` imports from (the folder above the package)
 
 
 class LoopbackServer:

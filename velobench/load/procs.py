@@ -47,12 +47,12 @@ from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
-from pathlib import Path
 from typing import Any, Protocol
 
 from velobench.engines.http_client import AsyncHttpClient, StreamRequest
 from velobench.errors import VelobenchError
 from velobench.load.generator import PROBE_S, LoadRun, Send, assign_phases, run_load
+from velobench.paths import repo_root
 from velobench.results.load import LoadPlan, Window
 from velobench.results.timing import RequestTiming
 
@@ -62,7 +62,7 @@ WATCH_S = 0.5  # how often the parent asks `watch` while the workers run
 JOIN_S = 5.0  # after its result (or a stop), how long a worker may take to exit before it is killed
 MIN_CORES_PER_PROC = 4  # auto: one generator process per this many cores (the server needs some)
 MAX_AUTO_PROCS = 8
-_ROOT = str(Path(__file__).resolve().parents[2])  # where this `velobench` imports from
+_ROOT = str(repo_root())  # where this `velobench` imports from (the folder above the package)
 
 
 def auto_procs(cores: int | None = None) -> int:
