@@ -7,6 +7,7 @@
             warm-up request(s), not recorded
             for level in levels:                       # ascending
                 GET /metrics → run_load (asyncio, AsyncHttpClient) → GET /metrics
+                    (--generator-procs N: load.procs.run_procs, N processes' run_load merged)
                 records → JSONL; summaries, comparisons, crossover → result (atomic)
                 saturated (sweep)? → stop this mode; later modes run no higher level
 
@@ -48,7 +49,7 @@ from velobench.errors import VelobenchError
 from velobench.load.analysis import generator_lag
 from velobench.load.generator import LoadRun, run_load
 from velobench.load.plan import level_plans
-from velobench.load.procs import HttpOpener, Sendable, run_procs
+from velobench.load.procs import HttpOpener, Sendable, run_procs, shares
 from velobench.load.recompute import recompute
 from velobench.prompts import Prompt, chat_messages
 from velobench.results.config import EngineName, RunConfig
@@ -320,7 +321,7 @@ async def run_mode(
             started_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
             zero = time.perf_counter()
             where = f"the {mode} run at {opts.unit} {p.level():g}"
-            if opts.generator_procs > 1:
+            if shares(p, opts.generator_procs) > 1:  # else this process, as with --generator-procs 1
                 run = await run_procs(
                     HttpOpener(handle.base_url, handle.api_key, client_timeouts(cfg)),
                     [Sendable(q.id, stream_request(handle, cfg, q)) for q in prompts],
