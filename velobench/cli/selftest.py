@@ -173,8 +173,11 @@ def side_by_side_table(runs: list[Measured], levels: list[int]) -> Table:
 
     from velobench.load.vs_vllm import VELOBENCH, VLLM, means
 
-    table = Table(title="velobench vs vllm bench serve (same loopback server, alternating)")
-    for col in ("concurrency", "tool", "requests/s", "chunks/s", "CPU/req (first request → exit)"):
+    table = Table(
+        title="velobench vs vllm bench serve (one loopback server, alternating)",
+        caption="CPU/req: each tool's process, from its first request to its exit",
+    )
+    for col in ("concurrency", "tool", "requests/s", "chunks/s", "CPU/req"):
         table.add_column(col, justify="right", no_wrap=True)
     for c in levels:
         ours, theirs = means(runs, VELOBENCH, c), means(runs, VLLM, c)
