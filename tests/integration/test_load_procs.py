@@ -132,3 +132,19 @@ def test_the_ceiling_with_two_processes(url: str) -> None:
     c = asyncio.run(generator_ceiling(8, 200, TOKENS, url, procs=2))
     assert c.procs == 2 and c.requests == 200 and c.errors == 0 and c.max_in_flight == 8
     assert c.lag.procs == 2 and c.client_cpu_s_per_request > 0
+
+
+def test_ctrl_c_while_the_workers_start_leaves_none_behind(url: str) -> None:
+    async def go() -> LoadRun:
+        task = asyncio.create_task(
+            run_procs(HttpOpener(url), prompts(), plan("concurrency", concurrency=4, requests=100), 2)
+        )
+        await asyncio.sleep(0.05)  # the workers are starting, not yet ready
+        task.cancel()
+        return await task
+
+    t0 = time.monotonic()
+    with pytest.raises(asyncio.CancelledError):
+        asyncio.run(go())
+    assert time.monotonic() - t0 < 4  # the workers ended at once (their pipes closed), none killed late
+    assert not multiprocessing.active_children()

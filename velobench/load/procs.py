@@ -409,11 +409,13 @@ async def _collect(
 
 
 def _reap(workers: Sequence[_Proc]) -> None:
-    """Every worker joined (killed past JOIN_S), every pipe closed."""
+    """Every pipe closed (a worker still waiting for its zero then ends), every worker joined
+    (killed past JOIN_S)."""
+    for w in workers:
+        w.conn.close()
     deadline = time.monotonic() + JOIN_S
     for w in workers:
         w.process.join(max(deadline - time.monotonic(), 0.0))
         if w.process.is_alive():
             w.process.kill()
             w.process.join()
-        w.conn.close()

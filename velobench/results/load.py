@@ -27,7 +27,9 @@ ever written keeps the number it has, and no number means two formats:
       it was due, an event-loop timer's late wake-ups, the generator's CPU share) and the
       level's `warnings` (`generator-bottleneck` where velobench fell behind or ran near its
       ceiling); each record's `ready_s`. Files of version 4 have no lag (`lag` null, no
-      warnings, no `ready_s`): it was not measured.
+      warnings, no `ready_s`): it was not measured. Added later to version 5 as optional fields
+      whose defaults are what a file without them means: `load.generator_procs` (1), and per
+      level `lag.procs` (1) and `lag.busiest_cpu_share` (null) for several generator processes.
 """
 
 from __future__ import annotations
