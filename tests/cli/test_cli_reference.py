@@ -43,7 +43,7 @@ def test_help_and_version_import_no_numpy_scipy_httpx_or_matplotlib() -> None:
         "        main()\n"
         "    except SystemExit:\n"
         "        pass\n"
-        "print(sorted(m for m in ('numpy', 'scipy', 'httpx', 'matplotlib') if m in sys.modules))\n"
+        "print(sorted(m for m in ('numpy', 'scipy', 'httpx', 'aiohttp', 'matplotlib') if m in sys.modules))\n"
     )
     res = subprocess.run(
         [sys.executable, "-c", probe],

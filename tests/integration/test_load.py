@@ -126,6 +126,33 @@ def test_seeded_poisson_run_bounded_by_requests(cli, llama_bin: Path, smol: Path
     assert lvl.summary is not None and lvl.summary.n_ok == 8 and lvl.summary.request_throughput
 
 
+def test_two_generator_processes_through_the_cli(cli, llama_bin: Path, smol: Path) -> None:  # type: ignore[no-untyped-def]
+    code, _out, err = cli(
+        *base(llama_bin, smol, "g.json"),
+        *("--concurrency", "2", "--requests", "8", "--warmup-requests", "1", "--skip-speculative"),
+        *("--generator-procs", "2"),
+    )
+    assert code == 0, err
+    rep = store.load_result(Path("g.json"))
+    assert isinstance(rep, LoadReport) and rep.load.generator_procs == 2
+    (lvl,) = rep.modes["vanilla"].levels
+    assert lvl.issued == lvl.finished == 8 and lvl.max_in_flight == 2
+    assert lvl.lag is not None and lvl.lag.procs == 2 and lvl.lag.busiest_cpu_share is not None
+    recs = read_records(Path("g.records.jsonl"))[("vanilla", 2.0)]
+    assert sorted(r.index for r in recs) == list(range(8))  # each request once, from either process
+    assert [r.phase for r in sorted(recs, key=lambda r: r.index)] == ["warmup"] + ["measure"] * 7
+    ok = [r.timing for r in recs if r.phase == "measure"]
+    assert all(t.ok and t.output_tokens == TOKENS for t in ok)
+    s = lvl.summary
+    assert s is not None and s.ttft_ms is not None and s.e2e_ms is not None
+    for q in (50, 99):
+        assert getattr(s.ttft_ms, f"p{q}").value == pytest.approx(by_hand([t.ttft_ms() or 0 for t in ok], q))
+        assert getattr(s.e2e_ms, f"p{q}").value == pytest.approx(by_hand([t.e2e_ms() or 0 for t in ok], q))
+    spans = sorted((t.sent_s, t.end_s or 0.0) for t in ok)  # the two processes' requests overlap on one axis
+    assert any(b0 < a1 for (_, a1), (b0, _) in itertools.pairwise(spans))
+    assert llama_processes() == []
+
+
 def spawn(args: list[str], log: Path) -> subprocess.Popen[bytes]:
     """`velobench ARGS` from this checkout in a child process, stdout and stderr to `log`."""
     root = str(Path(velobench.__file__).resolve().parents[1])
@@ -185,7 +212,8 @@ def test_ctrl_c_mid_level_keeps_finished_levels(llama_bin: Path, smol: Path, tmp
     assert servers and not any(p.is_running() for p in servers)  # the server went with it
 
 
-def test_server_killed_mid_load_is_one_line(llama_bin: Path, smol: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("procs", [1, 2])
+def test_server_killed_mid_load_is_one_line(llama_bin: Path, smol: Path, tmp_path: Path, procs: int) -> None:
     log = tmp_path / "out.txt"
     child = spawn(
         [
@@ -195,6 +223,7 @@ def test_server_killed_mid_load_is_one_line(llama_bin: Path, smol: Path, tmp_pat
             "--duration",
             "4",
             "--skip-speculative",
+            *("--generator-procs", str(procs)),
         ],
         log,
     )

@@ -99,6 +99,13 @@ def load(
         ),
     ] = None,
     search_levels: Annotated[int, typer.Option(help="search: at most this many levels per mode")] = 8,
+    generator_procs: Annotated[
+        int | None,
+        typer.Option(
+            help="load-generator processes, each its own event loop and share of every level, on one clock "
+            "[default: 1 below 8 cores, else one per 4 cores, at most 8]"
+        ),
+    ] = None,
     threads: o.Threads = None,
     ctx_size: Annotated[int, typer.Option("--ctx-size", "-c", help="context per slot")] = 2048,
     temp: o.Temp = 0.0,
@@ -168,6 +175,7 @@ def load(
         input_len=input_len,
         seed=seed,
         stop_on_saturation=stop_on_saturation,
+        generator_procs=generator_procs,
     )
     if search is not None:
         opts = searched_options(opts, search)

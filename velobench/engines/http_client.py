@@ -14,8 +14,8 @@ llama-server's `timings_per_token`), else 1 per chunk that carries text.
 
 What is sent and read back is `engines.dialects` (one table of pure builders and parsers);
 `StreamState` and `classify` are pure too;
-`HttpClient` (httpx.Client) and `AsyncHttpClient` (httpx.AsyncClient) only move bytes and read the
-clock. A failure is a `RequestFailed` (a one-line `VelobenchError`) or, with `raise_errors=False`,
+`HttpClient` (httpx.Client: run and think, one stream at a time) and `AsyncHttpClient` (aiohttp:
+load, many streams on one event loop) only move bytes and read the clock. A failure is a `RequestFailed` (a one-line `VelobenchError`) or, with `raise_errors=False`,
 `RequestTiming.error = "kind: message"` with every chunk received before it kept. Kinds: `connect`,
 `timeout`, `http-<status>`, `stream-ended`, `bad-event`, `server-error`.
 
@@ -28,13 +28,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib.util
+import json
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import aiohttp
 import httpx
 from pydantic import BaseModel, ConfigDict
 
@@ -201,9 +203,15 @@ class StreamState:
 
     def result(self, end_s: float, error: str | None = None) -> StreamResult:
         """The record, the stream stopping at `end_s` (with `error`, where it failed)."""
-        timing = self.timing.model_copy(deep=True)
-        timing.end_s = end_s
-        timing.error = error
+        t = self.timing  # a copy (the state may take more events): its lists copied, no deep copy
+        timing = t.model_copy(
+            update={
+                "chunk_s": list(t.chunk_s),
+                "chunk_tokens": list(t.chunk_tokens),
+                "end_s": end_s,
+                "error": error,
+            }
+        )
         usage, timings = self.usage, self.timings
         out, prompt = dialects.token_counts(self.endpoint, usage, timings)
         if out is not None:
@@ -221,18 +229,28 @@ class StreamState:
 
 
 def classify(exc: Exception, where: str, *, connect_s: float, read_s: float, chunks: int) -> StreamFailure:
-    """A transport exception as a classified failure (`where`: the redacted URL)."""
+    """A transport exception (httpx's, of the sync client; aiohttp's, of the async one) as a
+    classified failure (`where`: the redacted URL)."""
     if isinstance(exc, StreamFailure):
         return exc
-    if isinstance(exc, httpx.ConnectTimeout):
+    if isinstance(exc, httpx.ConnectTimeout | aiohttp.ConnectionTimeoutError):
         return StreamFailure("connect", f"cannot connect to {where}: no answer in {connect_s:g} s")
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        why = exc.os_error.strerror or str(exc.os_error)
+        return StreamFailure("connect", f"cannot connect to {where}: {flatten(why) or 'refused'}")
     if isinstance(exc, httpx.ConnectError):
         return StreamFailure("connect", f"cannot connect to {where}: {flatten(str(exc)) or 'refused'}")
-    if isinstance(exc, httpx.ReadTimeout):
+    if isinstance(exc, httpx.ReadTimeout | aiohttp.SocketTimeoutError):
         return StreamFailure("timeout", f"{where} sent nothing for {read_s:g} s (after {chunks} chunks)")
-    if isinstance(exc, httpx.TimeoutException):
+    if isinstance(exc, httpx.TimeoutException | TimeoutError):
         return StreamFailure("timeout", f"{where}: {type(exc).__name__} ({flatten(str(exc))})")
-    if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError):
+    if isinstance(
+        exc,
+        httpx.RemoteProtocolError
+        | httpx.ReadError
+        | aiohttp.ServerDisconnectedError
+        | aiohttp.ClientPayloadError,
+    ):
         return StreamFailure(
             "stream-ended",
             f"{where} closed the connection after {chunks} chunks "
@@ -467,109 +485,45 @@ class HttpClient(_Base):
 DRAIN_S = 0.5  # after a stream's end ([DONE]), how long its last bytes may take before the connection goes
 
 
-async def _drain(lines: AsyncIterator[str]) -> None:
-    """Read what follows a stream's end (the chunked body's terminator) so its connection goes back
-    to the pool; a stream that has not ended within DRAIN_S is left, and its connection closed.
-
-    Without it every request opened a new connection (httpx closes a response not read to its end),
-    and closing one cost more than the request: a new TCP connection, and httpcore's cancellation
-    shield, which looks for `sniffio` on every close (an import that fails walks sys.path).
-    """
-    with contextlib.suppress(httpx.HTTPError, OSError, TimeoutError):
-        async with asyncio.timeout(DRAIN_S):
-            async for _ in lines:
-                pass
-
-
-STALE = (
-    httpx.RemoteProtocolError,
-    httpx.ReadError,
-    httpx.WriteError,
-)  # a kept-alive connection the server closed
-
-
-class _Lane:
-    """One httpx.AsyncClient of one connection; `used` once it has served a request."""
-
-    def __init__(self, make: Callable[[], httpx.AsyncClient]) -> None:
-        self._make = make
-        self.http = make()
-        self.used = False
-
-    async def open(self, stack: contextlib.AsyncExitStack, path: str, body: Any) -> httpx.Response:
-        """`POST path` streamed, its response entered on `stack`. A server may close a kept-alive
-        connection just as a request goes out on it (llama-server's cpp-httplib did, in the load
-        integration test: "Server disconnected without sending a response"); where the lane's
-        connection had served a request before and the request failed before any answer came, it
-        is sent once more on a new connection, as the first request of a connection would be."""
-        try:
-            return await stack.enter_async_context(self.http.stream("POST", path, json=body))
-        except STALE:
-            if not self.used:
-                raise
-        await self.http.aclose()
-        self.http, self.used = self._make(), False
-        return await stack.enter_async_context(self.http.stream("POST", path, json=body))
-
-
-class _Lanes:
-    """Lanes (one httpx.AsyncClient of one connection each) lent one per streamed request, at
-    most `limit` at once (None: as many as are asked for).
-
-    One shared httpx pool of C connections costs O(C) per request to find a free connection
-    (httpcore checks every connection, each with a socket call): at 64 in flight that was most
-    of the client's CPU (cProfile, loopback, 4 M `is_idle` calls for 300 requests). A lane is
-    found in O(1) and keeps its connection alive between requests. The lanes share one TLS
-    context (making one per client costs ~30 ms).
-    """
-
-    def __init__(self, make: Callable[[], httpx.AsyncClient], limit: int | None) -> None:
-        self._make = make
-        self._idle: list[_Lane] = []
-        self._all: list[_Lane] = []
-        self._free = asyncio.Semaphore(limit) if limit is not None else None
-
-    @contextlib.asynccontextmanager
-    async def lend(self) -> AsyncIterator[_Lane]:
-        if self._free is not None:
-            await self._free.acquire()
-        try:
-            if self._idle:
-                lane = self._idle.pop()
-            else:
-                lane = _Lane(self._make)
-                self._all.append(lane)
-            try:
-                yield lane
-            finally:
-                lane.used = True
-                self._idle.append(lane)
-        finally:
-            if self._free is not None:
-                self._free.release()
-
-    async def aclose(self) -> None:
-        for lane in self._all:
-            await lane.http.aclose()
-
-
 class AsyncHttpClient(_Base):
-    """The same client on httpx.AsyncClient, for many requests in flight on one event loop
-    (streams on `_Lanes`, at most `max_connections` at once; other requests on one more client)."""
+    """The same client on aiohttp, for many requests in flight on one event loop: streams on one
+    pool of at most `max_connections` kept-alive connections (None: as many as are asked for),
+    other requests (/v1/models, /metrics) on a pool of their own.
+
+    aiohttp rather than httpx.AsyncClient: against the loopback server (selftest loadgen, 64 in
+    flight, 16 chunks per request) httpx cost 1.7-2.0 ms of client CPU per request, most of it in
+    httpx, httpcore, h11 and anyio; aiohttp (the client of `vllm bench serve`) 0.5-0.65 ms. Its
+    stream is read in the pieces the socket delivers and cut into lines here (a line may be
+    longer than aiohttp's readline allows: llama-server's last `/completion` event carries its
+    settings). A stream read to its end ([DONE]) is drained so its connection is kept alive.
+    A server may close a kept-alive connection just as a request goes out on it (llama-server's
+    cpp-httplib did, in the load integration test: "Server disconnected"); a request that fails
+    so, before any answer, is sent once more (on a new connection where none other is idle).
+    """
 
     def __init__(self, base_url: str, *, max_connections: int | None = None, **kwargs: Any) -> None:
         super().__init__(base_url, **kwargs)
-        tls = httpx.create_ssl_context()
-        self._http = httpx.AsyncClient(
-            base_url=self.base_url, headers=self._headers, timeout=self._timeout, verify=tls
+        self._limit = max_connections or 0  # aiohttp: 0 is no limit
+        self._aio_timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=self.connect_timeout_s, sock_read=self.read_timeout_s
         )
-        one = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-        self._lanes = _Lanes(
-            lambda: httpx.AsyncClient(
-                base_url=self.base_url, headers=self._headers, timeout=self._timeout, limits=one, verify=tls
-            ),
-            max_connections,
-        )
+        self._streams: aiohttp.ClientSession | None = None
+        self._other: aiohttp.ClientSession | None = None
+
+    def _session(self, streams: bool) -> aiohttp.ClientSession:
+        """The pool of streams (or of other requests), made on first use (inside the event loop)."""
+        s = self._streams if streams else self._other
+        if s is None:
+            s = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self._limit if streams else 0, limit_per_host=0),
+                headers=self._headers,
+                timeout=self._aio_timeout,
+            )
+            if streams:
+                self._streams = s
+            else:
+                self._other = s
+        return s
 
     async def __aenter__(self) -> AsyncHttpClient:
         return self
@@ -578,57 +532,85 @@ class AsyncHttpClient(_Base):
         await self.aclose()
 
     async def aclose(self) -> None:
-        await self._lanes.aclose()
-        await self._http.aclose()
+        for s in (self._streams, self._other):
+            if s is not None:
+                await s.close()
+        self._streams = self._other = None
+
+    async def _post(self, path: str, data: bytes) -> aiohttp.ClientResponse:
+        """`POST path` (its body JSON), the answer's head read; sent once more where a kept-alive
+        connection was closed under it (see the class docstring)."""
+        session, url = self._session(True), self.base_url + path
+        try:
+            return await session.post(url, data=data, headers=_JSON)
+        except aiohttp.ServerDisconnectedError:
+            return await session.post(url, data=data, headers=_JSON)
 
     async def stream(
         self, req: StreamRequest, *, zero: float | None = None, raise_errors: bool = True
     ) -> StreamResult:
         """As `HttpClient.stream`."""
-        body = request_body(req, continuous_usage=self.continuous_usage)
+        data = json.dumps(request_body(req, continuous_usage=self.continuous_usage)).encode()
         sent = self.clock()
         zero = sent if zero is None else zero
         state, parser = StreamState(req.endpoint, sent - zero), SseParser()
         try:
-            async with self._lanes.lend() as lane, contextlib.AsyncExitStack() as stack:
-                resp = await lane.open(stack, req.path, body)
-                if resp.status_code != 200:
-                    raw = (await resp.aread())[:4096]
-                    raise self.status_failure(resp.status_code, resp.reason_phrase, raw, "POST", req.path)
-                completed = False
-                lines = resp.aiter_lines()
-                async for line in lines:
-                    if self._step(state, parser, line, zero):
-                        completed = True
+            resp = await self._post(req.path, data)
+            try:
+                if resp.status != 200:
+                    raw = await resp.content.read(4096)
+                    raise self.status_failure(resp.status, resp.reason or "", raw, "POST", req.path)
+                completed, rest = False, b""
+                async for piece in resp.content.iter_any():
+                    lines = (rest + piece).split(b"\n")
+                    rest = lines.pop()
+                    for line in lines:
+                        if self._step(state, parser, line.decode("utf-8", "replace"), zero):
+                            completed = True
+                            break
+                    if completed:
                         break
+                if not completed and rest:
+                    completed = self._step(state, parser, rest.decode("utf-8", "replace"), zero)
                 result = self._end(state, parser, zero, completed)
                 if completed:
-                    await _drain(lines)
+                    with contextlib.suppress(aiohttp.ClientError, OSError, TimeoutError):
+                        async with asyncio.timeout(DRAIN_S):
+                            await resp.content.read()
                 return result
-        except (StreamFailure, httpx.HTTPError, OSError) as exc:
+            finally:
+                resp.release()
+        except (StreamFailure, aiohttp.ClientError, OSError, TimeoutError) as exc:
             return self._failed(
                 state, self._failure(exc, req.path, len(state.timing.chunk_s)), zero, raise_errors
             )
 
+    async def _get(self, path: str) -> tuple[int, str, bytes]:
+        async with self._session(False).get(self.base_url + path) as r:
+            return r.status, r.reason or "", await r.read()
+
     async def models(self) -> list[str]:
         """As `HttpClient.models`."""
         try:
-            r = await self._http.get(dialects.MODELS)
-        except (httpx.HTTPError, OSError) as exc:
+            got = await self._get(dialects.MODELS)
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             raise RequestFailed(self._failure(exc, dialects.MODELS, 0)) from None
-        return self._models(r.status_code, r.reason_phrase, r.content)
+        return self._models(*got)
 
     async def metrics_status(self) -> tuple[prom.Samples | None, str | None]:
         """As `HttpClient.metrics_status`."""
         try:
-            r = await self._http.get(dialects.METRICS)
-        except (httpx.HTTPError, OSError) as exc:
+            got = await self._get(dialects.METRICS)
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             return None, self._failure(exc, dialects.METRICS, 0).message
-        return self._metrics(r.status_code, r.reason_phrase, r.content)
+        return self._metrics(*got)
 
     async def metrics(self) -> prom.Samples | None:
         """As `HttpClient.metrics`."""
         return (await self.metrics_status())[0]
+
+
+_JSON = {"Content-Type": "application/json"}
 
 
 __all__ = [

@@ -129,6 +129,10 @@ class LoadRun(BaseModel):
     )
     cpu_s: float = Field(default=0.0, description="this process's CPU time over the level")
     cpu_wall_s: float = Field(default=0.0, description="the wall time cpu_s was taken over")
+    procs: int = Field(default=1, description="generator processes (load.procs); 1: this one")
+    process_cpu_s: list[float] = Field(
+        default_factory=list, description="each generator process's CPU time (procs > 1; cpu_s is their sum)"
+    )
 
 
 def assign_phases(

@@ -23,8 +23,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from pathlib import Path
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -39,12 +38,15 @@ from velobench.engines.http_client import (
     StreamRequest,
     StreamState,
 )
+from velobench.errors import VelobenchError
 from velobench.load.analysis import generator_lag, lag_warnings
 from velobench.load.generator import HasId, plan, run_load
+from velobench.load.procs import HttpOpener, Sendable, run_procs
+from velobench.paths import repo_root
 from velobench.results.load import GeneratorLag, LevelWarning
 from velobench.results.timing import RequestTiming
 
-_ROOT = str(Path(__file__).resolve().parents[2])  # where `velobench` imports from, for the child
+_ROOT = str(repo_root())  # where this `velobench` imports from (the folder above the package)
 
 
 class LoopbackServer:
@@ -178,10 +180,13 @@ class GeneratorCeiling(BaseModel):
     requests: int
     tokens_per_request: int
     server: str = Field(description="in-process (same loop and core as the client) or the URL")
+    procs: int = Field(default=1, description="generator processes (load.procs), each its own event loop")
     wall_s: float
     requests_per_s: float
     chunks_per_s: float
-    client_cpu_s_per_request: float = Field(description="this process's CPU time / requests")
+    client_cpu_s_per_request: float = Field(
+        description="the generator's CPU time / requests (this process's; with procs > 1 every generator process's)"
+    )
     errors: int
     max_in_flight: int
     lag: GeneratorLag = Field(description="the generator's own lag and CPU share, as in a load result")
@@ -195,31 +200,39 @@ class _Id(BaseModel):
 
 
 async def generator_ceiling(
-    concurrency: int, requests: int = 2000, tokens: int = 16, url: str | None = None
+    concurrency: int, requests: int = 2000, tokens: int = 16, url: str | None = None, procs: int = 1
 ) -> GeneratorCeiling:
     """Closed loop with `concurrency` in flight against `url` (a `LoopbackServer` in another
     process, see `main`) or, without one, a `LoopbackServer` on this event loop (server and
-    client then share one core: a lower bound)."""
+    client then share one core: a lower bound). `procs` > 1: the level is shared among that many
+    generator processes (`load.procs`), each with its own event loop and client."""
     async with contextlib.AsyncExitStack() as stack:
         if url is None:
             url = (await stack.enter_async_context(LoopbackServer(tokens=tokens))).url
             where = "in-process"
         else:
             where = url
-        client = await stack.enter_async_context(AsyncHttpClient(url, max_connections=concurrency))
         req = StreamRequest(endpoint="chat", prompt="loopback", max_tokens=tokens)
-        zero = time.perf_counter()
-
-        async def send(index: int, prompt: HasId) -> RequestTiming:
-            return (await client.stream(req, zero=zero, raise_errors=False)).timing
-
+        level = plan("concurrency", concurrency=concurrency, requests=requests)
         cpu0 = time.process_time()
-        run = await run_load(
-            send, [_Id(id="p")], plan("concurrency", concurrency=concurrency, requests=requests), zero=zero
-        )
-        cpu = time.process_time() - cpu0
+        if procs > 1:
+            run = await run_procs(HttpOpener(url), [Sendable("p", req)], level, procs)
+        else:
+            client = await stack.enter_async_context(AsyncHttpClient(url, max_connections=concurrency))
+            zero = time.perf_counter()
+
+            async def send(index: int, prompt: HasId) -> RequestTiming:
+                return (await client.stream(req, zero=zero, raise_errors=False)).timing
+
+            run = await run_load(send, [_Id(id="p")], level, zero=zero)
+        cpu = run.cpu_s if run.procs > 1 else time.process_time() - cpu0
     lag = generator_lag(
-        run.records, run.loop_lag_s, probe_s=run.probe_s, cpu_s=run.cpu_s, wall_s=run.cpu_wall_s
+        run.records,
+        run.loop_lag_s,
+        probe_s=run.probe_s,
+        cpu_s=run.cpu_s,
+        wall_s=run.cpu_wall_s,
+        process_cpu_s=run.process_cpu_s,
     )
     ok = [r for r in run.records if r.timing.ok]
     wall = max(r.timing.end_s or 0.0 for r in run.records) - min(r.timing.sent_s for r in run.records)
@@ -228,6 +241,7 @@ async def generator_ceiling(
         requests=len(run.records),
         tokens_per_request=tokens,
         server=where,
+        procs=run.procs,
         wall_s=wall,
         requests_per_s=len(ok) / wall,
         chunks_per_s=sum(len(r.timing.chunk_s) for r in ok) / wall,
@@ -240,10 +254,18 @@ async def generator_ceiling(
 
 
 def measure_ceilings(
-    concurrencies: Sequence[int] = (1, 8, 64), tokens: int = 16, requests: int = 2000
+    concurrencies: Sequence[int] = (1, 8, 64), tokens: int = 16, requests: int = 2000, procs: int = 1
 ) -> list[GeneratorCeiling]:
     """`generator_ceiling` at each concurrency against a `LoopbackServer` in a child process
     (stopped however this ends), so server and client can use separate cores."""
+    with loopback_process(tokens) as url:
+        return [asyncio.run(generator_ceiling(c, requests, tokens, url, procs)) for c in concurrencies]
+
+
+@contextlib.contextmanager
+def loopback_process(tokens: int = 16) -> Iterator[str]:
+    """A `LoopbackServer` in a child process (`python -m velobench.load.loopback serve`); yields
+    its URL; terminated (killed past 5 s) and reaped however this ends."""
     child = subprocess.Popen(
         [sys.executable, "-m", "velobench.load.loopback", "serve", str(tokens)],
         stdin=subprocess.DEVNULL,
@@ -258,8 +280,8 @@ def measure_ceilings(
         assert child.stdout is not None
         url = child.stdout.readline().strip()
         if not url.startswith("http://127.0.0.1:"):
-            raise RuntimeError(f"the loopback server did not start (printed {url!r})")
-        return [asyncio.run(generator_ceiling(c, requests, tokens, url)) for c in concurrencies]
+            raise VelobenchError(f"the loopback server did not start (printed {url!r})")
+        yield url
     finally:
         child.terminate()
         try:
@@ -267,6 +289,8 @@ def measure_ceilings(
         except subprocess.TimeoutExpired:
             child.kill()
             child.wait()
+        if child.stdout is not None:
+            child.stdout.close()
 
 
 async def _serve(tokens: int) -> None:

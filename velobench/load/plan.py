@@ -88,9 +88,12 @@ def load_options(
     input_len: int | None = None,
     seed: int = 42,
     stop_on_saturation: bool = True,
+    generator_procs: int | None = None,
 ) -> LoadOptions:
-    """Check the load options together and decide the levels; bad input is one line (VelobenchError)."""
+    """Check the load options together and decide the levels; bad input is one line (VelobenchError).
+    `generator_procs` None: `load.procs.auto_procs()` (from the machine's cores)."""
     _positive("--concurrency", concurrency, whole=True)
+    _positive("--generator-procs", generator_procs, whole=True)
     _positive("--requests", requests, whole=True)
     _positive("--input-len", input_len, whole=True)
     if rate is not None:
@@ -158,6 +161,7 @@ def load_options(
         slo=parse_slo(slo) if slo is not None else None,
         input_len=input_len,
         slots=slots,
+        generator_procs=generator_procs if generator_procs is not None else _auto_procs(),
         stop_on_saturation=stop_on_saturation,
     )
 
@@ -198,3 +202,9 @@ def level_plans(opts: LoadOptions) -> list[LoadPlan]:
             )
         )
     return out
+
+
+def _auto_procs() -> int:
+    from velobench.load.procs import auto_procs
+
+    return auto_procs()

@@ -73,13 +73,15 @@ def _errors(s: LevelSummary) -> str:
 
 
 def lag_cell(lvl: LoadLevel) -> str:
-    """`0.4 / 1.1, 12%`: the generator's p99 send lag / p99 event-loop lag (ms) and its CPU share."""
+    """`0.4 / 1.1, 12%`: the generator's p99 send lag / p99 event-loop lag (ms) and its CPU share
+    (`, 4 procs` where several generator processes ran it: their CPU together)."""
     g = lvl.lag
     if g is None:
         return "-"
     send = _num(g.send_ms.p99 if g.send_ms else None)
     loop = _num(g.loop_ms.p99 if g.loop_ms else None)
-    return f"{send} / {loop}, {fmt.percent(g.cpu_share)}"
+    procs = f", {g.procs} procs" if g.procs > 1 else ""
+    return f"{send} / {loop}, {fmt.percent(g.cpu_share)}{procs}"
 
 
 def ratio_cell(r: Ratio | None) -> str:

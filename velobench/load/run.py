@@ -7,6 +7,7 @@
             warm-up request(s), not recorded
             for level in levels:                       # ascending
                 GET /metrics → run_load (asyncio, AsyncHttpClient) → GET /metrics
+                    (--generator-procs N: load.procs.run_procs, N processes' run_load merged)
                 records → JSONL; summaries, comparisons, crossover → result (atomic)
                 saturated (sweep)? → stop this mode; later modes run no higher level
 
@@ -48,6 +49,7 @@ from velobench.errors import VelobenchError
 from velobench.load.analysis import generator_lag
 from velobench.load.generator import LoadRun, run_load
 from velobench.load.plan import level_plans
+from velobench.load.procs import HttpOpener, Sendable, run_procs, shares
 from velobench.load.recompute import BASELINE, CANDIDATE, recompute
 from velobench.load.slo import MaxRateSearch, compare_arms
 from velobench.prompts import Prompt, chat_messages
@@ -321,8 +323,20 @@ async def run_mode(
             before, why = await client.metrics_status()
             started_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
             zero = time.perf_counter()
-            send = sender(client, handle, cfg, zero, f"the {mode} run at {opts.unit} {p.level():g}")
-            run = await run_load(send, prompts, p, zero=zero, grace_s=opts.grace_s)
+            where = f"the {mode} run at {opts.unit} {p.level():g}"
+            if shares(p, opts.generator_procs) > 1:  # else this process, as with --generator-procs 1
+                run = await run_procs(
+                    HttpOpener(handle.base_url, handle.api_key, client_timeouts(cfg)),
+                    [Sendable(q.id, stream_request(handle, cfg, q)) for q in prompts],
+                    p,
+                    opts.generator_procs,
+                    grace_s=opts.grace_s,
+                    watch=lambda: died(handle, where),  # noqa: B023 (asked only while this level runs)
+                )
+            else:
+                run = await run_load(
+                    sender(client, handle, cfg, zero, where), prompts, p, zero=zero, grace_s=opts.grace_s
+                )
             after, why_after = await client.metrics_status()
             stop = on_level(p, run, before, after, why or why_after, started_at)
             if run.interrupted:
@@ -417,7 +431,12 @@ def level_result(
         spec_decode=delta,
         metrics_note=note,
         lag=generator_lag(
-            run.records, run.loop_lag_s, probe_s=run.probe_s, cpu_s=run.cpu_s, wall_s=run.cpu_wall_s
+            run.records,
+            run.loop_lag_s,
+            probe_s=run.probe_s,
+            cpu_s=run.cpu_s,
+            wall_s=run.cpu_wall_s,
+            process_cpu_s=run.process_cpu_s,
         ),
     )
 

@@ -27,7 +27,9 @@ ever written keeps the number it has, and no number means two formats:
       it was due, an event-loop timer's late wake-ups, the generator's CPU share) and the
       level's `warnings` (`generator-bottleneck` where velobench fell behind or ran near its
       ceiling); each record's `ready_s`. Files of version 4 have no lag (`lag` null, no
-      warnings, no `ready_s`): it was not measured.
+      warnings, no `ready_s`): it was not measured. Added later to version 5 as optional fields
+      whose defaults are what a file without them means: `load.generator_procs` (1), and per
+      level `lag.procs` (1) and `lag.busiest_cpu_share` (null) for several generator processes.
 """
 
 from __future__ import annotations
@@ -194,6 +196,9 @@ class LoadOptions(Strict):
     slots: int = Field(description="parallel slots of the server velobench starts (llama-server -np)")
     stop_on_saturation: bool = True
     grace_s: float = GRACE_S
+    generator_procs: int = Field(
+        default=1, description="load-generator processes sharing every level, each its own event loop"
+    )
 
     @property
     def unit(self) -> str:
@@ -327,6 +332,9 @@ class GeneratorLag(BaseModel):
     reads and timestamps it, so this bounds how late chunk times (TTFT, ITL) are.
     cpu_share = cpu_s / wall_s: the generator process's CPU time over the level's wall time, in
     cores (1.0 = one core busy all the time; the event loop runs on one).
+    procs > 1 (`--generator-procs`, load.procs): cpu_s is every generator process's CPU time
+    (and the parent's) and cpu_share their sum in cores; busiest_cpu_share = the busiest
+    process's CPU time / wall_s (each runs its own event loop on one core).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -337,6 +345,10 @@ class GeneratorLag(BaseModel):
     cpu_s: float
     wall_s: float
     cpu_share: float | None
+    procs: int = Field(default=1, description="generator processes, each with its own event loop")
+    busiest_cpu_share: float | None = Field(
+        default=None, description="procs > 1: the busiest generator process's CPU time / wall_s"
+    )
 
 
 class LevelWarningCode(StrEnum):
