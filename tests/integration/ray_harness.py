@@ -1,7 +1,7 @@
 """A real local Ray cluster for the tests, inside a private network namespace with only loopback.
 
 Run by `tests/integration/test_matrix_ray.py` as
-`unshare -n -p -f --mount-proc bash -c 'ip link set lo up; exec python ray_harness.py'`: nothing
+`unshare -n -p -f --mount-proc bash -c 'ip link set lo up; python ray_harness.py'`: nothing
 listens beyond 127.0.0.1 and nothing is sent anywhere else. It reads one JSON command per line on
 stdin and answers one JSON line on stdout:
 

@@ -79,7 +79,7 @@ class Harness:
                 "--mount-proc",
                 "bash",
                 "-c",
-                f"ip link set lo up; exec {sys.executable} {HARNESS}",
+                f"ip link set lo up; {sys.executable} {HARNESS}",  # bash stays pid 1: it reaps orphans,
             ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -110,7 +110,11 @@ class Harness:
         found = []
         for p in psutil.process_iter(["name"]):
             try:
-                if p.info["name"] == "llama-server" and os.readlink(f"/proc/{p.pid}/ns/pid") == self.pidns:
+                if (
+                    p.info["name"] == "llama-server"
+                    and p.status() != psutil.STATUS_ZOMBIE
+                    and os.readlink(f"/proc/{p.pid}/ns/pid") == self.pidns
+                ):
                     found.append(p.pid)
             except (psutil.NoSuchProcess, OSError):
                 continue

@@ -101,9 +101,23 @@ def this_node() -> NodeInfo:
     )
 
 
+def node_version() -> str:
+    """The velobench a cell on this node runs: asked of a fresh `python` as the cell's own process
+    starts it. Not this worker's: Ray puts the driver's sys.path first in its workers (and may ship
+    a function's code by value), so the worker can be running the driver's velobench."""
+    from velobench.proc import run
+
+    done = run([sys.executable, "-P", "-c", "import velobench; print(velobench.__version__)"], timeout_s=60)
+    if done.returncode != 0:
+        return f"none importable ({done.stderr.strip().splitlines()[-1] if done.stderr.strip() else done.returncode})"
+    return done.stdout.strip()
+
+
 def version_problem(driver_version: str) -> str | None:
-    if __version__ != driver_version:
-        return f"runs velobench {__version__}, the driver {driver_version}: install the same version on every node"
+    """The node's own velobench against the driver's (one line, or None where they agree)."""
+    here = node_version()
+    if here != driver_version:
+        return f"runs velobench {here}, the driver {driver_version}: install the same version on every node"
     return None
 
 
@@ -285,9 +299,19 @@ class RayExecutor:
             ).remote(cfg.model_dump_json(), [c.id for c in cells if fits(n, needs[c.id])], __version__)
             for n in usable
         ]
-        for info_json, problem in self._ray.get(refs):
+        gone = []
+        for node, ref in zip(list(usable), refs, strict=True):
+            try:
+                info_json, problem = self._ray.get(ref)
+            except self._ray.exceptions.RayError as exc:  # the node went away since ray.nodes() listed it
+                self._console.print(f"node {node['NodeID'][:8]}: skipped ({_first_line(exc)})", markup=False)
+                gone.append(node)
+                continue
             if problem is not None:
                 raise VelobenchError(f"node {NodeInfo.model_validate_json(info_json).name}: {problem}")
+        usable = [n for n in usable if n not in gone]
+        if not usable:
+            raise VelobenchError("no node of the Ray cluster answered: nothing can run the cells")
         distinct = {need.model_dump_json(): need for need in needs.values()}.values()
         self._room = max(1, sum(max(slots(n, need) for need in distinct) for n in usable))
         self._console.print(
