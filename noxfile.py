@@ -19,7 +19,7 @@ TEST_MODELS = ["smollm2-135m", "gemma-3-270m"]
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    session.install("-e", ".[test]")
+    session.install("-e", ".[test,ray]")  # ray: the matrix on a real local Ray cluster
     session.run("velobench", "bins", "build")
     # A real llama.cpp of May 2025 (its own folder, never the default build): one build per run
     # is tested against it (tests/integration/test_llama_2025.py).

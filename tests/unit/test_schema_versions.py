@@ -46,7 +46,7 @@ FILES = {
     },
     "load": {3: HERE / "load-v3.json", 4: HERE / "load-v4.json", 5: HERE / "load-v5.json"},
     "think": {2: THINK_V2, 3: HERE / "think-v3.json", 4: HERE / "think-v4.json"},
-    "matrix": {1: HERE / "matrix-v1" / "summary.json"},
+    "matrix": {1: HERE / "matrix-v1" / "summary.json", 2: HERE / "matrix-v2" / "summary.json"},
     "lossless": {1: HERE / "lossless-v1.json"},
 }
 FILE_FORMATS = ("md", "csv", "html")  # json: compared field by field below
@@ -270,8 +270,8 @@ def test_a_version_a_kind_never_had_is_one_line(tmp_path: Path, raw: dict[str, o
 
 
 def test_a_matrix_summary_of_an_unknown_version_is_one_line(tmp_path: Path) -> None:
-    (tmp_path / "summary.json").write_text('{"schema_version": 2}')
-    with pytest.raises(VelobenchError, match=r"schema_version 2 .* matrix results \(1 to 1\)"):
+    (tmp_path / "summary.json").write_text('{"schema_version": 3}')
+    with pytest.raises(VelobenchError, match=r"schema_version 3 .* matrix results \(1 to 2\)"):
         load_summary(tmp_path)
 
 

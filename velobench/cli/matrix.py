@@ -36,6 +36,18 @@ def matrix(
     retry_failed: Annotated[
         bool, typer.Option("--retry-failed", help="with --resume: run the failed cells again")
     ] = False,
+    cluster: Annotated[
+        str | None,
+        typer.Option(
+            metavar="ADDRESS",
+            help="run the cells on a Ray cluster: ray://HEAD:10001, HEAD:6379, or auto (RAY_ADDRESS, "
+            "else the local cluster); needs pip install 'velobench[ray]'",
+        ),
+    ] = None,
+    cluster_retries: Annotated[
+        int,
+        typer.Option(min=0, help="with --cluster: times a cell lost with its worker or node runs again"),
+    ] = 2,
 ) -> None:
     """Sweep model pairs × methods × draft settings; every finished cell is kept (resume with --resume)."""
     from pydantic import ValidationError
@@ -57,8 +69,21 @@ def matrix(
     if retry_failed and resume is None:
         raise VelobenchError("--retry-failed goes with --resume RUN_DIR")
     run_dir = resume or output or o.default_output(f"matrix-{config.stem}", suffix="")
+    executor = None
+    if cluster is not None:
+        from velobench.runner.executor_ray import RayExecutor  # Ray is imported here only
+
+        executor = RayExecutor(cluster, out, retries=cluster_retries)
+    elif cluster_retries != 2:
+        raise VelobenchError("--cluster-retries goes with --cluster ADDRESS")
     summary = run_matrix(
-        cfg, run_dir, out, resume=resume is not None, fail_fast=fail_fast, retry_failed=retry_failed
+        cfg,
+        run_dir,
+        out,
+        resume=resume is not None,
+        fail_fast=fail_fast,
+        retry_failed=retry_failed,
+        executor=executor,
     )
     out.rule("matrix finished")
     for n, rec in enumerate(summary.records, 1):

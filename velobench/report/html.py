@@ -21,7 +21,8 @@ from velobench.report.tables import (
     config,
     group_pairs,
     lossless_lines,
-    machine,
+    machine_line,
+    machines,
     matrix_table,
     pair_label,
     pair_notes,
@@ -111,10 +112,11 @@ def render_many(reports: Sequence[Report]) -> str:
     if not reports:
         raise VelobenchError("no results to export")
     title = "velobench: speedup vs n_draft"
-    body = [f"<h1>{_e(title)}</h1>", f"<p>Machine: {_e(machine(reports[0]))}</p>"]
+    body = [f"<h1>{_e(title)}</h1>", f"<p>{_e(machine_line(reports))}</p>"]
+    several = len(machines(reports)) > 1
     for group in group_pairs(reports):
         body.append(matrix_table(group).html())
-        notes = pair_notes(group)
+        notes = pair_notes(group, name_machine=several)
         body.append(f'<p class="verdict">{_e(notes[0])}</p>')
         body += [f"<p>{_e(n)}</p>" for n in notes[1:]]
         body += _img(plot_speedup_vs_n_draft(group), f"speedup vs n_draft, {pair_label(group[0])}")

@@ -12,7 +12,8 @@ from velobench.report.tables import (
     config,
     group_pairs,
     lossless_lines,
-    machine,
+    machine_line,
+    machines,
     matrix_table,
     pair_notes,
     results,
@@ -52,8 +53,9 @@ def render_many(reports: Sequence[Report]) -> str:
     """A matrix run in Markdown: a table per pair, configurations by n_draft, best one in bold."""
     if not reports:
         raise VelobenchError("no results to export")
-    parts = ["# velobench: speedup vs n_draft", "", f"Machine: {machine(reports[0])}", ""]
+    parts = ["# velobench: speedup vs n_draft", "", machine_line(reports), ""]
+    several = len(machines(reports)) > 1
     for group in group_pairs(reports):
         parts += [matrix_table(group).markdown(), ""]
-        parts += [*pair_notes(group), ""]
+        parts += [*pair_notes(group, name_machine=several), ""]
     return "\n".join(parts)

@@ -301,9 +301,9 @@ def lossless_cell(r: Report) -> str:
     return ", ".join(parts) + (" (lossy by design)" if ll.lossy else "")
 
 
-def _pair_key(r: Report) -> tuple[str, str | None, str, str, str]:
+def _pair_key(r: Report) -> tuple[str, str | None, str, str, str, str]:
     cfg = r.config
-    return (cfg.main_model, cfg.draft_model, cfg.method.value, cfg.spec_impl.value, cfg.engine)
+    return (cfg.main_model, cfg.draft_model, cfg.method.value, cfg.spec_impl.value, cfg.engine, machine(r))
 
 
 def pair_label(report: Report) -> str:
@@ -315,9 +315,10 @@ def pair_label(report: Report) -> str:
 
 
 def group_pairs(reports: Sequence[Report]) -> list[list[Report]]:
-    """Reports grouped by pair (target, draft, method, implementation, engine), in first-seen
-    order; within a pair sorted by n_draft, then p_min, then time."""
-    groups: dict[tuple[str, str | None, str, str, str], list[Report]] = {}
+    """Reports grouped by pair (target, draft, method, implementation, engine) and machine (cells
+    of a cluster run on different hardware are never compared in one table), in first-seen
+    order; within a group sorted by n_draft, then p_min, then time."""
+    groups: dict[tuple[str, str | None, str, str, str, str], list[Report]] = {}
     for r in reports:
         groups.setdefault(_pair_key(r), []).append(r)
     return [
@@ -393,8 +394,24 @@ def _varying(group: list[Report]) -> list[str]:
     ]
 
 
-def pair_notes(group: list[Report]) -> list[str]:
+def machines(reports: Sequence[Report]) -> list[str]:
+    """The distinct machines of a matrix's reports, in first-seen order."""
+    return list(dict.fromkeys(machine(r) for r in reports))
+
+
+def machine_line(reports: Sequence[Report]) -> str:
+    found = machines(reports)
+    if len(found) == 1:
+        return f"Machine: {found[0]}"
+    return f"Machines: {len(found)} kinds; each table is measured on one of them (never averaged across them)"
+
+
+def pair_notes(group: list[Report], *, name_machine: bool = False) -> list[str]:
+    """The verdict on the group's best configuration, what else varies, and (`name_machine`,
+    where the matrix ran on more than one kind of machine) the machine it was measured on."""
     notes = [_best_line(group)]
+    if name_machine:
+        notes.append(f"Measured on {machine(group[0])}.")
     varying = _varying(group)
     if varying:
         notes.append("These configurations also differ in: " + ", ".join(varying) + ".")

@@ -16,6 +16,12 @@ summaries up):
   1 — first version: the configuration, one record per cell (the cell, its status, result file,
       command line, seconds, tokens/s, acceptance, speedup vs the baseline, ceiling, error), the
       summary of all finished cells.
+  2 — where each cell ran (`velobench matrix --cluster`): a cell record's `node` (its Ray node
+      id and address, and the node's environment: host, CPUs, GPUs and their driver), `started`
+      and `finished` (Unix times on that node), the `attempts` lost with their worker or node
+      before it ran to its end, and `own_baseline` (it measured its own vanilla arm: no baseline
+      of its target had run on its node); the configuration's `resources` (what a cell needs on
+      a node). All optional: a version 1 file is a version 2 file without them.
 """
 
 from __future__ import annotations
@@ -29,11 +35,12 @@ from pydantic import AliasChoices, BaseModel, Field, ValidationError, create_mod
 
 from velobench.errors import VelobenchError
 from velobench.results.config import Method, RunConfig, SpecImpl
+from velobench.results.environment import Environment
 from velobench.results.measures import Ratio, Summary
 from velobench.results.schema import Report
 from velobench.validation import Strict, one_line
 
-MATRIX_SCHEMA_VERSION = 1
+MATRIX_SCHEMA_VERSION = 2
 
 # A cell decides these; the [run] table sets everything else a `velobench run` option sets.
 CELL_FIELDS = frozenset(
@@ -69,9 +76,24 @@ def _partial(model: type[BaseModel], exclude: frozenset[str]) -> dict[str, Any]:
 MatrixRun = create_model("MatrixRun", __base__=Strict, **_partial(RunConfig, CELL_FIELDS))
 
 
+class CellResources(Strict):
+    """What one cell needs on its node, with `--cluster` (a local matrix runs one cell at a time).
+
+    `gpus` and `cpus` are Ray's `num_gpus`/`num_cpus` (Ray gives the cell's process its GPUs in
+    CUDA_VISIBLE_DEVICES, so cells that need the same GPU never share it); `custom` are Ray custom
+    resources (`{gpu_slot = 1}`), `labels` the node labels the cell must run on (`{zone = "a"}`).
+    """
+
+    gpus: float = Field(0, ge=0)
+    cpus: float = Field(1, ge=0)
+    custom: dict[str, float] = Field(default_factory=dict)
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
 class MatrixPair(Strict):
     target: str
     draft: str | None = None
+    resources: CellResources | None = None  # this pair's cells' needs (default: the [resources] table)
 
 
 class MatrixMethod(Strict):
@@ -83,6 +105,7 @@ class MatrixMethod(Strict):
 
 class MatrixConfig(Strict):
     run: MatrixRun = Field(default_factory=MatrixRun)
+    resources: CellResources = Field(default_factory=CellResources)
     pairs: list[MatrixPair] = Field(min_length=1)
     methods: list[MatrixMethod] = Field(min_length=1)
 
@@ -100,6 +123,27 @@ class Cell(Strict):
     p_min: float | None = None
 
 
+class NodeInfo(Strict):
+    """The machine a cell ran on: its Ray node (None for a local matrix) and its environment."""
+
+    node_id: str | None = None
+    address: str | None = None
+    environment: Environment
+
+    @property
+    def name(self) -> str:
+        """`host (address, node 1a2b3c4d)`: how messages name a node."""
+        where = [w for w in (self.address, f"node {self.node_id[:8]}" if self.node_id else None) if w]
+        return f"{self.environment.hostname} ({', '.join(where)})" if where else self.environment.hostname
+
+
+class CellAttempt(Strict):
+    """A run of a cell lost with its worker or node (the cell was then run again)."""
+
+    node: str | None  # NodeInfo.name of the node it was lost on, where known
+    error: str
+
+
 class CellRecord(Strict):
     """A finished cell, as appended to cells.jsonl and listed in summary.json."""
 
@@ -114,6 +158,11 @@ class CellRecord(Strict):
     speedup: Ratio | None = None
     ceiling: float | None = None
     error: str | None = None
+    node: NodeInfo | None = None
+    started: float | None = None
+    finished: float | None = None
+    attempts: list[CellAttempt] = Field(default_factory=list)
+    own_baseline: bool = False
 
 
 class MatrixSummary(Strict):

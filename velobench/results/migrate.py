@@ -153,6 +153,11 @@ def think_v3_to_v4(raw: Raw) -> Raw:
     return out
 
 
+def matrix_v1_to_v2(raw: Raw) -> Raw:
+    """Where cells ran: every new field of a cell record is optional, so a v1 summary only changes its number."""
+    return {**raw, "schema_version": 2}
+
+
 @dataclass(frozen=True)
 class Lineage:
     """The versions of one kind: the first a file of it can carry, the current one, and the steps."""
@@ -166,7 +171,7 @@ LINEAGES: dict[Kind, Lineage] = {
     "run": Lineage(1, RUN_SCHEMA_VERSION, {1: v1_to_v2, 2: v2_to_v3, 3: run_v3_to_v4, 4: run_v4_to_v5}),
     "load": Lineage(3, LOAD_SCHEMA_VERSION, {3: load_v3_to_v4, 4: load_v4_to_v5}),
     "think": Lineage(2, THINK_SCHEMA_VERSION, {2: think_v2_to_v3, 3: think_v3_to_v4}),
-    "matrix": Lineage(1, MATRIX_SCHEMA_VERSION, {}),
+    "matrix": Lineage(1, MATRIX_SCHEMA_VERSION, {1: matrix_v1_to_v2}),
     "lossless": Lineage(1, LOSSLESS_SCHEMA_VERSION, {}),
 }
 

@@ -30,7 +30,6 @@ import hashlib
 import os
 import re
 import shlex
-import time
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -43,8 +42,9 @@ from velobench.errors import Interrupted, VelobenchError
 from velobench.fsutil import write_text_atomic
 from velobench.report.fmt import ratio_short
 from velobench.results.config import Method, RunConfig, SpecImpl, build, to_argv
-from velobench.results.matrix import Cell, CellRecord, MatrixConfig, MatrixSummary
+from velobench.results.matrix import Cell, CellRecord, MatrixConfig, MatrixSummary, NodeInfo
 from velobench.results.schema import Report
+from velobench.runner.executor import Baseline, CellJob, CellOutcome, Executor, LocalExecutor
 from velobench.runner.lifecycle import Lifecycle, SaveFailed, units
 from velobench.runner.preflight import leave_nothing_behind
 from velobench.runner.run import execute, log_dir
@@ -151,8 +151,9 @@ def cells(cfg: MatrixConfig) -> list[Cell]:
     return list(out.values())
 
 
-def cell_config(cfg: MatrixConfig, cell: Cell) -> RunConfig:
-    """The RunConfig of one cell: the [run] table (over the matrix defaults) plus the cell's own fields."""
+def cell_config(cfg: MatrixConfig, cell: Cell, *, both_arms: bool = False) -> RunConfig:
+    """The RunConfig of one cell: the [run] table (over the matrix defaults) plus the cell's own
+    fields. `both_arms`: a speculative cell that measures its vanilla arm too (no shared baseline)."""
     return build(
         **{
             **MATRIX_DEFAULTS,
@@ -165,15 +166,15 @@ def cell_config(cfg: MatrixConfig, cell: Cell) -> RunConfig:
             "spec_impl": cell.spec_impl or SpecImpl.SIMPLE,
             "n_draft": cell.n_draft or 8,
             "draft_p_min": cell.p_min or 0.0,
-            "skip_vanilla": not cell.baseline,
+            "skip_vanilla": not (cell.baseline or both_arms),
             "skip_speculative": cell.baseline,
         }
     )
 
 
-def cell_command(cfg: MatrixConfig, cell: Cell, output: Path) -> str:
+def cell_command(cfg: MatrixConfig, cell: Cell, output: Path, *, both_arms: bool = False) -> str:
     """The `velobench run` command line that measures exactly this cell."""
-    return shlex.join(to_argv(cell_config(cfg, cell), str(output)))
+    return shlex.join(to_argv(cell_config(cfg, cell, both_arms=both_arms), str(output)))
 
 
 def read_records(path: Path) -> list[CellRecord]:
@@ -214,17 +215,18 @@ def record_for(cell: Cell, report: Report, path: Path, command: str, seconds: fl
     )
 
 
-def _eta(durations: list[float], remaining: int) -> str:
+def _eta(durations: list[float], remaining: int, parallel: int = 1) -> str:
     if remaining <= 0:
         return "done"
     if not durations:
         return "-"
-    s = sum(durations) / len(durations) * remaining
+    s = sum(durations) / len(durations) * remaining / max(parallel, 1)
     return f"{int(s // 60)}m{int(s % 60):02d}s"
 
 
-def check_cells(cfg: MatrixConfig) -> list[Cell]:
-    """Every cell's options, models and engine, checked before anything is made or run.
+def check_cells(cfg: MatrixConfig, todo: list[Cell] | None = None) -> list[Cell]:
+    """Every cell's options, models and engine, checked before anything is made or run (here:
+    a cluster's nodes run this same check, each on its own files).
 
     The same checks as `velobench run` (validate.preflight), for every cell; pairs of local
     GGUF files are checked for draft compatibility too. The first problem is one line naming
@@ -232,7 +234,7 @@ def check_cells(cfg: MatrixConfig) -> list[Cell]:
     """
     from velobench.runner.preflight import preflight
 
-    todo = cells(cfg)
+    todo = cells(cfg) if todo is None else todo
     for cell in todo:
         try:
             preflight(cell_config(cfg, cell))
@@ -308,17 +310,21 @@ def run_matrix(
     resume: bool = False,
     fail_fast: bool = False,
     retry_failed: bool = False,
+    executor: Executor | None = None,
 ) -> MatrixSummary:
     """Run every cell not yet finished in `run_dir`; return the summary (also written there).
 
     A cell that fails is recorded with its error and the next one runs (`fail_fast`: the
     failure ends the matrix, after it is recorded). On resume, failed cells are run again
-    only with `retry_failed`.
+    only with `retry_failed`. `executor` runs the cells (default: here, one at a time); every
+    finished cell comes back here and is recorded the same way, wherever it ran.
     """
     from velobench.results import store as results
 
+    run = executor or LocalExecutor(run_cell, console)
     open_run_dir(cfg, run_dir, resume=resume)
-    todo = check_cells(cfg)  # before the run folder exists: a typo costs nothing
+    todo = cells(cfg)
+    run.check(cfg, todo)  # before the run folder exists: a typo costs nothing
     (run_dir / "cells").mkdir(parents=True, exist_ok=True)
     config_file = run_dir / "matrix.json"
     write_text_atomic(config_file, cfg.model_dump_json(indent=2))
@@ -338,11 +344,12 @@ def run_matrix(
             + (f", {failed} failed (kept; --retry-failed runs them again)" if failed else "")
             + (f", {retry} failed cell(s) to retry" if retry else "")
         )
-    baselines: dict[str, tuple[Path, Report]] = {
-        r.cell.target: (Path(r.report), results.load(Path(r.report)))
-        for r in done.values()
-        if r.cell.baseline and r.status == "complete"
-    }
+    baselines: dict[str, list[Baseline]] = {}
+    for r in done.values():
+        if r.cell.baseline and r.status == "complete":
+            baselines.setdefault(r.cell.target, []).append(
+                Baseline(Path(r.report), results.load(Path(r.report)), r.node)
+            )
     summary = MatrixSummary(
         run_dir=str(run_dir), cells_total=len(todo), cells_done=len(done), records=list(done.values())
     )
@@ -357,6 +364,8 @@ def run_matrix(
     )
     durations: list[float] = []
     remaining = [c for c in todo if c.id not in done]
+    pending = list(remaining)
+    in_flight = 0
     stop: VelobenchError | None = None  # raised once the bar and the lifecycle are closed
     with (
         Progress(
@@ -365,53 +374,53 @@ def run_matrix(
             MofNCompleteColumn(),
             TextColumn("cells · elapsed"),
             TimeElapsedColumn(),
-            TextColumn("· {task.fields[eta]}"),
+            TextColumn("· {task.fields[eta]}{task.fields[nodes]}"),
             console=console,
         ) as bar,
         life,
     ):
-        task = bar.add_task("matrix", total=len(todo), completed=len(done), eta="ETA after the first cell")
-        for k, cell in enumerate(remaining):
-            n = todo.index(cell) + 1
-            out = run_dir / "cells" / f"{cell.id}.json"
-            command = cell_command(cfg, cell, out)
-            console.rule(f"cell {n}/{len(todo)}: {cell.id}")
-            t = time.monotonic()
-            try:
-                report = run_cell(cfg, cell, out, console, baselines.get(cell.target))
-            except SaveFailed as exc:  # the disk refused the cell's file: the next cells would fail too
-                stop = SaveFailed(
-                    f"cell {cell.id}: {exc}; {units(len(done), 'cell')} kept in {run_dir} "
-                    f"(resume with --resume {run_dir})"
-                )
-                break
-            seconds = time.monotonic() - t
-            durations.append(seconds)
-            if isinstance(report, VelobenchError):
-                rec = CellRecord(
-                    cell=cell,
-                    status="failed",
-                    report=str(out),
-                    command=command,
-                    seconds=seconds,
-                    error=str(report),
-                )
-            else:
-                if cell.baseline:
-                    baselines[cell.target] = (out, report)
-                rec = record_for(cell, report, out, command, seconds)
-            done[cell.id] = rec
-            summary.records, summary.cells_done = list(done.values()), len(done)
-            life.save(also=functools.partial(append_record, ledger, rec))
-            console.print(status_line(rec, n, len(todo)), markup=False)
-            bar.update(task, advance=1, eta=f"ETA {_eta(durations, len(remaining) - k - 1)}")
-            if isinstance(report, VelobenchError) and fail_fast:
-                stop = VelobenchError(
-                    f"cell {cell.id} failed: {report} (--fail-fast; recorded in {ledger}; "
-                    f"resume with --resume {run_dir} --retry-failed)"
-                )
-                stop.__cause__ = report
-                break
+        task = bar.add_task(
+            "matrix", total=len(todo), completed=len(done), eta="ETA after the first cell", nodes=""
+        )
+        try:
+            while pending or in_flight:
+                while pending and run.free():
+                    cell = pending.pop(0)
+                    out = run_dir / "cells" / f"{cell.id}.json"
+                    where = "" if run.name == "local" else f" (to {run.name})"
+                    console.rule(f"cell {todo.index(cell) + 1}/{len(todo)}: {cell.id}{where}")
+                    run.submit(CellJob(cfg, cell, out, baselines.get(cell.target, [])))
+                    in_flight += 1
+                bar.update(task, nodes=_running_text(run.running()))
+                try:
+                    outcome = run.wait()
+                except SaveFailed as exc:  # the disk refused a cell's file: the next cells would fail too
+                    stop = SaveFailed(
+                        f"{exc}; {units(len(done), 'cell')} kept in {run_dir} (resume with --resume {run_dir})"
+                    )
+                    break
+                in_flight -= 1
+                cell, report = outcome.job.cell, outcome.result
+                seconds = outcome.finished - outcome.started
+                durations.append(seconds)
+                rec = outcome_record(cfg, outcome)
+                if cell.baseline and not isinstance(report, VelobenchError):
+                    baselines.setdefault(cell.target, []).append(Baseline(outcome.job.out, report, rec.node))
+                done[cell.id] = rec
+                summary.records, summary.cells_done = list(done.values()), len(done)
+                life.save(also=functools.partial(append_record, ledger, rec))
+                console.print(status_line(rec, todo.index(cell) + 1, len(todo)), markup=False)
+                left = len(pending) + in_flight
+                bar.update(task, advance=1, eta=f"ETA {_eta(durations, left, in_flight or 1)}")
+                if isinstance(report, VelobenchError) and fail_fast:
+                    stop = VelobenchError(
+                        f"cell {cell.id} failed: {report} (--fail-fast; recorded in {ledger}; "
+                        f"resume with --resume {run_dir} --retry-failed)"
+                    )
+                    stop.__cause__ = report
+                    break
+        finally:
+            run.close()  # cells still in flight are stopped (and run again on resume)
         if stop is None:
             life.complete()  # summary.json as the ledger says, even where no cell was left to run
     if stop is not None:
@@ -419,14 +428,51 @@ def run_matrix(
     return summary
 
 
+def _running_text(running: dict[str, int]) -> str:
+    """` · running: a 1, b 2` (nothing for a local matrix, whose one cell prints its own progress)."""
+    if not running or set(running) == {"here"}:
+        return ""
+    return " · running: " + ", ".join(f"{node} {n}" for node, n in sorted(running.items()))
+
+
+def outcome_record(cfg: MatrixConfig, outcome: CellOutcome) -> CellRecord:
+    """The ledger line of a finished cell, wherever it ran."""
+    cell, report, out = outcome.job.cell, outcome.result, outcome.job.out
+    command = cell_command(cfg, cell, out, both_arms=outcome.own_baseline)
+    seconds = outcome.finished - outcome.started
+    if isinstance(report, VelobenchError):
+        rec = CellRecord(
+            cell=cell, status="failed", report=str(out), command=command, seconds=seconds, error=str(report)
+        )
+    else:
+        rec = record_for(cell, report, out, command, seconds)
+    node = outcome.node or (NodeInfo(environment=report.environment) if isinstance(report, Report) else None)
+    return rec.model_copy(
+        update={
+            "node": node,
+            "started": outcome.started,
+            "finished": outcome.finished,
+            "attempts": outcome.attempts,
+            "own_baseline": outcome.own_baseline,
+        }
+    )
+
+
 def run_cell(
-    cfg: MatrixConfig, cell: Cell, out: Path, console: Console, baseline: tuple[Path, Report] | None
+    cfg: MatrixConfig,
+    cell: Cell,
+    out: Path,
+    console: Console,
+    baseline: tuple[Path, Report] | None,
+    *,
+    both_arms: bool = False,
 ) -> Report | VelobenchError:
     """One cell, exactly as `velobench run` with its flags; its failure as a value (the matrix goes
-    on). Ctrl-C and a save the file system refuses end the matrix: they propagate."""
+    on). Ctrl-C and a save the file system refuses end the matrix: they propagate. `both_arms`: a
+    speculative cell measures its own vanilla arm too (on a node where no baseline ran)."""
     try:
         with leave_nothing_behind(out, logs=log_dir(out)):  # an empty log folder is not kept
-            return execute(cell_config(cfg, cell), out, console, baseline=baseline)
+            return execute(cell_config(cfg, cell, both_arms=both_arms), out, console, baseline=baseline)
     except (Interrupted, SaveFailed):
         raise
     except VelobenchError as exc:
