@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 from collections import Counter
 from collections.abc import Iterator
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -97,9 +98,7 @@ def test_interleaved_run_holds_both_sessions_and_records_positions_and_start_tim
     assert [i.position for i in its] == list(range(1, 9))
     assert "".join("A" if i in rep.vanilla.iterations else "B" for i in its) == "ABBAABBA"
     starts = [i.started_s for i in its]
-    assert starts[0] == 0.0 and all(
-        a is not None and b is not None and a <= b for a, b in zip(starts, starts[1:])
-    )
+    assert starts[0] == 0.0 and all(a is not None and b is not None and a <= b for a, b in pairwise(starts))
     assert WarningCode.SCHEDULE_BLOCKED not in {w.code for w in rep.warnings}
 
 

@@ -110,8 +110,10 @@ _LEVEL_TEXTS = {"throughput batches (": "short-batches", "some requests failed":
 
 
 def run_v5_to_v6(raw: Raw) -> Raw:
-    """No schedule positions, start times or interference before version 6: all null."""
-    return {**raw, "schema_version": 6}
+    """Every run before version 6 was blocked (config and result say so); no schedule positions,
+    start times or interference: null."""
+    config = {**raw.get("config", {}), "schedule": "blocked"}
+    return {**raw, "config": config, "schedule": "blocked", "schema_version": 6}
 
 
 def _level_warning(text: str) -> Raw:

@@ -58,7 +58,8 @@ load results (`results.load`, `LOAD_SCHEMA_VERSION`), think results (`results.th
       start (`started_s`, seconds since the first measured iteration's schedule began), and the
       other processes' CPU while it ran (`interference`: their share, the busiest one named);
       new validity warnings drift, interference, prompt-cache-hits and unchecked-server.
-      Version-5 files migrate as they are (no positions, start times or interference: null).
+      Version-5 files migrate as blocked runs (config and result), with no positions, start
+      times or interference (null).
 """
 
 from __future__ import annotations
