@@ -203,8 +203,8 @@ def split_devices(devices: str | None, servers: int) -> list[str | None]:
     one per server separated by "/" ("0/1": the first server on GPU 0, the second on GPU 1)."""
     if devices is None:
         return [None] * servers
-    parts = [d.strip() for d in devices.split("/")]
-    if any(not re.fullmatch(r"[0-9A-Za-z-]+(,[0-9A-Za-z-]+)*", d) for d in parts):
+    parts: list[str | None] = [d.strip() for d in devices.split("/")]
+    if any(not re.fullmatch(r"[0-9A-Za-z-]+(,[0-9A-Za-z-]+)*", d or "") for d in parts):
         raise VelobenchError(
             f"--devices {devices!r}: give GPU indices like 0 or 0,1, one list per server as 0/1"
         )
