@@ -277,6 +277,16 @@ def free_port(host: str = HOST) -> int:
         return int(s.getsockname()[1])
 
 
+def mode_port(port: int | None, mode: str) -> int:
+    """The port a mode's server listens on: with --port P the vanilla server takes P and the
+    speculative one P + 1 (P − 1 for 65535), so both can run side by side; else a free port."""
+    if port is None:
+        return free_port()
+    if mode != "speculative":
+        return port
+    return port + 1 if port < 65535 else port - 1
+
+
 def port_in_use(port: int, host: str = HOST) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.settimeout(0.5)

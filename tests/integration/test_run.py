@@ -47,7 +47,7 @@ def test_run_vanilla_vs_speculative(cli, llama_bin: Path, smol: Path, isolated: 
     assert code == 0, err
     # console: live progress lines, the table, the speedup with its uncertainty, a verdict
     assert "Running vanilla ..." in out and "Running speculative ..." in out
-    assert "Iteration 2/2 ... " in out and " tok/s (" in out
+    assert "Iteration 2/2 (speculative) ... " in out and " tok/s (" in out
     assert "Tokens/s" in out and "TTFT ms (prompt eval)" in out and "Total time ms" in out
     assert "Speedup: " in out and "(Fieller" in out  # an interval, or why there is none (n = 2)
     assert "Verdict: " in out

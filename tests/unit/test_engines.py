@@ -62,6 +62,9 @@ class StubEngine:
     def binary(self, mode: Mode) -> str:
         return f"stub-{mode}"
 
+    def side_by_side(self) -> str | None:
+        return None  # both sessions can be open at once: the interleaved schedule runs
+
     @contextlib.contextmanager
     def session(self, mode: Mode) -> Iterator[StubEngine.Session]:
         yield StubEngine.Session(mode)

@@ -201,7 +201,7 @@ def test_run_benchmark_on_a_disk_that_fills_mid_run(disk: Path, isolated: Path) 
 
     out = disk / "r.json"
     with pytest.raises(SaveFailed, match=r"all 3 finished iteration\(s\) are in "):
-        run_benchmark(cfg(), FillsUp(), capture(), out)  # type: ignore[arg-type]
+        run_benchmark(cfg(schedule="blocked"), FillsUp(), capture(), out)  # type: ignore[arg-type]
     assert store.load(out).iteration_count() == 2
     assert [i.tokens_per_second for i in store.load(rescued(isolated)[0]).vanilla.iterations] == [
         100,

@@ -38,6 +38,9 @@ class ScriptedEngine:
     def binary(self, mode: Mode) -> str:
         return f"fake-{mode}"
 
+    def side_by_side(self) -> str | None:
+        return None  # both sessions can be open at once: the interleaved schedule runs
+
     @contextlib.contextmanager
     def session(self, mode: Mode) -> Iterator[ScriptedEngine.S]:
         yield ScriptedEngine.S(self, mode)
@@ -106,8 +109,24 @@ def test_failure_mid_run_keeps_finished_iterations(tmp_path: Path) -> None:
         run_benchmark(cfg(), eng, capture(), tmp_path / "r.json")
     saved = results.load(tmp_path / "r.json")
     assert saved.status == "failed" and saved.error == "boom"
+    # interleaved (the default): vanilla 1, speculative 1, speculative 2, vanilla 2, then the failure
+    assert saved.vanilla is not None and [i.index for i in saved.vanilla.iterations] == [1, 2]
+    assert saved.speculative is not None and [i.index for i in saved.speculative.iterations] == [1, 2]
+    assert [i.position for i in saved.vanilla.iterations] == [1, 4]
+    assert [i.position for i in saved.speculative.iterations] == [2, 3]
+
+
+def test_blocked_failure_mid_run_keeps_every_vanilla_iteration(tmp_path: Path) -> None:
+    eng = ScriptedEngine(
+        {"vanilla": [100, 101, 99], "speculative": [50, 51, 49]}, fail_at=5, exc=VelobenchError("boom")
+    )
+    with pytest.raises(VelobenchError, match=r"boom \(4 finished iteration\(s\) kept in"):
+        run_benchmark(cfg(schedule="blocked"), eng, capture(), tmp_path / "r.json")
+    saved = results.load(tmp_path / "r.json")
+    assert saved.schedule == "blocked"
     assert saved.vanilla is not None and len(saved.vanilla.iterations) == 3
     assert saved.speculative is not None and len(saved.speculative.iterations) == 1
+    assert [i.position for i in saved.vanilla.iterations + saved.speculative.iterations] == [1, 2, 3, 4]
 
 
 def test_failure_before_anything_finished_writes_nothing(tmp_path: Path) -> None:
@@ -126,7 +145,8 @@ def test_ctrl_c_keeps_finished_iterations(tmp_path: Path) -> None:
     with pytest.raises(Interrupted, match="2 finished iteration"):
         run_benchmark(cfg(), eng, capture(), tmp_path / "r.json")
     saved = results.load(tmp_path / "r.json")
-    assert saved.status == "interrupted" and saved.vanilla is not None and len(saved.vanilla.iterations) == 2
+    assert saved.status == "interrupted" and saved.vanilla is not None and len(saved.vanilla.iterations) == 1
+    assert saved.speculative is not None and len(saved.speculative.iterations) == 1
 
 
 def test_no_significant_difference_is_not_called_a_speedup(tmp_path: Path) -> None:

@@ -108,9 +108,13 @@ def test_argv_values_and_order() -> None:
     ]  # fmt: skip
 
 
-def test_gpu_memory_utilization_only_on_gpu() -> None:
-    assert "--gpu-memory-utilization" not in serve_argv("vllm", full_opts(), None, gpu=False)
+def test_gpu_memory_utilization_on_gpu_and_cpu_where_given() -> None:
+    """The CPU backend reads it too, as the NUMA node's share it reserves (`placement` sizes it)."""
+    assert "--gpu-memory-utilization" in serve_argv("vllm", full_opts(), None, gpu=False)
     assert "--gpu-memory-utilization" in serve_argv("vllm", full_opts(), None, gpu=True)
+    assert "--gpu-memory-utilization" not in serve_argv(
+        "vllm", full_opts(gpu_memory_utilization=None), None, gpu=True
+    )
 
 
 def test_optional_flags_are_left_out_when_unset() -> None:

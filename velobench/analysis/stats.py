@@ -254,3 +254,53 @@ def is_high_variance(s: Summary, threshold: float = 0.10) -> bool:
     """
     cv = s.cv()
     return cv is not None and cv > threshold
+
+
+def drift(
+    times: Sequence[float], values: Sequence[float], groups: Sequence[object]
+) -> tuple[float, float | None, float, float | None] | None:
+    """A trend of log(values) over `times`, each group (a prompt) around its own level.
+
+    With y = ln(value), ỹ and t̃ centred within their group (groups of one sample dropped: G
+    groups, n samples left), the within-group least-squares slope and its test:
+
+        b = Σ t̃ ỹ / Σ t̃²,   s² = Σ (ỹ − b t̃)² / (n − G − 1),   T = b / √(s² / Σ t̃²) ~ t_{n−G−1}
+
+    and Welch's t-test of ỹ in the first ⌊n/2⌋ samples in time order against the rest. Returns
+    (b per second, the trend's two-sided p, the halves' difference in mean ỹ (second − first),
+    Welch's p), None under 6 samples or with fewer than 2 residual degrees of freedom, and the
+    p-values None where undefined (no spread).
+    """
+    import numpy as np
+
+    by: dict[object, list[int]] = {}
+    for i, g in enumerate(groups):
+        by.setdefault(g, []).append(i)
+    keep = [idx for idx in by.values() if len(idx) > 1]
+    n, g = sum(len(i) for i in keep), len(keep)
+    if n < 6 or n - g - 1 < 2:
+        return None
+    t_all = np.asarray(times, dtype=float)
+    y_all = np.log(np.asarray(values, dtype=float))
+    t, y = np.empty(n), np.empty(n)
+    at = 0
+    for idx in keep:
+        tt, yy = t_all[idx], y_all[idx]
+        t[at : at + len(idx)] = tt - tt.mean()
+        y[at : at + len(idx)] = yy - yy.mean()
+        at += len(idx)
+    order = np.argsort(t_all[[i for idx in keep for i in idx]], kind="stable")
+    sxx = float(np.sum(t * t))
+    if sxx <= 0:
+        return None
+    b = float(np.sum(t * y) / sxx)
+    df = n - g - 1
+    s2 = float(np.sum((y - b * t) ** 2) / df)
+    p_trend = t_two_sided_p(b / math.sqrt(s2 / sxx), df) if s2 > 0 else None
+    first, second = y[order[: n // 2]], y[order[n // 2 :]]
+    diff = float(second.mean() - first.mean())
+    v1, v2 = float(first.var(ddof=1)) / len(first), float(second.var(ddof=1)) / len(second)
+    p_halves = None
+    if v1 + v2 > 0:
+        p_halves = t_two_sided_p(diff / math.sqrt(v1 + v2), welch_df([(v1, len(first)), (v2, len(second))]))
+    return b, p_trend, diff, p_halves

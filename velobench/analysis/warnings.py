@@ -6,19 +6,22 @@ place, `velobench.report.warnings.text`.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Iterator
 
 from velobench.analysis import stats
 from velobench.proc import llama_env_overrides
-from velobench.results.config import RunConfig
+from velobench.results.config import EngineName, RunConfig
 from velobench.results.schema import Iteration, ModeComparison, Report, ResultWarning, WarningCode
+from velobench.results.telemetry import MIN_WINDOW_S
 
 SETUP_WARNINGS = {
     WarningCode.LLAMA_ENV_IGNORED,
     WarningCode.DRAFT_NOT_OFFLOADED,
     WarningCode.DRAFT_CHOICE,
     WarningCode.SYNTHETIC_MODEL,
+    WarningCode.SCHEDULE_BLOCKED,  # decided before the first iteration (`runner.loop.choose_schedule`)
 }
 
 
@@ -46,6 +49,8 @@ def result_warnings(report: Report) -> Iterator[ResultWarning]:
             yield ResultWarning(code=WarningCode.HIGH_VARIANCE, params={"mode": mode.mode, "cv": cv})
     for mode in report.modes.values():
         for note in mode.session.notes if mode.session else []:
+            if note.startswith(CACHE_NOTE):
+                continue  # the prompt-cache-hits check says it, from the iterations
             yield ResultWarning(code=WarningCode.SESSION_NOTE, params={"mode": mode.mode, "note": note})
     yield from validity_warnings(report)
     spec = report.speculative
@@ -97,6 +102,14 @@ def validity_warnings(report: Report) -> Iterator[ResultWarning]:
         w = degenerate_output(mode.mode, mode.iterations)
         if w:
             yield w
+    base = report.vanilla
+    checks = [
+        drift(base.mode, base.iterations) if base else None,
+        interference(report),
+        *(prompt_cache_hits(m.mode, m.iterations) for m in report.modes.values()),
+        unchecked_server(report),
+    ]
+    yield from (w for w in checks if w)
 
 
 def ceiling_warnings(report: Report) -> list[ResultWarning]:
@@ -245,3 +258,105 @@ def tail_period(text: str) -> int | None:
         if tail[p:] == tail[:-p]:
             return p
     return None
+
+
+DRIFT_ALPHA = 0.025  # each of the two tests: at most 5% false alarms on a stationary arm together
+
+
+def drift(mode: str, its: list[Iteration]) -> ResultWarning | None:
+    """The vanilla arm's speed changed over the run: the machine changed while measuring.
+
+    `stats.drift` over the successful iterations with a start time (`started_s`, from version
+    6): ln tokens/s regressed on start time within each prompt, and its first half in time
+    against its second half (Welch). Fires when either p < 0.025 (Bonferroni over the two: at
+    most 5% false alarms on a stationary arm; the simulation in tests/unit/test_validity.py
+    checks it). Params: the fitted change over the run (exp(b · span) − 1), the halves' change
+    (exp(Δ) − 1) and both p-values. An interleaved run's pairs cancel a linear drift; a blocked
+    run's speedup carries it.
+    """
+    ok = [i for i in its if i.returncode == 0 and i.started_s is not None and i.tokens_per_second > 0]
+    if not ok:
+        return None
+    times = [i.started_s or 0.0 for i in ok]
+    found = stats.drift(times, [i.tokens_per_second for i in ok], [i.prompt_id for i in ok])
+    if found is None:
+        return None
+    slope, p_trend, halves, p_halves = found
+    if not any(p is not None and p < DRIFT_ALPHA for p in (p_trend, p_halves)):
+        return None
+    span = max(times) - min(times)
+    return ResultWarning(
+        code=WarningCode.DRIFT,
+        params={
+            "mode": mode,
+            "change": math.expm1(slope * span),
+            "p_trend": p_trend,
+            "halves_change": math.expm1(halves),
+            "p_halves": p_halves,
+            "span_s": span,
+        },
+    )
+
+
+INTERFERENCE_PCT = 25.0  # other processes' CPU above a quarter of one core while an iteration ran
+
+
+def interference(report: Report, threshold: float = INTERFERENCE_PCT) -> ResultWarning | None:
+    """Other processes used the CPU while iterations ran (`Iteration.interference`).
+
+    An iteration counts when its window lasted at least `MIN_WINDOW_S` (shorter ones read tens
+    of percent off, see `telemetry.interference`) and other processes' CPU exceeded `threshold`
+    (% of one core). Params: how many iterations of how many judged, the highest share, and the
+    busiest other processes of that iteration, named (the first, then up to two more).
+    """
+    judged = [
+        (m.mode, i.interference)
+        for m in report.modes.values()
+        for i in m.iterations
+        if i.interference is not None and i.interference.duration_s >= MIN_WINDOW_S
+    ]
+    hit = [(mode, x) for mode, x in judged if x.other_cpu_pct > threshold]
+    if not hit:
+        return None
+    _, worst = max(hit, key=lambda h: h[1].other_cpu_pct)
+    per_mode = Counter(mode for mode, _ in hit)
+    return ResultWarning(
+        code=WarningCode.INTERFERENCE,
+        params={
+            "iterations": len(hit),
+            "of": len(judged),
+            "modes": ", ".join(f"{m} {n}" for m, n in per_mode.items()),
+            "max_pct": worst.other_cpu_pct,
+            "busiest": worst.busiest,
+            "busiest_pid": worst.busiest_pid,
+            "busiest_pct": worst.busiest_cpu_pct,
+            "others": ", ".join(f"{name} (pid {pid}, {pct:.0f}%)" for name, pid, pct in worst.top[1:]),
+            "threshold": threshold,
+        },
+    )
+
+
+CACHE_NOTE = "prompt cache"  # how `engines.http_session` starts its note on cache hits
+
+
+def prompt_cache_hits(mode: str, its: list[Iteration]) -> ResultWarning | None:
+    """The server reused cached prompt tokens (`server_timings.cache_n` > 0, llama-server's count):
+    TTFT and prompt time then measure cache hits, not prompt processing. Params: the mode, how
+    many iterations, and the most tokens one reused."""
+    hits = [int(c) for i in its if i.server_timings and (c := i.server_timings.get("cache_n") or 0) > 0]
+    if not hits:
+        return None
+    return ResultWarning(
+        code=WarningCode.PROMPT_CACHE_HITS,
+        params={"mode": mode, "iterations": len(hits), "of": len(its), "max_tokens": max(hits)},
+    )
+
+
+def unchecked_server(report: Report) -> ResultWarning | None:
+    """The servers were not started by velobench (--engine remote): their settings (threads,
+    batching, prompt caching, what else runs beside them) could not be checked. Params: their
+    addresses as recorded."""
+    if report.config.engine is not EngineName.REMOTE:
+        return None
+    where = ", ".join(b.path for b in report.binaries) or "the --server-url/--baseline-url servers"
+    return ResultWarning(code=WarningCode.UNCHECKED_SERVER, params={"servers": where})

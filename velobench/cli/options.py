@@ -18,7 +18,7 @@ from typing import Annotated
 
 import typer
 
-from velobench.results.config import EngineName, Method, Telemetry
+from velobench.results.config import EngineName, Method, Schedule, Telemetry
 
 
 def default_output(prefix: str, suffix: str = ".json") -> Path:
@@ -147,7 +147,27 @@ MaxModelLen = Annotated[
     int | None, typer.Option("--max-model-len", help="vLLM --max-model-len [default: --ctx-size]")
 ]
 GpuMemoryUtilization = Annotated[
-    float | None, typer.Option("--gpu-memory-utilization", help="vLLM, GPU only")
+    float | None,
+    typer.Option(
+        "--gpu-memory-utilization",
+        help="vLLM: each server's share of its GPUs' memory (on CPU: of the NUMA node's) "
+        "[default: 0.9 split among the servers up at once; on CPU sized from the model and context]",
+    ),
+]
+Devices = Annotated[
+    str | None,
+    typer.Option(
+        "--devices",
+        help="vLLM: CUDA_VISIBLE_DEVICES of its servers (0,1), or per server VANILLA/SPECULATIVE (0/1)",
+    ),
+]
+ScheduleOpt = Annotated[
+    Schedule,
+    typer.Option(
+        "--schedule",
+        help="interleaved: both arms up at once, alternating AB/BA per prompt and round (drift cancels); "
+        "blocked: every vanilla iteration first",
+    ),
 ]
 TensorParallelSize = Annotated[
     int | None, typer.Option("--tensor-parallel-size", help="vLLM --tensor-parallel-size")

@@ -11,7 +11,7 @@ import typer
 from velobench.cli import options as o
 from velobench.cli.terminal import out
 from velobench.errors import VelobenchError
-from velobench.results.config import EngineName, Method, SpecImpl, Telemetry
+from velobench.results.config import EngineName, Method, Schedule, SpecImpl, Telemetry
 
 
 def run(
@@ -37,6 +37,7 @@ def run(
     target_ci: o.TargetCi = None,
     max_iterations: o.MaxIterations = 100,
     max_time: o.MaxTime = None,
+    schedule: o.ScheduleOpt = Schedule.INTERLEAVED,
     warmup: Annotated[
         int | None, typer.Option(help="unrecorded runs per mode before measuring [default: 1 server, 0 cli]")
     ] = None,
@@ -74,6 +75,7 @@ def run(
     max_model_len: o.MaxModelLen = None,
     gpu_memory_utilization: o.GpuMemoryUtilization = None,
     tensor_parallel_size: o.TensorParallelSize = None,
+    devices: o.Devices = None,
     dtype: o.Dtype = None,
     draft_tp: Annotated[int | None, typer.Option(help="vLLM: tensor parallelism of the draft model")] = None,
     ngram_min: Annotated[
@@ -115,6 +117,7 @@ def demo(
     n_predict: o.NPredict = 64,
     n_draft: o.NDraft = 4,
     threads: o.Threads = None,
+    schedule: o.ScheduleOpt = Schedule.INTERLEAVED,
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="result JSON (default: results/demo-<time>.json)")
     ] = None,

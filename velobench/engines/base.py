@@ -2,7 +2,8 @@
 
 An engine hands out a `Session` per mode (vanilla or speculative); a session may hold
 resources (a server process, or only a client of a server velobench did not start) for all
-iterations of that mode and releases them on exit, however the block ends. An engine class
+iterations of that mode and releases them on exit, however the block ends. Both modes'
+sessions may be open at once (the interleaved schedule) unless `side_by_side` says why not. An engine class
 also says, before anything runs, whether it can run a configuration (`can_run`), which -x
 flags it sets itself (`owned_flags`) and whether a configuration's options are its to take
 (`check_options`: pure, no lookup), and whether its programs are installed (`available`).
@@ -110,6 +111,11 @@ class Engine(Protocol):
 
     def session(self, mode: Mode) -> AbstractContextManager[Session]:
         """Resources for all iterations of one mode; released on exit."""
+        ...
+
+    def side_by_side(self) -> str | None:
+        """None if both modes' sessions can be open at once (the interleaved schedule), else the
+        one-line reason they cannot (the run then falls back to blocked and says why)."""
         ...
 
     def command_lines(self, prompt: Prompt) -> dict[str, str]:

@@ -302,6 +302,9 @@ class LlamaCliEngine(OwnsFlags):
     def binary(self, mode: Mode) -> str:
         return self.tools[mode].name
 
+    def side_by_side(self) -> str | None:
+        return None  # a process per generation: the two modes simply alternate their processes
+
     @contextlib.contextmanager
     def session(self, mode: Mode) -> Iterator[CliSession]:
         yield CliSession(self.tools[mode], self.cfg, mode, self.timeout_s)

@@ -33,7 +33,7 @@ from velobench.engines.llama_args import (
     speculative_args,
 )
 from velobench.errors import VelobenchError
-from velobench.proc import HOST, ServerProcess, child_env, free_port
+from velobench.proc import HOST, ServerProcess, child_env, mode_port
 from velobench.prompts import Prompt
 from velobench.results.config import EngineName, Method, RunConfig, SpecImpl, prepared_modes
 from velobench.results.schema import BinaryInfo, Mode
@@ -166,9 +166,9 @@ class LlamaServerEngine(OwnsFlags):
 
     def command_lines(self, prompt: Prompt) -> dict[str, str]:
         """What `--dry-run` prints: each mode's llama-server command line (the port is chosen at start)."""
-        port = self.cfg.port or 0
+        port = self.cfg.port
         return {
-            mode: shlex.join(server_argv(self.tool, self.cfg, mode, port))
+            mode: shlex.join(server_argv(self.tool, self.cfg, mode, mode_port(port, mode) if port else 0))
             for mode in prepared_modes(self.cfg)
         }
 
@@ -185,7 +185,7 @@ class LlamaServerEngine(OwnsFlags):
         """llama-server for `mode` on 127.0.0.1 with `slots` parallel slots of --ctx-size each, and a
         random API key for this run, passed in the environment (never on the command line); `env`:
         more variables for this server's environment alone."""
-        port = self.cfg.port or free_port()
+        port = mode_port(self.cfg.port, mode)
         argv = server_argv(self.tool, self.cfg, mode, port, slots=slots, cache_prompt=cache_prompt)
         log = self.log_dir / f"llama-server-{mode}.log"
         key = secrets.token_urlsafe(24)
@@ -207,6 +207,9 @@ class LlamaServerEngine(OwnsFlags):
                 process=server,
                 version=str(self.tool.version),
             )
+
+    def side_by_side(self) -> str | None:
+        return None  # two llama-servers on two ports (an idle one costs no CPU, only memory)
 
     @contextlib.contextmanager
     def session(self, mode: Mode) -> Iterator[HttpSession]:

@@ -120,6 +120,9 @@ class RemoteEngine(OwnsFlags):
             api_key=self.api_key,
         )
 
+    def side_by_side(self) -> str | None:
+        return None  # two URLs already up: requests alternate between them
+
     @contextlib.contextmanager
     def session(self, mode: Mode) -> Iterator[HttpSession]:
         with self.serve(mode) as handle, open_session(handle, self.cfg, mode) as session:

@@ -121,8 +121,9 @@ def serve_argv(
 ) -> list[str]:
     """`vllm serve MODEL ...` for one server; `spec=None` is the vanilla server (no --speculative-config).
 
-    `--gpu-memory-utilization` is passed only when `gpu` (vLLM's CPU backend sizes its KV cache
-    from VLLM_CPU_KVCACHE_SPACE instead, see `server_env`).
+    `--gpu-memory-utilization` is passed wherever given: on a GPU the share of each device's
+    memory, on vLLM's CPU backend the share of the NUMA node's memory it reserves (`placement`
+    sizes both); `gpu` only says which backend this argv is for.
     """
     _positive("--max-model-len", opts.max_model_len)
     _positive("--tensor-parallel-size", opts.tensor_parallel_size)
@@ -146,7 +147,7 @@ def serve_argv(
         argv += ["--seed", str(opts.seed)]
     if opts.max_model_len is not None:
         argv += ["--max-model-len", str(opts.max_model_len)]
-    if gpu and util is not None:
+    if util is not None:
         argv += ["--gpu-memory-utilization", f"{util:g}"]
     if opts.tensor_parallel_size is not None:
         argv += ["--tensor-parallel-size", str(opts.tensor_parallel_size)]
@@ -173,6 +174,137 @@ def server_env(
     if gib <= 0:
         raise VelobenchError(f"the CPU KV cache must be larger than 0 GiB, got {gib}")
     return {"VLLM_CPU_KVCACHE_SPACE": f"{gib:g}", "VLLM_CPU_OMP_THREADS_BIND": omp_threads_bind}
+
+
+# ---------------------------------------------------------------- placement: where each server runs
+
+GPU_SHARE = 0.9  # vLLM's default --gpu-memory-utilization for a server alone on its devices
+CPU_OVERHEAD_GIB = 1.0  # a vLLM CPU server's own memory beside weights and KV cache (torch, buffers)
+CPU_MIN_SHARE = 0.05
+GIB = 2**30
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where one vLLM server runs: its memory share, tensor parallelism and devices."""
+
+    gpu_memory_utilization: float
+    tensor_parallel_size: int | None = None
+    devices: str | None = None  # CUDA_VISIBLE_DEVICES for this child alone (None: inherited)
+    kvcache_gib: float | None = None  # CPU: VLLM_CPU_KVCACHE_SPACE
+
+    def env(self) -> dict[str, str]:
+        """Variables for this server's environment alone (never velobench's own)."""
+        return {"CUDA_VISIBLE_DEVICES": self.devices} if self.devices is not None else {}
+
+
+def split_devices(devices: str | None, servers: int) -> list[str | None]:
+    """Each server's CUDA_VISIBLE_DEVICES from `--devices`: one list for all ("0" or "0,1"), or
+    one per server separated by "/" ("0/1": the first server on GPU 0, the second on GPU 1)."""
+    if devices is None:
+        return [None] * servers
+    parts: list[str | None] = [d.strip() for d in devices.split("/")]
+    if any(not re.fullmatch(r"[0-9A-Za-z-]+(,[0-9A-Za-z-]+)*", d or "") for d in parts):
+        raise VelobenchError(
+            f"--devices {devices!r}: give GPU indices like 0 or 0,1, one list per server as 0/1"
+        )
+    if len(parts) == 1:
+        return parts * servers
+    if len(parts) != servers:
+        raise VelobenchError(f"--devices {devices!r} names {len(parts)} servers' devices, and {servers} run")
+    return list(parts)
+
+
+def _overlap(a: str | None, b: str | None) -> bool:
+    """Do two servers' device lists share a GPU? (None: every GPU is visible.)"""
+    return a is None or b is None or bool(set(a.split(",")) & set(b.split(",")))
+
+
+def sharing(devices: list[str | None]) -> list[int]:
+    """How many of the servers share a device with each one (itself included): servers without
+    their own devices all see every GPU, so they share."""
+    return [sum(1 for b in devices if _overlap(a, b)) for a in devices]
+
+
+def gpu_placements(
+    servers: int,
+    utilization: float | None,
+    tensor_parallel_size: int | None,
+    devices: str | None,
+    *,
+    together: bool = True,
+) -> list[Placement]:
+    """One Placement per server on GPUs: `utilization` where given, else vLLM's 0.9 split evenly
+    among the servers that share a device when they run `together` (0.45 each for two on one
+    GPU), so both can start; 0.9 for a server that runs alone on its devices."""
+    where = split_devices(devices, servers)
+    return [
+        Placement(
+            gpu_memory_utilization=utilization
+            if utilization is not None
+            else round(GPU_SHARE / (n if together else 1), 2),
+            tensor_parallel_size=tensor_parallel_size,
+            devices=d,
+        )
+        for d, n in zip(where, sharing(where), strict=True)
+    ]
+
+
+def kv_cache_bytes(config: dict[str, object], context: int, dtype_bytes: int = 2) -> int | None:
+    """K and V of one sequence of `context` tokens: 2 · layers · kv_heads · head_dim · context ·
+    dtype_bytes, from a Hugging Face config.json (None where it lacks the sizes)."""
+
+    def num(*names: str) -> int | None:
+        for n in names:
+            v = config.get(n)
+            if isinstance(v, int) and v > 0:
+                return v
+        return None
+
+    layers = num("num_hidden_layers", "n_layer")
+    heads = num("num_attention_heads", "n_head")
+    hidden = num("hidden_size", "n_embd")
+    if layers is None or heads is None or hidden is None:
+        return None
+    kv_heads = num("num_key_value_heads") or heads
+    head_dim = num("head_dim") or hidden // heads
+    return 2 * layers * kv_heads * head_dim * context * dtype_bytes
+
+
+def cpu_share(weights_bytes: int, kvcache_gib: float, node_bytes: int) -> float:
+    """The share of the NUMA node's memory one CPU server reserves (its --gpu-memory-utilization):
+    (weights + KV cache + CPU_OVERHEAD_GIB) / node memory, rounded up to 0.01, at least 0.05 and at
+    most 0.9 (vLLM refuses to start unless that share of the node is free)."""
+    need = weights_bytes + (kvcache_gib + CPU_OVERHEAD_GIB) * GIB
+    share = -(-need * 100 // node_bytes) / 100
+    return min(GPU_SHARE, max(CPU_MIN_SHARE, share))
+
+
+def cpu_placement(
+    weights_bytes: int | None, kv_bytes: int | None, node_bytes: int, servers: int
+) -> Placement:
+    """A CPU server's Placement: its KV cache (VLLM_CPU_KVCACHE_SPACE) the default 2 GiB or, where
+    the context needs more (`kv_bytes`, from `kv_cache_bytes`), that rounded up to 0.5 GiB; its
+    share from `cpu_share`, or 0.9 split among the `servers` where the weights' size is unknown."""
+    kv = float(DEFAULT_CPU_KVCACHE_GIB)
+    if kv_bytes is not None and kv_bytes > kv * GIB:
+        kv = -(-kv_bytes * 2 // GIB) / 2
+    if weights_bytes is None:
+        return Placement(gpu_memory_utilization=round(GPU_SHARE / servers, 2), kvcache_gib=kv)
+    return Placement(gpu_memory_utilization=cpu_share(weights_bytes, kv, node_bytes), kvcache_gib=kv)
+
+
+def crowded(placements: list[Placement], free_share: float = 1.0) -> str | None:
+    """Why these servers cannot all run at once, or None: the shares of the servers that share a
+    device with one of them add up to more than `free_share` (1.0 on GPUs; on a CPU the node's
+    share free now)."""
+    for p in placements:
+        peers = [q for q in placements if _overlap(p.devices, q.devices)]
+        total = sum(q.gpu_memory_utilization for q in peers)
+        if len(peers) > 1 and total > free_share + 1e-9:
+            shares = " + ".join(f"{q.gpu_memory_utilization:g}" for q in peers)
+            return f"--gpu-memory-utilization {shares} is more than the {free_share:.2g} of the memory they share"
+    return None
 
 
 _OPTION_LINE = re.compile(r"^  -[^ ]")

@@ -59,7 +59,8 @@ def print_config(console: Console, report: Report) -> None:
 
 
 def progress_printer(console: Console) -> Callable[[str, int, int, Iteration | None], None]:
-    """A callback for the runner that prints `  Iteration 3/10 ... 28.45 tok/s (3521 ms)`."""
+    """A callback for the runner that prints `  Iteration 3/10 (vanilla) ... 28.45 tok/s (3521 ms)`
+    (the mode on every line: an interleaved run alternates them)."""
 
     def show(mode: str, i: int, n: int, it: Iteration | None) -> None:
         if i == 0:
@@ -70,7 +71,7 @@ def progress_printer(console: Console) -> Callable[[str, int, int, Iteration | N
                 console.print(f"  Warm-up {-i}/{n} ...")
             return
         if it is None:
-            console.print(f"  Iteration {i}/{n} ... ", end="")
+            console.print(f"  Iteration {i}/{n} ({mode}) ... ", end="")
             return
         extra = f", {fmt.percent(it.acceptance_rate)} accepted" if it.acceptance_rate is not None else ""
         console.print(f"{it.tokens_per_second:.2f} tok/s ({it.wall_ms:.0f} ms{extra})")

@@ -79,6 +79,35 @@ def _above_acceptance(p: WarningParams) -> str:
     )
 
 
+def _p(value: object) -> str:
+    return "-" if value is None else f"{float(value):.2g}"  # type: ignore[arg-type]
+
+
+def _drift(p: WarningParams) -> str:
+    return (
+        f"{p['mode']} tokens/s drifted while measuring: {float(p['change'] or 0):+.0%} over "
+        f"{float(p['span_s'] or 0):.0f} s (trend p = {_p(p['p_trend'])}), second half "
+        f"{float(p['halves_change'] or 0):+.0%} against the first (Welch p = {_p(p['p_halves'])}): "
+        "the machine changed during the run; the interleaved schedule's pairs cancel a linear drift, "
+        "a blocked run's speedup carries it"
+    )
+
+
+def _interference(p: WarningParams) -> str:
+    who = (
+        f"{p['busiest']} (pid {p['busiest_pid']}, {float(p['busiest_pct'] or 0):.0f}%)"
+        if p.get("busiest")
+        else "unknown"
+    )
+    if p.get("others"):
+        who += f", then {p['others']}"
+    return (
+        f"other processes used the CPU during {p['iterations']} of {p['of']} iteration(s) ({p['modes']}): "
+        f"up to {float(p['max_pct'] or 0):.0f}% of one core (threshold {float(p['threshold'] or 0):.0f}%), "
+        f"the busiest {who}: close it, or rely on the interleaved schedule's pairs"
+    )
+
+
 RUN: Mapping[WarningCode, Template] = {
     WarningCode.ONE_ITERATION: "one iteration per mode: no spread, no interval, no test",
     WarningCode.HIGH_VARIANCE: "{mode} tokens/s varies by {cv:.0%} (coefficient of variation): "
@@ -108,6 +137,14 @@ RUN: Mapping[WarningCode, Template] = {
     "early): tokens/s compares different work",
     WarningCode.DEGENERATE_OUTPUT: "{mode}: {iterations} of {of} generated text(s) loop (prompts: {prompts}): "
     "repetition inflates n-gram and draft acceptance",
+    WarningCode.DRIFT: _drift,
+    WarningCode.INTERFERENCE: _interference,
+    WarningCode.PROMPT_CACHE_HITS: "{mode}: the server reused cached prompt tokens in {iterations} of {of} "
+    "iteration(s) (up to {max_tokens}): TTFT and prompt time measure cache hits, not prompt processing",
+    WarningCode.UNCHECKED_SERVER: "velobench did not start {servers}: their settings (threads, batching, "
+    "prompt caching, what else runs beside them) could not be checked, only what they report",
+    WarningCode.SCHEDULE_BLOCKED: "blocked schedule (every vanilla iteration first) instead of interleaved: "
+    "{reason}; drift during the run biases the speedup",
 }
 
 THINK: Mapping[ThinkWarningCode, Template] = {

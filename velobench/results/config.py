@@ -90,6 +90,13 @@ class Telemetry(StrEnum):
     OFF = "off"
 
 
+class Schedule(StrEnum):
+    """The order of a run's iterations (`runner.schedule`)."""
+
+    INTERLEAVED = "interleaved"  # both arms alive, alternating AB/BA per prompt and round
+    BLOCKED = "blocked"  # every vanilla iteration, then every speculative one
+
+
 class SpecImpl(StrEnum):
     """Which llama.cpp program runs draft-model speculation."""
 
@@ -138,6 +145,11 @@ class RunConfig(BaseModel):
     max_time: float | None = opt(
         None, "--max-time", gt=0, description="--target-ci: seconds of measuring at most"
     )
+    schedule: Schedule = opt(
+        Schedule.INTERLEAVED,
+        "--schedule",
+        description="interleaved: both arms alive, alternating in balanced blocks; blocked: vanilla first",
+    )
     warmup: int | None = opt(
         None, "--warmup", ge=0, description="unrecorded generations per mode (None: the engine's default)"
     )
@@ -177,6 +189,11 @@ class RunConfig(BaseModel):
     max_model_len: int | None = opt(None, "--max-model-len", ge=16)
     gpu_memory_utilization: float | None = opt(None, "--gpu-memory-utilization", gt=0, le=1)
     tensor_parallel_size: int | None = opt(None, "--tensor-parallel-size", ge=1)
+    devices: str | None = opt(
+        None,
+        "--devices",
+        description="vLLM: CUDA_VISIBLE_DEVICES of its servers (0,1), or per server vanilla/speculative (0/1)",
+    )
     dtype: str | None = opt(None, "--dtype")
     draft_tp: int | None = opt(None, "--draft-tp", ge=1)
     ngram_min: int | None = opt(None, "--ngram-min", ge=1)

@@ -110,6 +110,13 @@ def run_v4_to_v5(raw: Raw) -> Raw:
 _LEVEL_TEXTS = {"throughput batches (": "short-batches", "some requests failed": "requests-failed"}
 
 
+def run_v5_to_v6(raw: Raw) -> Raw:
+    """Every run before version 6 was blocked (config and result say so); no schedule positions,
+    start times or interference: null."""
+    config = {**raw.get("config", {}), "schedule": "blocked"}
+    return {**raw, "config": config, "schedule": "blocked", "schema_version": 6}
+
+
 def _level_warning(text: str) -> Raw:
     """A version-3 level warning string → `{code, params: {}, message}` (its code read off its text)."""
     code = next((c for start, c in _LEVEL_TEXTS.items() if start in text), None)
@@ -168,7 +175,9 @@ class Lineage:
 
 
 LINEAGES: dict[Kind, Lineage] = {
-    "run": Lineage(1, RUN_SCHEMA_VERSION, {1: v1_to_v2, 2: v2_to_v3, 3: run_v3_to_v4, 4: run_v4_to_v5}),
+    "run": Lineage(
+        1, RUN_SCHEMA_VERSION, {1: v1_to_v2, 2: v2_to_v3, 3: run_v3_to_v4, 4: run_v4_to_v5, 5: run_v5_to_v6}
+    ),
     "load": Lineage(3, LOAD_SCHEMA_VERSION, {3: load_v3_to_v4, 4: load_v4_to_v5}),
     "think": Lineage(2, THINK_SCHEMA_VERSION, {2: think_v2_to_v3, 3: think_v3_to_v4}),
     "matrix": Lineage(1, MATRIX_SCHEMA_VERSION, {1: matrix_v1_to_v2}),

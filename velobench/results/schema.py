@@ -52,6 +52,17 @@ load results (`results.load`, `LOAD_SCHEMA_VERSION`), think results (`results.th
       counts came from (`acceptance_source`), a mode's acceptance adds the request-weighted rate,
       per-prompt acceptance and the prompts per rate bucket. Version-4 files migrate with
       `estimator` "ratio-of-means" (what their verdicts used), no pairs and no per-prompt view.
+  6 — the schedule: the result says which schedule ran (`schedule`: "interleaved", both arms
+      alive and alternating in balanced blocks, or "blocked", every vanilla iteration first);
+      every iteration stores its `position` in the schedule (1-based, over both modes) and its
+      start (`started_s`, seconds since the first measured iteration's schedule began), and the
+      other processes' CPU while it ran (`interference`: their share, the busiest one named);
+      new validity warnings drift, interference, prompt-cache-hits and unchecked-server.
+      Temperature-0 losslessness explained: `probes` (the target's top candidates at each first
+      divergence) and each compared prompt's class (identical, near-tie, decisive); the warning
+      synthetic-model (random weights from `velobench models synth`).
+      Version-5 files migrate as blocked runs (config and result), with no positions, start
+      times or interference (null).
 """
 
 from __future__ import annotations
@@ -67,11 +78,11 @@ from velobench.results.config import RunConfig
 from velobench.results.costs import Ceiling, Costs
 from velobench.results.environment import Environment
 from velobench.results.measures import Ratio, Summary
-from velobench.results.telemetry import TelemetrySummary
+from velobench.results.telemetry import Interference, TelemetrySummary
 from velobench.results.timing import RequestTiming
 from velobench.validation import Strict
 
-RUN_SCHEMA_VERSION = 5
+RUN_SCHEMA_VERSION = 6
 
 Mode = Literal["vanilla", "speculative"]  # the two modes `velobench run` measures
 
@@ -141,6 +152,16 @@ class Iteration(Strict):
     )
     request: RequestTiming | None = Field(
         default=None, description="HTTP engines: the raw client-clock record every latency is derived from"
+    )
+    position: int | None = Field(
+        default=None, description="place in the run's schedule, 1-based over both modes (None: before v6)"
+    )
+    started_s: float | None = Field(
+        default=None, description="start, seconds after the run's measuring began (monotonic clock)"
+    )
+    interference: Interference | None = Field(
+        default=None,
+        description="other processes' CPU while this generation ran (velobench's own tree left out)",
     )
 
 
@@ -240,6 +261,11 @@ class WarningCode(StrEnum):
     UNEQUAL_LENGTHS = "unequal-lengths"
     DEGENERATE_OUTPUT = "degenerate-output"
     SYNTHETIC_MODEL = "synthetic-model"  # random weights (`velobench models synth`): speed only
+    DRIFT = "drift"  # the vanilla arm's speed trends over time
+    INTERFERENCE = "interference"  # other processes used the CPU while iterations ran
+    PROMPT_CACHE_HITS = "prompt-cache-hits"
+    UNCHECKED_SERVER = "unchecked-server"  # a server velobench did not start
+    SCHEDULE_BLOCKED = "schedule-blocked"  # interleaved asked, both arms could not be up at once
 
 
 class CategorySummary(Strict):
@@ -379,6 +405,8 @@ class ModeComparison(Strict):
         return self.paired_speedup if self.estimator == "paired" else self.speedup
 
 
+Schedule = Literal["interleaved", "blocked"]
+
 StopReason = Literal["target", "max-iterations", "max-time", "interrupted"]
 
 
@@ -431,6 +459,9 @@ class Report(Strict):
     stopping: Stopping | None = Field(default=None, description="--target-ci: the rule, its looks, the stop")
     probes: list[DivergenceProbe] = Field(
         default_factory=list, description="temperature 0: the target's distribution at each first divergence"
+    )
+    schedule: Schedule | None = Field(
+        default=None, description="the order the iterations ran in (None: files before version 6, blocked)"
     )
     warnings: list[ResultWarning] = Field(default_factory=list)
 

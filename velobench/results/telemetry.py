@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 EnergyScope = Literal["gpu+cpu_package", "gpu", "cpu_package"]
 
@@ -69,3 +69,22 @@ class TelemetrySummary(BaseModel):
     cpu_energy_note: str | None = None
     process: ProcessSummary | None = None
     errors: list[str] = []
+
+
+MIN_WINDOW_S = 0.5  # the shortest window whose other-CPU share is judged (CPU times tick in 10 ms)
+
+
+class Interference(BaseModel):
+    """Other processes' CPU over one measured window: everything on the machine but velobench and
+    the processes it started (its engine's tree), CPU % where 100 = one core busy."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    duration_s: float
+    other_cpu_pct: float = Field(description="Σ other processes' CPU time / window, in % of one core")
+    busiest: str | None = Field(default=None, description="the other process that used the most CPU")
+    busiest_pid: int | None = None
+    busiest_cpu_pct: float | None = None
+    top: list[tuple[str, int, float]] = Field(
+        default_factory=list, description="the busiest other processes, up to 3: (name, pid, CPU %)"
+    )

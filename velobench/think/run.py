@@ -38,6 +38,7 @@ from velobench.engines.base import Engine, ServesHttp
 from velobench.engines.dialects import Dialect
 from velobench.engines.http_client import HttpClient, RequestFailed, display_url
 from velobench.engines.llama_args import N_MAX_FLAGS, N_MIN_FLAGS, P_MIN_FLAGS
+from velobench.engines.vllm import VllmEngine
 from velobench.errors import VelobenchError
 from velobench.prompts import Prompt, load_prompts, prompts_dir, read_jsonl
 from velobench.results import config
@@ -301,6 +302,9 @@ def prepare(
             if reason:
                 raise VelobenchError(reason)
             made[role] = engines.make(rc, log_dir=log_dir / role)
+        for made_engine in made.values():  # both models' servers run at once: vLLM splits the GPU memory
+            if isinstance(made_engine, VllmEngine):
+                made_engine.peers = len(made)
         for info in made["large"].binaries():
             binaries.append(info)
     setup = ThinkSetup(think=cfg, run=opts)
