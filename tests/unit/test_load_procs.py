@@ -1,5 +1,5 @@
 """Several generator processes: how a level is shared out and merged back (pure; the processes
-themselves run in tests/integration/test_load_procs.py)."""
+themselves run in tests/integration/test_load_procs_real.py)."""
 
 from __future__ import annotations
 
