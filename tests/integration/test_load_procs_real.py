@@ -139,7 +139,10 @@ def test_ctrl_c_while_the_workers_start_leaves_none_behind(url: str) -> None:
         task = asyncio.create_task(
             run_procs(HttpOpener(url), prompts(), plan("concurrency", concurrency=4, requests=100), 2)
         )
-        await asyncio.sleep(0.05)  # the workers are starting, not yet ready
+        # one turn of the loop: the task has started its workers (synchronously) and waits for
+        # their ready messages, which cannot have been read yet; a warm forkserver makes a
+        # fixed sleep too long (the workers were ready within 50 ms and the level had begun)
+        await asyncio.sleep(0)
         task.cancel()
         return await task
 

@@ -26,6 +26,7 @@ from rich.console import Console
 from velobench.errors import VelobenchError
 from velobench.results.matrix import Cell, CellAttempt, MatrixConfig, NodeInfo
 from velobench.results.schema import Report
+from velobench.runner.lifecycle import SaveFailed
 
 
 @dataclass(frozen=True)
@@ -112,9 +113,12 @@ class LocalExecutor:
             raise RuntimeError("LocalExecutor.wait with no cell submitted")
         base = job.baselines[-1] if job.baselines else None
         started = time.time()
-        result = self._run_cell(
-            job.cfg, job.cell, job.out, self._console, (base.path, base.report) if base else None
-        )
+        try:
+            result = self._run_cell(
+                job.cfg, job.cell, job.out, self._console, (base.path, base.report) if base else None
+            )
+        except SaveFailed as exc:  # the run folder's disk refused: say which cell, the matrix stops
+            raise SaveFailed(f"cell {job.cell.id}: {exc}") from exc
         return CellOutcome(job=job, result=result, started=started, finished=time.time())
 
     def running(self) -> dict[str, int]:
