@@ -482,6 +482,11 @@ class HttpClient(_Base):
         return self.metrics_status()[0]
 
 
+# An idle kept-alive connection is given up after this long. aiohttp's default keeps one 15 s,
+# but llama-server (cpp-httplib) and vLLM (uvicorn) close theirs after 5 s idle, so between two
+# load levels a request could go out on a connection the server was closing ("Server
+# disconnected" or a reset: one request of 24 lost in a CI run of the load test).
+KEEPALIVE_S = 2.0
 DRAIN_S = 0.5  # after a stream's end ([DONE]), how long its last bytes may take before the connection goes
 
 
@@ -497,8 +502,9 @@ class AsyncHttpClient(_Base):
     longer than aiohttp's readline allows: llama-server's last `/completion` event carries its
     settings). A stream read to its end ([DONE]) is drained so its connection is kept alive.
     A server may close a kept-alive connection just as a request goes out on it (llama-server's
-    cpp-httplib did, in the load integration test: "Server disconnected"); a request that fails
-    so, before any answer, is sent once more (on a new connection where none other is idle).
+    cpp-httplib did, in the load integration test: "Server disconnected", or a reset); a request
+    that fails so, before any answer, is sent once more (on a new connection where none other is
+    idle), and no connection is kept idle past KEEPALIVE_S, below the servers' own 5 s.
     """
 
     def __init__(self, base_url: str, *, max_connections: int | None = None, **kwargs: Any) -> None:
@@ -515,7 +521,9 @@ class AsyncHttpClient(_Base):
         s = self._streams if streams else self._other
         if s is None:
             s = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self._limit if streams else 0, limit_per_host=0),
+                connector=aiohttp.TCPConnector(
+                    limit=self._limit if streams else 0, limit_per_host=0, keepalive_timeout=KEEPALIVE_S
+                ),
                 headers=self._headers,
                 timeout=self._aio_timeout,
             )
@@ -543,7 +551,9 @@ class AsyncHttpClient(_Base):
         session, url = self._session(True), self.base_url + path
         try:
             return await session.post(url, data=data, headers=_JSON)
-        except aiohttp.ServerDisconnectedError:
+        except aiohttp.ClientConnectorError:  # no connection was made: nothing to send again on
+            raise
+        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):  # closed or reset under it
             return await session.post(url, data=data, headers=_JSON)
 
     async def stream(
