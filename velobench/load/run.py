@@ -68,6 +68,7 @@ from velobench.results.schema import Mode, ResultWarning, SessionInfo, WarningCo
 from velobench.results.store import save
 from velobench.results.timing import RequestTiming
 from velobench.runner.lifecycle import Ending, Lifecycle, units
+from velobench.runner.loop import run_modes
 from velobench.telemetry import environment
 
 CHARS_PER_TOKEN = 4  # --input-len without a tokenizer: about this many characters per token
@@ -379,23 +380,13 @@ def execute_load(
     print_load_config(console, report, len(prompts))
     sweep = Sweep(report, output, console)
     with sweep.life:
-        for name in modes_of(cfg):
+        for name in run_modes(cfg):
             plans = None if search is None else sweep.searched(MaxRateSearch(search, name))
             prompts = sweep.run_mode(engine, name, prompts, plans=plans)
         sweep.complete()
     print_load_report(console, report)
     console.print(f"\nResults saved to: {output} (raw requests: {sweep.records_path})")
     return report
-
-
-def modes_of(cfg: RunConfig) -> list[Mode]:
-    """The modes a run measures, vanilla first."""
-    modes: list[Mode] = []
-    if not cfg.skip_vanilla:
-        modes.append("vanilla")
-    if not cfg.skip_speculative:
-        modes.append("speculative")
-    return modes
 
 
 def level_result(
