@@ -43,6 +43,7 @@ from velobench.runner.executor import CellJob, CellOutcome
 INSTALL_HINT = "--cluster needs Ray, an optional extra: pip install 'velobench[ray]'"
 RETRIES = 2  # a cell lost with its worker or node runs again at most this many times
 POLL_S = 0.5  # ray.wait in steps, so Ctrl-C reaches Python
+BOARD_TIMEOUT_S = 30.0  # the board answers in milliseconds; a GCS busy with a dead node takes longer
 
 
 def import_ray() -> Any:
@@ -170,8 +171,11 @@ def run_on_node(
     node = this_node()
     cfg = MatrixConfig.model_validate(spec["cfg"])
     cell = Cell.model_validate(spec["cell"])
-    if board is not None:
-        board.started.remote(cell.id, node.name)
+    if board is not None:  # confirmed before any work: a node lost later is always named
+        import ray
+
+        with contextlib.suppress(ray.exceptions.RayError):
+            ray.get(board.started.remote(cell.id, node.name), timeout=BOARD_TIMEOUT_S)
     answer: dict[str, Any] = {"node": node.model_dump_json(), "started": started, "files": {}, "root": ""}
     problem = version_problem(driver_version)
     if problem is None:
@@ -398,7 +402,7 @@ class RayExecutor:
 
     def _where(self, cell_id: str) -> str | None:
         try:
-            return self._ray.get(self._board.snapshot.remote(), timeout=5).get(cell_id)
+            return self._ray.get(self._board.snapshot.remote(), timeout=BOARD_TIMEOUT_S).get(cell_id)
         except self._ray.exceptions.RayError:
             return None
 
