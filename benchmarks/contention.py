@@ -52,10 +52,12 @@ while True:
 """
 
 
-def measure(
-    args: argparse.Namespace, schedule: str, out: Path
-) -> tuple[float, float | None, float | None, float]:
-    """One `velobench run`; (paired speedup, its 95% low, high, ratio of means)."""
+Row = tuple[float, float | None, float | None, float, float | None]
+
+
+def measure(args: argparse.Namespace, schedule: str, out: Path) -> Row:
+    """One `velobench run`; (paired speedup, its 95% low, high, ratio of means, the ratio of
+    means' Fieller interval width: the unpaired estimate's)."""
     argv = [
         sys.executable,
         "-m",
@@ -72,11 +74,14 @@ def measure(
     argv += ["--n-draft", str(args.n_draft), "--schedule", schedule, "--no-ceiling", "-o", str(out)]
     if args.llama_cpp_path:
         argv += ["--llama-cpp-path", args.llama_cpp_path]
+    if args.prompts:
+        argv += ["--prompts", args.prompts]
     subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, check=True)
     rep = store.load(out)
     r, rom = rep.speedup_detail, rep.ratio_of_means
     assert r is not None and rom is not None, out
-    return r.ratio, r.ci95_low, r.ci95_high, rom.ratio
+    fieller = rom.ci95_high - rom.ci95_low if rom.ci95_low is not None and rom.ci95_high is not None else None
+    return r.ratio, r.ci95_low, r.ci95_high, rom.ratio, fieller
 
 
 def main() -> None:
@@ -91,6 +96,7 @@ def main() -> None:
     ap.add_argument("--on", type=float, default=3.0, help="hog seconds on")
     ap.add_argument("--off", type=float, default=3.0, help="hog seconds off")
     ap.add_argument("--no-quiet", action="store_true", help="skip the quiet reference runs")
+    ap.add_argument("--prompts", help="velobench run --prompts (default: its own default set)")
     args = ap.parse_args()
     print(f"load average before: {os.getloadavg()}")
     work = Path(tempfile.mkdtemp(prefix="velobench-contention-"))
@@ -102,7 +108,7 @@ def main() -> None:
     hog = subprocess.Popen(
         [sys.executable, "-c", HOG.format(on=args.on, off=args.off)], start_new_session=True
     )
-    rows: dict[str, list[tuple[float, float | None, float | None, float]]] = {
+    rows: dict[str, list[Row]] = {
         "blocked": [],
         "interleaved": [],
     }
@@ -122,11 +128,14 @@ def main() -> None:
         hog.kill()
         hog.wait()
     print(f"load average after: {os.getloadavg()}")
-    print("\n| schedule | speedups | spread max/min | mean 95% width | covers quiet |")
-    print("|---|---|---|---|---|")
+    print(
+        "\n| schedule | speedups | spread max/min | mean 95% width (paired) | mean width (unpaired, Fieller) | covers quiet |"
+    )
+    print("|---|---|---|---|---|---|")
     for s, got in rows.items():
         ratios = [g[0] for g in got]
         widths = [g[2] - g[1] for g in got if g[1] is not None and g[2] is not None]
+        unpaired = [g[4] for g in got if g[4] is not None]
         cover = sum(
             1
             for g in got
@@ -135,6 +144,7 @@ def main() -> None:
         print(
             f"| {s} | {', '.join(f'{x:.3f}' for x in ratios)} | {max(ratios) / min(ratios):.3f} | "
             f"{sum(widths) / len(widths) if widths else float('nan'):.3f} | "
+            f"{sum(unpaired) / len(unpaired) if unpaired else float('nan'):.3f} | "
             f"{cover if quiet is not None else '-'} of {len(got)} |"
         )
     print(f"\nresults in {work}")
