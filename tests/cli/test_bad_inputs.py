@@ -240,7 +240,11 @@ CASES = [
     Case("demo-output-folder", ["demo", "-o", "odir"], "is a folder", setup=folders("odir")),
     Case("demo-output-proc", ["demo", "-o", "/proc/demo.json"], "cannot write in /proc"),
     Case("demo-n-draft-zero", ["demo", "--n-draft", "0"], "n-draft"),
-    Case("demo-per-category-zero", ["demo", "--per-category", "0"], "--per-category and --rounds"),
+    Case(
+        "demo-per-category-zero", ["demo", "--per-category", "0"], "--per-category, --rounds and --max-rounds"
+    ),
+    Case("demo-target-ci-negative", ["demo", "--target-ci", "-1"], "--target-ci must be in [0, 100)"),
+    Case("demo-max-time-zero", ["demo", "--max-time", "0"], "--max-time above 0"),
     Case("demo-llama-path-missing", ["demo", "-l", "/does/not/exist"], "not a directory"),
     Case(
         "demo-llama-path-empty",

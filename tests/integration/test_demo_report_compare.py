@@ -21,6 +21,8 @@ def test_demo_with_the_small_pair(cli, llama_bin: Path, smol: Path, isolated: Pa
         "16",
         "-t",
         "2",
+        "--max-time",
+        "15",
         "--llama-cpp-path",
         str(llama_bin),
         "-o",
@@ -47,8 +49,28 @@ def test_demo_with_the_small_pair(cli, llama_bin: Path, smol: Path, isolated: Pa
     }
     assert rep.lossless is not None and rep.lossless.compared == 7
     assert rep.ceiling is not None and rep.ceiling.measured == pytest.approx(rep.speedup)
+    # the stopping rule: passes until ±5% or the time bound, never fewer than its first look needs
+    assert "passes until the speedup is known to ±5%" in out
+    stop = rep.stopping
+    assert stop is not None and stop.target == pytest.approx(0.05)
+    assert stop.stopped_by in {"target", "max-time", "max-iterations"} and stop.looks
+    n = len(rep.modes["vanilla"].iterations)
+    assert n % 7 == 0 and n >= 21 and len(rep.modes["speculative"].iterations) == n
     lines = Path("demo.responses.jsonl").read_text().splitlines()
-    assert len(lines) == 14 and {json.loads(x)["mode"] for x in lines} == {"vanilla", "speculative"}
+    assert len(lines) == 2 * n and {json.loads(x)["mode"] for x in lines} == {"vanilla", "speculative"}
+
+
+def test_demo_fixed_passes_without_the_stopping_rule(
+    cli, llama_bin: Path, smol: Path, isolated: Path
+) -> None:  # type: ignore[no-untyped-def]
+    code, out, err = cli(
+        "demo", "--pair", "smollm2-self", "-n", "8", "-t", "2", "--target-ci", "0",
+        "--llama-cpp-path", str(llama_bin), "-o", "demo.json",
+    )  # fmt: skip
+    assert code == 0, err
+    assert "1 pass(es) per mode" in out
+    rep = results.load(Path("demo.json"))
+    assert rep.stopping is None and len(rep.modes["vanilla"].iterations) == 7
 
 
 def test_unknown_pair(cli) -> None:  # type: ignore[no-untyped-def]

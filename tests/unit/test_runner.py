@@ -229,7 +229,9 @@ def test_target_ci_stops_at_max_time(tmp_path: Path) -> None:
     eng = ScriptedEngine(noisy(40, 1.2, 0.3))
     rep = run_benchmark(cfg(target_ci=1.0, max_time=1e-6), eng, capture(), tmp_path / "r.json")
     assert rep.stopping is not None and rep.stopping.stopped_by == "max-time"
-    assert rep.vanilla is not None and len(rep.vanilla.iterations) == 1  # one round, then the clock
+    # the clock never cuts the rule's minimum sample: 20 pairs, one look, then the clock stops it
+    assert rep.vanilla is not None and len(rep.vanilla.iterations) == 20
+    assert [w.n_pairs for w in rep.stopping.looks] == [20]
 
 
 def test_target_ci_needs_both_modes() -> None:

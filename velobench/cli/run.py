@@ -113,7 +113,22 @@ def run(
 def demo(
     pair: Annotated[str, typer.Option(help="catalog pair (see `velobench models list`)")] = "qwen-coder",
     per_category: Annotated[int, typer.Option(help="built-in prompts per category")] = 1,
-    rounds: Annotated[int, typer.Option(help="passes over the prompts per mode")] = 1,
+    target_ci: Annotated[
+        float,
+        typer.Option(
+            "--target-ci",
+            help="add passes until the paired speedup's 95% interval is within ±PCT% of it (a sequential "
+            "interval that keeps its coverage; at most --max-rounds passes or --max-time); 0: exactly "
+            "--rounds passes",
+        ),
+    ] = 5.0,
+    max_time: Annotated[
+        float, typer.Option("--max-time", help="--target-ci: stop adding passes after this many seconds")
+    ] = 600.0,
+    max_rounds: Annotated[
+        int, typer.Option("--max-rounds", help="--target-ci: passes per mode at most")
+    ] = 20,
+    rounds: Annotated[int, typer.Option(help="passes over the prompts per mode with --target-ci 0")] = 1,
     n_predict: o.NPredict = 64,
     n_draft: o.NDraft = 4,
     threads: o.Threads = None,
@@ -124,6 +139,7 @@ def demo(
     llama_cpp_path: o.LlamaCppPath = None,
 ) -> None:
     """The whole job on a fresh machine: build llama.cpp, pull a model pair, benchmark, report."""
+    from velobench.analysis import stopping
     from velobench.bins import locate as binaries
     from velobench.cli.bins import bins_build
     from velobench.models.catalog import load_catalog, pull
@@ -136,10 +152,15 @@ def demo(
     if pair not in catalog.pairs:
         raise VelobenchError(f"unknown pair {pair!r}; known: {', '.join(catalog.pairs)}")
     target, draft = catalog.pairs[pair].target, catalog.pairs[pair].draft
-    if per_category < 1 or rounds < 1:
-        raise VelobenchError("--per-category and --rounds must be at least 1")
+    if per_category < 1 or rounds < 1 or max_rounds < 1:
+        raise VelobenchError("--per-category, --rounds and --max-rounds must be at least 1")
+    if not 0 <= target_ci < 100 or max_time <= 0:
+        raise VelobenchError("--target-ci must be in [0, 100) and --max-time above 0")
     cats = builtin_categories()
     n_prompts = per_category * len(cats)
+    sequential = target_ci > 0
+    # the stopping rule's first look needs MIN_PAIRS pairs: never fewer passes than that takes
+    most = max(max_rounds, -(-stopping.MIN_PAIRS // n_prompts))
     cfg = config.from_options(
         {
             **locals(),
@@ -148,6 +169,9 @@ def demo(
             "iterations": n_prompts * rounds,
             "prompts": "builtin",
             "num_prompts": n_prompts,
+            "target_ci": target_ci if sequential else None,
+            "max_time": max_time if sequential else None,
+            "max_iterations": n_prompts * most,
         }
     )
     output = output or o.default_output("demo")
@@ -177,9 +201,14 @@ def demo(
     timings["download"] = time.monotonic() - t
 
     t = time.monotonic()
+    passes = (
+        f"passes until the speedup is known to ±{target_ci:g}% (at most {most} passes or {max_time:g} s)"
+        if sequential
+        else f"{rounds} pass(es) per mode"
+    )
     out.print(
         f"[bold][3/3][/bold] benchmark: {n_prompts} built-in prompts ({', '.join(cats)}), "
-        f"{rounds} pass(es) per mode, {n_predict} tokens, n_draft {n_draft}"
+        f"{passes}, {n_predict} tokens, n_draft {n_draft}"
     )
     with validate.leave_nothing_behind(output, logs=log_dir(output)):
         execute(cfg, output, out)

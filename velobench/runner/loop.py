@@ -284,7 +284,8 @@ def until_precise(m: Measuring, kind: Schedule, *, side_by_side: bool) -> None:
                     rec.stopped_by = "target"
             if rec.stopped_by is None and index >= cfg.max_iterations:
                 rec.stopped_by = "max-iterations"
-            elif rec.stopped_by is None and cfg.max_time is not None and elapsed >= cfg.max_time:
+            elif rec.stopped_by is None and cfg.max_time is not None and elapsed >= cfg.max_time and look:
+                # the time bound never cuts the rule's minimum sample: a look is always taken
                 rec.stopped_by = "max-time"
             m.life.save()
 
