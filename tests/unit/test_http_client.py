@@ -549,3 +549,36 @@ def test_metrics_parsed_or_none_with_why(srv: Replay) -> None:
     srv.routes["/metrics"] = lambda h: send(h, 200, captured("metrics-vanilla.txt"), "text/plain")
     am = asyncio.run(run())
     assert am is not None and am[("llamacpp:tokens_predicted_total", ())] == 130.0
+
+
+def test_idle_connections_closed_together_lose_no_request(srv: Replay) -> None:
+    """Every kept-alive connection serves one request and is closed, unanswered, on its next: a
+    request sent after three streams finds three closed connections in the pool, one after the
+    other, and still gets its answer on a new one (a load level lost one so: a second closed
+    connection after the first retry)."""
+    import time
+
+    body = captured("completions-stream.txt")
+    served: set[int] = set()
+
+    def once_per_connection(h: BaseHTTPRequestHandler) -> None:
+        conn = id(h.connection)
+        if conn in served:  # a kept-alive connection, closed under the request
+            h.close_connection = True
+            return
+        served.add(conn)
+        time.sleep(0.3)  # the three first streams overlap: three connections
+        sse(body)(h)
+
+    srv.routes["/v1/completions"] = once_per_connection
+    req = StreamRequest("completions", PROMPT, 12)
+
+    async def run() -> tuple[list[Any], Any]:
+        async with AsyncHttpClient(srv.url) as a:
+            first = list(await asyncio.gather(*(a.stream(req) for _ in range(3))))
+            return first, await a.stream(req)
+
+    first, last = asyncio.run(run())
+    assert all(r.timing.error is None for r in first)
+    assert last.timing.error is None and last.text, last.timing.error
+    assert len(served) == 4  # the fourth request's answer came on a fourth connection

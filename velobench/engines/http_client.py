@@ -487,6 +487,10 @@ class HttpClient(_Base):
 # load levels a request could go out on a connection the server was closing ("Server
 # disconnected" or a reset: one request of 24 lost in a CI run of the load test).
 KEEPALIVE_S = 2.0
+# A request whose kept-alive connection was closed under it is sent again, on the next idle one
+# or a new one: several idle connections can be closed together (a server's idle timeout), and a
+# load level at 4 in flight lost a request to a second closed one ("Can not write request body").
+SEND_ATTEMPTS = 4
 DRAIN_S = 0.5  # after a stream's end ([DONE]), how long its last bytes may take before the connection goes
 
 
@@ -503,8 +507,8 @@ class AsyncHttpClient(_Base):
     settings). A stream read to its end ([DONE]) is drained so its connection is kept alive.
     A server may close a kept-alive connection just as a request goes out on it (llama-server's
     cpp-httplib did, in the load integration test: "Server disconnected", or a reset); a request
-    that fails so, before any answer, is sent once more (on a new connection where none other is
-    idle), and no connection is kept idle past KEEPALIVE_S, below the servers' own 5 s.
+    that fails so, before any answer, is sent again, up to SEND_ATTEMPTS times in all (on the next
+    idle connection, or a new one), and no connection is kept idle past KEEPALIVE_S, below the servers' own 5 s.
     """
 
     def __init__(self, base_url: str, *, max_connections: int | None = None, **kwargs: Any) -> None:
@@ -549,12 +553,14 @@ class AsyncHttpClient(_Base):
         """`POST path` (its body JSON), the answer's head read; sent once more where a kept-alive
         connection was closed under it (see the class docstring)."""
         session, url = self._session(True), self.base_url + path
-        try:
-            return await session.post(url, data=data, headers=_JSON)
-        except aiohttp.ClientConnectorError:  # no connection was made: nothing to send again on
-            raise
-        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):  # closed or reset under it
-            return await session.post(url, data=data, headers=_JSON)
+        for _ in range(SEND_ATTEMPTS - 1):
+            try:
+                return await session.post(url, data=data, headers=_JSON)
+            except aiohttp.ClientConnectorError:  # no connection was made: nothing to send again on
+                raise
+            except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):  # closed or reset under it
+                continue  # that connection is gone from the pool; the next may be one closed with it
+        return await session.post(url, data=data, headers=_JSON)
 
     async def stream(
         self, req: StreamRequest, *, zero: float | None = None, raise_errors: bool = True
