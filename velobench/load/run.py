@@ -1,15 +1,24 @@
 """`velobench load`: vanilla and speculative servers under the same load, level by level.
 
     prepare (models, engine, prompts: every check before anything starts)
-    for mode in (vanilla, speculative):               # all levels of one mode, then the next
-        with engine.serve(mode, slots=S):              # one server per mode, S = the most in flight
-            prompts fitted once (first server): cut/repeated to --input-len, or too long dropped
-            warm-up request(s), not recorded
-            for level in levels:                       # ascending
-                GET /metrics → run_load (asyncio, AsyncHttpClient) → GET /metrics
-                    (--generator-procs N: load.procs.run_procs, N processes' run_load merged)
-                records → JSONL; summaries, comparisons, crossover → result (atomic)
-                saturated (sweep)? → stop this mode; later modes run no higher level
+    schedule (`load_schedule`): interleaved where asked and both servers can be up at once
+        (`Engine.side_by_side`), else blocked; an SLO search is always blocked (said in the result)
+    interleaved:
+        with engine.serve(vanilla, slots=S), engine.serve(speculative, slots=S):  # two ports
+            prompts fitted once (the vanilla server), warm-up request(s) on each, not recorded
+            for i, level in enumerate(levels):         # ascending
+                for mode in level_order(i):            # AB, BA, AB, ... (runner.schedule)
+                    one level (below); saturated? → that mode stops, the other goes on alone
+    blocked:
+        for mode in (vanilla, speculative):            # all levels of one mode, then the next
+            with engine.serve(mode, slots=S):          # one server per mode, S = the most in flight
+                prompts fitted once (first server), warm-up request(s), not recorded
+                for level in levels: one level (below)
+                    saturated (sweep)? → stop this mode; later modes run no higher level
+    one level:
+        GET /metrics → run_load (asyncio, AsyncHttpClient) → GET /metrics
+            (--generator-procs N: load.procs.run_procs, N processes' run_load merged)
+        records → JSONL; its position and start; summaries, comparisons, crossover → result (atomic)
 
 Both modes run the same levels with the same plans (open-loop schedules drawn once from the
 seed) and the same prompts in the same order. Speculative counters are the /metrics deltas
@@ -19,7 +28,8 @@ Faults: bad input fails in `prepare`/`load_options`, before any server starts. C
 issuing at once, waits up to `grace_s` for the requests in flight, keeps every finished level
 (and the finished requests of the interrupted one), saves, and raises `Interrupted`. A server
 that dies mid-level ends the run with one line naming its exit code and log; finished levels
-are kept and the server context has already reaped it. A save the file system refuses puts the
+are kept and the server context has already reaped it (both servers, interleaved: they stop in
+reverse order however the run ends). A save the file system refuses puts the
 result and every level's records in a rescue copy. How a run ends (the status, the one line) is
 `runner.lifecycle`'s, as for every command.
 """
