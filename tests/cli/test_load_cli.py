@@ -94,3 +94,13 @@ def test_load_help_lists_the_profiles(cli) -> None:  # type: ignore[no-untyped-d
         "--input-len",
     ):
         assert flag in out
+
+
+def test_load_takes_a_schedule_and_refuses_an_unknown_one(cli) -> None:  # type: ignore[no-untyped-def]
+    code, out, _ = cli("load", "--help")
+    assert code == 0 and "--schedule" in out and "ABBA" in out
+    # a known schedule is taken: the run gets as far as the missing model, before any server
+    assert_refused(*cli(*BASE, "--schedule", "blocked", "--concurrency", "2"), "main model not found")
+    code, out, err = cli(*BASE, "--schedule", "sideways")
+    assert code == 2 and "Traceback" not in out + err and "sideways" in err, err
+    assert llama_processes() == []

@@ -9,7 +9,7 @@ import typer
 
 from velobench.cli import options as o
 from velobench.cli.terminal import out
-from velobench.results.config import EngineName, Method
+from velobench.results.config import EngineName, Method, Schedule
 
 
 def load(
@@ -58,6 +58,14 @@ def load(
         str | None,
         typer.Option(help="levels: concurrency=1,2,4,8 or rate=0.5,1,2; ends early once a level saturates"),
     ] = None,
+    schedule: Annotated[
+        Schedule,
+        typer.Option(
+            "--schedule",
+            help="interleaved: both servers up at once, the arms alternating level by level in ABBA order "
+            "(drift cancels); blocked: every vanilla level first",
+        ),
+    ] = Schedule.INTERLEAVED,
     stop_on_saturation: Annotated[
         bool, typer.Option(help="end a sweep at the first saturated level (flat throughput or errors)")
     ] = True,

@@ -13,6 +13,10 @@ S; DEFAULT_REQUESTS when neither is given). Warm-up and cool-down windows, by se
 request count, apply to every level. Open-loop levels draw their schedule from `--seed`: one
 schedule per level, shared by every mode, so vanilla and speculative see the same arrivals.
 
+Schedules (`--schedule`, `runner.schedule.level_order`): interleaved runs both servers side by side and
+alternates the arms level by level in ABBA order (level 1 vanilla then speculative, level 2
+speculative then vanilla, ...); blocked runs every vanilla level, then every speculative one.
+
 The server gets `slots` parallel slots (llama-server `-np`): the largest concurrency of the
 levels, or for open loops the cap, else DEFAULT_RATE_SLOTS (requests beyond the slots wait in
 the server's queue, and their wait counts in their TTFT).

@@ -318,6 +318,23 @@ def notes(report: LoadReport) -> list[str]:
     return out
 
 
+def order_text(n_levels: int, modes: Sequence[str]) -> str:
+    """The interleaved order in a line: `interleaved, level by level: AB BA (A = vanilla, B = speculative)`.
+    AB on even levels (0-based), BA on odd: `runner.schedule.level_order`'s rule, written out here
+    because rendering never imports the runner (a test holds the two together)."""
+    if len(modes) < 2:
+        return f"interleaved ({', '.join(modes)} alone: nothing to alternate)"
+    blocks = " ".join("AB" if i % 2 == 0 else "BA" for i in range(n_levels))
+    return f"interleaved, level by level: {blocks} (A = {modes[0]}, B = {modes[1]})"
+
+
+def schedule_text(report: LoadReport) -> str:
+    """The order the levels ran in: interleaved (ABBA, both servers up) or blocked."""
+    if report.schedule == "blocked":
+        return "blocked (every vanilla level, then every speculative one)"
+    return order_text(len(report.load.levels), list(report.modes) or ["vanilla", "speculative"])
+
+
 def config_rows(report: LoadReport, n_prompts: int | None = None) -> list[tuple[str, str]]:
     cfg, env = report.config, report.environment
     rows = [("Main model", cfg.main_model)]
@@ -338,6 +355,7 @@ def config_rows(report: LoadReport, n_prompts: int | None = None) -> list[tuple[
     if report.max_rate is not None:
         load = f"levels chosen by the SLO search (below): {load}"
     rows.append(("Load", load))
+    rows.append(("Schedule", schedule_text(report)))
     if report.load.slo is not None:
         slo = report.load.slo
         items = [f"{k.removesuffix('_ms')} ≤ {v:g} ms" for k, v in slo.model_dump().items() if v is not None]

@@ -1,15 +1,24 @@
 """`velobench load`: vanilla and speculative servers under the same load, level by level.
 
     prepare (models, engine, prompts: every check before anything starts)
-    for mode in (vanilla, speculative):               # all levels of one mode, then the next
-        with engine.serve(mode, slots=S):              # one server per mode, S = the most in flight
-            prompts fitted once (first server): cut/repeated to --input-len, or too long dropped
-            warm-up request(s), not recorded
-            for level in levels:                       # ascending
-                GET /metrics → run_load (asyncio, AsyncHttpClient) → GET /metrics
-                    (--generator-procs N: load.procs.run_procs, N processes' run_load merged)
-                records → JSONL; summaries, comparisons, crossover → result (atomic)
-                saturated (sweep)? → stop this mode; later modes run no higher level
+    schedule (`load_schedule`): interleaved where asked and both servers can be up at once
+        (`Engine.side_by_side`), else blocked; an SLO search is always blocked (said in the result)
+    interleaved:
+        with engine.serve(vanilla, slots=S), engine.serve(speculative, slots=S):  # two ports
+            prompts fitted once (the vanilla server), warm-up request(s) on each, not recorded
+            for i, level in enumerate(levels):         # ascending
+                for mode in level_order(i):            # AB, BA, AB, ... (runner.schedule)
+                    one level (below); saturated? → that mode stops, the other goes on alone
+    blocked:
+        for mode in (vanilla, speculative):            # all levels of one mode, then the next
+            with engine.serve(mode, slots=S):          # one server per mode, S = the most in flight
+                prompts fitted once (first server), warm-up request(s), not recorded
+                for level in levels: one level (below)
+                    saturated (sweep)? → stop this mode; later modes run no higher level
+    one level:
+        GET /metrics → run_load (asyncio, AsyncHttpClient) → GET /metrics
+            (--generator-procs N: load.procs.run_procs, N processes' run_load merged)
+        records → JSONL; its position and start; summaries, comparisons, crossover → result (atomic)
 
 Both modes run the same levels with the same plans (open-loop schedules drawn once from the
 seed) and the same prompts in the same order. Speculative counters are the /metrics deltas
@@ -19,7 +28,8 @@ Faults: bad input fails in `prepare`/`load_options`, before any server starts. C
 issuing at once, waits up to `grace_s` for the requests in flight, keeps every finished level
 (and the finished requests of the interrupted one), saves, and raises `Interrupted`. A server
 that dies mid-level ends the run with one line naming its exit code and log; finished levels
-are kept and the server context has already reaped it. A save the file system refuses puts the
+are kept and the server context has already reaped it (both servers, interleaved: they stop in
+reverse order however the run ends). A save the file system refuses puts the
 result and every level's records in a rescue copy. How a run ends (the status, the one line) is
 `runner.lifecycle`'s, as for every command.
 """
@@ -27,10 +37,11 @@ result and every level's records in a rescue copy. How a run ends (the status, t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import math
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
@@ -53,7 +64,7 @@ from velobench.load.procs import HttpOpener, Sendable, run_procs, shares
 from velobench.load.recompute import BASELINE, CANDIDATE, recompute
 from velobench.load.slo import MaxRateSearch, compare_arms
 from velobench.prompts import Prompt, chat_messages
-from velobench.results.config import EngineName, RunConfig
+from velobench.results.config import EngineName, RunConfig, Schedule
 from velobench.results.load import (
     LoadLevel,
     LoadMode,
@@ -68,7 +79,8 @@ from velobench.results.schema import Mode, ResultWarning, SessionInfo, WarningCo
 from velobench.results.store import save
 from velobench.results.timing import RequestTiming
 from velobench.runner.lifecycle import Ending, Lifecycle, units
-from velobench.runner.loop import run_modes
+from velobench.runner.loop import choose_schedule, run_modes
+from velobench.runner.schedule import level_order
 from velobench.telemetry import environment
 
 CHARS_PER_TOKEN = 4  # --input-len without a tokenizer: about this many characters per token
@@ -289,7 +301,63 @@ def sender(
     return send
 
 
-LevelDone = Callable[[LoadPlan, LoadRun, Samples | None, Samples | None, str | None, str], bool]
+LevelDone = Callable[[LoadPlan, LoadRun, Samples | None, Samples | None, str | None, str, float], bool]
+
+
+def connections(opts: LoadOptions) -> int | None:
+    """The most in flight at any level: the largest concurrency (the server's slots), or the cap."""
+    return opts.slots if opts.profile == "concurrency" else opts.max_concurrency
+
+
+def open_client(handle: ServerHandle, cfg: RunConfig, opts: LoadOptions) -> AsyncHttpClient:
+    return AsyncHttpClient(
+        handle.base_url, api_key=handle.api_key, max_connections=connections(opts), **client_timeouts(cfg)
+    )
+
+
+async def warm_up(
+    client: AsyncHttpClient, handle: ServerHandle, cfg: RunConfig, mode: Mode, prompts: Sequence[Prompt]
+) -> None:
+    """The warm-up request(s) of one server, not recorded; a failed one is one line."""
+    for w in range(cfg.warmup or 0):
+        res = await client.stream(stream_request(handle, cfg, prompts[w % len(prompts)]), raise_errors=False)
+        if res.timing.error is not None:
+            dead = died(handle, f"the {mode} warm-up request")
+            raise dead or VelobenchError(f"the {mode} warm-up request failed: {res.timing.error}")
+
+
+async def run_level(
+    client: AsyncHttpClient,
+    handle: ServerHandle,
+    cfg: RunConfig,
+    opts: LoadOptions,
+    mode: Mode,
+    p: LoadPlan,
+    prompts: Sequence[Prompt],
+    on_level: LevelDone,
+) -> tuple[bool, bool]:
+    """One level against one server, stored by `on_level`; (interrupted, stop this mode)."""
+    before, why = await client.metrics_status()
+    started_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    started = time.monotonic()
+    zero = time.perf_counter()
+    where = f"the {mode} run at {opts.unit} {p.level():g}"
+    if shares(p, opts.generator_procs) > 1:  # else this process, as with --generator-procs 1
+        run = await run_procs(
+            HttpOpener(handle.base_url, handle.api_key, client_timeouts(cfg)),
+            [Sendable(q.id, stream_request(handle, cfg, q)) for q in prompts],
+            p,
+            opts.generator_procs,
+            grace_s=opts.grace_s,
+            watch=lambda: died(handle, where),
+        )
+    else:
+        run = await run_load(
+            sender(client, handle, cfg, zero, where), prompts, p, zero=zero, grace_s=opts.grace_s
+        )
+    after, why_after = await client.metrics_status()
+    stop = on_level(p, run, before, after, why or why_after, started_at, started)
+    return run.interrupted, stop
 
 
 async def run_mode(
@@ -303,46 +371,51 @@ async def run_mode(
 ) -> bool:
     """Warm-up, then every level against one server; True if interrupted (Ctrl-C) mid-level.
 
-    `on_level(plan, run, before, after, metrics_note, started_at)` stores a level and returns
-    True to stop the sweep. `plans` may be lazy (an SLO search picks each level from the one
-    before: `Sweep.searched`). A server of ours that exits makes `send` raise, which ends the level
-    at once (run_load cancels the rest) and propagates.
+    `on_level(plan, run, before, after, metrics_note, started_at, started)` stores a level and
+    returns True to stop the sweep. `plans` may be lazy (an SLO search picks each level from the
+    one before: `Sweep.searched`). A server of ours that exits makes `send` raise, which ends the
+    level at once (run_load cancels the rest) and propagates.
     """
-    # the most in flight at any level: the largest concurrency (the server's slots), or the cap
-    conns = opts.slots if opts.profile == "concurrency" else opts.max_concurrency
-    async with AsyncHttpClient(
-        handle.base_url, api_key=handle.api_key, max_connections=conns, **client_timeouts(cfg)
-    ) as client:
-        for w in range(cfg.warmup or 0):
-            res = await client.stream(
-                stream_request(handle, cfg, prompts[w % len(prompts)]), raise_errors=False
-            )
-            if res.timing.error is not None:
-                dead = died(handle, f"the {mode} warm-up request")
-                raise dead or VelobenchError(f"the {mode} warm-up request failed: {res.timing.error}")
+    async with open_client(handle, cfg, opts) as client:
+        await warm_up(client, handle, cfg, mode, prompts)
         for p in plans:
-            before, why = await client.metrics_status()
-            started_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-            zero = time.perf_counter()
-            where = f"the {mode} run at {opts.unit} {p.level():g}"
-            if shares(p, opts.generator_procs) > 1:  # else this process, as with --generator-procs 1
-                run = await run_procs(
-                    HttpOpener(handle.base_url, handle.api_key, client_timeouts(cfg)),
-                    [Sendable(q.id, stream_request(handle, cfg, q)) for q in prompts],
-                    p,
-                    opts.generator_procs,
-                    grace_s=opts.grace_s,
-                    watch=lambda: died(handle, where),  # noqa: B023 (asked only while this level runs)
-                )
-            else:
-                run = await run_load(
-                    sender(client, handle, cfg, zero, where), prompts, p, zero=zero, grace_s=opts.grace_s
-                )
-            after, why_after = await client.metrics_status()
-            stop = on_level(p, run, before, after, why or why_after, started_at)
-            if run.interrupted:
+            interrupted, stop = await run_level(client, handle, cfg, opts, mode, p, prompts, on_level)
+            if interrupted:
                 return True
             if stop:
+                break
+    return False
+
+
+async def run_interleaved(
+    handles: Mapping[Mode, ServerHandle],
+    cfg: RunConfig,
+    opts: LoadOptions,
+    plans: Sequence[LoadPlan],
+    prompts: Sequence[Prompt],
+    on_level: Mapping[Mode, LevelDone],
+) -> bool:
+    """Every level against both servers, up side by side, the arms in `level_order` (ABBA); True
+    if interrupted (Ctrl-C) mid-level. Each server is warmed up once, before the first level.
+    A mode whose `on_level` says stop (saturated) runs no further level; the other goes on alone."""
+    modes = list(handles)
+    async with contextlib.AsyncExitStack() as stack:
+        clients = {m: await stack.enter_async_context(open_client(handles[m], cfg, opts)) for m in modes}
+        for m in modes:
+            await warm_up(clients[m], handles[m], cfg, m, prompts)
+        active = set(modes)
+        for i, p in enumerate(plans):
+            for m in level_order(i, modes):
+                if m not in active:
+                    continue
+                interrupted, stop = await run_level(
+                    clients[m], handles[m], cfg, opts, m, p, prompts, on_level[m]
+                )
+                if interrupted:
+                    return True
+                if stop:
+                    active.discard(m)
+            if not active:
                 break
     return False
 
@@ -377,16 +450,41 @@ def execute_load(
     )
     if search is not None:
         report.max_rate = MaxRateResult(options=search)
+    modes = run_modes(cfg)
+    kind, why = load_schedule(cfg, engine, modes, search)
+    report.schedule = kind.value
+    if why is not None:
+        report.warnings.append(ResultWarning(code=WarningCode.SCHEDULE_BLOCKED, params={"reason": why}))
     print_load_config(console, report, len(prompts))
     sweep = Sweep(report, output, console)
     with sweep.life:
-        for name in run_modes(cfg):
-            plans = None if search is None else sweep.searched(MaxRateSearch(search, name))
-            prompts = sweep.run_mode(engine, name, prompts, plans=plans)
+        if kind is Schedule.INTERLEAVED:
+            sweep.run_both(engine, modes, prompts)
+        else:
+            for name in modes:
+                plans = None if search is None else sweep.searched(MaxRateSearch(search, name))
+                prompts = sweep.run_mode(engine, name, prompts, plans=plans)
         sweep.complete()
     print_load_report(console, report)
     console.print(f"\nResults saved to: {output} (raw requests: {sweep.records_path})")
     return report
+
+
+SEARCH_BLOCKED = (
+    "the SLO search picks each mode's next level from that mode's last one, so the arms run "
+    "different levels and there is no pair of levels to alternate"
+)
+
+
+def load_schedule(
+    cfg: RunConfig, engine: Engine, modes: Sequence[Mode], search: SearchOptions | None
+) -> tuple[Schedule, str | None]:
+    """The schedule a load run uses: `runner.loop.choose_schedule`'s (interleaved where asked and
+    both servers can be up at once), except under an SLO search, which stays blocked and says why."""
+    kind, why = choose_schedule(cfg, engine, modes)
+    if kind is Schedule.INTERLEAVED and search is not None:
+        return Schedule.BLOCKED, SEARCH_BLOCKED
+    return kind, why
 
 
 def level_result(
@@ -397,6 +495,8 @@ def level_result(
     after: Samples | None,
     note: str | None,
     started_at: str,
+    position: int | None = None,
+    started_s: float | None = None,
 ) -> LoadLevel:
     """One finished (or interrupted) level, with the speculative counters' delta over it where the
     server's /metrics has them (else the note that says why not), and the generator's own lag."""
@@ -419,6 +519,8 @@ def level_result(
         max_in_flight=run.max_in_flight,
         wall_s=run.wall_s,
         started_at=started_at,
+        position=position,
+        started_s=started_s,
         spec_decode=delta,
         metrics_note=note,
         lag=generator_lag(
@@ -446,6 +548,9 @@ class Sweep:
         self.started = time.monotonic()
         self.mode_started = self.started
         self.stop_at: float | None = None  # saturated here: later modes run no higher level
+        self.position = 0  # levels measured so far, both modes (each level's place in the schedule)
+        self.clock0: float | None = None  # the first level's start
+        self.stopped: set[str] = set()  # interleaved: modes saturated before their last level
         self.life = Lifecycle(
             report, output, "level", count=self.levels, kept=self.kept, rescue=self.rescue, on_end=self.ended
         )
@@ -508,6 +613,36 @@ class Sweep:
             raise KeyboardInterrupt
         return prompts
 
+    def run_both(self, engine: Engine, modes: Sequence[Mode], prompts: list[Prompt]) -> None:
+        """Every level against every mode's server, all up side by side (each on its own port),
+        the arms alternating level by level in ABBA order (`load.plan.level_order`). The servers
+        start in order and stop in reverse however this ends (Ctrl-C, a crash, a server that
+        dies); a saturated mode stops and the other goes on alone. Ctrl-C mid-level is
+        KeyboardInterrupt, after that level is kept."""
+        from velobench.load.render import order_text
+
+        cfg, opts, console = self.report.config, self.opts, self.console
+        results: dict[str, LoadMode] = {
+            m: LoadMode(mode=m, binary=engine.binary(m), slots=opts.slots) for m in modes
+        }
+        self.report.modes.update(results)
+        self.mode_started = time.monotonic()
+        with contextlib.ExitStack() as stack:
+            handles: dict[Mode, ServerHandle] = {}
+            for m in modes:
+                console.print(f"\nStarting {m} ({engine.binary(m)}, {opts.slots} slot(s)) ...")
+                handles[m] = h = stack.enter_context(cast(ServesHttp, engine).serve(m, slots=opts.slots))
+                results[m].session = session_info(h)
+                ready = f" (ready in {h.process.ready_s:.1f} s)" if h.process and h.process.ready_s else ""
+                console.print(f"  {h.name} at {display_url(h.base_url)}{ready}")
+            prompts = self.fit(handles[modes[0]], prompts)
+            console.print(f"\nSchedule: {order_text(len(opts.levels), modes)}")
+            on_level = {m: functools.partial(self.level_done, results[m]) for m in modes}
+            plans = level_plans(opts)
+            interrupted = asyncio.run(run_interleaved(handles, cfg, opts, plans, prompts, on_level))
+        if interrupted:
+            raise KeyboardInterrupt
+
     def searched(self, search: MaxRateSearch) -> Iterator[LoadPlan]:
         """The levels of one mode's SLO search, one at a time: each chosen from the goodput of
         the level before (`load.slo`), which is recorded in the result's `max_rate` and saved."""
@@ -565,13 +700,19 @@ class Sweep:
         after: Samples | None,
         note: str | None,
         started_at: str,
+        started: float,
     ) -> bool:
-        """`run_mode`'s `on_level`: the level recorded and saved (its records appended first);
-        True to stop the sweep (saturated)."""
+        """`run_mode`'s `on_level`: the level recorded with its place in the schedule and its start
+        (from the first level's), and saved (its records appended first); True to stop this mode
+        (saturated)."""
         from velobench.load.render import progress_line
         from velobench.report.warnings import text as warning_text
 
-        lvl = level_result(mode.mode, p, run, before, after, note, started_at)
+        self.position += 1
+        self.clock0 = started if self.clock0 is None else self.clock0
+        lvl = level_result(
+            mode.mode, p, run, before, after, note, started_at, self.position, started - self.clock0
+        )
         if not self.life.written:
             self.records_path.unlink(missing_ok=True)  # a previous run's records under this name
         mode.levels.append(lvl)
@@ -596,11 +737,29 @@ class Sweep:
             return False
         if interrupted:
             return False
+        if self.report.schedule == "interleaved":
+            return self.saturated_alone(mode, level, sat.text)
         higher = [x for x in opts.levels if x > level and (self.stop_at is None or x <= self.stop_at)]
         self.stop_at = level
         if higher:
             self.report.stopped_early = f"{sat.text}: the sweep stops there ({opts.unit} {', '.join(f'{x:g}' for x in higher)} not run)"
             self.console.print(f"  [yellow]saturated[/yellow]: {self.report.stopped_early}")
+            self.life.save()
+        return True
+
+    def saturated_alone(self, mode: LoadMode, level: float, text: str) -> bool:
+        """Interleaved: the saturated mode stops at `level`; any other mode still running its levels
+        goes on alone (said in `stopped_early`, saved)."""
+        opts = self.opts
+        self.stopped.add(mode.mode)
+        higher = [x for x in opts.levels if x > level]
+        if higher:
+            others = [m for m in self.report.modes if m != mode.mode and m not in self.stopped]
+            rest = f"; {' and '.join(others)} goes on alone" if others else ""
+            line = f"{text}: {mode.mode} stops there ({opts.unit} {', '.join(f'{x:g}' for x in higher)} not run for it){rest}"
+            prev = self.report.stopped_early
+            self.report.stopped_early = line if prev is None else f"{prev}; then {line}"
+            self.console.print(f"  [yellow]saturated[/yellow]: {line}")
             self.life.save()
         return True
 

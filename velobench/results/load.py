@@ -30,6 +30,11 @@ ever written keeps the number it has, and no number means two formats:
       warnings, no `ready_s`): it was not measured. Added later to version 5 as optional fields
       whose defaults are what a file without them means: `load.generator_procs` (1), and per
       level `lag.procs` (1) and `lag.busiest_cpu_share` (null) for several generator processes.
+  6 — the schedule (issue 20): `schedule` (interleaved: both servers up, the arms alternating
+      level by level in ABBA order; blocked: every vanilla level first), and per level its
+      `position` in the run's schedule (1-based, over both modes) and `started_s` (seconds from
+      the first level's start). Files of version 5 were all blocked (config and result say so);
+      their levels have no position or start offset (null: not recorded).
 """
 
 from __future__ import annotations
@@ -54,7 +59,7 @@ from velobench.results.schema import BinaryInfo, ResultWarning, SessionInfo, War
 from velobench.results.timing import RequestTiming, SpecDecodeDelta
 from velobench.validation import Strict, one_line
 
-LOAD_SCHEMA_VERSION = 5
+LOAD_SCHEMA_VERSION = 6
 
 GRACE_S = 5.0  # how long Ctrl-C waits for the requests in flight
 
@@ -422,6 +427,14 @@ class LoadLevel(Strict):
     max_in_flight: int
     wall_s: float = Field(description="the level's zero to its last request's end")
     started_at: str = Field(description="UTC time the level started")
+    position: int | None = Field(
+        default=None,
+        description="1-based place in the run's schedule, over both modes (None before load schema 6)",
+    )
+    started_s: float | None = Field(
+        default=None,
+        description="seconds from the first level's start to this one's (None before load schema 6)",
+    )
     spec_decode: SpecDecodeDelta | None = Field(
         default=None, description="/metrics speculative counters, after − before the level (all phases)"
     )
@@ -473,6 +486,10 @@ class LoadReport(Strict):
         default=None, description="each prompt's length in the server's tokens, where it could be counted"
     )
     records_file: str = Field(description="the raw per-request JSONL, beside this file")
+    schedule: Literal["interleaved", "blocked"] = Field(
+        default="blocked",
+        description="the order that ran: interleaved (both servers up, ABBA level by level) or blocked",
+    )
     modes: dict[str, LoadMode] = Field(default_factory=dict)
     comparisons: list[LevelComparison] = Field(
         default_factory=list, description="speculative ÷ vanilla at every level both finished"

@@ -146,6 +146,13 @@ def load_v4_to_v5(raw: Raw) -> Raw:
     return {**raw, "schema_version": 5}
 
 
+def load_v5_to_v6(raw: Raw) -> Raw:
+    """Every load run before version 6 was blocked (config and result say so); its levels have no
+    schedule position or start offset (null: not recorded)."""
+    config = {**raw.get("config", {}), "schedule": "blocked"}
+    return {**raw, "config": config, "schedule": "blocked", "schema_version": 6}
+
+
 def think_v2_to_v3(raw: Raw) -> Raw:
     """Nothing changed for think results: the number every kind shared moved to 3 for the load kind."""
     return {**raw, "schema_version": 3}
@@ -178,7 +185,7 @@ LINEAGES: dict[Kind, Lineage] = {
     "run": Lineage(
         1, RUN_SCHEMA_VERSION, {1: v1_to_v2, 2: v2_to_v3, 3: run_v3_to_v4, 4: run_v4_to_v5, 5: run_v5_to_v6}
     ),
-    "load": Lineage(3, LOAD_SCHEMA_VERSION, {3: load_v3_to_v4, 4: load_v4_to_v5}),
+    "load": Lineage(3, LOAD_SCHEMA_VERSION, {3: load_v3_to_v4, 4: load_v4_to_v5, 5: load_v5_to_v6}),
     "think": Lineage(2, THINK_SCHEMA_VERSION, {2: think_v2_to_v3, 3: think_v3_to_v4}),
     "matrix": Lineage(1, MATRIX_SCHEMA_VERSION, {1: matrix_v1_to_v2}),
     "lossless": Lineage(1, LOSSLESS_SCHEMA_VERSION, {}),

@@ -6,6 +6,8 @@ either mode runs prompt (i − 1) mod P, so the k-th occurrence of a prompt in o
 the k-th in the other (`analysis.summaries.pair_iterations`).
 
     blocked       every vanilla iteration, then every speculative one (velobench before 0.6)
+    levels        `velobench load`: level i (0-based) of an interleaved sweep runs AB when i is
+                  even, else BA (`level_order`)
     interleaved   pair j (0-based: iteration j + 1 of both modes, prompt k = j mod P in round
                   r = j div P) runs AB when k + r is even, else BA (A = vanilla, B = speculative)
 
@@ -23,11 +25,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from velobench.results.schema import Mode
 
 A: Mode = "vanilla"
 B: Mode = "speculative"
+M = TypeVar("M", bound=str)  # a mode
 
 
 @dataclass(frozen=True)
@@ -58,3 +62,15 @@ def interleaved(first: int, count: int, n_prompts: int, modes: Sequence[Mode] = 
 def blocked(first: int, count: int, n_prompts: int, modes: Sequence[Mode] = (A, B)) -> list[Slot]:
     """Slots of iterations `first + 1` .. `first + count` of each mode, one mode after the other."""
     return [Slot(m, j + 1, j % n_prompts) for m in modes for j in range(first, first + count)]
+
+
+def level_order(i: int, modes: Sequence[M]) -> list[M]:
+    """The modes of level i (0-based) of an interleaved sweep, in the order they run: as given
+    when i is even, reversed when odd (ABBA: level 1 AB, level 2 BA, level 3 AB, ...).
+
+    Why: under a drift linear in time, each block of two adjacent levels puts A at slots 1 and 4
+    and B at 2 and 3, the same mean time, so the drift cancels from the sweep's pairs of levels;
+    and each arm runs first as often as second (an order effect, e.g. a cold first level after a
+    switch, is balanced). With one mode there is nothing to alternate.
+    """
+    return list(modes) if i % 2 == 0 else list(reversed(modes))
