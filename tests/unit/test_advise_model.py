@@ -3,13 +3,17 @@ ceiling, and its bootstrap interval's coverage by simulation."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from velobench.advise import model
 from velobench.analysis import ceiling
-from velobench.results.advise import CostRow, ModelCosts, RequestAcceptance
+from velobench.results.advise import AdviseReport, CostRow, ModelCosts, RequestAcceptance
 from velobench.results.costs import Costs
+
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "advise"
 
 
 def costs(passes: dict[int, float], prefill: dict[int, float] | None = None, tg: int = 8) -> ModelCosts:
@@ -143,3 +147,25 @@ def test_bootstrap_interval_covers_the_true_speedup() -> None:
         total += 1
         covered += c.ci95_low <= true_cells[(c.concurrency, c.n_draft)][0] <= c.ci95_high
     assert 0.87 <= covered / total <= 0.99
+
+
+def test_disturbed_costs_and_unsure_choices_are_named() -> None:
+    """The Qwen pair's advise, measured while other work used the machine (a real result,
+    trimmed): one repetition of a target row 35x slower; every speculative choice's interval
+    reaches below 1. SmolLM2's, measured on the same busy machine, chose vanilla everywhere."""
+    from velobench.advise.render import render_html
+    from velobench.advise.run import trust_notes
+
+    busy = AdviseReport.model_validate_json((FIXTURES / "advise-qwen-busy.json").read_text())
+    spread, row = model.cost_spread(busy.target_costs)
+    assert spread > 30 and row is not None and (row.batch, row.pp, row.tg) == (2, 1, 8)
+    unsure = model.unsure_choices(busy.grid, busy.schedule)
+    assert [e.n_draft for e, _ in unsure] == [4, 2, 8]
+    notes = trust_notes(busy)
+    assert "differ up to 35.13x (B=2, PP=1, TG=8)" in notes[0] and len(notes) == 4
+    assert "not known to pay" in notes[1]
+    steady = busy.model_copy(deep=True)
+    steady.target_costs.repetitions = [steady.target_costs.repetitions[0]] * 3
+    assert model.cost_spread(steady.target_costs) == (1.0, None)
+    busy.notes = notes
+    assert "<h2>Notes</h2>" in render_html(busy) and "not known to pay" in render_html(busy)

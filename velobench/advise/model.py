@@ -46,6 +46,7 @@ from velobench.results.advise import (
     CrossoverPrediction,
     ModelCosts,
     RequestAcceptance,
+    ScheduleEntry,
 )
 
 Grid = tuple[Sequence[int], Sequence[int]]  # (concurrencies, draft lengths)
@@ -126,6 +127,40 @@ def mean_rows(repetitions: Sequence[Sequence[CostRow]], pick: Sequence[int] | No
         )
         for (pp, tg, b), rs in acc.items()
     ]
+
+
+COST_SPREAD_WARN = 1.25  # a cost row whose repetitions differ more than this: the machine was busy
+
+
+def cost_spread(costs: ModelCosts) -> tuple[float, CostRow | None]:
+    """The largest max/min over repetitions of one (PP, TG, B) row's time per decode step
+    t_tg/TG (its prompt phase t_pp where TG = 0), and that row (the slowest repetition's); (1, None)
+    with fewer than two repetitions. On a quiet machine llama-batched-bench repeats within a few
+    percent; a row that varies more was disturbed, and the predictions built on it with it."""
+    acc: dict[tuple[int, int, int], list[CostRow]] = {}
+    for rows in costs.repetitions:
+        for r in rows:
+            acc.setdefault((r.pp, r.tg, r.batch), []).append(r)
+    worst, where = 1.0, None
+    for rs in acc.values():
+        t = [r.t_tg_s / r.tg if r.tg else r.t_pp_s for r in rs]
+        if len(t) > 1 and min(t) > 0 and max(t) / min(t) > worst:
+            worst, where = max(t) / min(t), rs[int(np.argmax(t))]
+    return worst, where
+
+
+def unsure_choices(
+    cells: Sequence[Cell], schedule: Sequence[ScheduleEntry]
+) -> list[tuple[ScheduleEntry, Cell]]:
+    """The schedule's speculative choices whose predicted speedup's 95% interval reaches 1 or below:
+    speculation there is not known to pay."""
+    out = []
+    for e in schedule:
+        if e.n_draft is not None:
+            c = cell(cells, e.concurrency_from, e.n_draft)
+            if c.ci95_low is not None and c.ci95_low <= 1:
+                out.append((e, c))
+    return out
 
 
 @dataclass(frozen=True)

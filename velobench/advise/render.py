@@ -131,6 +131,8 @@ def print_advice(console: Console, report: AdviseReport) -> None:
     )
     phases = ", ".join(f"{k} {v:.0f} s" for k, v in report.phases_s.items())
     console.print(f"  advise took {report.wall_s or 0:.0f} s ({phases})")
+    for note in report.notes:
+        console.print(f"  [yellow]note:[/yellow] {note}")
 
 
 def _toml_str(s: str) -> str:
@@ -223,6 +225,8 @@ def render_html(report: AdviseReport) -> str:
         body.append(t.html())
     body.append(schedule_table(report).html())
     body.append("<pre>" + html.escape(schedule_toml(report)) + "</pre>")
+    if report.notes:
+        body += ["<h2>Notes</h2>", "<ul>", *[f"<li>{html.escape(n)}</li>" for n in report.notes], "</ul>"]
     return (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         f"<title>{html.escape(title)}</title>\n</head>\n<body>\n" + "\n".join(body) + "\n</body>\n</html>\n"

@@ -227,6 +227,9 @@ def _advise(cfg: RunConfig, opts: AdviseOptions, output: Path, console: Console)
         report.schedule = llama_server_schedule(report, build)
         report.vllm_speculative_config = vllm_config(report)
         console.print("[bold]3/4[/bold] predicted (speedup, 95% bootstrap interval)")
+        for note in trust_notes(report):
+            report.notes.append(note)
+            console.print(f"  [yellow]note:[/yellow] {note}")
         adv.done("predict", t0)
 
         if opts.confirm:
@@ -240,6 +243,28 @@ def _advise(cfg: RunConfig, opts: AdviseOptions, output: Path, console: Console)
     html = write_html(report, output.with_suffix(".html"))
     console.print(f"\nResults saved to: {output} (schedule: {sched}, report: {html})")
     return report
+
+
+def trust_notes(report: AdviseReport) -> list[str]:
+    """What makes this prediction less sure than its table reads: cost repetitions that disagree
+    (`model.cost_spread`), and speculative choices not known to pay (`model.unsure_choices`)."""
+    notes = []
+    for name, c in (("target", report.target_costs), ("draft", report.draft_costs)):
+        if c is None:
+            continue
+        spread, row = model.cost_spread(c)
+        if row is not None and spread > model.COST_SPREAD_WARN:
+            notes.append(
+                f"the {name}'s llama-batched-bench repetitions differ up to {spread:.2f}x (B={row.batch}, "
+                f"PP={row.pp}, TG={row.tg}): something else used the machine while its costs were measured, "
+                "so the predictions are unsure; rerun on a quiet machine, or with more --repetitions"
+            )
+    for e, c in model.unsure_choices(report.grid, report.schedule):
+        notes.append(
+            f"concurrency {e.concurrency_from}-{e.concurrency_to}: n_draft {e.n_draft} is predicted "
+            f"{c.speedup:.2f}x but its 95% interval reaches {c.ci95_low:.2f}: speculation there is not known to pay"
+        )
+    return notes
 
 
 def costs(
