@@ -99,7 +99,7 @@ def test_batch_one_decode_speedup_is_the_ceiling_on_the_measured_costs(advised: 
     folder, _ = advised
     report = AdviseReport.model_validate_json((folder / "adv.json").read_text())
     assert report.target_costs is not None
-    costs = model.StepCosts.from_rows(model.mean_rows(report.target_costs.repetitions))
+    costs = model.StepCosts.from_rows(model.median_rows(report.target_costs.repetitions))
     k = 4
     accept = model.acceptance_profile(report.acceptance.requests if report.acceptance else [])
     alpha = ceiling.alpha_from_acceptance(None, k, mean_length=model.expected_tokens(accept, k))

@@ -110,8 +110,9 @@ class StepCosts:
         return cls(passes, prefill)
 
 
-def mean_rows(repetitions: Sequence[Sequence[CostRow]], pick: Sequence[int] | None = None) -> list[CostRow]:
-    """Each (PP, TG, B) row's times averaged over the repetitions `pick` (default: all)."""
+def median_rows(repetitions: Sequence[Sequence[CostRow]], pick: Sequence[int] | None = None) -> list[CostRow]:
+    """Each (PP, TG, B) row's times, the median over the repetitions `pick` (default: all): one
+    repetition that something else on the machine slowed (35x, seen) does not move it."""
     reps = [repetitions[i] for i in pick] if pick is not None else list(repetitions)
     acc: dict[tuple[int, int, int], list[CostRow]] = {}
     for rows in reps:
@@ -122,8 +123,8 @@ def mean_rows(repetitions: Sequence[Sequence[CostRow]], pick: Sequence[int] | No
             pp=pp,
             tg=tg,
             batch=b,
-            t_pp_s=float(np.mean([r.t_pp_s for r in rs])),
-            t_tg_s=float(np.mean([r.t_tg_s for r in rs])),
+            t_pp_s=float(np.median([r.t_pp_s for r in rs])),
+            t_tg_s=float(np.median([r.t_tg_s for r in rs])),
         )
         for (pp, tg, b), rs in acc.items()
     ]
@@ -236,9 +237,9 @@ def predict(
     `draft` None and not `self_draft`: drafting costs nothing (n-gram methods).
     """
     accept = acceptance_profile(requests)
-    t_costs = StepCosts.from_rows(mean_rows(target.repetitions))
+    t_costs = StepCosts.from_rows(median_rows(target.repetitions))
     d_costs = (
-        t_costs if self_draft else (StepCosts.from_rows(mean_rows(draft.repetitions)) if draft else None)
+        t_costs if self_draft else (StepCosts.from_rows(median_rows(draft.repetitions)) if draft else None)
     )
     point = point_grid(accept, t_costs, d_costs, grid, work)
     rng = np.random.default_rng(seed)
@@ -252,11 +253,11 @@ def predict(
         except ValueError:
             continue
         acc_b += [0.0] * (len(accept) - len(acc_b))
-        t_b = StepCosts.from_rows(mean_rows(target.repetitions, rng.integers(0, n_t, n_t).tolist()))
+        t_b = StepCosts.from_rows(median_rows(target.repetitions, rng.integers(0, n_t, n_t).tolist()))
         if self_draft:
             d_b: StepCosts | None = t_b
         elif draft is not None:
-            d_b = StepCosts.from_rows(mean_rows(draft.repetitions, rng.integers(0, n_d, n_d).tolist()))
+            d_b = StepCosts.from_rows(median_rows(draft.repetitions, rng.integers(0, n_d, n_d).tolist()))
         else:
             d_b = None
         for c, v in point_grid(acc_b, t_b, d_b, grid, work).items():
