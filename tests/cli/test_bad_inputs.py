@@ -116,6 +116,16 @@ CASES = [
     # ---- run: options (ranges, types, combinations)
     Case("run-no-model", ["run"], "-m/--main-model is required"),
     Case(
+        "run-reference-on-vllm",
+        [*RUN, "--engine", "vllm", "--llama-bench-reference"],
+        "--llama-bench-reference needs the vanilla arm on a llama.cpp engine",
+    ),
+    Case(
+        "run-reference-skip-vanilla",
+        [*RUN, "--skip-vanilla", "--llama-bench-reference"],
+        "--llama-bench-reference needs the vanilla arm on a llama.cpp engine",
+    ),
+    Case(
         "run-missing-main", ["run", "-m", "nope.gguf", "-d", "nope.gguf"], "main model not found: nope.gguf"
     ),
     Case("run-missing-draft", ["run", "-m", S, "-d", "draft.gguf"], "draft model not found: draft.gguf"),

@@ -199,3 +199,30 @@ def test_interrupt_stops_the_child_and_keeps_finished_iterations(
     assert any(w.code == "interrupted" for w in data.warnings)
     time.sleep(0.2)
     assert llama_processes_with(marker) == []
+
+
+@pytest.mark.parametrize("engine", ["server", "cli"])
+def test_llama_bench_reference_pairs_each_vanilla_iteration(  # type: ignore[no-untyped-def]
+    cli, llama_bin: Path, smol: Path, isolated: Path, engine: str
+) -> None:
+    """Each vanilla iteration is followed by llama-bench's decode test at its own length and
+    depth; the result pairs them (velobench ÷ llama-bench) and the report says why they differ."""
+    args = run_args(llama_bin, smol, "-o", "r.json", "--skip-speculative", "--llama-bench-reference")
+    args[args.index("--engine") + 1] = engine
+    del args[args.index("-d") : args.index("-d") + 2]
+    args[args.index("-i") + 1] = "3"
+    code, out, err = cli(*args)
+    assert code == 0, err
+    assert "llama-bench: velobench vanilla ÷ llama-bench tg" in out and "over 3 pairs" in out
+    rep = results.load(isolated / "r.json")
+    assert rep.vanilla is not None and rep.reference is not None and rep.reference.n_pairs == 3
+    for it in rep.vanilla.iterations:
+        assert it.reference_tokens_per_second is not None and it.reference_tokens_per_second > 0
+    assert " -p 0 -n 15 -d " in rep.reference.command and " -t 2" in rep.reference.command
+    assert rep.reference.depth_tokens > 0
+    r = rep.reference.ratio
+    assert r is not None and 0.2 < r.ratio < 5 and r.ci95_low is not None
+    md = isolated / "r.md"
+    code, _, err = cli("report", "r.json", "--format", "md", "-o", str(md))
+    assert code == 0, err
+    assert "Agreement with llama-bench" in md.read_text()

@@ -249,20 +249,20 @@ def trust_notes(report: AdviseReport) -> list[str]:
     """What makes this prediction less sure than its table reads: cost repetitions that disagree
     (`model.cost_spread`), and speculative choices not known to pay (`model.unsure_choices`)."""
     notes = []
-    for name, c in (("target", report.target_costs), ("draft", report.draft_costs)):
-        if c is None:
+    for name, costs_of in (("target", report.target_costs), ("draft", report.draft_costs)):
+        if costs_of is None:
             continue
-        spread, row = model.cost_spread(c)
+        spread, row = model.cost_spread(costs_of)
         if row is not None and spread > model.COST_SPREAD_WARN:
             notes.append(
                 f"the {name}'s llama-batched-bench repetitions differ up to {spread:.2f}x (B={row.batch}, "
                 f"PP={row.pp}, TG={row.tg}): something else used the machine while its costs were measured, "
                 "so the predictions are unsure; rerun on a quiet machine, or with more --repetitions"
             )
-    for e, c in model.unsure_choices(report.grid, report.schedule):
+    for e, cell in model.unsure_choices(report.grid, report.schedule):
         notes.append(
             f"concurrency {e.concurrency_from}-{e.concurrency_to}: n_draft {e.n_draft} is predicted "
-            f"{c.speedup:.2f}x but its 95% interval reaches {c.ci95_low:.2f}: speculation there is not known to pay"
+            f"{cell.speedup:.2f}x but its 95% interval reaches {cell.ci95_low:.2f}: speculation there is not known to pay"
         )
     return notes
 

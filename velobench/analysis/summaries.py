@@ -20,6 +20,7 @@ from velobench.results.schema import (
     ModeComparison,
     ModeResult,
     PromptAcceptance,
+    Reference,
     Report,
 )
 
@@ -254,6 +255,24 @@ def analyze(report: Report) -> None:
     report.comparisons = [compare_modes(report, b, c) for b, c in declared_comparisons(report)]
     report.warnings = [w for w in report.warnings if w.code in SETUP_WARNINGS]
     report.warnings += list(result_warnings(report))
+    if report.reference is not None:
+        report.reference = reference_agreement(report, report.reference.command)
+
+
+def reference_agreement(report: Report, command: str) -> Reference | None:
+    """velobench's vanilla tokens/s over llama-bench's decode test run right after each iteration
+    at its length and depth: `stats.paired_ratio` of (v_i, l_i), the geometric mean of v_i/l_i with
+    a t-interval on the log ratios (None below 2 pairs); the mean depth Σ P_i / n."""
+    its = [i for i in (report.vanilla.iterations if report.vanilla else []) if i.reference_tokens_per_second]
+    if not its:
+        return None
+    pairs = [(i.tokens_per_second, i.reference_tokens_per_second or 0.0) for i in its]
+    return Reference(
+        command=command,
+        n_pairs=len(its),
+        depth_tokens=sum(i.prompt_tokens for i in its) / len(its),
+        ratio=stats.paired_ratio(pairs) if len(pairs) >= 2 else None,
+    )
 
 
 def category_mean_length(report: Report, category: str) -> float | None:

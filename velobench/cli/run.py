@@ -67,6 +67,14 @@ def run(
     ceiling: Annotated[
         bool, typer.Option(help="measure verify/draft costs with llama-bench and report the speedup ceiling")
     ] = True,
+    llama_bench_reference: Annotated[
+        bool,
+        typer.Option(
+            "--llama-bench-reference",
+            help="after each vanilla iteration run llama-bench's decode test at its length and depth, and "
+            "report velobench's vanilla tokens/s against it, paired",
+        ),
+    ] = False,
     server_url: o.ServerUrl = None,
     baseline_url: o.BaselineUrl = None,
     served_model: o.ServedModel = None,

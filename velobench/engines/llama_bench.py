@@ -89,3 +89,26 @@ def throughput(rows: list[dict[str, Any]]) -> tuple[dict[int, float], float | No
     pp = {int(r["n_prompt"]): float(r["avg_ts"]) for r in rows if r["n_gen"] == 0 and r["n_prompt"] > 0}
     tg = [float(r["avg_ts"]) for r in rows if r["n_prompt"] == 0 and r["n_gen"] > 0]
     return pp, (tg[0] if tg else None)
+
+
+def reference_argv(
+    tool: Path, model: str, n_gen: int, depth: int, *, threads: int | None, gpu_layers: str | None
+) -> list[str]:
+    """llama-bench's decode test for one generation: `-p 0 -n N -d P` (N tokens decoded after a
+    context of P, one repetition after llama-bench's own warm-up run), at the run's threads and
+    offload."""
+    a = [str(tool), "-m", model, "-p", "0", "-n", str(max(1, n_gen)), "-d", str(max(0, depth))]
+    a += ["-r", "1", "-o", "json"]
+    if threads:
+        a += ["-t", str(threads)]
+    if gpu_layers is not None:
+        a += ["-ngl", "99" if gpu_layers in ("all", "auto") else gpu_layers]
+    return a
+
+
+def reference_tg(argv: list[str]) -> float:
+    """Run `reference_argv`; its decode tokens/s (the tg row's `avg_ts`)."""
+    _, tg = throughput(_bench(argv))
+    if tg is None:
+        raise VelobenchError(f"llama-bench reported no token-generation test: {shlex.join(argv)}")
+    return tg

@@ -14,7 +14,7 @@ from velobench.report.fmt import ratio_short, speedup_text
 from velobench.report.warnings import text as warning_text
 from velobench.results.costs import Ceiling
 from velobench.results.measures import Ratio, Summary
-from velobench.results.schema import Iteration, Losslessness, ModeResult, Report, TokenProb
+from velobench.results.schema import Iteration, Losslessness, ModeResult, Reference, Report, TokenProb
 
 MODE_LABEL = {"vanilla": "Vanilla", "speculative": "Speculative"}
 
@@ -155,6 +155,17 @@ def stopping_text(report: Report) -> str:
     return (
         f"target ±{s.target:.1%}: {why} after {last.look} look(s), {last.n_pairs} pairs, "
         f"{fmt.duration(last.elapsed_s)}: {fmt.ratio(last.ratio)}, sequential {ci}{width}"
+    )
+
+
+def reference_text(r: Reference) -> str:
+    """One line: velobench's vanilla decode speed over llama-bench's, paired, and why they differ."""
+    head = f"velobench vanilla ÷ llama-bench tg at the same length and depth ({r.depth_tokens:.0f} tokens): "
+    if r.ratio is None:
+        return head + f"no interval ({r.n_pairs} pair)"
+    return (
+        head + f"{fmt.ratio_short(r.ratio)} over {r.n_pairs} pairs. velobench times the server's (or the "
+        "cli's) own decode, which samples every token; llama-bench decodes without sampling"
     )
 
 
@@ -368,6 +379,8 @@ def print_report(console: Console, report: Report) -> None:
             console.print(f"({m.mode} iterations from the baseline run {m.source})")
     if report.ceiling is not None:
         console.print(f"Ceiling: {ceiling_text(report.ceiling)}")
+    if report.reference is not None:
+        console.print(f"llama-bench: {reference_text(report.reference)}")
     if report.lossless is not None:
         console.print(f"Lossless at temperature 0: {lossless_verdict(report.lossless)}", markup=False)
         for line in divergence_lines(report.lossless)[:10]:

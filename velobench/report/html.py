@@ -6,7 +6,7 @@ import html
 from collections.abc import Sequence
 
 from velobench.errors import VelobenchError
-from velobench.report.console import speedup_lines, verdict_text
+from velobench.report.console import reference_text, speedup_lines, verdict_text
 from velobench.report.plots import (
     plot_acceptance_histogram,
     plot_categories,
@@ -88,6 +88,8 @@ def render(report: Report) -> str:
     if per_prompt is not None:
         body.append(per_prompt.html())
         body += _img(plot_acceptance_histogram(report), "prompts per acceptance-rate bucket")
+    if report.reference is not None:
+        body += ["<h2>Agreement with llama-bench</h2>", f"<p>{_e(reference_text(report.reference))}</p>"]
     lossless = lossless_lines(report)
     if lossless:
         body += [

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from velobench.errors import VelobenchError
-from velobench.report.console import speedup_lines, verdict_text
+from velobench.report.console import reference_text, speedup_lines, verdict_text
 from velobench.report.tables import (
     acceptance_per_prompt,
     categories,
@@ -44,6 +44,8 @@ def render(report: Report) -> str:
     lossless = lossless_lines(report)
     if lossless:
         parts += ["## Losslessness (temperature 0)", "", *(f"- {line}" for line in lossless), ""]
+    if report.reference is not None:
+        parts += ["## Agreement with llama-bench", "", reference_text(report.reference), ""]
     if report.warnings:
         parts += ["## Warnings", "", *(f"- `{w.code.value}`: {warning_text(w)}" for w in report.warnings), ""]
     return "\n".join(parts)

@@ -175,6 +175,12 @@ class RunConfig(BaseModel):
     ceiling: bool = opt(
         True, "--ceiling", description="measure costs with llama-bench and report the ceiling"
     )
+    llama_bench_reference: bool = opt(
+        False,
+        "--llama-bench-reference",
+        description="after each vanilla iteration, llama-bench's decode test at its length and depth: "
+        "velobench's vanilla tokens/s against llama-bench's, paired",
+    )
     # Servers velobench did not start (--engine remote).
     server_url: str | None = opt(None, "--server-url", description="the speculative server to measure")
     baseline_url: str | None = opt(None, "--baseline-url", description="the vanilla server to compare with")
@@ -212,6 +218,13 @@ class RunConfig(BaseModel):
         if self.target_ci is not None and (self.skip_vanilla or self.skip_speculative):
             raise ValueError("--target-ci needs both modes: it stops on the paired speedup's interval")
         remote = bool(self.server_url or self.baseline_url)
+        if self.llama_bench_reference and (
+            self.skip_vanilla or remote or self.engine in (EngineName.VLLM, EngineName.REMOTE)
+        ):
+            raise ValueError(
+                "--llama-bench-reference needs the vanilla arm on a llama.cpp engine (server or cli): "
+                "llama-bench runs the same GGUF file beside it"
+            )
         if (
             self.method.needs_draft_model
             and not self.draft_model

@@ -63,6 +63,11 @@ load results (`results.load`, `LOAD_SCHEMA_VERSION`), think results (`results.th
       synthetic-model (random weights from `velobench models synth`).
       Version-5 files migrate as blocked runs (config and result), with no positions, start
       times or interference (null).
+  7 — agreement with llama-bench (`--llama-bench-reference`): a vanilla iteration may store
+      `reference_tokens_per_second` (llama-bench's decode test at its length and depth, run right
+      after it) and the result `reference` (the paired ratio of velobench's vanilla tokens/s over
+      llama-bench's, the command, the mean depth); the config's `llama_bench_reference` (false in
+      older files). Version-6 files migrate unchanged: they have no reference.
 """
 
 from __future__ import annotations
@@ -82,7 +87,7 @@ from velobench.results.telemetry import Interference, TelemetrySummary
 from velobench.results.timing import RequestTiming
 from velobench.validation import Strict
 
-RUN_SCHEMA_VERSION = 6
+RUN_SCHEMA_VERSION = 7
 
 Mode = Literal["vanilla", "speculative"]  # the two modes `velobench run` measures
 
@@ -117,6 +122,11 @@ class Iteration(Strict):
     decode_ms: float
     tokens_per_second: float = Field(
         description="decode tokens/s: tokens produced in the decode phase / its time"
+    )
+    reference_tokens_per_second: float | None = Field(
+        default=None,
+        description="--llama-bench-reference: llama-bench's decode tokens/s at this generation's length "
+        "and depth, run right after it",
     )
     total_time_ms: float = Field(description="prompt eval + decode: generation time without model load")
     n_draft: int | None = None
@@ -423,6 +433,18 @@ class Look(Strict):
     relative_half_width: float | None = Field(description="max(hi/R − 1, 1 − lo/R); None under the minimum")
 
 
+class Reference(Strict):
+    """velobench's vanilla decode speed against llama-bench's at the same length, depth and settings."""
+
+    tool: Literal["llama-bench"] = "llama-bench"
+    command: str = Field(description="the first iteration's llama-bench command line")
+    n_pairs: int
+    depth_tokens: float = Field(description="mean context before decoding (the prompts' tokens)")
+    ratio: Ratio | None = Field(
+        description="paired: geometric mean of velobench ÷ llama-bench tokens/s per iteration, t-interval"
+    )
+
+
 class Stopping(Strict):
     """How a `--target-ci` run decided it had measured enough."""
 
@@ -457,6 +479,9 @@ class Report(Strict):
         default=None, description="the speedup theory allows (Leviathan et al., 2023)"
     )
     stopping: Stopping | None = Field(default=None, description="--target-ci: the rule, its looks, the stop")
+    reference: Reference | None = Field(
+        default=None, description="--llama-bench-reference: velobench's vanilla speed against llama-bench's"
+    )
     probes: list[DivergenceProbe] = Field(
         default_factory=list, description="temperature 0: the target's distribution at each first divergence"
     )

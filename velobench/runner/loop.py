@@ -40,6 +40,7 @@ from velobench.results.schema import (
     Look,
     Mode,
     ModeResult,
+    Reference,
     Report,
     ResultWarning,
     Stopping,
@@ -53,6 +54,8 @@ from velobench.telemetry.summary import power_over_time
 from velobench.telemetry.summary import summarize as summarize_trace
 
 ProgressFn = Callable[[str, int, int, Iteration | None], None]
+# --llama-bench-reference: a vanilla iteration → llama-bench's command line for it and its tokens/s
+ReferenceFn = Callable[[Iteration], tuple[str, float]]
 
 
 def keep(report: Report, output: Path, saved: int) -> None:
@@ -97,8 +100,10 @@ class Measuring:
         progress: ProgressFn,
         responses: Path | None,
         total: int,
+        reference: ReferenceFn | None = None,
     ) -> None:
         self.cfg, self.engine, self.report, self.life = cfg, engine, report, life
+        self.reference = reference
         self.prompts, self.sources, self.progress, self.responses = prompts, sources, progress, responses
         self.total = total  # iterations per mode, for the progress line
         self.position = 0
@@ -132,6 +137,10 @@ class Measuring:
         it.position, it.started_s = self.position, now - self.clock0
         if trace is not None and result.power_trace is None:
             result.power_trace = power_over_time(trace)
+        if self.reference is not None and mode == "vanilla":  # paired in time with the iteration
+            command, it.reference_tokens_per_second = self.reference(it)
+            if self.report.reference is None:
+                self.report.reference = Reference(command=command, n_pairs=0, depth_tokens=0, ratio=None)
         result.iterations.append(it)
         result.session = session.info()  # notes found while measuring (e.g. prompt cache hits)
         if self.responses is not None and self.responses_ok:
@@ -176,13 +185,15 @@ def run_benchmark(
     notes: list[ResultWarning] | None = None,
     prompts: Sequence[Prompt] = (),
     responses: Path | None = None,
+    reference: ReferenceFn | None = None,
 ) -> Report:
     """Run every mode in the run's schedule, saving after each finished iteration; return the report.
 
     Iteration i of every mode runs prompt (i − 1) mod P of `prompts` (default: the config's
     single prompt), so both modes see the same prompts. `notes` are warnings found before the
     run (e.g. by the draft/target pre-flight). Each generated text is appended to `responses`
-    (JSONL) as it finishes.
+    (JSONL) as it finishes. `reference` (--llama-bench-reference) runs after every vanilla
+    iteration, so each reference measurement shares its iteration's moment.
     """
     prompts = list(prompts) or [Prompt(id="prompt", category="default", prompt=cfg.prompt, source="cli")]
     modes = run_modes(cfg)
@@ -201,7 +212,7 @@ def run_benchmark(
         report, output, "iteration", count=report.iteration_count, on_end=lambda e: noted(report, e)
     )
     total = cfg.max_iterations if cfg.target_ci is not None else cfg.iterations
-    m = Measuring(cfg, engine, report, life, prompts, sources, progress, responses, total)
+    m = Measuring(cfg, engine, report, life, prompts, sources, progress, responses, total, reference)
     try:
         with life:
             if cfg.target_ci is not None:

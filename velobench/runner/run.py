@@ -15,7 +15,8 @@ matrix is exactly what `velobench run` with the same flags would do.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import shlex
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from rich.console import Console
@@ -24,6 +25,8 @@ from velobench import engines
 from velobench.analysis import ceiling
 from velobench.analysis.summaries import analyze
 from velobench.analysis.warnings import CEILING_CHECKS, ceiling_warnings
+from velobench.bins.locate import find_tool
+from velobench.engines import llama_bench
 from velobench.engines.base import Engine, RunsFiles
 from velobench.engines.llama_args import llama_cpp_dir
 from velobench.engines.llama_bench import measure_costs
@@ -33,8 +36,8 @@ from velobench.models.gguf_info import check_complete, check_draft_compatible, i
 from velobench.models.resolve import resolve_model_arg
 from velobench.prompts import Prompt, load_prompts
 from velobench.report.console import ceiling_text, print_config, print_report, progress_printer
-from velobench.results.config import Method, RunConfig
-from velobench.results.schema import ModeComparison, Report, ResultWarning, WarningCode
+from velobench.results.config import EngineName, Method, RunConfig
+from velobench.results.schema import Iteration, ModeComparison, Report, ResultWarning, WarningCode
 from velobench.runner import preflight as validate
 from velobench.runner.divergence import explain_divergences
 from velobench.runner.loop import keep, run_benchmark
@@ -181,6 +184,7 @@ def execute(
         notes=notes,
         prompts=prompts,
         responses=responses,
+        reference=llama_bench_reference(cfg, engine) if cfg.llama_bench_reference else None,
     )
     base = baseline[1].vanilla if baseline is not None else None
     if baseline is not None and base is not None and report.vanilla is None:
@@ -194,6 +198,32 @@ def execute(
     print_report(console, report)
     console.print(f"\nResults saved to: {output} (generated texts: {responses})")
     return report
+
+
+def llama_bench_reference(cfg: RunConfig, engine: Engine) -> Callable[[Iteration], tuple[str, float]]:
+    """--llama-bench-reference: llama-bench located now (a clear line before anything runs where
+    it is missing); each vanilla iteration then gets llama-bench's decode test at its own length
+    (generated tokens − 1: velobench's decode phase starts after the first token) and depth (its
+    prompt tokens), at the run's threads and offload."""
+    if cfg.engine not in (EngineName.SERVER, EngineName.CLI):
+        raise VelobenchError(
+            f"--llama-bench-reference needs a llama.cpp engine (server or cli), not {cfg.engine.value}"
+        )
+    folders = {Path(b.path).parent for b in engine.binaries()}  # the build that runs the benchmark
+    tool = find_tool("llama-bench", folders.pop() if len(folders) == 1 else llama_cpp_dir(cfg))
+
+    def measure(it: Iteration) -> tuple[str, float]:
+        argv = llama_bench.reference_argv(
+            tool.path,
+            cfg.main_model,
+            it.generated_tokens - 1,
+            it.prompt_tokens,
+            threads=cfg.threads,
+            gpu_layers=cfg.gpu_layers,
+        )
+        return shlex.join(argv), llama_bench.reference_tg(argv)
+
+    return measure
 
 
 def add_ceiling(report: Report, cfg: RunConfig, output: Path, console: Console) -> None:
