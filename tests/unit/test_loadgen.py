@@ -363,3 +363,33 @@ def test_measure_ceilings_with_the_server_in_a_child_process() -> None:
     out = measure_ceilings((1, 4), tokens=2, requests=60)
     assert [c.concurrency for c in out] == [1, 4] and [c.max_in_flight for c in out] == [1, 4]
     assert all(c.errors == 0 and c.requests == 60 and c.server.startswith("http://127.0.0.1:") for c in out)
+
+
+def test_cpu_of_children_that_already_exited_is_counted() -> None:
+    """A process whose child burned CPU and was reaped: that CPU stays in `_cpu_s` (it vanished
+    before, so `--generator-procs` workers that had exited made CPU per request negative)."""
+    import subprocess
+    import sys
+
+    from velobench.load.vs_vllm import _cpu_s
+
+    burn = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.4: pass\n"
+    parent = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"import subprocess, sys, time\nsubprocess.run([sys.executable, '-c', {burn!r}])\ntime.sleep(1.5)",
+        ],
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+        import time
+
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and _cpu_s(parent.pid) < 0.4:
+            time.sleep(0.05)
+        time.sleep(0.3)  # the child has exited and been reaped; the parent sleeps
+        assert _cpu_s(parent.pid) >= 0.4
+    finally:
+        parent.kill()
+        parent.wait()

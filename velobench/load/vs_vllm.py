@@ -83,7 +83,10 @@ class _Stats:
 
 
 def _cpu_s(pid: int) -> float:
-    """User + system CPU seconds of `pid` and its live children."""
+    """User + system CPU seconds of `pid` and its children: the live ones read directly, the ones
+    already reaped through their parent's `children_user`/`children_system` (without those, the
+    CPU of `--generator-procs` workers that had exited vanished from the sum: CPU per request
+    read below 0)."""
     import psutil
 
     p = psutil.Process(pid)
@@ -93,7 +96,7 @@ def _cpu_s(pid: int) -> float:
             t = q.cpu_times()
         except psutil.NoSuchProcess:
             continue
-        total += t.user + t.system
+        total += t.user + t.system + t.children_user + t.children_system
     return total
 
 
