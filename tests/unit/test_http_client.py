@@ -559,10 +559,10 @@ def test_idle_connections_closed_together_lose_no_request(srv: Replay) -> None:
     import time
 
     body = captured("completions-stream.txt")
-    served: set[int] = set()
+    served: set[tuple[str, int]] = set()
 
     def once_per_connection(h: BaseHTTPRequestHandler) -> None:
-        conn = id(h.connection)
+        conn = h.client_address  # the client's port names its connection (an id() can be reused)
         if conn in served:  # a kept-alive connection, closed under the request
             h.close_connection = True
             return
