@@ -75,7 +75,11 @@ def test_advise_measures_predicts_and_confirms(advised: tuple[Path, str]) -> Non
         assert c.measured is not None and c.measured.ratio > 0 and c.miss is not None
         assert (folder / "adv").is_dir()
     for f in report.confirm_files:
-        assert json.loads((folder / f).read_text())["status"] == "complete"  # relative to the result's folder
+        done = json.loads((folder / f).read_text())  # relative to the result's folder
+        assert done["status"] == "complete"
+        if "synth" not in f:  # both arms in one load, alternating level by level, both servers up
+            assert done["schedule"] == "interleaved", f
+            assert all(done["modes"][m]["levels"] for m in ("vanilla", "speculative")), f
     assert llama_processes() == []
 
 
@@ -169,7 +173,7 @@ def test_server_killed_mid_confirmation_keeps_the_phases(llama_bin: Path, smol: 
         log,
     )
     try:
-        wait_for("load-vanilla:", log, child)
+        wait_for("load-nd2:", log, child)
         deadline = time.monotonic() + 60
         while not (found := servers_of(child)):
             assert time.monotonic() < deadline and child.poll() is None, log.read_text()

@@ -162,10 +162,45 @@ def test_disturbed_costs_and_unsure_choices_are_named() -> None:
     unsure = model.unsure_choices(busy.grid, busy.schedule)
     assert [e.n_draft for e, _ in unsure] == [4, 2, 8]
     notes = trust_notes(busy)
-    assert "differ up to 35.13x (B=2, PP=1, TG=8)" in notes[0] and len(notes) == 4
+    assert "5 row(s) disagree with their median after 3 repetitions" in notes[0] and len(notes) == 4
+    assert "B=4, PP=1, TG=8: 122.61, 2687.52, 197.15 ms per step" in notes[0]
     assert "not known to pay" in notes[1]
     steady = busy.model_copy(deep=True)
     steady.target_costs.repetitions = [steady.target_costs.repetitions[0]] * 3
     assert model.cost_spread(steady.target_costs) == (1.0, None)
     busy.notes = notes
     assert "<h2>Notes</h2>" in render_html(busy) and "not known to pay" in render_html(busy)
+
+
+def repeated(times_per_step: list[float], batch: int = 4, tg: int = 8) -> ModelCosts:
+    """One row (PP = 1, B = batch) measured once per given time per step."""
+    rows = [[CostRow(pp=1, tg=tg, batch=batch, t_pp_s=0.01, t_tg_s=t * tg)] for t in times_per_step]
+    return ModelCosts(model="m", commands=["llama-batched-bench"], repetitions=rows)
+
+
+def test_one_disturbed_repetition_is_outvoted_three_that_differ_are_not() -> None:
+    assert model.unsettled_rows(repeated([0.100, 3.5, 0.102])) == []  # 35x once: the median is 0.102
+    assert model.unsettled_rows(repeated([0.100, 0.124, 0.110])) == []  # all within 1.25x of 0.110
+    loose = model.unsettled_rows(repeated([0.100, 0.150, 0.220]))  # 0.150's 1.25x holds only itself
+    assert [(r.batch, r.t_tg_s) for r in loose] == [(4, pytest.approx(0.220 * 8))]
+    assert model.unsettled_rows(repeated([0.1])) == []
+
+
+def test_settle_measures_again_until_a_majority_agrees_and_no_longer() -> None:
+    from velobench.advise.run import settle
+
+    calls: list[float] = []
+
+    def again(t: float) -> ModelCosts:
+        calls.append(t)
+        return repeated([t])
+
+    # 0.100, 0.150, 0.220 then 0.150 twice: the median 0.150 is backed by 3 of 5 after two more
+    got = settle(repeated([0.100, 0.150, 0.220]), lambda: again(0.150), extra=3)
+    assert len(got.repetitions) == 5 and len(calls) == 2 and model.unsettled_rows(got) == []
+    calls.clear()
+    busy = settle(repeated([0.100, 0.150, 0.220]), lambda: again(0.5 + len(calls)), extra=3)
+    assert len(calls) == 3 and len(busy.repetitions) == 6 and model.unsettled_rows(busy)
+    calls.clear()
+    steady = repeated([0.100, 0.101, 0.099])
+    assert settle(steady, lambda: again(1.0), extra=3) is steady and calls == []

@@ -110,14 +110,24 @@ class StepCosts:
         return cls(passes, prefill)
 
 
+def _by_row(repetitions: Sequence[Sequence[CostRow]]) -> dict[tuple[int, int, int], list[CostRow]]:
+    """Each (PP, TG, B) row's measurements, one per repetition that has it, in repetition order."""
+    acc: dict[tuple[int, int, int], list[CostRow]] = {}
+    for rows in repetitions:
+        for r in rows:
+            acc.setdefault((r.pp, r.tg, r.batch), []).append(r)
+    return acc
+
+
+def step_s(r: CostRow) -> float:
+    """The row's time per decode step t_tg/TG; its prompt phase t_pp where TG = 0."""
+    return r.t_tg_s / r.tg if r.tg else r.t_pp_s
+
+
 def median_rows(repetitions: Sequence[Sequence[CostRow]], pick: Sequence[int] | None = None) -> list[CostRow]:
     """Each (PP, TG, B) row's times, the median over the repetitions `pick` (default: all): one
     repetition that something else on the machine slowed (35x, seen) does not move it."""
     reps = [repetitions[i] for i in pick] if pick is not None else list(repetitions)
-    acc: dict[tuple[int, int, int], list[CostRow]] = {}
-    for rows in reps:
-        for r in rows:
-            acc.setdefault((r.pp, r.tg, r.batch), []).append(r)
     return [
         CostRow(
             pp=pp,
@@ -126,7 +136,7 @@ def median_rows(repetitions: Sequence[Sequence[CostRow]], pick: Sequence[int] | 
             t_pp_s=float(np.median([r.t_pp_s for r in rs])),
             t_tg_s=float(np.median([r.t_tg_s for r in rs])),
         )
-        for (pp, tg, b), rs in acc.items()
+        for (pp, tg, b), rs in _by_row(reps).items()
     ]
 
 
@@ -137,17 +147,29 @@ def cost_spread(costs: ModelCosts) -> tuple[float, CostRow | None]:
     """The largest max/min over repetitions of one (PP, TG, B) row's time per decode step
     t_tg/TG (its prompt phase t_pp where TG = 0), and that row (the slowest repetition's); (1, None)
     with fewer than two repetitions. On a quiet machine llama-batched-bench repeats within a few
-    percent; a row that varies more was disturbed, and the predictions built on it with it."""
-    acc: dict[tuple[int, int, int], list[CostRow]] = {}
-    for rows in costs.repetitions:
-        for r in rows:
-            acc.setdefault((r.pp, r.tg, r.batch), []).append(r)
+    percent; a row that varies more was disturbed."""
     worst, where = 1.0, None
-    for rs in acc.values():
-        t = [r.t_tg_s / r.tg if r.tg else r.t_pp_s for r in rs]
+    for rs in _by_row(costs.repetitions).values():
+        t = [step_s(r) for r in rs]
         if len(t) > 1 and min(t) > 0 and max(t) / min(t) > worst:
             worst, where = max(t) / min(t), rs[int(np.argmax(t))]
     return worst, where
+
+
+def unsettled_rows(costs: ModelCosts) -> list[CostRow]:
+    """The rows whose median (`median_rows`, what the prediction uses) no majority of repetitions
+    backs: with m the median of a row's n times per step, fewer than ⌊n/2⌋ + 1 of them within a
+    factor COST_SPREAD_WARN of m (m/1.25 ≤ t ≤ 1.25·m). One disturbed repetition of three is
+    outvoted and settles; three that all differ do not, and advise measures the row again
+    (`advise.run.costs`). Each unsettled row as its slowest repetition's."""
+    out = []
+    for rs in _by_row(costs.repetitions).values():
+        t = np.array([step_s(r) for r in rs])
+        m = float(np.median(t))
+        near = int(np.sum((t >= m / COST_SPREAD_WARN) & (t <= m * COST_SPREAD_WARN)))
+        if len(t) > 1 and near < len(t) // 2 + 1:
+            out.append(rs[int(np.argmax(t))])
+    return out
 
 
 def unsure_choices(

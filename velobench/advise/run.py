@@ -11,7 +11,8 @@
     predict     every (concurrency, k) with a bootstrap interval (`advise.model`), the best k per
                 concurrency (the schedule) and each k's crossover
     confirm     real `velobench load` levels at the deciding points (`model.deciding_points`): one
-                vanilla load over their concurrencies, one speculative load per k
+                load per k over its points' concurrencies, vanilla and speculative alternating
+                (interleaved, both servers up)
     emit        the schedule: llama-server command lines per concurrency range, vLLM's
                 --speculative-config with the same ranges (num_speculative_tokens_per_batch_size)
 
@@ -246,18 +247,36 @@ def _advise(cfg: RunConfig, opts: AdviseOptions, output: Path, console: Console)
 
 
 def trust_notes(report: AdviseReport) -> list[str]:
-    """What makes this prediction less sure than its table reads: cost repetitions that disagree
-    (`model.cost_spread`), and speculative choices not known to pay (`model.unsure_choices`)."""
+    """What makes this prediction less sure than its table reads: cost rows whose repetitions
+    disagree (`model.unsettled_rows`; one disturbed repetition the median outvoted,
+    `model.cost_spread`, is named as such), and speculative choices not known to pay (`model.unsure_choices`)."""
     notes = []
     for name, costs_of in (("target", report.target_costs), ("draft", report.draft_costs)):
         if costs_of is None:
             continue
+        n = len(costs_of.repetitions)
+        added = n - report.advise.repetitions
+        unsettled = model.unsettled_rows(costs_of)
         spread, row = model.cost_spread(costs_of)
-        if row is not None and spread > model.COST_SPREAD_WARN:
+        if unsettled:
+            r = unsettled[0]
+            times = ", ".join(
+                f"{1e3 * model.step_s(x):.2f}"
+                for rows in costs_of.repetitions
+                for x in rows
+                if (x.pp, x.tg, x.batch) == (r.pp, r.tg, r.batch)
+            )
+            notes.append(
+                f"the {name}'s llama-batched-bench repetitions of {len(unsettled)} row(s) disagree with their "
+                f"median after {n} repetitions ({added} added to settle them; B={r.batch}, PP={r.pp}, TG={r.tg}: "
+                f"{times} ms per step): something else used the machine while its costs were measured, so the "
+                "predictions are unsure; rerun on a quiet machine, or with more --repetitions"
+            )
+        elif row is not None and spread > model.COST_SPREAD_WARN:
             notes.append(
                 f"the {name}'s llama-batched-bench repetitions differ up to {spread:.2f}x (B={row.batch}, "
-                f"PP={row.pp}, TG={row.tg}): something else used the machine while its costs were measured, "
-                "so the predictions are unsure; rerun on a quiet machine, or with more --repetitions"
+                f"PP={row.pp}, TG={row.tg}): a disturbed repetition, outvoted by the median of {n}"
+                + (f" ({added} repetition(s) added to settle it)" if added > 0 else "")
             )
     for e, cell in model.unsure_choices(report.grid, report.schedule):
         notes.append(
@@ -278,43 +297,62 @@ def costs(
 ) -> ModelCosts:
     """llama-batched-bench on one model: a pass over n tokens for every n (PP = 1, B = n, COST_TG
     steps) and, where prompts are prefilled, one p-token prompt (PP = p, B = 1, one step); the
-    two runs' rows of each repetition together."""
+    two runs' rows of each repetition together. `opts.repetitions` repetitions, then one more at a
+    time while a row's median is unsettled (`model.unsettled_rows`: no majority of repetitions
+    agrees with it), at most `opts.repetitions` more: a disturbed measurement is measured again
+    rather than tolerated; what stays unsettled `trust_notes` names."""
 
-    def bench(widths: list[int], batches: list[int], tg: int) -> ModelCosts:
+    def bench(widths: list[int], batches: list[int], tg: int, reps: int) -> ModelCosts:
         return llama_batched_bench.measure(
             model_path,
             widths,
             batches,
-            repetitions=opts.repetitions,
+            repetitions=reps,
             tg=tg,
             threads=cfg.threads,
             gpu_layers=gpu_layers,
             llama_cpp_path=build,
         )
 
-    out = bench([1], passes, COST_TG)
-    if prompt_tokens:
-        pre = bench([prompt_tokens], [1], 1)
-        out = ModelCosts(
-            model=model_path,
-            commands=[*out.commands, *pre.commands],
-            repetitions=[a + b for a, b in zip(out.repetitions, pre.repetitions, strict=True)],
-        )
-    return out
+    def measured(reps: int) -> ModelCosts:
+        out = bench([1], passes, COST_TG, reps)
+        if prompt_tokens:
+            pre = bench([prompt_tokens], [1], 1, reps)
+            out = ModelCosts(
+                model=model_path,
+                commands=[*out.commands, *pre.commands],
+                repetitions=[a + b for a, b in zip(out.repetitions, pre.repetitions, strict=True)],
+            )
+        return out
+
+    return settle(measured(opts.repetitions), lambda: measured(1), extra=opts.repetitions)
+
+
+def settle(costs_of: ModelCosts, again: Callable[[], ModelCosts], *, extra: int) -> ModelCosts:
+    """`costs_of` with repetitions from `again()` added one at a time while `model.unsettled_rows`
+    finds a row, at most `extra` of them."""
+    for _ in range(extra):
+        if not model.unsettled_rows(costs_of):
+            break
+        costs_of = costs_of.model_copy(update={"repetitions": [*costs_of.repetitions, *again().repetitions]})
+    return costs_of
 
 
 def confirm(report: AdviseReport, cfg: RunConfig, opts: AdviseOptions, work: Path, console: Console) -> None:
-    """Real load levels at the deciding points: vanilla once over their concurrencies, then one
-    speculative load per draft length; each point's measured speedup against the prediction."""
+    """Real load levels at the deciding points: one load per draft length over its points'
+    concurrencies, vanilla and speculative in the same load (both servers up, the arms alternating
+    level by level where `--schedule interleaved`, the default: a drift of the machine falls on
+    both); each point's measured speedup against the prediction."""
     points = model.deciding_points(report.grid)
-    concs = sorted({c for c, _, _ in points})
     console.print(
         "[bold]4/4[/bold] confirm: "
         + "; ".join(f"concurrency {c} × n_draft {k} ({why})" for c, k, why in points)
     )
     quiet = Console(file=io.StringIO())
 
-    def level_load(c_list: list[int], n_draft: int | None, name: str, extra: Sequence[str] = ()) -> Path:
+    def level_load(
+        c_list: list[int], n_draft: int, name: str, extra: Sequence[str] = (), *, vanilla: bool = True
+    ) -> Path:
         lo = load_options(
             requests=opts.requests,
             sweep="concurrency=" + ",".join(map(str, c_list)),
@@ -324,29 +362,32 @@ def confirm(report: AdviseReport, cfg: RunConfig, opts: AdviseOptions, work: Pat
         )
         lcfg = cfg.model_copy(
             update={
-                "n_draft": n_draft or cfg.n_draft,
-                "skip_vanilla": n_draft is not None,
-                "skip_speculative": n_draft is None,
+                "n_draft": n_draft,
+                "skip_vanilla": not vanilla,
+                "skip_speculative": False,
                 "warmup": 1,
                 "iterations": 1,
                 "extra_args": [*cfg.extra_args, *extra],
             }
         )
         out = work / f"{name}.json"
-        console.print(f"  {name}: concurrency {','.join(map(str, c_list))} × {opts.requests} requests")
+        arms = "vanilla and n_draft" if vanilla else "n_draft"
+        console.print(
+            f"  {name}: {arms} {n_draft}, concurrency {','.join(map(str, c_list))} × {opts.requests} requests"
+        )
         execute_load(lcfg, lo, out, quiet)
         report.confirm_files.append(f"{work.name}/{out.name}")
         return out
 
-    vanilla = read_records(records_file(level_load(concs, None, "load-vanilla")))
+    vanilla: Records = {}
     for k in sorted({k for _, k, _ in points}):
         mine = sorted(c for c, kk, _ in points if kk == k)
-        spec = read_records(records_file(level_load(mine, k, f"load-nd{k}")))
+        both = read_records(records_file(level_load(mine, k, f"load-nd{k}")))
         for c in mine:
             why = next(w for cc, kk, w in points if (cc, kk) == (c, k))
-            cmp = compare_level(
-                vanilla.get(("vanilla", float(c)), []), spec.get(("speculative", float(c)), []), level=c
-            )
+            base = both.get(("vanilla", float(c)), [])
+            vanilla.setdefault(("vanilla", float(c)), base)
+            cmp = compare_level(base, both.get(("speculative", float(c)), []), level=c)
             pred = model.cell(report.grid, c, k)
             m = cmp.throughput
             report.confirmations.append(
@@ -411,7 +452,8 @@ def synthetic(
             k,
         )
         name = f"load-nd{k}-synth{alpha:g}"
-        out = level_load([c], k, name, ["--spec-synth-rates", ",".join(f"{r:g}" for r in rates)])
+        rates_arg = ["--spec-synth-rates", ",".join(f"{r:g}" for r in rates)]
+        out = level_load([c], k, name, rates_arg, vanilla=False)
         spec = read_records(records_file(out))
         level = LoadReport.model_validate_json(out.read_text()).level("speculative", float(c))
         delta = level.spec_decode if level else None
