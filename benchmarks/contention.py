@@ -52,12 +52,14 @@ while True:
 """
 
 
-Row = tuple[float, float | None, float | None, float, float | None]
+Row = tuple[float, float | None, float | None, float, float | None, int]
 
 
-def measure(args: argparse.Namespace, schedule: str, out: Path) -> Row:
-    """One `velobench run`; (paired speedup, its 95% low, high, ratio of means, the ratio of
-    means' Fieller interval width: the unpaired estimate's)."""
+def measure(args: argparse.Namespace, variant: str, out: Path) -> Row:
+    """One `velobench run` of a variant (a schedule, `+redo`: with --redo-disturbed of as many
+    iterations as the run has); (paired speedup, its 95% low, high, ratio of means, the ratio of
+    means' Fieller interval width: the unpaired estimate's, iterations redone)."""
+    schedule, _, redo = variant.partition("+")
     argv = [
         sys.executable,
         "-m",
@@ -76,12 +78,15 @@ def measure(args: argparse.Namespace, schedule: str, out: Path) -> Row:
         argv += ["--llama-cpp-path", args.llama_cpp_path]
     if args.prompts:
         argv += ["--prompts", args.prompts]
+    if redo:
+        argv += ["--redo-disturbed", str(2 * args.iterations)]
     subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, check=True)
     rep = store.load(out)
     r, rom = rep.speedup_detail, rep.ratio_of_means
     assert r is not None and rom is not None, out
     fieller = rom.ci95_high - rom.ci95_low if rom.ci95_low is not None and rom.ci95_high is not None else None
-    return r.ratio, r.ci95_low, r.ci95_high, rom.ratio, fieller
+    redone = sum(len(m.redone) for m in rep.modes.values())
+    return r.ratio, r.ci95_low, r.ci95_high, rom.ratio, fieller, redone
 
 
 def main() -> None:
@@ -97,6 +102,11 @@ def main() -> None:
     ap.add_argument("--off", type=float, default=3.0, help="hog seconds off")
     ap.add_argument("--no-quiet", action="store_true", help="skip the quiet reference runs")
     ap.add_argument("--prompts", help="velobench run --prompts (default: its own default set)")
+    ap.add_argument(
+        "--variants",
+        default="blocked,interleaved",
+        help="schedules to compare, comma-separated; SCHEDULE+redo adds --redo-disturbed (2 x iterations)",
+    )
     args = ap.parse_args()
     print(f"load average before: {os.getloadavg()}")
     work = Path(tempfile.mkdtemp(prefix="velobench-contention-"))
@@ -104,17 +114,15 @@ def main() -> None:
     if not args.no_quiet:
         q = [measure(args, s, work / f"quiet-{s}.json")[0] for s in ("blocked", "interleaved")]
         quiet = sum(q) / 2
-        print(f"quiet speedup: blocked {q[0]:.3f}, interleaved {q[1]:.3f}, reference {quiet:.3f}")
+        print(f"quiet speedup: blocked {q[0]:.3f}, interleaved {q[1]:.3f}, reference {quiet:.3f}", flush=True)
     hog = subprocess.Popen(
         [sys.executable, "-c", HOG.format(on=args.on, off=args.off)], start_new_session=True
     )
-    rows: dict[str, list[Row]] = {
-        "blocked": [],
-        "interleaved": [],
-    }
+    variants = args.variants.split(",")
+    rows: dict[str, list[Row]] = {v: [] for v in variants}
     try:
         for k in range(args.runs):
-            order = ("blocked", "interleaved") if k % 2 == 0 else ("interleaved", "blocked")
+            order = variants[k % len(variants) :] + variants[: k % len(variants)]  # each first in turn
             for s in order:
                 t = time.monotonic()
                 row = measure(args, s, work / f"{s}-{k}.json")
@@ -122,16 +130,19 @@ def main() -> None:
                 lo, hi = row[1], row[2]
                 ci = f"[{lo:.3f}, {hi:.3f}]" if lo is not None and hi is not None else "-"
                 print(
-                    f"run {k + 1} {s:>11}: {row[0]:.3f} {ci}  ratio of means {row[3]:.3f}  ({time.monotonic() - t:.0f} s)"
+                    f"run {k + 1} {s:>16}: {row[0]:.3f} {ci}  ratio of means {row[3]:.3f}  "
+                    f"redone {row[5]}  ({time.monotonic() - t:.0f} s)",
+                    flush=True,
                 )
     finally:
         hog.kill()
         hog.wait()
     print(f"load average after: {os.getloadavg()}")
     print(
-        "\n| schedule | speedups | spread max/min | mean 95% width (paired) | mean width (unpaired, Fieller) | covers quiet |"
+        "\n| schedule | speedups | spread max/min | mean 95% width (paired) | mean width (unpaired, Fieller) "
+        "| covers quiet | redone per run |"
     )
-    print("|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|")
     for s, got in rows.items():
         ratios = [g[0] for g in got]
         widths = [g[2] - g[1] for g in got if g[1] is not None and g[2] is not None]
@@ -145,7 +156,7 @@ def main() -> None:
             f"| {s} | {', '.join(f'{x:.3f}' for x in ratios)} | {max(ratios) / min(ratios):.3f} | "
             f"{sum(widths) / len(widths) if widths else float('nan'):.3f} | "
             f"{sum(unpaired) / len(unpaired) if unpaired else float('nan'):.3f} | "
-            f"{cover if quiet is not None else '-'} of {len(got)} |"
+            f"{cover if quiet is not None else '-'} of {len(got)} | {sum(g[5] for g in got) / len(got):.1f} |"
         )
     print(f"\nresults in {work}")
 

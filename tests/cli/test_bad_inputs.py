@@ -126,6 +126,17 @@ CASES = [
         "--llama-bench-reference needs the vanilla arm on a llama.cpp engine",
     ),
     Case(
+        "run-redo-without-telemetry",
+        [*RUN, "--redo-disturbed", "4", "--telemetry", "off"],
+        "--redo-disturbed needs the other processes' CPU read",
+    ),
+    Case(
+        "run-redo-remote",
+        ["run", "--server-url", "http://127.0.0.1:9", "--redo-disturbed", "4"],
+        "--redo-disturbed needs the other processes' CPU read",
+    ),
+    Case("run-redo-negative", [*RUN, "--redo-disturbed", "-1"], "--redo-disturbed"),
+    Case(
         "run-missing-main", ["run", "-m", "nope.gguf", "-d", "nope.gguf"], "main model not found: nope.gguf"
     ),
     Case("run-missing-draft", ["run", "-m", S, "-d", "draft.gguf"], "draft model not found: draft.gguf"),

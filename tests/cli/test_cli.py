@@ -88,7 +88,7 @@ def test_report_rejects_unknown_schema_and_garbage(cli, tmp_path: Path) -> None:
     (tmp_path / "garbage.json").write_text("{")
     assert_one_line_error(*cli("report", "garbage.json"), "not a JSON file")
     assert_one_line_error(*cli("report", "missing.json"), "result file not found")
-    assert RUN_SCHEMA_VERSION == 7  # 1 to 6 are still read (tests/unit/test_schema_versions.py)
+    assert RUN_SCHEMA_VERSION == 8  # 1 to 7 are still read (tests/unit/test_schema_versions.py)
 
 
 def test_version_and_help(cli) -> None:  # type: ignore[no-untyped-def]

@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from itertools import pairwise
 from pathlib import Path
 
@@ -106,13 +107,18 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait()
 
 
-def gone(port: int, within_s: float) -> bool:
+def eventually(check: Callable[[], bool], within_s: float) -> bool:
+    """Whether `check()` holds at some look (every 0.2 s) within `within_s` seconds."""
     deadline = time.monotonic() + within_s
     while time.monotonic() < deadline:
-        if not servers_on(port) and not servers_on(port + 1):
+        if check():
             return True
         time.sleep(0.2)
     return False
+
+
+def gone(port: int, within_s: float) -> bool:
+    return eventually(lambda: not servers_on(port) and not servers_on(port + 1), within_s)
 
 
 def test_both_servers_alive_side_by_side_and_both_stopped_on_ctrl_c(
@@ -227,3 +233,51 @@ def test_a_cpu_hog_during_a_real_run_is_named(llama_bin: Path, smol: Path, isola
     assert f"pid {hog.pid}" in text(w)  # the warning names it
     assert float(w.params["max_pct"] or 0) > 25  # type: ignore[arg-type]
     assert "other processes used the CPU during" in done.stdout.decode()
+
+
+def test_iterations_a_real_hog_disturbs_are_measured_again(
+    llama_bin: Path, smol: Path, isolated: Path
+) -> None:
+    """--redo-disturbed on a real run: a hog spins until the first disturbed iteration is set
+    aside (the result file shows it), then stops. The disturbed iterations are kept in `redone`,
+    each measured again, the budget holds, and the redone warning names the hog."""
+    hog = subprocess.Popen([sys.executable, "-c", "while 1: pass"], start_new_session=True)
+    out = isolated / "redo.json"
+    argv = [sys.executable, "-m", "velobench", "run", "--engine", "cli", "-m", str(smol), "-d", str(smol)]
+    argv += ["-n", "24", "-i", "2", "-t", "1", "-c", "512", "--warmup", "0", "--no-ceiling"]
+    argv += ["--redo-disturbed", "3", "--llama-cpp-path", str(llama_bin), "-o", str(out)]
+    child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 240
+        while hog.poll() is None:
+            assert time.monotonic() < deadline and child.poll() is None, child.stderr
+            try:
+                data = json.loads(out.read_text())
+            except (OSError, ValueError):
+                data = {}
+            if any(m.get("redone") for m in data.get("modes", {}).values()):
+                hog.kill()
+            time.sleep(0.1)
+        stdout, stderr = child.communicate(timeout=300)
+    finally:
+        for p in (hog, child):
+            if p.poll() is None:
+                p.kill()
+            p.wait()
+    assert child.returncode == 0, stderr
+    rep = results.load(out)
+    redone = [i for m in rep.modes.values() for i in m.redone]
+    assert 1 <= len(redone) <= 3
+    from velobench.analysis.warnings import disturbed
+
+    assert all(disturbed(i.interference) for i in redone)
+    assert any(hog.pid in {pid for _, pid, _ in i.interference.top} for i in redone if i.interference)
+    for m in rep.modes.values():  # every slot measured, the redone ones again
+        assert sorted(i.index for i in m.iterations) == [1, 2]
+    positions = sorted(i.position or 0 for m in rep.modes.values() for i in [*m.iterations, *m.redone])
+    assert positions == list(range(1, 5 + len(redone)))  # each redo took its own place in the schedule
+    (w,) = [w for w in rep.warnings if w.code is WarningCode.REDONE]
+    from velobench.report.warnings import text
+
+    assert f"pid {hog.pid}" in text(w) and "--redo-disturbed 3" in text(w)
+    assert "measured again" in stdout.decode()

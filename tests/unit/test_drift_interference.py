@@ -115,8 +115,41 @@ def test_interference_names_the_busiest_other_process() -> None:
     assert w.params["busiest"] == "python3" and w.params["busiest_pid"] == 4242
     assert text(w) == (
         "other processes used the CPU during 3 of 24 iteration(s) (speculative 3): up to 97% of one core "
-        "(threshold 25%), the busiest python3 (pid 4242, 95%), then cc1plus (pid 77, 1%): close it, or rely on the interleaved "
-        "schedule's pairs"
+        "(threshold 25%), the busiest python3 (pid 4242, 95%), then cc1plus (pid 77, 1%): close it, rely on the interleaved "
+        "schedule's pairs, or measure such iterations again (--redo-disturbed N)"
+    )
+
+
+def test_a_short_window_counts_by_its_other_cpu_seconds() -> None:
+    """`disturbed`: a window under MIN_WINDOW_S (0.5 s) judged by its other CPU seconds over 0.5 s."""
+    from velobench.analysis.warnings import disturbed
+
+    def x(pct: float, s: float) -> Interference:
+        return Interference(duration_s=s, other_cpu_pct=pct)
+
+    assert disturbed(x(26, 2.0)) and not disturbed(x(24, 2.0))
+    assert disturbed(x(88, 0.3)) and not disturbed(x(30, 0.3))  # a hog's 0.26 s of CPU; three stray ticks
+    assert not disturbed(None)
+
+
+def test_redone_iterations_are_named_and_left_out_of_the_statistics() -> None:
+    rep = busy(timed(load(V5)), 97.0)
+    assert rep.speculative is not None
+    analyze(rep)
+    before = rep.speculative.tokens_per_second
+    hogged = rep.speculative.iterations[:3]
+    rep.speculative.redone = [i.model_copy(update={"tokens_per_second": 0.1}) for i in hogged]
+    for i in hogged:
+        i.interference = Interference(duration_s=2.0, other_cpu_pct=2.0)
+    rep.config.redo_disturbed = 5
+    analyze(rep)
+    assert rep.speculative.tokens_per_second == before  # the redone ones are not in it
+    assert WarningCode.INTERFERENCE not in {w.code for w in rep.warnings}
+    (w,) = [w for w in rep.warnings if w.code is WarningCode.REDONE]
+    assert text(w) == (
+        "3 disturbed iteration(s) measured again (speculative 3; --redo-disturbed 5): other processes used up "
+        "to 97% of one core while they ran (threshold 25%), the busiest python3 (pid 4242); the disturbed ones "
+        "are kept in the result (`redone`), out of the statistics"
     )
 
 

@@ -23,7 +23,7 @@ def test_a_version_1_file_is_migrated_to_modes_and_comparisons() -> None:
     raw = json.loads(V1.read_text())
     assert raw["schema_version"] == 1
     rep = load(V1)
-    assert rep.schema_version == RUN_SCHEMA_VERSION == 7
+    assert rep.schema_version == RUN_SCHEMA_VERSION == 8
     assert list(rep.modes) == ["vanilla", "speculative"]
     spec = rep.modes["speculative"]
     assert spec.session is not None and spec.session.command == raw["speculative"]["server_command"]
@@ -44,7 +44,7 @@ def test_v2_round_trips_and_is_readable_by_others(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("content", "needle"), [('{"schema_version": 8}', "schema_version 8"), ("[]", "None")]
+    ("content", "needle"), [('{"schema_version": 9}', "schema_version 9"), ("[]", "None")]
 )
 def test_unknown_versions_are_one_line(tmp_path: Path, content: str, needle: str) -> None:
     (tmp_path / "x.json").write_text(content)

@@ -45,6 +45,7 @@ FILES = {
         5: HERE / "run-v5.json",
         6: HERE / "run-v6.json",
         7: HERE / "run-v7.json",
+        8: HERE / "run-v8.json",
     },
     "load": {
         3: HERE / "load-v3.json",
@@ -127,7 +128,7 @@ def test_a_version_4_run_result_keeps_its_ratio_of_means_verdict() -> None:
     from velobench.analysis.summaries import analyze
 
     a, b = store.load(RUN_V4), store.load(current("run"))
-    assert a.schema_version == b.schema_version == 7  # both read as the current version
+    assert a.schema_version == b.schema_version == 8  # both read as the current version
     ca, cb = a.primary, b.primary
     assert ca is not None and cb is not None
     assert (ca.estimator, ca.paired_speedup) == ("ratio-of-means", None)
@@ -259,9 +260,9 @@ def test_rendering_a_matrix_folder_does_not_import_the_runner() -> None:
     [
         (
             {"schema_version": 0},
-            r"schema_version 0 is not one this velobench reads for run results \(1 to 7\)",
+            r"schema_version 0 is not one this velobench reads for run results \(1 to 8\)",
         ),
-        ({"schema_version": 8}, "schema_version 8 is not one .* run results"),
+        ({"schema_version": 9}, "schema_version 9 is not one .* run results"),
         ({"kind": "load", "schema_version": 2}, r"schema_version 2 .* load results \(3 to 6\)"),
         ({"kind": "load", "schema_version": 7}, "schema_version 7 .* load results"),
         ({"kind": "think", "schema_version": 1}, r"schema_version 1 .* think results \(2 to 4\)"),

@@ -14,7 +14,7 @@ from velobench.analysis import stats
 from velobench.proc import llama_env_overrides
 from velobench.results.config import EngineName, RunConfig
 from velobench.results.schema import Iteration, ModeComparison, Report, ResultWarning, WarningCode
-from velobench.results.telemetry import MIN_WINDOW_S
+from velobench.results.telemetry import MIN_WINDOW_S, Interference
 
 SETUP_WARNINGS = {
     WarningCode.LLAMA_ENV_IGNORED,
@@ -106,6 +106,7 @@ def validity_warnings(report: Report) -> Iterator[ResultWarning]:
     checks = [
         drift(base.mode, base.iterations) if base else None,
         interference(report),
+        redone(report),
         *(prompt_cache_hits(m.mode, m.iterations) for m in report.modes.values()),
         unchecked_server(report),
     ]
@@ -304,18 +305,14 @@ INTERFERENCE_PCT = 25.0  # other processes' CPU above a quarter of one core whil
 def interference(report: Report, threshold: float = INTERFERENCE_PCT) -> ResultWarning | None:
     """Other processes used the CPU while iterations ran (`Iteration.interference`).
 
-    An iteration counts when its window lasted at least `MIN_WINDOW_S` (shorter ones read tens
-    of percent off, see `telemetry.interference`) and other processes' CPU exceeded `threshold`
-    (% of one core). Params: how many iterations of how many judged, the highest share, and the
-    busiest other processes of that iteration, named (the first, then up to two more).
+    An iteration counts when `disturbed` says so (other processes' CPU above `threshold`, % of
+    one core, a window shorter than `MIN_WINDOW_S` judged by its CPU seconds over that long:
+    shorter readings are tens of percent off, see `telemetry.interference`). Params: how many
+    iterations of how many read, the highest share, and the busiest other processes of that
+    iteration, named (the first, then up to two more).
     """
-    judged = [
-        (m.mode, i.interference)
-        for m in report.modes.values()
-        for i in m.iterations
-        if i.interference is not None and i.interference.duration_s >= MIN_WINDOW_S
-    ]
-    hit = [(mode, x) for mode, x in judged if x.other_cpu_pct > threshold]
+    judged = [(m.mode, i.interference) for m in report.modes.values() for i in m.iterations if i.interference]
+    hit = [(mode, x) for mode, x in judged if disturbed(x, threshold)]
     if not hit:
         return None
     _, worst = max(hit, key=lambda h: h[1].other_cpu_pct)
@@ -332,6 +329,45 @@ def interference(report: Report, threshold: float = INTERFERENCE_PCT) -> ResultW
             "busiest_pct": worst.busiest_cpu_pct,
             "others": ", ".join(f"{name} (pid {pid}, {pct:.0f}%)" for name, pid, pct in worst.top[1:]),
             "threshold": threshold,
+        },
+    )
+
+
+def disturbed(x: Interference | None, threshold: float = INTERFERENCE_PCT) -> bool:
+    """Other processes disturbed this iteration (`--redo-disturbed` measures it again): their CPU
+    over the window, as a share of one core, above `threshold`, the share taken over at least
+    `MIN_WINDOW_S`,
+
+        share = other_cpu_pct · duration / max(duration, MIN_WINDOW_S)
+
+    so that a short window, whose reading is tens of percent off (CPU times tick in 10 ms), counts
+    only when its other CPU seconds would exceed the threshold over MIN_WINDOW_S: a 0.3 s window
+    whose share reads 30% from three stray ticks stays undisturbed, one that read 88% (0.26 s of a
+    spinning hog) does not. Unread (None): not disturbed."""
+    if x is None:
+        return False
+    return x.other_cpu_pct * x.duration_s / max(x.duration_s, MIN_WINDOW_S) > threshold
+
+
+def redone(report: Report) -> ResultWarning | None:
+    """Iterations measured again because other processes disturbed them (`ModeResult.redone`).
+    Params: how many per mode, the budget (--redo-disturbed), the highest share among them and its
+    busiest other process."""
+    hit = [(m.mode, i.interference) for m in report.modes.values() for i in m.redone if i.interference]
+    if not hit:
+        return None
+    _, worst = max(hit, key=lambda h: h[1].other_cpu_pct)
+    per_mode = Counter(mode for mode, _ in hit)
+    return ResultWarning(
+        code=WarningCode.REDONE,
+        params={
+            "iterations": len(hit),
+            "budget": report.config.redo_disturbed,
+            "modes": ", ".join(f"{m} {n}" for m, n in per_mode.items()),
+            "max_pct": worst.other_cpu_pct,
+            "busiest": worst.busiest,
+            "busiest_pid": worst.busiest_pid,
+            "threshold": INTERFERENCE_PCT,
         },
     )
 

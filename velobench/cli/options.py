@@ -205,6 +205,14 @@ TargetCi = Annotated[
 MaxIterations = Annotated[
     int, typer.Option("--max-iterations", help="--target-ci: stop after this many iterations per mode")
 ]
+RedoDisturbed = Annotated[
+    int,
+    typer.Option(
+        "--redo-disturbed",
+        help="measure an iteration again, up to N times in the run, when other processes used more than a "
+        "quarter of a core while it ran (the disturbed one is kept in the result, out of the statistics)",
+    ),
+]
 MaxTime = Annotated[
     float | None, typer.Option("--max-time", help="--target-ci: stop after this many seconds of measuring")
 ]

@@ -37,6 +37,7 @@ def run(
     target_ci: o.TargetCi = None,
     max_iterations: o.MaxIterations = 100,
     max_time: o.MaxTime = None,
+    redo_disturbed: o.RedoDisturbed = 0,
     schedule: o.ScheduleOpt = Schedule.INTERLEAVED,
     warmup: Annotated[
         int | None, typer.Option(help="unrecorded runs per mode before measuring [default: 1 server, 0 cli]")
@@ -137,6 +138,7 @@ def demo(
         int, typer.Option("--max-rounds", help="--target-ci: passes per mode at most")
     ] = 20,
     rounds: Annotated[int, typer.Option(help="passes over the prompts per mode with --target-ci 0")] = 1,
+    redo_disturbed: o.RedoDisturbed = 20,
     n_predict: o.NPredict = 64,
     n_draft: o.NDraft = 4,
     threads: o.Threads = None,

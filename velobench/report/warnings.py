@@ -104,7 +104,18 @@ def _interference(p: WarningParams) -> str:
     return (
         f"other processes used the CPU during {p['iterations']} of {p['of']} iteration(s) ({p['modes']}): "
         f"up to {float(p['max_pct'] or 0):.0f}% of one core (threshold {float(p['threshold'] or 0):.0f}%), "
-        f"the busiest {who}: close it, or rely on the interleaved schedule's pairs"
+        f"the busiest {who}: close it, rely on the interleaved schedule's pairs, or measure such "
+        "iterations again (--redo-disturbed N)"
+    )
+
+
+def _redone(p: WarningParams) -> str:
+    who = f"{p['busiest']} (pid {p['busiest_pid']})" if p.get("busiest") else "unknown"
+    return (
+        f"{p['iterations']} disturbed iteration(s) measured again ({p['modes']}; --redo-disturbed "
+        f"{p['budget']}): other processes used up to {float(p['max_pct'] or 0):.0f}% of one core while they "
+        f"ran (threshold {float(p['threshold'] or 0):.0f}%), the busiest {who}; the disturbed ones are kept "
+        "in the result (`redone`), out of the statistics"
     )
 
 
@@ -139,6 +150,7 @@ RUN: Mapping[WarningCode, Template] = {
     "repetition inflates n-gram and draft acceptance",
     WarningCode.DRIFT: _drift,
     WarningCode.INTERFERENCE: _interference,
+    WarningCode.REDONE: _redone,
     WarningCode.PROMPT_CACHE_HITS: "{mode}: the server reused cached prompt tokens in {iterations} of {of} "
     "iteration(s) (up to {max_tokens}): TTFT and prompt time measure cache hits, not prompt processing",
     WarningCode.UNCHECKED_SERVER: "velobench did not start {servers}: their settings (threads, batching, "

@@ -175,6 +175,13 @@ class RunConfig(BaseModel):
     ceiling: bool = opt(
         True, "--ceiling", description="measure costs with llama-bench and report the ceiling"
     )
+    redo_disturbed: int = opt(
+        0,
+        "--redo-disturbed",
+        ge=0,
+        description="measure an iteration again, up to N times in the run, when other processes used more "
+        "than a quarter of a core while it ran (the disturbed one kept, out of the statistics)",
+    )
     llama_bench_reference: bool = opt(
         False,
         "--llama-bench-reference",
@@ -218,6 +225,14 @@ class RunConfig(BaseModel):
         if self.target_ci is not None and (self.skip_vanilla or self.skip_speculative):
             raise ValueError("--target-ci needs both modes: it stops on the paired speedup's interval")
         remote = bool(self.server_url or self.baseline_url)
+        if self.redo_disturbed and (
+            self.telemetry is Telemetry.OFF
+            or ((remote or self.engine is EngineName.REMOTE) and self.telemetry is not Telemetry.LOCAL)
+        ):
+            raise ValueError(
+                "--redo-disturbed needs the other processes' CPU read where the engine runs: not with "
+                "--telemetry off, and for a server velobench did not start only with --telemetry local"
+            )
         if self.llama_bench_reference and (
             self.skip_vanilla or remote or self.engine in (EngineName.VLLM, EngineName.REMOTE)
         ):

@@ -122,6 +122,11 @@ def run_v6_to_v7(raw: Raw) -> Raw:
     return {**raw, "schema_version": 7}
 
 
+def run_v7_to_v8(raw: Raw) -> Raw:
+    """Version 8 added iterations measured again (`redone`), which no older run did: nothing to change."""
+    return {**raw, "schema_version": 8}
+
+
 def _level_warning(text: str) -> Raw:
     """A version-3 level warning string → `{code, params: {}, message}` (its code read off its text)."""
     code = next((c for start, c in _LEVEL_TEXTS.items() if start in text), None)
@@ -190,7 +195,15 @@ LINEAGES: dict[Kind, Lineage] = {
     "run": Lineage(
         1,
         RUN_SCHEMA_VERSION,
-        {1: v1_to_v2, 2: v2_to_v3, 3: run_v3_to_v4, 4: run_v4_to_v5, 5: run_v5_to_v6, 6: run_v6_to_v7},
+        {
+            1: v1_to_v2,
+            2: v2_to_v3,
+            3: run_v3_to_v4,
+            4: run_v4_to_v5,
+            5: run_v5_to_v6,
+            6: run_v6_to_v7,
+            7: run_v7_to_v8,
+        },
     ),
     "load": Lineage(3, LOAD_SCHEMA_VERSION, {3: load_v3_to_v4, 4: load_v4_to_v5, 5: load_v5_to_v6}),
     "think": Lineage(2, THINK_SCHEMA_VERSION, {2: think_v2_to_v3, 3: think_v3_to_v4}),

@@ -68,6 +68,10 @@ load results (`results.load`, `LOAD_SCHEMA_VERSION`), think results (`results.th
       after it) and the result `reference` (the paired ratio of velobench's vanilla tokens/s over
       llama-bench's, the command, the mean depth); the config's `llama_bench_reference` (false in
       older files). Version-6 files migrate unchanged: they have no reference.
+  8 — disturbed iterations measured again (`--redo-disturbed N`): each mode's `redone` keeps the
+      iterations other processes disturbed (more than a quarter of a core, `analysis.warnings.disturbed`)
+      and that were measured again, out of the statistics; the config's `redo_disturbed` (0 in
+      older files); the warning redone. Version-7 files migrate unchanged: nothing was redone.
 """
 
 from __future__ import annotations
@@ -87,7 +91,7 @@ from velobench.results.telemetry import Interference, TelemetrySummary
 from velobench.results.timing import RequestTiming
 from velobench.validation import Strict
 
-RUN_SCHEMA_VERSION = 7
+RUN_SCHEMA_VERSION = 8
 
 Mode = Literal["vanilla", "speculative"]  # the two modes `velobench run` measures
 
@@ -232,6 +236,11 @@ class ModeResult(Strict):
     session: SessionInfo | None = None
     source: str | None = Field(default=None, description="the run this mode's iterations were taken from")
     iterations: list[Iteration]
+    redone: list[Iteration] = Field(
+        default_factory=list,
+        description="iterations measured again (--redo-disturbed) because other processes used the CPU "
+        "while they ran: kept, left out of the statistics",
+    )
     tokens_per_second: Summary | None = None
     time_to_first_token_ms: Summary | None = None
     total_time_ms: Summary | None = None
@@ -276,6 +285,7 @@ class WarningCode(StrEnum):
     PROMPT_CACHE_HITS = "prompt-cache-hits"
     UNCHECKED_SERVER = "unchecked-server"  # a server velobench did not start
     SCHEDULE_BLOCKED = "schedule-blocked"  # interleaved asked, both arms could not be up at once
+    REDONE = "redone"  # iterations measured again because other processes disturbed them
 
 
 class CategorySummary(Strict):

@@ -10,6 +10,12 @@
             with engine.session(mode): warm-up, then that mode's iterations
     comparisons, warnings, status → result file (velobench.analysis)
 
+With `--redo-disturbed N` an iteration that other processes disturbed (`analysis.warnings.disturbed`:
+more than a quarter of a core besides velobench's tree while it ran) goes to its mode's `redone`
+and the same slot runs again at once, at most N times in the run: the pair keeps its prompt and
+(nearly) its moment, and the statistics see quiet iterations; once the budget is spent the
+disturbed ones stay in and the interference warning says so.
+
 With `--target-ci` (`until_precise`) the same happens in rounds of one iteration per prompt and
 mode, with a look of the stopping rule (`analysis.stopping`) after every round; both sessions
 stay open across the rounds where the engine can hold them (else each round opens its own).
@@ -30,7 +36,7 @@ from pathlib import Path
 
 from velobench.analysis import stopping
 from velobench.analysis.summaries import analyze, pair_iterations
-from velobench.analysis.warnings import setup_warnings
+from velobench.analysis.warnings import disturbed, setup_warnings
 from velobench.engines.base import Engine, Session
 from velobench.prompts import Prompt
 from velobench.results.config import EngineName, RunConfig, Schedule, Telemetry
@@ -110,6 +116,7 @@ class Measuring:
         self.clock0: float | None = None  # the first measured slot's start
         self.responses_ok = True
         self.interference = interference_on(cfg)
+        self.redo_left = cfg.redo_disturbed if self.interference else 0  # --redo-disturbed's budget
 
     def result(self, mode: Mode) -> ModeResult:
         if mode not in self.report.modes:
@@ -129,12 +136,19 @@ class Measuring:
         mode, prompt = slot.mode, self.prompts[slot.prompt]
         result = self.result(mode)
         self.progress(mode, slot.index, self.total, None)
-        now = time.monotonic()
-        self.clock0 = now if self.clock0 is None else self.clock0
-        self.position += 1
-        it, trace = measured(session, prompt, slot.index, self.sources, self.interference)
-        it.prompt_id, it.category = prompt.id, prompt.category
-        it.position, it.started_s = self.position, now - self.clock0
+        while True:
+            now = time.monotonic()
+            self.clock0 = now if self.clock0 is None else self.clock0
+            self.position += 1
+            it, trace = measured(session, prompt, slot.index, self.sources, self.interference)
+            it.prompt_id, it.category = prompt.id, prompt.category
+            it.position, it.started_s = self.position, now - self.clock0
+            if self.redo_left <= 0 or not disturbed(it.interference):
+                break
+            # other processes disturbed it: kept aside, and the same slot measured again at once
+            self.redo_left -= 1
+            result.redone.append(it)
+            self.life.save()
         if trace is not None and result.power_trace is None:
             result.power_trace = power_over_time(trace)
         if self.reference is not None and mode == "vanilla":  # paired in time with the iteration
