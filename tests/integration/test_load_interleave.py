@@ -13,6 +13,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from tests.integration.test_interleave import eventually
 from tests.integration.test_load import base, spawn, wait_for
 from velobench.results import store
 from velobench.results.load import LoadReport
@@ -40,12 +41,13 @@ def servers(child: subprocess.Popen[bytes]) -> dict[int, str]:
 
 
 def gone(pids: list[int], within_s: float) -> bool:
-    deadline = time.monotonic() + within_s
-    while time.monotonic() < deadline:
-        if not any(psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE for p in pids):
+    def dead(p: int) -> bool:
+        try:
+            return psutil.Process(p).status() == psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
             return True
-        time.sleep(0.2)
-    return False
+
+    return eventually(lambda: all(dead(p) for p in pids), within_s)
 
 
 def test_both_servers_alive_together_and_the_levels_in_abba_order(

@@ -35,7 +35,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Literal
 
 import numpy as np
@@ -121,24 +121,35 @@ def distribution(samples: Sequence[float]) -> Distribution | None:
         raise ValueError(f"distribution: non-finite sample in {list(samples)[:10]!r}")
     n = int(x.size)
     mean = float(np.mean(x))
-    sd = lo = hi = None
+    lo = hi = None
     if n > 1:
-        sd = float(np.std(x, ddof=1))
-        half = float(sps.t.ppf(0.5 + CONFIDENCE / 2, n - 1)) * sd / math.sqrt(n)
+        half = float(sps.t.ppf(0.5 + CONFIDENCE / 2, n - 1)) * float(np.std(x, ddof=1)) / math.sqrt(n)
         lo, hi = mean - half, mean + half
-    pct = {}
-    for q in PERCENTILES:
-        low, high = percentile_interval(x, q)
-        pct[f"p{q}"] = Percentile(value=percentile_point(x, q), ci95_low=low, ci95_high=high)
+    return _summary(x, mean, (lo, hi), {q: percentile_interval(x, q) for q in PERCENTILES})
+
+
+def _summary(
+    x: np.ndarray,
+    mean: float,
+    mean_ci: tuple[float | None, float | None],
+    pct_ci: Mapping[int, tuple[float | None, float | None]],
+) -> Distribution:
+    """The Distribution of pooled samples `x` with the mean and the intervals given (the two
+    estimators differ in those only); n, s (n − 1 divisor), min, max and the type-7
+    percentiles from `x`."""
+    n = int(x.size)
     return Distribution(
         n=n,
         mean=mean,
-        stddev=sd,
-        mean_ci95_low=lo,
-        mean_ci95_high=hi,
+        stddev=float(np.std(x, ddof=1)) if n > 1 else None,
+        mean_ci95_low=mean_ci[0],
+        mean_ci95_high=mean_ci[1],
         min=float(np.min(x)),
         max=float(np.max(x)),
-        **pct,
+        **{
+            f"p{q}": Percentile(value=percentile_point(x, q), ci95_low=pct_ci[q][0], ci95_high=pct_ci[q][1])
+            for q in PERCENTILES
+        },
     )
 
 
@@ -180,9 +191,8 @@ def clustered_distribution(groups: Sequence[Sequence[float]], seed: int = 0) -> 
         raise ValueError("clustered_distribution: non-finite sample")
     n_i = np.array([g.size for g in gs], dtype=np.float64)
     s_i = np.array([g.sum() for g in gs])
-    m, n = len(gs), int(x.size)
+    m = len(gs)
     mean = float(s_i.sum() / n_i.sum())
-    sd = float(np.std(x, ddof=1)) if n > 1 else None
     lo = hi = None
     intervals: dict[int, tuple[float | None, float | None]] = dict.fromkeys(PERCENTILES, (None, None))
     if m >= MIN_CLUSTERS:
@@ -194,20 +204,7 @@ def clustered_distribution(groups: Sequence[Sequence[float]], seed: int = 0) -> 
             if m * (1 - q / 100) >= MIN_TAIL_CLUSTERS:
                 a, b = np.quantile(reps[:, k], [(1 - CONFIDENCE) / 2, (1 + CONFIDENCE) / 2])
                 intervals[q] = (float(a), float(b))
-    pct = {
-        f"p{q}": Percentile(value=percentile_point(x, q), ci95_low=intervals[q][0], ci95_high=intervals[q][1])
-        for q in PERCENTILES
-    }
-    return Distribution(
-        n=n,
-        mean=mean,
-        stddev=sd,
-        mean_ci95_low=lo,
-        mean_ci95_high=hi,
-        min=float(np.min(x)),
-        max=float(np.max(x)),
-        **pct,
-    )
+    return _summary(x, mean, (lo, hi), intervals)
 
 
 def _cluster_bootstrap_percentiles(gs: list[np.ndarray], seed: int) -> np.ndarray:
