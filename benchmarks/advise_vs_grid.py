@@ -11,7 +11,8 @@ points (within 10%, or inside both intervals); the grid checks the prediction at
 
 The grid is the cheapest a user could run it: one vanilla `load` over the concurrencies
 (`--skip-speculative`), then one speculative `load` per draft length (`--skip-vanilla`), each
-level with the same requests as advise's confirmation levels and velobench's defaults otherwise.
+level with the same requests as advise's confirmation levels, every level run (no stop at
+saturation, as advise's confirmations) and velobench's defaults otherwise.
 Each grid point's measured speedup is speculative ÷ vanilla output tokens/s at that concurrency
 (`load.analysis.compare_level`: batch means, Fieller 95% interval), the figure advise's
 confirmation reports. advise runs first, then the grid, one after the other: nothing else may run
@@ -85,7 +86,14 @@ def main() -> None:
     print(f"advise: {t_adv:.0f} s (" + ", ".join(f"{k} {v:.0f} s" for k, v in adv.phases_s.items()) + ")")
     print(f"load average before the grid: {os.getloadavg()}", flush=True)
 
-    sweep = ["--sweep", "concurrency=" + a.concurrency, "--requests", str(a.requests)]
+    # every level runs, as advise's confirmation levels do (a sweep stops at saturation by default)
+    sweep = [
+        "--sweep",
+        "concurrency=" + a.concurrency,
+        "--requests",
+        str(a.requests),
+        "--no-stop-on-saturation",
+    ]
     grid_s = {}
     van_out = a.work / "grid-vanilla.json"
     grid_s["vanilla"] = velobench(

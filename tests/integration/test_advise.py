@@ -68,6 +68,12 @@ def test_advise_measures_predicts_and_confirms(advised: tuple[Path, str]) -> Non
         assert c.speedup > 0 and c.ci95_low is not None and c.ci95_high is not None
         assert c.ci95_low <= c.ci95_high
     assert report.acceptance is not None and len(report.acceptance.requests) == 3
+    # the probe's vanilla requests: the server's seconds per token, and its cost per pass beyond the bench's
+    assert len(report.acceptance.vanilla_s_per_token) == 3 and all(
+        x > 0 for x in report.acceptance.vanilla_s_per_token
+    )
+    assert report.server_overhead_s is not None and 0 <= report.server_overhead_s < 0.05
+    assert "own cost per forward pass" in out
     assert report.prompt_tokens and report.prompt_tokens > 0
     # every confirmed point measured for real, with the prediction beside it
     assert 1 <= len(report.confirmations) <= 3

@@ -204,3 +204,31 @@ def test_settle_measures_again_until_a_majority_agrees_and_no_longer() -> None:
     calls.clear()
     steady = repeated([0.100, 0.101, 0.099])
     assert settle(steady, lambda: again(1.0), extra=3) is steady and calls == []
+
+
+def test_the_servers_cost_per_pass_is_added_to_every_pass() -> None:
+    """o = median(vanilla s/token) − d(1), added to each decode, draft and verification pass:
+    d = 8 ms, the server decodes at 10 ms/token → o = 2 ms. k = 2, every draft accepted (E = 3),
+    draft pass 2 ms, verification 9 ms: 3·10 / (2·4 + 11) = 30/19 (not 3·8 / (2·2 + 9) = 24/13)."""
+    target = costs({1: 0.008, 3: 0.009})
+    draft = costs({1: 0.002})
+    slow = [0.011, 0.010, 0.0095]  # median 10 ms
+    assert model.server_overhead(slow, model.StepCosts.from_rows(target.repetitions[0])) == pytest.approx(
+        0.002
+    )
+    assert model.server_overhead([], model.StepCosts.from_rows(target.repetitions[0])) == 0.0
+    assert (
+        model.server_overhead([0.005], model.StepCosts.from_rows(target.repetitions[0])) == 0.0
+    )  # never < 0
+    (with_o,) = model.predict(
+        accepting(1.0, 2), target, draft, ([1], [2]), bootstrap=0, vanilla_s_per_token=slow
+    )
+    (without,) = model.predict(accepting(1.0, 2), target, draft, ([1], [2]), bootstrap=0)
+    assert with_o.decode_speedup == pytest.approx(30 / 19) and without.decode_speedup == pytest.approx(
+        24 / 13
+    )
+    # the bootstrap resamples the vanilla requests too: an interval, and it holds the point
+    (boot,) = model.predict(
+        accepting(1.0, 2), target, draft, ([1], [2]), bootstrap=200, vanilla_s_per_token=[*slow, 0.012, 0.009]
+    )
+    assert boot.ci95_low is not None and boot.ci95_high is not None and boot.ci95_low < boot.ci95_high

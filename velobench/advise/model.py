@@ -17,6 +17,10 @@ run at the largest k; d(n) one forward pass over n tokens, each with its logits
 sequences), so that a decode step of b sequences is d(b) and a verification of w = k+1 tokens
 for each of b sequences, V(b, w) = d(b·w): the same b·w tokens and logits in one batch.
 
+In llama-server every forward pass costs o more than llama-batched-bench's (`server_overhead`,
+measured from the probe's vanilla requests): d(b) + o, d_draft(b) + o, V + o in the formulas
+above. o is taken per pass whatever b is (its per-sequence part, sampling b tokens, is left out).
+
 Assumptions (docs/advise.md): every sequence in flight speculates and the drafts of all
 sequences are batched (llama-server drafts all slots in one batch); a_i does not depend on k
 (greedy drafting, no early stop: the draft's first i tokens are the same whatever k is); a
@@ -217,24 +221,42 @@ def request_speedup(
     return vanilla / spec
 
 
+def server_overhead(vanilla_s_per_token: Sequence[float], target: StepCosts) -> float:
+    """o: llama-server's own seconds per forward pass beyond llama-batched-bench's pass,
+
+        o = max(0, median over the probe's vanilla requests of (1 / decode tokens/s) − d_target(1))
+
+    what the server spends around each `llama_decode` (sampling, the slot loop, streaming the
+    token) and the deeper context it decodes at. 0 without vanilla requests (version-1 results).
+    Measured on SmolLM2-135M at -t 2: the server's decode runs about 11% slower than llama-bench's
+    (`run --llama-bench-reference`); at 8 ms per pass that is about 1 ms, and it matters to
+    speculation, which makes k + 1 passes per step where vanilla makes one per token."""
+    if not vanilla_s_per_token:
+        return 0.0
+    return max(0.0, float(np.median(vanilla_s_per_token)) - target.pass_s[1])
+
+
 def point_grid(
     accept: Sequence[float],
     target: StepCosts,
     draft: StepCosts | None,
     grid: Grid,
     work: Workload = Workload(),
+    overhead_s: float = 0.0,
 ) -> dict[tuple[int, int], tuple[float, float, float, float, float]]:
     """{(b, k): (speedup, decode-only speedup, E, T(b,k), d_target(b))} for every cell; `draft`
-    None: drafting (and its prefill) costs nothing. The prefill terms are per batch of b: b·P(p)."""
+    None: drafting (and its prefill) costs nothing. The prefill terms are per batch of b: b·P(p).
+    `overhead_s` (o, `server_overhead`) is added to every forward pass: a decode step d(b) + o,
+    each drafted token's pass d_draft(b) + o (where a draft model runs), the verification V + o."""
     out = {}
     p = work.prompt_tokens
     for b in grid[0]:
-        d_t = target.pass_s[b]
-        d_d = draft.pass_s[b] if draft is not None else 0.0
+        d_t = target.pass_s[b] + overhead_s
+        d_d = draft.pass_s[b] + overhead_s if draft is not None else 0.0
         pf_t = b * target.prefill_s[p] if p else 0.0
         pf_d = b * draft.prefill_s[p] if p and draft is not None else 0.0
         for k in grid[1]:
-            v = target.pass_s[b * (k + 1)]
+            v = target.pass_s[b * (k + 1)] + overhead_s
             e = expected_tokens(accept, k)
             t = step_time(d_d, v, k)
             dec = e * d_t / t
@@ -252,8 +274,12 @@ def predict(
     self_draft: bool = False,
     bootstrap: int = 1000,
     seed: int = 0,
+    vanilla_s_per_token: Sequence[float] = (),
 ) -> list[Cell]:
     """Every cell of the grid with its 95% percentile-bootstrap interval (see the module docstring).
+
+    `vanilla_s_per_token`: the probe's vanilla requests, whose overhead per pass
+    (`server_overhead`) every pass gets; resampled with the requests in each replicate.
 
     `self_draft`: the draft is the target model, its costs the target's (resampled together).
     `draft` None and not `self_draft`: drafting costs nothing (n-gram methods).
@@ -263,8 +289,9 @@ def predict(
     d_costs = (
         t_costs if self_draft else (StepCosts.from_rows(median_rows(draft.repetitions)) if draft else None)
     )
-    point = point_grid(accept, t_costs, d_costs, grid, work)
+    point = point_grid(accept, t_costs, d_costs, grid, work, server_overhead(vanilla_s_per_token, t_costs))
     rng = np.random.default_rng(seed)
+    n_van = len(vanilla_s_per_token)
     reps: dict[tuple[int, int], list[float]] = {c: [] for c in point}
     n_req, n_t = len(requests), len(target.repetitions)
     n_d = len(draft.repetitions) if draft is not None else 0
@@ -282,7 +309,8 @@ def predict(
             d_b = StepCosts.from_rows(median_rows(draft.repetitions, rng.integers(0, n_d, n_d).tolist()))
         else:
             d_b = None
-        for c, v in point_grid(acc_b, t_b, d_b, grid, work).items():
+        van_b = [vanilla_s_per_token[i] for i in rng.integers(0, n_van, n_van)] if n_van else []
+        for c, v in point_grid(acc_b, t_b, d_b, grid, work, server_overhead(van_b, t_b)).items():
             reps[c].append(v[0])
     cells = []
     for (b, k), (s, dec, e, t, d) in point.items():

@@ -2,9 +2,11 @@
 
     check       the options (draft lengths >= 1, concurrencies >= 1, a llama-server engine, a
                 context that holds the output and the largest draft): one line, before anything runs
-    acceptance  a short real speculative run at the largest k (`velobench run`, server engine):
-                per request the draft steps and accepted tokens per position (/metrics), and
-                the prompts' mean length p
+    acceptance  a short real run at the largest k (`velobench run`, server engine, vanilla and
+                speculative interleaved): per speculative request the draft steps and accepted
+                tokens per position (/metrics), per vanilla one the server's seconds per decoded
+                token (its own cost per pass, `model.server_overhead`), and the prompts' mean
+                length p
     costs       llama-batched-bench on the target (a pass over n tokens for n = b and b·(k+1):
                 decode and verification; a p-token prefill) and on the draft (a pass over b
                 tokens, the prefill; self-draft: the target's own)
@@ -149,7 +151,7 @@ def _advise(cfg: RunConfig, opts: AdviseOptions, output: Path, console: Console)
         update={
             "n_draft": max(opts.n_drafts),
             "iterations": opts.probe_requests,
-            "skip_vanilla": True,
+            "skip_vanilla": False,  # the vanilla requests measure the server's own cost per pass
             "warmup": 1,
         }
     )
@@ -167,7 +169,8 @@ def _advise(cfg: RunConfig, opts: AdviseOptions, output: Path, console: Console)
     with adv.life:
         t0 = time.monotonic()
         console.print(
-            f"[bold]1/4[/bold] acceptance: {opts.probe_requests} requests at n_draft {max(grid[1])}"
+            f"[bold]1/4[/bold] acceptance: {opts.probe_requests} requests at n_draft {max(grid[1])}, "
+            "and as many vanilla ones (the server's own cost per pass), interleaved"
         )
         run = run_benchmark(
             probe_cfg, engine, report.environment, work / "probe.json", notes=notes, prompts=prompts
@@ -187,8 +190,12 @@ def _advise(cfg: RunConfig, opts: AdviseOptions, output: Path, console: Console)
                 "the server reported no per-position acceptance (/metrics spec_decode_num_accepted_tokens_per_pos_total): "
                 "this llama-server is too old for advise"
             )
+        van = run.vanilla.iterations if run.vanilla else []
         report.acceptance = AcceptanceProbe(
-            n_draft=max(grid[1]), requests=reqs, result_file=f"{work.name}/probe.json"
+            n_draft=max(grid[1]),
+            requests=reqs,
+            vanilla_s_per_token=[1 / it.tokens_per_second for it in van if it.tokens_per_second > 0],
+            result_file=f"{work.name}/probe.json",
         )
         report.prompt_tokens = round(sum(it.prompt_tokens for it in its) / len(its)) if opts.prefill else 0
         accept = model.acceptance_profile(reqs)
@@ -211,6 +218,14 @@ def _advise(cfg: RunConfig, opts: AdviseOptions, output: Path, console: Console)
         report.target_costs = costs(cfg, opts, target, passes, p, cfg.gpu_layers, build)
         if not self_draft:
             report.draft_costs = costs(cfg, opts, draft, grid[0], p, cfg.gpu_layers_draft, build)
+        report.server_overhead_s = model.server_overhead(
+            report.acceptance.vanilla_s_per_token,
+            model.StepCosts.from_rows(model.median_rows(report.target_costs.repetitions)),
+        )
+        console.print(
+            f"  llama-server's own cost per forward pass: {1e3 * report.server_overhead_s:.2f} ms "
+            "(its vanilla decode against llama-batched-bench's pass; added to every pass predicted)"
+        )
         adv.done("costs", t0)
 
         t0 = time.monotonic()
@@ -223,6 +238,7 @@ def _advise(cfg: RunConfig, opts: AdviseOptions, output: Path, console: Console)
             self_draft=self_draft,
             bootstrap=opts.bootstrap,
             seed=opts.seed,
+            vanilla_s_per_token=report.acceptance.vanilla_s_per_token,
         )
         report.crossovers = model.crossovers(report.grid)
         report.schedule = llama_server_schedule(report, build)
@@ -447,6 +463,7 @@ def synthetic(
                 self_draft=report.self_draft,
                 bootstrap=opts.bootstrap,
                 seed=opts.seed,
+                vanilla_s_per_token=report.acceptance.vanilla_s_per_token if report.acceptance else (),
             ),
             c,
             k,

@@ -10,6 +10,10 @@ Everything predicted is recomputed from the stored measurements by `advise.model
 
 Advise schema versions (bump `ADVISE_SCHEMA_VERSION` and add a line for every change):
   1 — first version.
+  2 — the server's own cost per forward pass: the probe runs the vanilla arm too (interleaved with
+      the speculative one) and keeps each vanilla request's seconds per decoded token
+      (`acceptance.vanilla_s_per_token`); the result keeps the overhead derived from them
+      (`server_overhead_s`). Version-1 files read with neither, predicted without an overhead.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from velobench.results.measures import Ratio
 from velobench.results.schema import BinaryInfo
 from velobench.validation import Strict
 
-ADVISE_SCHEMA_VERSION = 1
+ADVISE_SCHEMA_VERSION = 2
 
 
 class CostRow(Strict):
@@ -61,6 +65,10 @@ class AcceptanceProbe(Strict):
 
     n_draft: int
     requests: list[RequestAcceptance]
+    vanilla_s_per_token: list[float] = Field(
+        default_factory=list,
+        description="per vanilla probe request: the server's seconds per decoded token (1 / decode tokens/s)",
+    )
     result_file: str = Field(
         description="the probe's own `velobench run` result, relative to this result's folder"
     )
@@ -155,6 +163,11 @@ class AdviseReport(Strict):
     )
     self_draft: bool = False
     acceptance: AcceptanceProbe | None = None
+    server_overhead_s: float | None = Field(
+        default=None,
+        description="llama-server's own seconds per forward pass beyond llama-batched-bench's "
+        "(`advise.model.server_overhead`), added to every pass the prediction counts",
+    )
     prompt_tokens: int | None = Field(
         default=None,
         description="the probe's mean prompt length, prefilled per request in the prediction (0: decode only)",
