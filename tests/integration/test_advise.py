@@ -105,11 +105,16 @@ def test_synthetic_acceptance_on_the_real_server(advised: tuple[Path, str]) -> N
 
 def test_batch_one_decode_speedup_is_the_ceiling_on_the_measured_costs(advised: tuple[Path, str]) -> None:
     """The ceiling (`analysis.ceiling`) on the costs advise measured equals advise's b = 1 decode
-    speedup wherever acceptance is geometric: checked with the α the probe's mean length gives."""
+    speedup wherever acceptance is geometric: checked with the α the probe's mean length gives,
+    without the draft's re-evaluation of each verified batch (the ceiling leaves it out), which
+    advise measured for real (PP = k+1, B = b) and which lowers its prediction."""
     folder, _ = advised
     report = AdviseReport.model_validate_json((folder / "adv.json").read_text())
     assert report.target_costs is not None
-    costs = model.StepCosts.from_rows(model.median_rows(report.target_costs.repetitions))
+    measured = model.StepCosts.from_rows(model.median_rows(report.target_costs.repetitions))
+    assert {(b, k + 1) for b in (1, 2) for k in (2, 4)} <= set(measured.reeval_s)  # (1, p): the prefill row
+    assert all(t > 0 for t in measured.reeval_s.values())
+    costs = model.StepCosts(measured.pass_s, measured.prefill_s)
     k = 4
     accept = model.acceptance_profile(report.acceptance.requests if report.acceptance else [])
     alpha = ceiling.alpha_from_acceptance(None, k, mean_length=model.expected_tokens(accept, k))
@@ -118,6 +123,7 @@ def test_batch_one_decode_speedup_is_the_ceiling_on_the_measured_costs(advised: 
     ours = model.point_grid(geometric, costs, costs, ([1], [k]))[(1, k)][1]
     theirs = ceiling.speedup_ceiling(alpha, k, costs.pass_s[1] / d, costs.pass_s[k + 1] / d)
     assert ours == pytest.approx(theirs, rel=1e-9)
+    assert model.point_grid(geometric, measured, measured, ([1], [k]))[(1, k)][1] < ours
 
 
 def test_schedule_file_is_what_llama_server_takes(advised: tuple[Path, str], llama_bin: Path) -> None:

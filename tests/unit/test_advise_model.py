@@ -232,3 +232,21 @@ def test_the_servers_cost_per_pass_is_added_to_every_pass() -> None:
         accepting(1.0, 2), target, draft, ([1], [2]), bootstrap=200, vanilla_s_per_token=[*slow, 0.012, 0.009]
     )
     assert boot.ci95_low is not None and boot.ci95_high is not None and boot.ci95_low < boot.ci95_high
+
+
+def test_the_drafts_re_evaluation_of_each_verified_batch_is_in_the_step() -> None:
+    """llama-server's draft runs every verification batch again (last logits only): R(b, k+1) =
+    T_PP of the draft's row PP = k+1, B = b. d = 8 ms, V(3) = 9 ms, draft pass 2 ms, R(1, 3) =
+    4 ms, E = 3: 3·8 / (2·2 + 9 + 4) = 24/17; without the row (a schema-1 result) 24/13."""
+    target = costs({1: 0.008, 3: 0.009})
+    draft = costs({1: 0.002})
+    draft.repetitions[0].append(CostRow(pp=3, tg=1, batch=1, t_pp_s=0.004, t_tg_s=0.002))
+    assert model.StepCosts.from_rows(draft.repetitions[0]).reeval_s == {(1, 3): 0.004}
+    (cell,) = model.predict(accepting(1.0, 2), target, draft, ([1], [2]), bootstrap=0)
+    assert cell.decode_speedup == pytest.approx(24 / 17)
+    (old,) = model.predict(accepting(1.0, 2), target, costs({1: 0.002}), ([1], [2]), bootstrap=0)
+    assert old.decode_speedup == pytest.approx(24 / 13)
+    # its spread is judged on the prompt phase it is used for, not on its one decode step
+    slow = [[CostRow(pp=3, tg=1, batch=1, t_pp_s=t, t_tg_s=0.002)] for t in (0.004, 0.004, 0.009)]
+    spread, row = model.cost_spread(ModelCosts(model="d", commands=[], repetitions=slow))
+    assert spread == pytest.approx(2.25) and row is not None and row.t_pp_s == 0.009

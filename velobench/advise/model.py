@@ -17,6 +17,16 @@ run at the largest k; d(n) one forward pass over n tokens, each with its logits
 sequences), so that a decode step of b sequences is d(b) and a verification of w = k+1 tokens
 for each of b sequences, V(b, w) = d(b·w): the same b·w tokens and logits in one batch.
 
+The draft re-evaluates every verification batch. llama-server hands each batch the target
+decoded to the draft too (`common_speculative_process`, "for now, always re-evaluate"): after a
+verification of k+1 tokens for each of b sequences, the draft runs the same b·(k+1) tokens,
+computing the last logits only. So a step costs
+
+    T(b, k) = k · d_draft(b) + V_target(b, k+1) + R_draft(b, k+1)
+
+with R(b, w) = llama-batched-bench's T_PP at PP = w, B = b (the prompt phase: b sequences of w
+tokens, each one's last logits). Left out, it made every SmolLM2 prediction 12-27% too high.
+
 In llama-server every forward pass costs o more than llama-batched-bench's (`server_overhead`,
 measured from the probe's vanilla requests): d(b) + o, d_draft(b) + o, V + o in the formulas
 above. o is taken per pass whatever b is (its per-sequence part, sampling b tokens, is left out).
@@ -40,7 +50,7 @@ replacement: a_i from the resampled sums) and, per model, its llama-batched-benc
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -82,9 +92,10 @@ def acceptance_profile(requests: Sequence[RequestAcceptance]) -> list[float]:
     return [s / steps for s in sums]
 
 
-def step_time(draft_step_s: float, verify_s: float, k: int) -> float:
-    """T(b, k) = k · d_draft(b) + V_target(b, k+1), seconds."""
-    return k * draft_step_s + verify_s
+def step_time(draft_step_s: float, verify_s: float, k: int, reeval_s: float = 0.0) -> float:
+    """T(b, k) = k · d_draft(b) + V_target(b, k+1) + R_draft(b, k+1), seconds (R: the draft's
+    re-evaluation of the verified batch; 0 where no draft model runs)."""
+    return k * draft_step_s + verify_s + reeval_s
 
 
 def speedup(accept: Sequence[float], k: int, decode_s: float, draft_step_s: float, verify_s: float) -> float:
@@ -96,22 +107,28 @@ def speedup(accept: Sequence[float], k: int, decode_s: float, draft_step_s: floa
 
 @dataclass(frozen=True)
 class StepCosts:
-    """One model's costs: a forward pass over n tokens, each with its logits, per n; and the
-    prefill of one p-token prompt per p; seconds.
+    """One model's costs: a forward pass over n tokens, each with its logits, per n; the prefill
+    of one p-token prompt per p; and, for a draft model, its re-evaluation of a verified batch;
+    seconds.
 
-    pass_s[n]    = T_TG / TG of llama-batched-bench's row with PP = 1, B = n (each of its TG
-                   steps decodes one token for each of n sequences: n tokens, n logits)
-    prefill_s[p] = T_PP of its row with PP = p, B = 1
+    pass_s[n]        = T_TG / TG of llama-batched-bench's row with PP = 1, B = n (each of its TG
+                       steps decodes one token for each of n sequences: n tokens, n logits)
+    prefill_s[p]     = T_PP of its row with PP = p, B = 1
+    reeval_s[(b, w)] = T_PP of its row with PP = w ≥ 2, B = b: b sequences of w tokens in one
+                       batch, the last logits only (what llama-server's draft does with each
+                       verification batch, `advise.model` docstring)
     """
 
     pass_s: Mapping[int, float]
     prefill_s: Mapping[int, float]
+    reeval_s: Mapping[tuple[int, int], float] = field(default_factory=dict)
 
     @classmethod
     def from_rows(cls, rows: Sequence[CostRow]) -> StepCosts:
         passes = {r.batch: r.t_tg_s / r.tg for r in rows if r.pp == 1 and r.tg > 0}
         prefill = {r.pp: r.t_pp_s for r in rows if r.batch == 1}
-        return cls(passes, prefill)
+        reeval = {(r.batch, r.pp): r.t_pp_s for r in rows if r.pp >= 2}
+        return cls(passes, prefill, reeval)
 
 
 def _by_row(repetitions: Sequence[Sequence[CostRow]]) -> dict[tuple[int, int, int], list[CostRow]]:
@@ -124,8 +141,9 @@ def _by_row(repetitions: Sequence[Sequence[CostRow]]) -> dict[tuple[int, int, in
 
 
 def step_s(r: CostRow) -> float:
-    """The row's time per decode step t_tg/TG; its prompt phase t_pp where TG = 0."""
-    return r.t_tg_s / r.tg if r.tg else r.t_pp_s
+    """The time of the row that the prediction uses: its prompt phase t_pp where PP > 1 (a
+    prefill, a re-evaluation), else its time per decode step t_tg/TG."""
+    return r.t_pp_s if r.pp > 1 or not r.tg else r.t_tg_s / r.tg
 
 
 def median_rows(repetitions: Sequence[Sequence[CostRow]], pick: Sequence[int] | None = None) -> list[CostRow]:
@@ -148,8 +166,7 @@ COST_SPREAD_WARN = 1.25  # a cost row whose repetitions differ more than this: t
 
 
 def cost_spread(costs: ModelCosts) -> tuple[float, CostRow | None]:
-    """The largest max/min over repetitions of one (PP, TG, B) row's time per decode step
-    t_tg/TG (its prompt phase t_pp where TG = 0), and that row (the slowest repetition's); (1, None)
+    """The largest max/min over repetitions of one (PP, TG, B) row's time (`step_s`), and that row (the slowest repetition's); (1, None)
     with fewer than two repetitions. On a quiet machine llama-batched-bench repeats within a few
     percent; a row that varies more was disturbed."""
     worst, where = 1.0, None
@@ -228,9 +245,9 @@ def server_overhead(vanilla_s_per_token: Sequence[float], target: StepCosts) -> 
 
     what the server spends around each `llama_decode` (sampling, the slot loop, streaming the
     token) and the deeper context it decodes at. 0 without vanilla requests (version-1 results).
-    Measured on SmolLM2-135M at -t 2: the server's decode runs about 11% slower than llama-bench's
-    (`run --llama-bench-reference`); at 8 ms per pass that is about 1 ms, and it matters to
-    speculation, which makes k + 1 passes per step where vanilla makes one per token."""
+    Measured on SmolLM2-135M at -t 2: 0.24 ms (8.95 ms per token served, 8.71 ms per bench pass);
+    it would matter to speculation, which makes k + 1 passes per step where vanilla makes one
+    per token, were it larger."""
     if not vanilla_s_per_token:
         return 0.0
     return max(0.0, float(np.median(vanilla_s_per_token)) - target.pass_s[1])
@@ -247,7 +264,8 @@ def point_grid(
     """{(b, k): (speedup, decode-only speedup, E, T(b,k), d_target(b))} for every cell; `draft`
     None: drafting (and its prefill) costs nothing. The prefill terms are per batch of b: b·P(p).
     `overhead_s` (o, `server_overhead`) is added to every forward pass: a decode step d(b) + o,
-    each drafted token's pass d_draft(b) + o (where a draft model runs), the verification V + o."""
+    each drafted token's pass d_draft(b) + o (where a draft model runs), the verification V + o;
+    the draft's re-evaluation R_draft(b, k+1) is taken as measured (`StepCosts.reeval_s`)."""
     out = {}
     p = work.prompt_tokens
     for b in grid[0]:
@@ -258,7 +276,9 @@ def point_grid(
         for k in grid[1]:
             v = target.pass_s[b * (k + 1)] + overhead_s
             e = expected_tokens(accept, k)
-            t = step_time(d_d, v, k)
+            # a result of advise schema 1 measured no re-evaluation rows: predicted without (as then)
+            r = draft.reeval_s.get((b, k + 1), 0.0) if draft is not None else 0.0
+            t = step_time(d_d, v, k, r)
             dec = e * d_t / t
             out[(b, k)] = (request_speedup(dec, work.n_predict, d_t, pf_t, pf_d), dec, e, t, d_t)
     return out

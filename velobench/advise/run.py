@@ -9,7 +9,8 @@
                 length p
     costs       llama-batched-bench on the target (a pass over n tokens for n = b and b·(k+1):
                 decode and verification; a p-token prefill) and on the draft (a pass over b
-                tokens, the prefill; self-draft: the target's own)
+                tokens, the prefill, the re-evaluation of b verified sequences of k+1 tokens;
+                self-draft: the target's own)
     predict     every (concurrency, k) with a bootstrap interval (`advise.model`), the best k per
                 concurrency (the schedule) and each k's crossover
     confirm     real `velobench load` levels at the deciding points (`model.deciding_points`): one
@@ -215,9 +216,12 @@ def _advise(cfg: RunConfig, opts: AdviseOptions, output: Path, console: Console)
             + f", {opts.repetitions} repetition(s)"
             + (" (self-draft: the target's costs are the draft's)" if self_draft else "")
         )
-        report.target_costs = costs(cfg, opts, target, passes, p, cfg.gpu_layers, build)
+        reeval = ([k + 1 for k in grid[1]], list(grid[0]))  # the draft re-runs each verified batch
+        report.target_costs = costs(
+            cfg, opts, target, passes, p, cfg.gpu_layers, build, reeval if self_draft else None
+        )
         if not self_draft:
-            report.draft_costs = costs(cfg, opts, draft, grid[0], p, cfg.gpu_layers_draft, build)
+            report.draft_costs = costs(cfg, opts, draft, grid[0], p, cfg.gpu_layers_draft, build, reeval)
         report.server_overhead_s = model.server_overhead(
             report.acceptance.vanilla_s_per_token,
             model.StepCosts.from_rows(model.median_rows(report.target_costs.repetitions)),
@@ -310,10 +314,12 @@ def costs(
     prompt_tokens: int | None,
     gpu_layers: str | None,
     build: Path | None,
+    reeval: tuple[list[int], list[int]] | None = None,
 ) -> ModelCosts:
     """llama-batched-bench on one model: a pass over n tokens for every n (PP = 1, B = n, COST_TG
-    steps) and, where prompts are prefilled, one p-token prompt (PP = p, B = 1, one step); the
-    two runs' rows of each repetition together. `opts.repetitions` repetitions, then one more at a
+    steps); where prompts are prefilled, one p-token prompt (PP = p, B = 1, one step); for the
+    model that drafts, `reeval` = (widths k+1, batches b): its re-evaluation of each verified
+    batch (PP = k+1, B = b, one step); the runs' rows of each repetition together. `opts.repetitions` repetitions, then one more at a
     time while a row's median is unsettled (`model.unsettled_rows`: no majority of repetitions
     agrees with it), at most `opts.repetitions` more: a disturbed measurement is measured again
     rather than tolerated; what stays unsettled `trust_notes` names."""
@@ -330,16 +336,19 @@ def costs(
             llama_cpp_path=build,
         )
 
+    runs = [([1], passes, COST_TG)]
+    if prompt_tokens:
+        runs.append(([prompt_tokens], [1], 1))
+    if reeval is not None:
+        runs.append((reeval[0], reeval[1], 1))
+
     def measured(reps: int) -> ModelCosts:
-        out = bench([1], passes, COST_TG, reps)
-        if prompt_tokens:
-            pre = bench([prompt_tokens], [1], 1, reps)
-            out = ModelCosts(
-                model=model_path,
-                commands=[*out.commands, *pre.commands],
-                repetitions=[a + b for a, b in zip(out.repetitions, pre.repetitions, strict=True)],
-            )
-        return out
+        out = [bench(w, b, tg, reps) for w, b, tg in runs]
+        return ModelCosts(
+            model=model_path,
+            commands=[c for o in out for c in o.commands],
+            repetitions=[[r for o in out for r in o.repetitions[i]] for i in range(reps)],
+        )
 
     return settle(measured(opts.repetitions), lambda: measured(1), extra=opts.repetitions)
 

@@ -13,7 +13,9 @@ Advise schema versions (bump `ADVISE_SCHEMA_VERSION` and add a line for every ch
   2 — the server's own cost per forward pass: the probe runs the vanilla arm too (interleaved with
       the speculative one) and keeps each vanilla request's seconds per decoded token
       (`acceptance.vanilla_s_per_token`); the result keeps the overhead derived from them
-      (`server_overhead_s`). Version-1 files read with neither, predicted without an overhead.
+      (`server_overhead_s`); the draft's costs (the target's when it drafts for itself) add
+      rows PP = k+1, B = b: its re-evaluation of every verified batch. Version-1 files read with
+      neither, predicted without them (as they were).
 """
 
 from __future__ import annotations
