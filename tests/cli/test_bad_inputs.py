@@ -135,7 +135,11 @@ CASES = [
         ["run", "--server-url", "http://127.0.0.1:9", "--redo-disturbed", "4"],
         "--redo-disturbed needs the other processes' CPU read",
     ),
-    Case("run-redo-negative", [*RUN, "--redo-disturbed", "-1"], "--redo-disturbed"),
+    Case(
+        "run-redo-negative",
+        [*RUN, "--redo-disturbed", "-1"],
+        "redo-disturbed: Input should be greater than or equal to 0",
+    ),
     Case(
         "run-missing-main", ["run", "-m", "nope.gguf", "-d", "nope.gguf"], "main model not found: nope.gguf"
     ),
