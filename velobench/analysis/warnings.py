@@ -315,22 +315,30 @@ def interference(report: Report, threshold: float = INTERFERENCE_PCT) -> ResultW
     hit = [(mode, x) for mode, x in judged if disturbed(x, threshold)]
     if not hit:
         return None
-    _, worst = max(hit, key=lambda h: h[1].other_cpu_pct)
-    per_mode = Counter(mode for mode, _ in hit)
+    worst = max((x for _, x in hit), key=lambda x: x.other_cpu_pct)
     return ResultWarning(
         code=WarningCode.INTERFERENCE,
         params={
-            "iterations": len(hit),
+            **_hit_params(hit),
             "of": len(judged),
-            "modes": ", ".join(f"{m} {n}" for m, n in per_mode.items()),
-            "max_pct": worst.other_cpu_pct,
-            "busiest": worst.busiest,
-            "busiest_pid": worst.busiest_pid,
             "busiest_pct": worst.busiest_cpu_pct,
             "others": ", ".join(f"{name} (pid {pid}, {pct:.0f}%)" for name, pid, pct in worst.top[1:]),
             "threshold": threshold,
         },
     )
+
+
+def _hit_params(hit: list[tuple[str, Interference]]) -> dict[str, object]:
+    """The params the interference and redone warnings share: how many iterations, per mode, and
+    the worst one's share and busiest other process."""
+    worst = max((x for _, x in hit), key=lambda x: x.other_cpu_pct)
+    return {
+        "iterations": len(hit),
+        "modes": ", ".join(f"{m} {n}" for m, n in Counter(mode for mode, _ in hit).items()),
+        "max_pct": worst.other_cpu_pct,
+        "busiest": worst.busiest,
+        "busiest_pid": worst.busiest_pid,
+    }
 
 
 def disturbed(x: Interference | None, threshold: float = INTERFERENCE_PCT) -> bool:
@@ -356,17 +364,11 @@ def redone(report: Report) -> ResultWarning | None:
     hit = [(m.mode, i.interference) for m in report.modes.values() for i in m.redone if i.interference]
     if not hit:
         return None
-    _, worst = max(hit, key=lambda h: h[1].other_cpu_pct)
-    per_mode = Counter(mode for mode, _ in hit)
     return ResultWarning(
         code=WarningCode.REDONE,
         params={
-            "iterations": len(hit),
+            **_hit_params(hit),
             "budget": report.config.redo_disturbed,
-            "modes": ", ".join(f"{m} {n}" for m, n in per_mode.items()),
-            "max_pct": worst.other_cpu_pct,
-            "busiest": worst.busiest,
-            "busiest_pid": worst.busiest_pid,
             "threshold": INTERFERENCE_PCT,
         },
     )
