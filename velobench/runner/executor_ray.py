@@ -278,6 +278,9 @@ class RayExecutor:
         )
         self._flight: dict[Any, tuple[CellJob, list[CellAttempt]]] = {}
         self._room = 1
+        # the board's last answer: a lost cell's node when the board no longer answers in time
+        self._seen: dict[str, str] = {}
+        self._asked: Any = None  # a snapshot asked for and not yet read
 
     def _nodes(self) -> list[dict[str, Any]]:
         return [n for n in self._ray.nodes() if n.get("Alive")]
@@ -345,6 +348,7 @@ class RayExecutor:
         while True:
             ready: list[Any] = []
             while not ready:
+                self._refresh()
                 ready, _ = ray.wait(list(self._flight), num_returns=1, timeout=POLL_S)
             ref = ready[0]
             job, attempts = self._flight.pop(ref)
@@ -400,11 +404,26 @@ class RayExecutor:
             job=job, result=VelobenchError(error), started=now, finished=now, attempts=attempts
         )
 
-    def _where(self, cell_id: str) -> str | None:
+    def _refresh(self) -> None:
+        """Read the board's answer once it has come, and ask again: never waits."""
         try:
-            return self._ray.get(self._board.snapshot.remote(), timeout=BOARD_TIMEOUT_S).get(cell_id)
+            if self._asked is not None:
+                done, _ = self._ray.wait([self._asked], num_returns=1, timeout=0)
+                if not done:
+                    return
+                self._seen = self._ray.get(self._asked)
+            self._asked = self._board.snapshot.remote()
         except self._ray.exceptions.RayError:
-            return None
+            self._asked = None
+
+    def _where(self, cell_id: str) -> str | None:
+        """The node a cell ran on: the board's answer, else its last one (a GCS busy with the
+        dead node can keep the board from answering for longer than the timeout)."""
+        try:
+            now = self._ray.get(self._board.snapshot.remote(), timeout=BOARD_TIMEOUT_S)
+        except self._ray.exceptions.RayError:
+            now = {}
+        return now.get(cell_id) or self._seen.get(cell_id)
 
     def _done(self, cell_id: str) -> None:
         with contextlib.suppress(self._ray.exceptions.RayError):
