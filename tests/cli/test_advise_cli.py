@@ -3,9 +3,13 @@ written, nothing started."""
 
 from __future__ import annotations
 
+import tomllib
+from pathlib import Path
+
 import pytest
 
 from tests.cli.test_load_cli import assert_refused
+from velobench.results.advise import ADVISE_SCHEMA_VERSION, AdviseReport
 
 BASE = ["advise", "-m", "model.gguf", "-d", "model.gguf", "--prompts", "builtin"]
 
@@ -30,3 +34,50 @@ def test_bad_advise_options(cli, args: list[str], needle: str) -> None:  # type:
 
 def test_missing_model_is_one_line(cli) -> None:  # type: ignore[no-untyped-def]
     assert_refused(*cli(*BASE), "model.gguf")
+
+
+ADVISE = Path(__file__).parents[1] / "fixtures" / "advise"
+
+
+@pytest.mark.parametrize("name", ["advise-qwen-busy.json", "advise-qwen-quiet.json"])
+def test_report_renders_an_advise_result_of_each_version(cli, isolated: Path, name: str) -> None:  # type: ignore[no-untyped-def]
+    """`velobench report` on real advise results (schema 1, migrated, and 2): the console tables,
+    Markdown, HTML with the heat map, JSON that reads back as the current version, and the
+    schedule file, parsed as TOML."""
+    path = str(ADVISE / name)
+    saved = AdviseReport.model_validate_json((ADVISE / name).read_text())  # as written
+    code, out, err = cli("report", path)
+    assert code == 0, err
+    assert "Predicted speedup" in out and "Schedule" in out and "confirmed" in out.lower()
+    code, out, err = cli("report", path, "-F", "md")
+    assert code == 0, err
+    assert "| concurrency |" in out and "```toml" in out
+    for c in saved.confirmations:  # every confirmed point, with its measured ratio
+        assert c.measured is not None and f"{c.measured.ratio:.2f}x" in out
+    code, _, err = cli("report", path, "-F", "html", "-o", "adv.html")
+    assert code == 0, err
+    assert 'src="data:image/png;base64,' in (isolated / "adv.html").read_text()
+    code, out, err = cli("report", path, "-F", "json")
+    assert code == 0, err
+    back = AdviseReport.model_validate_json(out)
+    assert back.schema_version == ADVISE_SCHEMA_VERSION and back.grid == saved.grid
+    code, out, err = cli("report", path, "-F", "toml")
+    assert code == 0, err
+    sched = tomllib.loads(out)
+    assert [(e["concurrency_from"], e["concurrency_to"], e["n_draft"]) for e in sched["llama_server"]] == [
+        (e.concurrency_from, e.concurrency_to, e.n_draft or 0) for e in saved.schedule
+    ]
+    code, _, err = cli("report", path, "-F", "csv")
+    assert code == 2 and "choose console, md, json, html, toml" in err
+
+
+def test_report_gives_back_the_schedule_advise_wrote(cli) -> None:  # type: ignore[no-untyped-def]
+    code, out, err = cli("report", str(ADVISE / "advise-qwen-quiet.json"), "-F", "toml")
+    assert code == 0, err
+    assert out == (ADVISE / "advise-qwen-quiet.schedule.toml").read_text()
+
+
+def test_compare_refuses_an_advise_result(cli) -> None:  # type: ignore[no-untyped-def]
+    path = str(ADVISE / "advise-qwen-quiet.json")
+    code, _, err = cli("compare", path, path)
+    assert code == 2 and "not `velobench advise` results" in err

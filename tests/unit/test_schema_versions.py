@@ -23,6 +23,7 @@ from velobench.load.render import print_load_config, print_load_report
 from velobench.report.console import print_config, print_report
 from velobench.report.warnings import text
 from velobench.results import store
+from velobench.results.advise import AdviseReport
 from velobench.results.load import LoadReport, read_records, records_path
 from velobench.results.matrix import cell_reports, load_summary
 from velobench.results.migrate import LINEAGES
@@ -56,6 +57,11 @@ FILES = {
     "think": {2: THINK_V2, 3: HERE / "think-v3.json", 4: HERE / "think-v4.json"},
     "matrix": {1: HERE / "matrix-v1" / "summary.json", 2: HERE / "matrix-v2" / "summary.json"},
     "lossless": {1: HERE / "lossless-v1.json"},
+    # two real advise runs (not one file migrated): version 1 had no server overhead or re-evaluation
+    "advise": {
+        1: FIXTURES / "advise" / "advise-qwen-busy.json",
+        2: FIXTURES / "advise" / "advise-qwen-quiet.json",
+    },
 }
 FILE_FORMATS = ("md", "csv", "html")  # json: compared field by field below
 
@@ -236,6 +242,24 @@ def test_the_lossless_result_loads_and_renders_in_every_format() -> None:
     for fmt in export.format_names("lossless"):
         assert export.render([rep], fmt)
     assert "No difference found" in export.render([rep], "md")
+
+
+@pytest.mark.parametrize("version", sorted(FILES["advise"]))
+def test_every_advise_version_loads_as_the_current_one_and_renders(version: int) -> None:
+    """An advise file of any version reads as the current version and renders in every format;
+    version 1 (no vanilla probe arm, no re-evaluation rows) keeps its own prediction."""
+    path = FILES["advise"][version]
+    rep = store.load_result(path)
+    assert rep.kind == "advise" and rep.schema_version == LINEAGES["advise"].current
+    raw = json.loads(path.read_text())
+    assert rep.model_dump(mode="json", exclude={"schema_version"}) == {
+        k: v
+        for k, v in AdviseReport.model_validate(raw).model_dump(mode="json").items()
+        if k != "schema_version"
+    }
+    assert (rep.server_overhead_s is None) == (version == 1)
+    for fmt in export.format_names("advise"):
+        assert export.render([rep], fmt)
 
 
 def test_rendering_a_matrix_folder_does_not_import_the_runner() -> None:

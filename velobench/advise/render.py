@@ -1,4 +1,5 @@
-"""An advise result on the console, as a schedule file (TOML), and as HTML with the heat map."""
+"""An advise result on the console, as a schedule file (TOML), as Markdown, JSON, and as HTML with
+the heat map: what `advise` prints and writes, and what `velobench report` renders again."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from rich.console import Console
 from velobench.advise import model
 from velobench.fsutil import write_text_atomic
 from velobench.report import fmt
-from velobench.report.tables import Table
+from velobench.report.tables import Table, md_text
 from velobench.results.advise import AdviseReport
 
 
@@ -231,6 +232,31 @@ def render_html(report: AdviseReport) -> str:
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         f"<title>{html.escape(title)}</title>\n</head>\n<body>\n" + "\n".join(body) + "\n</body>\n</html>\n"
     )
+
+
+def render_md(report: AdviseReport) -> str:
+    """The same tables as the console and the HTML, in Markdown, with the schedule file."""
+    out = [
+        "# velobench advise: speedup over concurrency × draft length",
+        "",
+        f"target {md_text(report.config.main_model)}, draft {md_text(str(report.config.draft_model))}"
+        + (" (self-draft)" if report.self_draft else ""),
+        "",
+        grid_table(report).markdown(),
+        "",
+        *[f"- {md_text(x)}" for x in crossover_lines(report)],
+    ]
+    t = confirm_table(report)
+    if t is not None:
+        out += ["", t.markdown()]
+    out += ["", schedule_table(report).markdown(), "", "```toml", schedule_toml(report).rstrip(), "```"]
+    if report.notes:
+        out += ["", "## Notes", "", *[f"- {md_text(n)}" for n in report.notes]]
+    return "\n".join(out) + "\n"
+
+
+def render_json(report: AdviseReport) -> str:
+    return report.model_dump_json(indent=2) + "\n"
 
 
 def write_html(report: AdviseReport, path: Path) -> Path:

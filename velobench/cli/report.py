@@ -15,11 +15,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from velobench.results.load import LoadReport, Records
-    from velobench.results.lossless import LosslessReport
-    from velobench.results.schema import Report
-    from velobench.results.think import ThinkReport
-
-    Result = Report | LoadReport | ThinkReport | LosslessReport
+    from velobench.results.store import AnyResult as Result
 
 
 def report_cmd(
@@ -30,7 +26,7 @@ def report_cmd(
             "--format",
             "-F",
             help="console, md, csv, json, html; the seed tools' shapes: velollm, gsm8k, vllm-study (a folder), "
-            "spec-thinking (think results)",
+            "spec-thinking (think results); toml: an advise result's schedule file",
         ),
     ] = "console",
     output: Annotated[
@@ -71,7 +67,7 @@ def report_cmd(
 
 
 def _load(path: Path) -> tuple[str, Sequence[Result]]:
-    """The kind ("run", "matrix", "load", "think") and the results a path holds; a matrix run
+    """The kind (one of `export.KINDS`) and the results a path holds; a matrix run
     folder gives its measured cells (baselines are inside them)."""
     from velobench.results import store
 
@@ -86,6 +82,7 @@ def _load(path: Path) -> tuple[str, Sequence[Result]]:
 
 def _console(kind: str, results: Sequence[Result]) -> None:
     """Results of one kind on the terminal, each with a note when the run did not complete."""
+    from velobench.results.advise import AdviseReport
     from velobench.results.load import LoadReport
     from velobench.results.lossless import LosslessReport
     from velobench.results.think import ThinkReport
@@ -101,7 +98,11 @@ def _console(kind: str, results: Sequence[Result]) -> None:
 
             sys.stdout.write(render_console(rep))
             continue
-        if isinstance(rep, LoadReport):
+        if isinstance(rep, AdviseReport):
+            from velobench.advise.render import print_advice
+
+            print_advice(out, rep)
+        elif isinstance(rep, LoadReport):
             from velobench.load.render import print_load_config, print_load_report
 
             print_load_config(out, rep)

@@ -1,4 +1,5 @@
-"""The one exporter seam: any saved result (run, matrix, load, think) in any file or folder format.
+"""The one exporter seam: any saved result (run, matrix, load, think, lossless, advise) in any file
+or folder format.
 
 `render(results, fmt)` turns saved results into text; `write(results, fmt, output)` writes them
 to a file, or to a folder for the formats that are one (`is_folder_format`); `format_names(kind)`
@@ -19,14 +20,9 @@ from typing import TYPE_CHECKING, Any
 from velobench.errors import VelobenchError
 
 if TYPE_CHECKING:
-    from velobench.results.load import LoadReport
-    from velobench.results.lossless import LosslessReport
-    from velobench.results.schema import Report
-    from velobench.results.think import ThinkReport
+    from velobench.results.store import AnyResult as Result
 
-    Result = Report | LoadReport | ThinkReport | LosslessReport
-
-KINDS = ("run", "matrix", "load", "think", "lossless")
+KINDS = ("run", "matrix", "load", "think", "lossless", "advise")
 
 
 @dataclass(frozen=True)
@@ -45,6 +41,7 @@ def _one(fn: Callable[[Any], Any]) -> Callable[[Sequence[Any]], Any]:
 @cache
 def exports() -> dict[tuple[str, str], Exporter]:
     """(kind, format) → exporter. Imported on first use: `velobench --help` needs none of them."""
+    from velobench.advise import render as advise
     from velobench.export import gsm8k, spec_thinking, velollm, vllm_study
     from velobench.load import render as load
     from velobench.lossless import render as lossless
@@ -75,11 +72,15 @@ def exports() -> dict[tuple[str, str], Exporter]:
         ("lossless", "md"): Exporter(_one(lossless.render_md)),
         ("lossless", "json"): Exporter(_one(lossless.render_json)),
         ("lossless", "html"): Exporter(_one(lossless.render_html)),
+        ("advise", "md"): Exporter(_one(advise.render_md)),
+        ("advise", "json"): Exporter(_one(advise.render_json)),
+        ("advise", "html"): Exporter(_one(advise.render_html)),
+        ("advise", "toml"): Exporter(_one(advise.schedule_toml)),
     }
 
 
 def format_names(kind: str) -> tuple[str, ...]:
-    """The formats a result of `kind` ("run", "matrix", "load", "think") can be written as."""
+    """The formats a result of `kind` (one of `KINDS`) can be written as."""
     if kind not in KINDS:
         raise VelobenchError(f"unknown result kind {kind!r}: one of {', '.join(KINDS)}")
     return tuple(fmt for k, fmt in exports() if k == kind)
@@ -91,7 +92,8 @@ def is_folder_format(fmt: str) -> bool:
 
 
 def kind_of(results: Sequence[Result]) -> str:
-    """ "think", "load", "run" (one run result) or "matrix" (several)."""
+    """ "think", "load", "lossless", "advise", "run" (one run result) or "matrix" (several)."""
+    from velobench.results.advise import AdviseReport
     from velobench.results.load import LoadReport
     from velobench.results.lossless import LosslessReport
     from velobench.results.think import ThinkReport
@@ -105,6 +107,8 @@ def kind_of(results: Sequence[Result]) -> str:
         return "load"
     if isinstance(first, LosslessReport):
         return "lossless"
+    if isinstance(first, AdviseReport):
+        return "advise"
     return "run" if len(results) == 1 else "matrix"
 
 

@@ -1,7 +1,7 @@
 """Older result files of every kind, brought to their kind's current schema as plain dicts.
 
-Each kind (`run`, `load`, `think`, `matrix`, `lossless`) counts its own versions (change logs: `results.schema`,
-`results.load`, `results.think`, `results.matrix`) and has one function per version step
+Each kind (`run`, `load`, `think`, `matrix`, `lossless`, `advise`) counts its own versions (change
+logs: `results.schema`, `results.load`, `results.think`, `results.matrix`, `results.advise`) and has one function per version step
 (`vN → vN+1`), applied in order by `migrate`; each changes only what its kind's change log says
 changed at that version. Think results start at 2 and load results at 3, the number every kind
 shared when each was born, so every file written then keeps its number.
@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from velobench.results.advise import ADVISE_SCHEMA_VERSION
 from velobench.results.load import LOAD_SCHEMA_VERSION
 from velobench.results.lossless import LOSSLESS_SCHEMA_VERSION
 from velobench.results.matrix import MATRIX_SCHEMA_VERSION
@@ -20,7 +21,7 @@ from velobench.results.schema import RUN_SCHEMA_VERSION
 from velobench.results.think import THINK_SCHEMA_VERSION
 
 Raw = dict[str, Any]
-Kind = Literal["run", "load", "think", "matrix", "lossless"]
+Kind = Literal["run", "load", "think", "matrix", "lossless", "advise"]
 Step = Callable[[Raw], Raw]
 
 
@@ -177,6 +178,13 @@ def think_v3_to_v4(raw: Raw) -> Raw:
     return out
 
 
+def advise_v1_to_v2(raw: Raw) -> Raw:
+    """No vanilla arm in the probe, no re-evaluation rows, no server overhead: every field advise 2
+    added is optional, so a v1 file only changes its number (its prediction stays what its model
+    said, without them)."""
+    return {**raw, "schema_version": 2}
+
+
 def matrix_v1_to_v2(raw: Raw) -> Raw:
     """Where cells ran: every new field of a cell record is optional, so a v1 summary only changes its number."""
     return {**raw, "schema_version": 2}
@@ -209,12 +217,14 @@ LINEAGES: dict[Kind, Lineage] = {
     "think": Lineage(2, THINK_SCHEMA_VERSION, {2: think_v2_to_v3, 3: think_v3_to_v4}),
     "matrix": Lineage(1, MATRIX_SCHEMA_VERSION, {1: matrix_v1_to_v2}),
     "lossless": Lineage(1, LOSSLESS_SCHEMA_VERSION, {}),
+    "advise": Lineage(1, ADVISE_SCHEMA_VERSION, {1: advise_v1_to_v2}),
 }
 
 KIND_NAMES: dict[str, Kind] = {
     "load": "load",
     "think": "think",
     "lossless": "lossless",
+    "advise": "advise",
 }  # a file's `kind` (absent: run)
 
 
@@ -225,7 +235,7 @@ def kind_of(raw: Raw) -> Kind:
         return "run"
     if not isinstance(name, str) or name not in KIND_NAMES:
         raise ValueError(
-            f"kind {name!r} is not a result kind this velobench reads (run, load, think, lossless)"
+            f"kind {name!r} is not a result kind this velobench reads (run, load, think, lossless, advise)"
         )
     return KIND_NAMES[name]
 

@@ -2,7 +2,7 @@
 
 A reader sees the old file or the new one, never half of one. `load_result` reads every kind
 of result by its `kind`: a `velobench run` result (`Report`, no `kind`), `"load"` (`LoadReport`)
-`"think"` (`ThinkReport`) and `"lossless"` (`LosslessReport`); every kind goes through the one path `results.migrate.migrate`,
+`"think"` (`ThinkReport`), `"lossless"` (`LosslessReport`) and `"advise"` (`AdviseReport`); every kind goes through the one path `results.migrate.migrate`,
 which brings each schema version the kind ever had to its current one and rejects the rest with
 one line. `load` is `load_result` for run results only. (Matrix folders: `results.matrix`.)
 """
@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from velobench.errors import VelobenchError
 from velobench.fsutil import write_text_atomic
+from velobench.results.advise import AdviseReport
 from velobench.results.load import LoadReport
 from velobench.results.lossless import LosslessReport
 from velobench.results.migrate import kind_of, migrate
@@ -23,8 +24,10 @@ from velobench.results.schema import Report
 from velobench.results.think import ThinkReport
 from velobench.validation import one_line
 
+AnyResult = Report | LoadReport | ThinkReport | LosslessReport | AdviseReport
 
-def save(report: Report | LoadReport | ThinkReport | LosslessReport, path: Path) -> None:
+
+def save(report: AnyResult, path: Path) -> None:
     write_text_atomic(path, report.model_dump_json(indent=2) + "\n")
 
 
@@ -36,8 +39,9 @@ def load(path: Path) -> Report:
     return result
 
 
-def load_result(path: Path) -> Report | LoadReport | ThinkReport | LosslessReport:
-    """Read a result file of any kind (`"kind"`: absent for `run`, "load", "think", "lossless") and known version."""
+def load_result(path: Path) -> AnyResult:
+    """Read a result file of any kind (`"kind"`: absent for `run`, "load", "think", "lossless",
+    "advise") and known version."""
     try:
         raw = json.loads(path.read_text())
     except FileNotFoundError as exc:
@@ -64,9 +68,10 @@ def load_result(path: Path) -> Report | LoadReport | ThinkReport | LosslessRepor
         raise VelobenchError(f"{path}: invalid result file at {one_line(exc)}") from exc
 
 
-_MODELS: dict[str, type[Report] | type[LoadReport] | type[ThinkReport] | type[LosslessReport]] = {
+_MODELS: dict[str, type[AnyResult]] = {
     "run": Report,
     "load": LoadReport,
     "think": ThinkReport,
     "lossless": LosslessReport,
+    "advise": AdviseReport,
 }
