@@ -582,3 +582,36 @@ def test_idle_connections_closed_together_lose_no_request(srv: Replay) -> None:
     assert all(r.timing.error is None for r in first)
     assert last.timing.error is None and last.text, last.timing.error
     assert len(served) == 4  # the fourth request's answer came on a fourth connection
+
+
+def test_the_last_attempt_goes_out_on_a_connection_of_its_own(srv: Replay) -> None:
+    """As many closed kept-alive connections in the pool as there are attempts: the pooled
+    attempts all find one, and the last, on a connection never kept alive, gets the answer."""
+    import time
+
+    from velobench.engines.http_client import SEND_ATTEMPTS
+
+    body = captured("completions-stream.txt")
+    served: set[tuple[str, int]] = set()
+
+    def once_per_connection(h: BaseHTTPRequestHandler) -> None:
+        conn = h.client_address
+        if conn in served:
+            h.close_connection = True
+            return
+        served.add(conn)
+        time.sleep(0.3)  # the first streams overlap: one connection each
+        sse(body)(h)
+
+    srv.routes["/v1/completions"] = once_per_connection
+    req = StreamRequest("completions", PROMPT, 12)
+
+    async def run() -> tuple[list[Any], Any]:
+        async with AsyncHttpClient(srv.url) as a:
+            first = list(await asyncio.gather(*(a.stream(req) for _ in range(SEND_ATTEMPTS))))
+            return first, await a.stream(req)
+
+    first, last = asyncio.run(run())
+    assert all(r.timing.error is None for r in first)
+    assert last.timing.error is None and last.text, last.timing.error
+    assert len(served) == SEND_ATTEMPTS + 1
