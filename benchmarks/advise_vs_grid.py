@@ -11,7 +11,8 @@ points (within 10%, or inside both intervals); the grid checks the prediction at
 
 The grid is the cheapest a user could run it: one vanilla `load` over the concurrencies
 (`--skip-speculative`), then one speculative `load` per draft length (`--skip-vanilla`), each
-level with the same requests as advise's confirmation levels, every level run (no stop at
+level with the same requests as advise's confirmation level at its concurrency (at least 10 per
+request in flight: one load per level size), every level run (no stop at
 saturation, as advise's confirmations) and velobench's defaults otherwise.
 Each grid point's measured speedup is speculative ÷ vanilla output tokens/s at that concurrency
 (`load.analysis.compare_level`: batch means, Fieller 95% interval), the figure advise's
@@ -30,6 +31,7 @@ import time
 from pathlib import Path
 
 from velobench.advise import model
+from velobench.advise.run import level_requests
 from velobench.load.analysis import compare_level
 from velobench.load.run import records_file
 from velobench.results.advise import AdviseReport
@@ -86,29 +88,37 @@ def main() -> None:
     print(f"advise: {t_adv:.0f} s (" + ", ".join(f"{k} {v:.0f} s" for k, v in adv.phases_s.items()) + ")")
     print(f"load average before the grid: {os.getloadavg()}", flush=True)
 
-    # every level runs, as advise's confirmation levels do (a sweep stops at saturation by default)
-    sweep = [
-        "--sweep",
-        "concurrency=" + a.concurrency,
-        "--requests",
-        str(a.requests),
-        "--no-stop-on-saturation",
-    ]
-    grid_s = {}
-    van_out = a.work / "grid-vanilla.json"
-    grid_s["vanilla"] = velobench(
-        ["load", *common, "--n-draft", str(ks[0]), *sweep, "--skip-speculative", "-o", str(van_out)],
-        a.work / "grid-vanilla.log",
-    )
-    vanilla = read_records(records_file(van_out))
-    spec = {}
-    for k in ks:
-        out = a.work / f"grid-nd{k}.json"
-        grid_s[f"nd{k}"] = velobench(
-            ["load", *common, "--n-draft", str(k), *sweep, "--skip-vanilla", "-o", str(out)],
-            a.work / f"grid-nd{k}.log",
+    # every level runs, as advise's confirmation levels do (a sweep stops at saturation by default),
+    # each with the requests advise's confirmation gives its concurrency (`level_requests`: at least
+    # 10 per request in flight, so the throughput's batch means are valid): one load per level size
+    sizes: dict[int, list[int]] = {}
+    for c in concs:
+        sizes.setdefault(level_requests(a.requests, c), []).append(c)
+
+    def sweep(n: int) -> list[str]:
+        levels = ",".join(map(str, sizes[n]))
+        return ["--sweep", f"concurrency={levels}", "--requests", str(n), "--no-stop-on-saturation"]
+
+    def tag(n: int) -> str:
+        return "" if len(sizes) == 1 else f"-r{n}"
+
+    grid_s: dict[str, float] = {}
+    vanilla: dict = {}
+    spec: dict[int, dict] = {k: {} for k in ks}
+    for n in sorted(sizes):
+        van_out = a.work / f"grid-vanilla{tag(n)}.json"
+        grid_s[f"vanilla{tag(n)}"] = velobench(
+            ["load", *common, "--n-draft", str(ks[0]), *sweep(n), "--skip-speculative", "-o", str(van_out)],
+            a.work / f"grid-vanilla{tag(n)}.log",
         )
-        spec[k] = read_records(records_file(out))
+        vanilla.update(read_records(records_file(van_out)))
+        for k in ks:
+            out = a.work / f"grid-nd{k}{tag(n)}.json"
+            grid_s[f"nd{k}{tag(n)}"] = velobench(
+                ["load", *common, "--n-draft", str(k), *sweep(n), "--skip-vanilla", "-o", str(out)],
+                a.work / f"grid-nd{k}{tag(n)}.log",
+            )
+            spec[k].update(read_records(records_file(out)))
     total = sum(grid_s.values())
     print(f"load average after the grid: {os.getloadavg()}")
     print(f"grid: {total:.0f} s (" + ", ".join(f"{k} {v:.0f} s" for k, v in grid_s.items()) + ")")

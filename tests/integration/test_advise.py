@@ -83,6 +83,8 @@ def test_advise_measures_predicts_and_confirms(advised: tuple[Path, str]) -> Non
     for f in report.confirm_files:
         done = json.loads((folder / f).read_text())  # relative to the result's folder
         assert done["status"] == "complete"
+        # --requests 3 asked, but every level runs 10 per request in flight (valid batch means)
+        assert done["load"]["requests"] == 10 * max(done["load"]["levels"]), f
         if "synth" not in f:  # both arms in one load, alternating level by level, both servers up
             assert done["schedule"] == "interleaved", f
             assert all(done["modes"][m]["levels"] for m in ("vanilla", "speculative")), f

@@ -42,7 +42,7 @@ from velobench.bins.locate import find_tool
 from velobench.engines import llama_batched_bench
 from velobench.engines.llama_args import llama_cpp_dir
 from velobench.errors import VelobenchError
-from velobench.load.analysis import compare_level
+from velobench.load.analysis import THROUGHPUT_BATCHES, compare_level
 from velobench.load.plan import load_options
 from velobench.load.run import execute_load, records_file
 from velobench.models.resolve import resolve_model_arg
@@ -363,11 +363,21 @@ def settle(costs_of: ModelCosts, again: Callable[[], ModelCosts], *, extra: int)
     return costs_of
 
 
+def level_requests(requests: int, concurrency: int) -> int:
+    """Requests of a confirmation level at `concurrency`: at least `requests`, and at least
+    THROUGHPUT_BATCHES·c, so that each of the throughput's batch means spans about one request's
+    latency or more (a closed loop of c in flight and N requests lasts about N/c latencies;
+    `load.analysis.compare_level` warns `short-batches` below that, and at concurrency 8 with 16
+    requests the measured interval was [0.17, 1.12]: too wide to confirm anything)."""
+    return max(requests, THROUGHPUT_BATCHES * concurrency)
+
+
 def confirm(report: AdviseReport, cfg: RunConfig, opts: AdviseOptions, work: Path, console: Console) -> None:
-    """Real load levels at the deciding points: one load per draft length over its points'
-    concurrencies, vanilla and speculative in the same load (both servers up, the arms alternating
-    level by level where `--schedule interleaved`, the default: a drift of the machine falls on
-    both); each point's measured speedup against the prediction."""
+    """Real load levels at the deciding points: one load per draft length and level size
+    (`level_requests`) over its points' concurrencies, vanilla and speculative in the same load
+    (both servers up, the arms alternating level by level where `--schedule interleaved`, the
+    default: a drift of the machine falls on both); each point's measured speedup against the
+    prediction."""
     points = model.deciding_points(report.grid)
     console.print(
         "[bold]4/4[/bold] confirm: "
@@ -378,8 +388,9 @@ def confirm(report: AdviseReport, cfg: RunConfig, opts: AdviseOptions, work: Pat
     def level_load(
         c_list: list[int], n_draft: int, name: str, extra: Sequence[str] = (), *, vanilla: bool = True
     ) -> Path:
+        n = level_requests(opts.requests, max(c_list))
         lo = load_options(
-            requests=opts.requests,
+            requests=n,
             sweep="concurrency=" + ",".join(map(str, c_list)),
             seed=opts.seed,
             stop_on_saturation=False,
@@ -397,17 +408,17 @@ def confirm(report: AdviseReport, cfg: RunConfig, opts: AdviseOptions, work: Pat
         )
         out = work / f"{name}.json"
         arms = "vanilla and n_draft" if vanilla else "n_draft"
-        console.print(
-            f"  {name}: {arms} {n_draft}, concurrency {','.join(map(str, c_list))} × {opts.requests} requests"
-        )
+        console.print(f"  {name}: {arms} {n_draft}, concurrency {','.join(map(str, c_list))} × {n} requests")
         execute_load(lcfg, lo, out, quiet)
         report.confirm_files.append(f"{work.name}/{out.name}")
         return out
 
     vanilla: Records = {}
-    for k in sorted({k for _, k, _ in points}):
-        mine = sorted(c for c, kk, _ in points if kk == k)
-        both = read_records(records_file(level_load(mine, k, f"load-nd{k}")))
+    loads = sorted({(k, level_requests(opts.requests, c)) for c, k, _ in points})
+    for k, n in loads:
+        mine = sorted(c for c, kk, _ in points if kk == k and level_requests(opts.requests, c) == n)
+        name = f"load-nd{k}" if sum(kk == k for kk, _ in loads) == 1 else f"load-nd{k}-c{max(mine)}"
+        both = read_records(records_file(level_load(mine, k, name)))
         for c in mine:
             why = next(w for cc, kk, w in points if (cc, kk) == (c, k))
             base = both.get(("vanilla", float(c)), [])

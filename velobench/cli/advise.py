@@ -24,7 +24,9 @@ def advise(
     probe_requests: Annotated[
         int, typer.Option(help="requests of the acceptance probe (at the largest draft length)")
     ] = 8,
-    requests: Annotated[int, typer.Option(help="requests per confirmation level")] = 16,
+    requests: Annotated[
+        int, typer.Option(help="requests per confirmation level (at least 10 per request in flight)")
+    ] = 16,
     repetitions: Annotated[int, typer.Option(help="llama-batched-bench runs per model")] = 3,
     bootstrap: Annotated[int, typer.Option(help="bootstrap replicates of the prediction's interval")] = 1000,
     confirm: Annotated[bool, typer.Option(help="confirm the deciding points with real load levels")] = True,

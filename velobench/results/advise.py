@@ -134,7 +134,9 @@ class AdviseOptions(Strict):
     concurrencies: list[int]
     n_drafts: list[int]
     probe_requests: int
-    requests: int = Field(description="requests per confirmation level")
+    requests: int = Field(
+        description="requests per confirmation level, at the least (a level at concurrency c runs at least 10·c)"
+    )
     repetitions: int = Field(description="llama-batched-bench runs per model")
     bootstrap: int
     seed: int
