@@ -491,7 +491,7 @@ KEEPALIVE_S = 2.0
 # or a new one: several idle connections can be closed together (a server's idle timeout), and a
 # load level at 4 in flight lost a request to a second closed one ("Can not write request body").
 # The last attempt goes out on a connection of its own, never a kept-alive one: at 8 in flight an
-# advise confirmation still lost one request of 320 after the pooled attempts.
+# advise confirmation still lost one of its 16 speculative requests after the pooled attempts.
 SEND_ATTEMPTS = 4
 DRAIN_S = 0.5  # after a stream's end ([DONE]), how long its last bytes may take before the connection goes
 
