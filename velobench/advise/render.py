@@ -255,10 +255,6 @@ def render_md(report: AdviseReport) -> str:
     return "\n".join(out) + "\n"
 
 
-def render_json(report: AdviseReport) -> str:
-    return report.model_dump_json(indent=2) + "\n"
-
-
 def write_html(report: AdviseReport, path: Path) -> Path:
     write_text_atomic(path, render_html(report))
     return path

@@ -414,10 +414,12 @@ def confirm(report: AdviseReport, cfg: RunConfig, opts: AdviseOptions, work: Pat
         return out
 
     vanilla: Records = {}
-    loads = sorted({(k, level_requests(opts.requests, c)) for c, k, _ in points})
-    for k, n in loads:
-        mine = sorted(c for c, kk, _ in points if kk == k and level_requests(opts.requests, c) == n)
-        name = f"load-nd{k}" if sum(kk == k for kk, _ in loads) == 1 else f"load-nd{k}-c{max(mine)}"
+    loads: dict[tuple[int, int], list[int]] = {}  # (k, level size) -> its concurrencies
+    for c, k, _ in sorted(points):
+        loads.setdefault((k, level_requests(opts.requests, c)), []).append(c)
+    split = {k for k, _ in loads if sum(kk == k for kk, _ in loads) > 1}  # k with several level sizes
+    for (k, _), mine in sorted(loads.items()):
+        name = f"load-nd{k}-c{max(mine)}" if k in split else f"load-nd{k}"
         both = read_records(records_file(level_load(mine, k, name)))
         for c in mine:
             why = next(w for cc, kk, w in points if (cc, kk) == (c, k))

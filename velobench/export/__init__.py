@@ -73,7 +73,7 @@ def exports() -> dict[tuple[str, str], Exporter]:
         ("lossless", "json"): Exporter(_one(lossless.render_json)),
         ("lossless", "html"): Exporter(_one(lossless.render_html)),
         ("advise", "md"): Exporter(_one(advise.render_md)),
-        ("advise", "json"): Exporter(_one(advise.render_json)),
+        ("advise", "json"): Exporter(_one(json.render)),
         ("advise", "html"): Exporter(_one(advise.render_html)),
         ("advise", "toml"): Exporter(_one(advise.schedule_toml)),
     }

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from pydantic import TypeAdapter
+from pydantic import BaseModel, TypeAdapter
 
 from velobench.results.schema import Report
 
@@ -13,8 +13,8 @@ if TYPE_CHECKING:
     pass
 
 
-def render(report: Report) -> str:
-    """The validated report, as `velobench run` saves it (indent 2)."""
+def render(report: BaseModel) -> str:
+    """The validated report, as `velobench run` saves it (indent 2); any result kind's model."""
     return report.model_dump_json(indent=2) + "\n"
 
 
