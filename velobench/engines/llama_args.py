@@ -19,6 +19,13 @@ N_MIN_FLAGS = ("--spec-draft-n-min", "--draft-min")
 P_MIN_FLAGS = ("--spec-draft-p-min", "--draft-p-min")
 NGLD_FLAGS = ("--spec-draft-ngl", "-ngld", "--gpu-layers-draft")
 
+# How many times velobench runs a tool that exits 0 without the lines it reads (timings, a cost
+# table). llama.cpp's tools log through an asynchronous worker whose singleton is leaked on
+# purpose (common/log.cpp, ggml-org/llama.cpp#22142), so a tool can exit before the worker has
+# written its last lines. Measured on this project's build (c2252870632fa4bc): llama-completion
+# on a tiny synthetic model lost them in 2 of 68 runs (one cut mid-line after system_info).
+LOST_LOG_ATTEMPTS = 3
+
 # Flags velobench sets on every llama.cpp tool from its own options; through -x they would
 # override the recorded configuration (flag → the velobench option to use instead).
 LLAMA_OWNED_FLAGS: dict[str, str] = {

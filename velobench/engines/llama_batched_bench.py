@@ -28,6 +28,7 @@ from pathlib import Path
 
 from velobench import proc
 from velobench.bins.locate import find_tool
+from velobench.engines.llama_args import LOST_LOG_ATTEMPTS
 from velobench.errors import VelobenchError
 from velobench.results.advise import CostRow, ModelCosts
 
@@ -130,8 +131,15 @@ def measure(
         threads=threads,
         gpu_layers=gpu_layers,
     )
-    reps: list[list[CostRow]] = []
-    for _ in range(repetitions):
+    want = [(w, b) for w in widths for b in batches]
+    reps = [_complete_rows(cmd, want, timeout_s) for _ in range(repetitions)]
+    return ModelCosts(model=model, commands=[shlex.join(cmd)], repetitions=reps)
+
+
+def _complete_rows(cmd: list[str], want: list[tuple[int, int]], timeout_s: float | None) -> list[CostRow]:
+    """One repetition's rows; run again where it exited 0 without them all (its log's end lost:
+    `llama_args.LOST_LOG_ATTEMPTS`)."""
+    for _ in range(LOST_LOG_ATTEMPTS):
         done = proc.run(cmd, timeout_s=timeout_s)
         if done.returncode != 0:
             raise VelobenchError(
@@ -140,12 +148,11 @@ def measure(
         try:
             rows = parse_rows(done.stdout + "\n" + done.stderr)
         except ValueError as exc:
-            raise VelobenchError(f"cannot parse llama-batched-bench output: {exc}") from exc
-        have = {(r.pp, r.batch) for r in rows}
-        missing = [(w, b) for w in widths for b in batches if (w, b) not in have]
-        if missing:
-            raise VelobenchError(
-                f"llama-batched-bench measured no row for (width, batch) {missing}: {shlex.join(cmd)}"
-            )
-        reps.append(rows)
-    return ModelCosts(model=model, commands=[shlex.join(cmd)], repetitions=reps)
+            problem = f"cannot parse llama-batched-bench output: {exc}"
+        else:
+            have = {(r.pp, r.batch) for r in rows}
+            missing = [wb for wb in want if wb not in have]
+            if not missing:
+                return rows
+            problem = f"llama-batched-bench measured no row for (width, batch) {missing}: {shlex.join(cmd)}"
+    raise VelobenchError(f"{problem} (in each of {LOST_LOG_ATTEMPTS} runs that exited 0)")

@@ -16,6 +16,10 @@ Every tool of a run comes from one build: the speculative tool's folder also giv
 tool, or the run stops with one line (never a gap filled from another build). Each generation
 has a deadline (--timeout, else derived from n_predict as for the HTTP engines); a child that
 passes it is killed and reported. A prompt too long for a command line goes by file (`-f`).
+
+A generation that exits 0 without the timing lines velobench reads is run again, at most
+`LOST_LOG_ATTEMPTS` times in all (`llama_args.LOST_LOG_ATTEMPTS`: llama.cpp's logger can lose
+the end of a tool's output at exit). Only the complete run is measured.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from velobench.engines.base import OwnsFlags
 from velobench.engines.http_session import DEADLINE_BASE_S, DEADLINE_PER_TOKEN_S
 from velobench.engines.llama_args import (
     LLAMA_OWNED_FLAGS,
+    LOST_LOG_ATTEMPTS,
     binary_info,
     extra_args,
     gpu_layers_value,
@@ -120,6 +125,10 @@ def speculative_argv(tool: Tool, cfg: RunConfig, prompt_args: list[str]) -> list
     return [*argv, *extra_args(tool, cfg)]
 
 
+class Unparsed(VelobenchError):
+    """A tool exited 0 but its output lacks what velobench reads (its log's end lost, --no-perf)."""
+
+
 def _record(
     tool: Tool, cfg: RunConfig, mode: Mode, index: int, prompt: str, done: proc.Completed
 ) -> Iteration:
@@ -174,7 +183,7 @@ def _record(
             output=text,
         )
     except ValueError as exc:
-        raise VelobenchError(f"cannot parse the output of {tool.name} ({tool.version}): {exc}") from exc
+        raise Unparsed(f"cannot parse the output of {tool.name} ({tool.version}): {exc}") from exc
 
 
 @dataclass
@@ -225,14 +234,21 @@ class CliSession:
         return None, it.output or ""
 
     def generate(self, prompt: Prompt, index: int) -> Iteration:
-        with prompt_by_file(prompt.prompt) as path:
+        """One generation; run again where it exited 0 with its timing lines lost (module docstring)."""
+        for attempt in range(1, LOST_LOG_ATTEMPTS + 1):
+            with prompt_by_file(prompt.prompt) as path:
+                try:
+                    done = proc.run(self.argv(prompt.prompt, path), timeout_s=self.timeout_s)
+                except proc.DeadlinePassed as exc:
+                    raise VelobenchError(
+                        f"{exc} (the deadline of one generation: raise it with --timeout)"
+                    ) from exc
             try:
-                done = proc.run(self.argv(prompt.prompt, path), timeout_s=self.timeout_s)
-            except proc.DeadlinePassed as exc:
-                raise VelobenchError(
-                    f"{exc} (the deadline of one generation: raise it with --timeout)"
-                ) from exc
-        return _record(self.tool, self.cfg, self.mode, index, prompt.prompt, done)
+                return _record(self.tool, self.cfg, self.mode, index, prompt.prompt, done)
+            except Unparsed as exc:
+                if attempt == LOST_LOG_ATTEMPTS:
+                    raise Unparsed(f"{exc} (in each of {attempt} runs that exited 0)") from exc
+        raise AssertionError("unreachable")
 
 
 @contextlib.contextmanager
