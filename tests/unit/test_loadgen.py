@@ -24,7 +24,7 @@ from velobench.errors import VelobenchError
 from velobench.load.arrivals import arrival_schedule
 from velobench.load.generator import LoadRun, assign_phases, plan, run_load
 from velobench.load.loopback import LoopbackServer, generator_ceiling, httpx_send, measure_ceilings
-from velobench.results.load import LoadPlan, LoadRecord, Window
+from velobench.results.load import ArrivalSchedule, LoadPlan, LoadRecord, Window
 from velobench.results.timing import RequestTiming
 
 REPO = Path(__file__).resolve().parents[2]
@@ -127,6 +127,29 @@ def test_open_loop_duration_bound() -> None:
     _, out = run(plan("rate", schedule=sched, duration_s=0.5))
     assert out.records and all(r.scheduled_s < 0.5 for r in out.records)
     assert len(out.records) == sum(1 for t in sched.offsets_s if t < 0.5)
+
+
+def test_an_open_loop_late_for_an_arrival_still_issues_it() -> None:
+    """An arrival before the duration belongs to the level however late the loop reaches it: the
+    first request blocks the event loop past the duration (as a busy client can), and the second,
+    due at 50 ms, is issued at about 200 ms with its lag recorded, not dropped."""
+    sched = ArrivalSchedule(process="poisson", rate=20.0, burstiness=1.0, seed=0, offsets_s=[0.0, 0.05])
+
+    async def main() -> LoadRun:
+        zero = time.perf_counter()
+        srv = FakeServer(zero)
+
+        async def send(index: int, prompt: P) -> RequestTiming:
+            if index == 0:
+                time.sleep(0.2)  # blocks the loop: the dispatcher wakes late for index 1
+            return await srv.send(index, prompt)
+
+        return await run_load(send, PROMPTS, plan("rate", schedule=sched, duration_s=0.1), zero=zero)
+
+    out = asyncio.run(main())
+    assert [r.index for r in out.records] == [0, 1]
+    late = out.records[1]
+    assert late.scheduled_s == 0.05 and late.issued_s > 0.1  # issued after the duration, as it arrived before
 
 
 def test_phases_by_count_and_by_seconds() -> None:

@@ -52,7 +52,11 @@ def load(
         float | None, typer.Option(help="gamma arrivals: 1 = Poisson, < 1 burstier (vLLM's convention)")
     ] = None,
     duration: Annotated[
-        float | None, typer.Option("--duration", help="seconds per level: nothing is issued after it")
+        float | None,
+        typer.Option(
+            "--duration",
+            help="seconds per level: nothing is issued after it (--rate: no arrival after it; one before it is issued however late)",
+        ),
     ] = None,
     sweep: Annotated[
         str | None,

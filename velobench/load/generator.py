@@ -14,8 +14,11 @@ Profiles (`LoadPlan.profile`):
                  whatever is in flight, optionally capped at `max_concurrency` (vLLM's
                  --max-concurrency: a capped request waits, and its issue lags its schedule)
 
-Every run is bounded by `requests` (count) and/or `duration_s` (no request is issued at or after
-it; requests in flight then run to their end). Request i uses prompts[i % len(prompts)].
+Every run is bounded by `requests` (count) and/or `duration_s` (closed loop: no request is issued
+at or after it; open loop: the requests that arrive before it, by their schedule, each issued
+however late the loop or a cap made it; requests in flight then run to their end). Bounding an
+open loop by its clock instead would drop the arrivals it was late for, so how many requests
+a level holds would depend on the client's own lag. Request i uses prompts[i % len(prompts)].
 
 Phases (`assign_phases`): a request's phase follows from its issue order and issue time, after
 the run. Warm-up: the first `warmup.requests` issued, or those issued before `warmup.seconds`.
@@ -258,12 +261,13 @@ async def run_load(
         while True:
             if offsets is not None and (index >= len(offsets) or not await wait_until(offsets[index])):
                 return
-            if not bounded(index, now()):
+            # open loop: an arrival belongs to the level by its schedule (module docstring)
+            if not bounded(index, offsets[index] if offsets is not None else now()):
                 return
             waited = free is not None and free.locked()
             if free is not None:
                 await free.acquire()
-            if not bounded(index, now()):
+            if not bounded(index, offsets[index] if offsets is not None else now()):
                 if free is not None:
                     free.release()
                 return
