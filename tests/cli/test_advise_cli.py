@@ -26,6 +26,8 @@ BASE = ["advise", "-m", "model.gguf", "-d", "model.gguf", "--prompts", "builtin"
         (["--probe-requests", "1"], "--probe-requests must be >= 2"),
         (["--concurrency", "64", "--n-draft", "4"], "= 320 sequences"),
         (["--bootstrap", "-1"], "--bootstrap must be >= 0"),
+        (["--synthetic-map", "--no-confirm"], "drop --no-confirm"),
+        (["--synthetic", "1.5"], "--synthetic: acceptance α must lie in [0, 1]"),
     ],
 )
 def test_bad_advise_options(cli, args: list[str], needle: str) -> None:  # type: ignore[no-untyped-def]
@@ -39,7 +41,9 @@ def test_missing_model_is_one_line(cli) -> None:  # type: ignore[no-untyped-def]
 ADVISE = Path(__file__).parents[1] / "fixtures" / "advise"
 
 
-@pytest.mark.parametrize("name", ["advise-qwen-busy.json", "advise-qwen-quiet.json"])
+@pytest.mark.parametrize(
+    "name", ["advise-qwen-busy.json", "advise-qwen-quiet.json", "advise-smollm2-synthmap.json"]
+)
 def test_report_renders_an_advise_result_of_each_version(cli, isolated: Path, name: str) -> None:  # type: ignore[no-untyped-def]
     """`velobench report` on real advise results (schema 1, migrated, and 2): the console tables,
     Markdown, HTML with the heat map, JSON that reads back as the current version, and the
@@ -54,6 +58,8 @@ def test_report_renders_an_advise_result_of_each_version(cli, isolated: Path, na
     assert "| concurrency |" in out and "```toml" in out
     for c in saved.confirmations:  # every confirmed point, with its measured ratio
         assert c.measured is not None and f"{c.measured.ratio:.2f}x" in out
+    # the synthetic-acceptance map (schema 3), apart from the confirmations
+    assert ("Synthetic acceptance a_i = α^i" in out) == any(c.synthetic_rates for c in saved.confirmations)
     code, _, err = cli("report", path, "-F", "html", "-o", "adv.html")
     assert code == 0, err
     assert 'src="data:image/png;base64,' in (isolated / "adv.html").read_text()
@@ -71,10 +77,11 @@ def test_report_renders_an_advise_result_of_each_version(cli, isolated: Path, na
     assert code == 2 and "choose console, md, json, html, toml" in err
 
 
-def test_report_gives_back_the_schedule_advise_wrote(cli) -> None:  # type: ignore[no-untyped-def]
-    code, out, err = cli("report", str(ADVISE / "advise-qwen-quiet.json"), "-F", "toml")
+@pytest.mark.parametrize("name", ["advise-qwen-quiet", "advise-smollm2-synthmap"])
+def test_report_gives_back_the_schedule_advise_wrote(cli, name: str) -> None:  # type: ignore[no-untyped-def]
+    code, out, err = cli("report", str(ADVISE / f"{name}.json"), "-F", "toml")
     assert code == 0, err
-    assert out == (ADVISE / "advise-qwen-quiet.schedule.toml").read_text()
+    assert out == (ADVISE / f"{name}.schedule.toml").read_text()
 
 
 def test_compare_refuses_an_advise_result(cli) -> None:  # type: ignore[no-untyped-def]

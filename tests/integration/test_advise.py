@@ -44,7 +44,7 @@ def advised(tmp_path_factory: pytest.TempPathFactory, llama_bin: Path, smol: Pat
                 "--prompts",
                 "builtin",
             ),
-            *("--synthetic", "0.5", "--llama-cpp-path", str(llama_bin), "-o", "adv.json"),
+            *("--synthetic", "0.5", "--synthetic-map", "--llama-cpp-path", str(llama_bin), "-o", "adv.json"),
         ],
         cwd=folder,
         stdin=subprocess.DEVNULL,
@@ -76,7 +76,7 @@ def test_advise_measures_predicts_and_confirms(advised: tuple[Path, str]) -> Non
     assert "own cost per forward pass" in out
     assert report.prompt_tokens and report.prompt_tokens > 0
     # every confirmed point measured for real, with the prediction beside it
-    assert 1 <= len(report.confirmations) <= 3
+    assert 1 <= len([c for c in report.confirmations if c.synthetic_rates is None]) <= 3
     for c in report.confirmations:
         assert c.measured is not None and c.measured.ratio > 0 and c.miss is not None
         assert (folder / "adv").is_dir()
@@ -92,17 +92,22 @@ def test_advise_measures_predicts_and_confirms(advised: tuple[Path, str]) -> Non
 
 
 def test_synthetic_acceptance_on_the_real_server(advised: tuple[Path, str]) -> None:
-    """llama-server's --spec-synth-rates at the first confirmed point: the server counted about
-    the rates asked, and the model, given them, predicts less than with the real (higher) ones."""
-    folder, _ = advised
+    """llama-server's --spec-synth-rates at the lowest concurrency and, with --synthetic-map, every
+    draft length: the server counted about the rates asked, and the model, given them, predicts
+    less than with the real (higher) ones; the map is printed apart from the confirmations."""
+    folder, out = advised
     report = AdviseReport.model_validate_json((folder / "adv.json").read_text())
-    (syn,) = [c for c in report.confirmations if c.synthetic_rates]
-    k = syn.n_draft
-    assert syn.synthetic_rates == [0.5**i for i in range(1, k + 1)]
-    assert syn.measured_acceptance is not None and abs(syn.measured_acceptance[0] - 0.5) < 0.25
-    assert syn.measured is not None and syn.measured.ratio > 0
-    real = model.cell(report.grid, syn.concurrency, k)
-    assert syn.predicted.decode_speedup < real.decode_speedup  # SmolLM2 drafting itself accepts > 0.5
+    assert report.advise.synthetic_map
+    syn = [c for c in report.confirmations if c.synthetic_rates]
+    assert sorted((c.concurrency, c.n_draft) for c in syn) == [(1, 2), (1, 4)]
+    for c in syn:
+        k = c.n_draft
+        assert c.synthetic_rates == [0.5**i for i in range(1, k + 1)]
+        assert c.measured_acceptance is not None and abs(c.measured_acceptance[0] - 0.5) < 0.25
+        assert c.measured is not None and c.measured.ratio > 0
+        real = model.cell(report.grid, c.concurrency, k)
+        assert c.predicted.decode_speedup < real.decode_speedup  # SmolLM2 drafting itself accepts > 0.5
+    assert "Synthetic acceptance a_i = α^i at concurrency 1" in out
 
 
 def test_batch_one_decode_speedup_is_the_ceiling_on_the_measured_costs(advised: tuple[Path, str]) -> None:

@@ -57,10 +57,12 @@ FILES = {
     "think": {2: THINK_V2, 3: HERE / "think-v3.json", 4: HERE / "think-v4.json"},
     "matrix": {1: HERE / "matrix-v1" / "summary.json", 2: HERE / "matrix-v2" / "summary.json"},
     "lossless": {1: HERE / "lossless-v1.json"},
-    # two real advise runs (not one file migrated): version 1 had no server overhead or re-evaluation
+    # real advise runs (not one file migrated): version 1 had no server overhead or re-evaluation,
+    # version 3 adds the synthetic-acceptance map
     "advise": {
         1: FIXTURES / "advise" / "advise-qwen-busy.json",
         2: FIXTURES / "advise" / "advise-qwen-quiet.json",
+        3: FIXTURES / "advise" / "advise-smollm2-synthmap.json",
     },
 }
 FILE_FORMATS = ("md", "csv", "html")  # json: compared field by field below

@@ -13,7 +13,7 @@ from velobench.advise import model
 from velobench.fsutil import write_text_atomic
 from velobench.report import fmt
 from velobench.report.tables import Table, md_text
-from velobench.results.advise import AdviseReport
+from velobench.results.advise import AdviseReport, Confirmation
 
 
 def _pred(c: model.Cell) -> str:
@@ -44,11 +44,68 @@ def grid_table(report: AdviseReport) -> Table:
     )
 
 
+def real_confirmations(report: AdviseReport) -> list[Confirmation]:
+    """The deciding points measured with the real draft (the synthetic checks are apart)."""
+    return [c for c in report.confirmations if c.synthetic_rates is None]
+
+
+def synthetic_checks(report: AdviseReport) -> list[Confirmation]:
+    """The levels measured with llama-server's synthetic acceptance a_i = α^i."""
+    return [c for c in report.confirmations if c.synthetic_rates is not None]
+
+
+def synthetic_alpha(c: Confirmation) -> float:
+    """α of a synthetic check: its first rate (a_1 = α)."""
+    assert c.synthetic_rates
+    return c.synthetic_rates[0]
+
+
+def synthetic_table(report: AdviseReport) -> Table | None:
+    """The hardware's own map: measured speedup at synthetic acceptance α (rows) × draft length
+    (columns), each beside its prediction from the measured costs with a_i = α^i."""
+    checks = synthetic_checks(report)
+    if not checks:
+        return None
+    alphas = sorted({synthetic_alpha(c) for c in checks})
+    ks = sorted({c.n_draft for c in checks})
+    at = {(synthetic_alpha(c), c.n_draft): c for c in checks}
+    rows = []
+    for a in alphas:
+        row = [f"{a:g}"]
+        for k in ks:
+            c = at.get((a, k))
+            m = c.measured if c else None
+            if c is None:
+                row.append("")
+            elif m is None:
+                row.append(f"n/a (pred {c.predicted.speedup:.2f}x)")
+            else:
+                mark = "" if c.agrees else " NO"
+                row.append(
+                    f"{m.ratio:.2f}x{fmt.bracketed(m.ci95_low, m.ci95_high)} (pred {c.predicted.speedup:.2f}x){mark}"
+                )
+        rows.append(row)
+    concs = sorted({c.concurrency for c in checks})
+    return Table(
+        title=(
+            "Synthetic acceptance a_i = α^i at concurrency "
+            + ",".join(map(str, concs))
+            + ": measured speedup [95%] (predicted from the costs)"
+        ),
+        headers=["α", *(f"n_draft {k}" for k in ks)],
+        rows=rows,
+        right=[True, *([True] * len(ks))],
+        caption="llama-server --spec-synth-rates (benchmarking only: output not valid text); "
+        "independent of the draft's quality; NO: misses by more than 10% with the intervals apart",
+    )
+
+
 def confirm_table(report: AdviseReport, why: bool = True) -> Table | None:
-    if not report.confirmations:
+    confirmed = real_confirmations(report)
+    if not confirmed:
         return None
     rows = []
-    for c in report.confirmations:
+    for c in confirmed:
         m = c.measured
         rows.append(
             [
@@ -112,9 +169,9 @@ def print_advice(console: Console, report: AdviseReport) -> None:
     console.print(grid_table(report).rich())
     for line in crossover_lines(report):
         console.print(f"  {line}")
-    t = confirm_table(report, why=False)
-    if t is not None:
-        console.print(t.rich())
+    for t in (confirm_table(report, why=False), synthetic_table(report)):
+        if t is not None:
+            console.print(t.rich())
     console.print(schedule_table(report).rich())
     for e in report.schedule:
         console.print(
@@ -191,7 +248,7 @@ def heat_map(report: AdviseReport) -> str:
     for i in range(len(ks)):
         for j in range(len(bs)):
             ax.text(j, i, f"{z[i][j]:.2f}", ha="center", va="center", fontsize=9)
-    for c in report.confirmations:
+    for c in real_confirmations(report):
         if c.measured is None:
             continue
         j, i = bs.index(c.concurrency), ks.index(c.n_draft)
@@ -221,9 +278,9 @@ def render_html(report: AdviseReport) -> str:
     )
     body.append(grid_table(report).html())
     body += ["<ul>", *[f"<li>{html.escape(x)}</li>" for x in crossover_lines(report)], "</ul>"]
-    t = confirm_table(report)
-    if t is not None:
-        body.append(t.html())
+    for t in (confirm_table(report), synthetic_table(report)):
+        if t is not None:
+            body.append(t.html())
     body.append(schedule_table(report).html())
     body.append("<pre>" + html.escape(schedule_toml(report)) + "</pre>")
     if report.notes:
@@ -246,9 +303,9 @@ def render_md(report: AdviseReport) -> str:
         "",
         *[f"- {md_text(x)}" for x in crossover_lines(report)],
     ]
-    t = confirm_table(report)
-    if t is not None:
-        out += ["", t.markdown()]
+    for t in (confirm_table(report), synthetic_table(report)):
+        if t is not None:
+            out += ["", t.markdown()]
     out += ["", schedule_table(report).markdown(), "", "```toml", schedule_toml(report).rstrip(), "```"]
     if report.notes:
         out += ["", "## Notes", "", *[f"- {md_text(n)}" for n in report.notes]]

@@ -94,6 +94,11 @@ def check(cfg: RunConfig, opts: AdviseOptions) -> RunConfig:
         raise VelobenchError("--probe-requests must be >= 2 (acceptance is resampled per request)")
     if opts.requests < 2:
         raise VelobenchError("--requests must be >= 2 per confirmation level")
+    if opts.synthetic and not opts.confirm:
+        raise VelobenchError(
+            "--synthetic and --synthetic-map measure real load levels beside the confirmation's "
+            "vanilla one: drop --no-confirm, or drop them"
+        )
     widest = max(opts.concurrencies) * (max(opts.n_drafts) + 1)
     if widest > MAX_SEQUENCES:
         raise VelobenchError(
@@ -459,57 +464,77 @@ def synthetic(
 ) -> None:
     """The cost model checked independently of the draft: llama-server's synthetic acceptance
     (`--spec-synth-rates`, benchmarking only: the output is not valid text) at the first deciding
-    point, for each α asked; predicted with a_i = α^i and the same measured costs."""
-    c, k = point
+    point's concurrency, for each α asked, at that point's draft length (`--synthetic`) or at
+    every draft length of the grid (`--synthetic-map`: the hardware's own map of speedup over
+    acceptance × draft length); predicted with a_i = α^i and the same measured costs."""
+    c, k_point = point
     tool = find_tool("llama-server", Path(report.binaries[0].path).parent if report.binaries else None)
     if not tool.supports("--spec-synth-rates"):
         report.notes.append("this llama-server has no --spec-synth-rates: no synthetic-acceptance check")
         console.print(f"  note: {report.notes[-1]}")
         return
     assert report.target_costs is not None
-    for alpha in opts.synthetic:
-        rates = synthetic_rates(alpha, k)
-        steps = 1 << 20
-        exact = [
-            RequestAcceptance(draft_steps=steps, accepted_per_position=[round(steps * a) for a in rates])
-        ] * 2
-        pred = model.cell(
-            model.predict(
-                exact,
-                report.target_costs,
-                report.draft_costs,
-                ([c], [k]),
-                work=model.Workload(
-                    prompt_tokens=report.prompt_tokens or 0, n_predict=report.config.n_predict
-                ),
-                self_draft=report.self_draft,
-                bootstrap=opts.bootstrap,
-                seed=opts.seed,
-                vanilla_s_per_token=report.acceptance.vanilla_s_per_token if report.acceptance else (),
-            ),
-            c,
-            k,
+    ks = sorted(opts.n_drafts) if opts.synthetic_map else [k_point]
+    if opts.synthetic_map:
+        console.print(
+            f"  synthetic map at concurrency {c}: α {', '.join(f'{a:g}' for a in opts.synthetic)}"
+            f" × n_draft {', '.join(map(str, ks))}"
         )
-        name = f"load-nd{k}-synth{alpha:g}"
-        rates_arg = ["--spec-synth-rates", ",".join(f"{r:g}" for r in rates)]
-        out = level_load([c], k, name, rates_arg, vanilla=False)
-        spec = read_records(records_file(out))
-        level = LoadReport.model_validate_json(out.read_text()).level("speculative", float(c))
-        delta = level.spec_decode if level else None
-        got = [a / delta.drafts for a in delta.accepted_per_position] if delta and delta.drafts else None
-        m = compare_level(
-            vanilla.get(("vanilla", float(c)), []), spec.get(("speculative", float(c)), []), level=c
-        ).throughput
-        report.confirmations.append(
-            Confirmation(
-                concurrency=c,
-                n_draft=k,
-                why=f"synthetic acceptance α = {alpha:g}",
-                predicted=pred,
-                measured=m,
-                agrees=None if m is None else model.agrees(pred, m.ratio, m.ci95_low, m.ci95_high),
-                miss=None if m is None else m.ratio / pred.speedup - 1,
-                synthetic_rates=rates,
-                measured_acceptance=got,
-            )
-        )
+    for k in ks:
+        for alpha in opts.synthetic:
+            report.confirmations.append(synthetic_point(report, opts, c, k, alpha, vanilla, level_load))
+
+
+def synthetic_point(
+    report: AdviseReport,
+    opts: AdviseOptions,
+    c: int,
+    k: int,
+    alpha: float,
+    vanilla: Records,
+    level_load: Callable[..., Path],
+) -> Confirmation:
+    """One speculative level at concurrency c, draft length k, with a_i = α^i injected; its
+    prediction from the measured costs with those a_i exactly."""
+    assert report.target_costs is not None
+    rates = synthetic_rates(alpha, k)
+    steps = 1 << 20
+    exact = [
+        RequestAcceptance(draft_steps=steps, accepted_per_position=[round(steps * a) for a in rates])
+    ] * 2
+    pred = model.cell(
+        model.predict(
+            exact,
+            report.target_costs,
+            report.draft_costs,
+            ([c], [k]),
+            work=model.Workload(prompt_tokens=report.prompt_tokens or 0, n_predict=report.config.n_predict),
+            self_draft=report.self_draft,
+            bootstrap=opts.bootstrap,
+            seed=opts.seed,
+            vanilla_s_per_token=report.acceptance.vanilla_s_per_token if report.acceptance else (),
+        ),
+        c,
+        k,
+    )
+    name = f"load-nd{k}-synth{alpha:g}"
+    rates_arg = ["--spec-synth-rates", ",".join(f"{r:g}" for r in rates)]
+    out = level_load([c], k, name, rates_arg, vanilla=False)
+    spec = read_records(records_file(out))
+    level = LoadReport.model_validate_json(out.read_text()).level("speculative", float(c))
+    delta = level.spec_decode if level else None
+    got = [a / delta.drafts for a in delta.accepted_per_position] if delta and delta.drafts else None
+    m = compare_level(
+        vanilla.get(("vanilla", float(c)), []), spec.get(("speculative", float(c)), []), level=c
+    ).throughput
+    return Confirmation(
+        concurrency=c,
+        n_draft=k,
+        why=f"synthetic acceptance α = {alpha:g}",
+        predicted=pred,
+        measured=m,
+        agrees=None if m is None else model.agrees(pred, m.ratio, m.ci95_low, m.ci95_high),
+        miss=None if m is None else m.ratio / pred.speedup - 1,
+        synthetic_rates=rates,
+        measured_acceptance=got,
+    )

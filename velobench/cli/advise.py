@@ -41,6 +41,14 @@ def advise(
             "(e.g. 0.5,0.9), at the first confirmed point; '' = none"
         ),
     ] = "",
+    synthetic_map: Annotated[
+        bool,
+        typer.Option(
+            help="run the synthetic checks at every --n-draft (the hardware's map of speedup over "
+            "acceptance × draft length, at the lowest concurrency); --synthetic gives the α "
+            "(default 0.5,0.7,0.9)"
+        ),
+    ] = False,
     prompts: o.Prompts = None,
     num_prompts: o.NumPrompts = None,
     prompt_seed: o.PromptSeed = 0,
@@ -73,6 +81,8 @@ def advise(
 
     concs = [int(c) for c in o.csv_numbers(concurrency, "--concurrency", int, "1,2,4")]
     ks = [int(k) for k in o.csv_numbers(n_drafts, "--n-draft", int, "2,4,8")]
+    if synthetic_map and not synthetic:
+        synthetic = "0.5,0.7,0.9"
     alphas = (
         [float(a) for a in o.csv_numbers(synthetic, "--synthetic", float, "0.5,0.9")] if synthetic else []
     )
@@ -91,6 +101,7 @@ def advise(
         confirm=confirm,
         prefill=prefill,
         synthetic=alphas,
+        synthetic_map=synthetic_map,
     )
     n_draft = max(ks) if ks else 1
     cfg = config.from_options({k: v for k, v in locals().items() if k not in ("concurrency",)})

@@ -16,6 +16,9 @@ Advise schema versions (bump `ADVISE_SCHEMA_VERSION` and add a line for every ch
       (`server_overhead_s`); the draft's costs (the target's when it drafts for itself) add
       rows PP = k+1, B = b: its re-evaluation of every verified batch. Version-1 files read with
       neither, predicted without them (as they were).
+  3 — `advise.synthetic_map`: the synthetic-acceptance checks ran at every draft length of the
+      grid (the hardware's map), not only the first deciding point's. Optional (False): a
+      version-2 file reads as it was.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from velobench.results.measures import Ratio
 from velobench.results.schema import BinaryInfo
 from velobench.validation import Strict
 
-ADVISE_SCHEMA_VERSION = 2
+ADVISE_SCHEMA_VERSION = 3
 
 
 class CostRow(Strict):
@@ -144,7 +147,11 @@ class AdviseOptions(Strict):
     prefill: bool = Field(default=True, description="the prediction includes each request's prefill")
     synthetic: list[float] = Field(
         default_factory=list,
-        description="α of the synthetic-acceptance checks (a_i = α^i), at the first deciding point",
+        description="α of the synthetic-acceptance checks (a_i = α^i), at the first deciding point's concurrency",
+    )
+    synthetic_map: bool = Field(
+        default=False,
+        description="the synthetic checks ran at every draft length of the grid (else at the first deciding point's only)",
     )
 
 
