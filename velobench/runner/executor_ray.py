@@ -430,12 +430,11 @@ class RayExecutor:
             self._board.finished.remote(cell_id)
 
     def running(self) -> dict[str, int]:
-        try:
-            where = self._ray.get(self._board.snapshot.remote(), timeout=5)
-        except self._ray.exceptions.RayError:
-            return {}
+        """Cells in flight per node, from the board's latest answer (`_refresh`: never waits, so
+        a progress line never stalls the driver while the GCS is busy)."""
+        self._refresh()
         counts: dict[str, int] = {}
-        for node in where.values():
+        for node in self._seen.values():
             counts[node] = counts.get(node, 0) + 1
         return counts
 
