@@ -108,6 +108,10 @@ def test_synthetic_acceptance_on_the_real_server(advised: tuple[Path, str]) -> N
         real = model.cell(report.grid, c.concurrency, k)
         assert c.predicted.decode_speedup < real.decode_speedup  # SmolLM2 drafting itself accepts > 0.5
     assert "Synthetic acceptance a_i = α^i at concurrency 1" in out
+    # each synthetic request seeds itself (seed -1): one seed for all repeats one path of decisions
+    for f in report.confirm_files:
+        seed = json.loads((folder / f).read_text())["config"]["seed"]
+        assert seed == (-1 if "synth" in f else report.config.seed), f
 
 
 def test_batch_one_decode_speedup_is_the_ceiling_on_the_measured_costs(advised: tuple[Path, str]) -> None:
