@@ -120,7 +120,11 @@ def test_both_servers_stopped_when_velobench_is_interrupted_or_killed(
     finally:
         if child.poll() is None:
             child.kill()
-    assert gone(list(up), 10.0), "a llama-server outlived velobench"
+    # SIGKILL: PR_SET_PDEATHSIG sends SIGTERM at once and the watchdog SIGTERMs the group too; a
+    # llama-server that gets both exits from its "second interrupt" handler, which can hang, and
+    # then only the watchdog's SIGKILL after its 10 s grace ends it (as test_interleave allows)
+    within = 20.0 if sig is signal.SIGKILL else 10.0
+    assert gone(list(up), within), "a llama-server outlived velobench"
     if sig is signal.SIGINT:
         assert code == 130 and "Traceback" not in log.read_text(), log.read_text()
         rep = store.load_result(Path("k.json"))
