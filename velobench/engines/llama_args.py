@@ -7,8 +7,11 @@ speculates without `--spec-type draft-simple`); newest names come first in each 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
+from velobench import proc
 from velobench.bins.locate import Tool
 from velobench.errors import VelobenchError
 from velobench.results.config import Method, RunConfig
@@ -25,6 +28,25 @@ NGLD_FLAGS = ("--spec-draft-ngl", "-ngld", "--gpu-layers-draft")
 # written its last lines. Measured on this project's build (c2252870632fa4bc): llama-completion
 # on a tiny synthetic model lost them in 2 of 68 runs (one cut mid-line after system_info).
 LOST_LOG_ATTEMPTS = 3
+
+T = TypeVar("T")
+
+
+class Unparsed(VelobenchError):
+    """A tool exited 0 but its output lacks what velobench reads (its log's end lost, --no-perf)."""
+
+
+def read_complete(run: Callable[[], proc.Completed], read: Callable[[proc.Completed], T]) -> T:
+    """`read(run())`, run again while `read` raises `Unparsed`, at most `LOST_LOG_ATTEMPTS` runs in
+    all; then the last `Unparsed`, saying so. Any other error of `read` ends it at once."""
+    for attempt in range(1, LOST_LOG_ATTEMPTS + 1):
+        try:
+            return read(run())
+        except Unparsed as exc:
+            if attempt == LOST_LOG_ATTEMPTS:
+                raise Unparsed(f"{exc} (in each of {attempt} runs that exited 0)") from exc
+    raise AssertionError("unreachable")
+
 
 # Flags velobench sets on every llama.cpp tool from its own options; through -x they would
 # override the recorded configuration (flag → the velobench option to use instead).

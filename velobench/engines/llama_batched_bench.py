@@ -28,7 +28,7 @@ from pathlib import Path
 
 from velobench import proc
 from velobench.bins.locate import find_tool
-from velobench.engines.llama_args import LOST_LOG_ATTEMPTS
+from velobench.engines.llama_args import Unparsed, read_complete
 from velobench.errors import VelobenchError
 from velobench.results.advise import CostRow, ModelCosts
 
@@ -138,9 +138,9 @@ def measure(
 
 def _complete_rows(cmd: list[str], want: list[tuple[int, int]], timeout_s: float | None) -> list[CostRow]:
     """One repetition's rows; run again where it exited 0 without them all (its log's end lost:
-    `llama_args.LOST_LOG_ATTEMPTS`)."""
-    for _ in range(LOST_LOG_ATTEMPTS):
-        done = proc.run(cmd, timeout_s=timeout_s)
+    `llama_args.read_complete`)."""
+
+    def read(done: proc.Completed) -> list[CostRow]:
         if done.returncode != 0:
             raise VelobenchError(
                 f"llama-batched-bench exited with code {done.returncode}: {done.stderr_tail(2)}"
@@ -148,11 +148,13 @@ def _complete_rows(cmd: list[str], want: list[tuple[int, int]], timeout_s: float
         try:
             rows = parse_rows(done.stdout + "\n" + done.stderr)
         except ValueError as exc:
-            problem = f"cannot parse llama-batched-bench output: {exc}"
-        else:
-            have = {(r.pp, r.batch) for r in rows}
-            missing = [wb for wb in want if wb not in have]
-            if not missing:
-                return rows
-            problem = f"llama-batched-bench measured no row for (width, batch) {missing}: {shlex.join(cmd)}"
-    raise VelobenchError(f"{problem} (in each of {LOST_LOG_ATTEMPTS} runs that exited 0)")
+            raise Unparsed(f"cannot parse llama-batched-bench output: {exc}") from exc
+        have = {(r.pp, r.batch) for r in rows}
+        missing = [wb for wb in want if wb not in have]
+        if missing:
+            raise Unparsed(
+                f"llama-batched-bench measured no row for (width, batch) {missing}: {shlex.join(cmd)}"
+            )
+        return rows
+
+    return read_complete(lambda: proc.run(cmd, timeout_s=timeout_s), read)

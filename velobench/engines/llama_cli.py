@@ -39,12 +39,13 @@ from velobench.engines.base import OwnsFlags
 from velobench.engines.http_session import DEADLINE_BASE_S, DEADLINE_PER_TOKEN_S
 from velobench.engines.llama_args import (
     LLAMA_OWNED_FLAGS,
-    LOST_LOG_ATTEMPTS,
+    Unparsed,
     binary_info,
     extra_args,
     gpu_layers_value,
     llama_cpp_can_run,
     llama_cpp_dir,
+    read_complete,
     speculative_args,
 )
 from velobench.engines.llama_output import generated_text, parse_speculative, parse_vanilla
@@ -123,10 +124,6 @@ def speculative_argv(tool: Tool, cfg: RunConfig, prompt_args: list[str]) -> list
     argv = common_args(tool, cfg, prompt_args)
     argv += speculative_args(tool, cfg, uses_spec_type=tool.name == "llama-speculative-simple")
     return [*argv, *extra_args(tool, cfg)]
-
-
-class Unparsed(VelobenchError):
-    """A tool exited 0 but its output lacks what velobench reads (its log's end lost, --no-perf)."""
 
 
 def _record(
@@ -235,20 +232,19 @@ class CliSession:
 
     def generate(self, prompt: Prompt, index: int) -> Iteration:
         """One generation; run again where it exited 0 with its timing lines lost (module docstring)."""
-        for attempt in range(1, LOST_LOG_ATTEMPTS + 1):
+
+        def run() -> proc.Completed:
             with prompt_by_file(prompt.prompt) as path:
                 try:
-                    done = proc.run(self.argv(prompt.prompt, path), timeout_s=self.timeout_s)
+                    return proc.run(self.argv(prompt.prompt, path), timeout_s=self.timeout_s)
                 except proc.DeadlinePassed as exc:
                     raise VelobenchError(
                         f"{exc} (the deadline of one generation: raise it with --timeout)"
                     ) from exc
-            try:
-                return _record(self.tool, self.cfg, self.mode, index, prompt.prompt, done)
-            except Unparsed as exc:
-                if attempt == LOST_LOG_ATTEMPTS:
-                    raise Unparsed(f"{exc} (in each of {attempt} runs that exited 0)") from exc
-        raise AssertionError("unreachable")
+
+        return read_complete(
+            run, lambda done: _record(self.tool, self.cfg, self.mode, index, prompt.prompt, done)
+        )
 
 
 @contextlib.contextmanager
