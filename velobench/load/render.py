@@ -1,8 +1,9 @@
 """Load results for people: per-level tables per mode, the comparison, the crossover, a plot.
 
 Pure functions of a saved `LoadReport` (none imports the runner): `print_load_report` for the
-console, `render_md`, `render_csv`, `render_json` and `render_html` (one self-contained page with a
-throughput-vs-latency plot per mode, the crossover marked); `velobench.export` dispatches to them.
+console, `render_md`, `render_csv` and `render_html` (one self-contained page with a
+throughput-vs-latency plot per mode, the crossover marked); `velobench.export` dispatches to them
+(JSON is `report.json.render`, the saved result, for every kind).
 """
 
 from __future__ import annotations
@@ -487,10 +488,6 @@ def render_csv(report: LoadReport) -> str:
             ]
             w.writerow(["" if x is None else x for x in row])
     return buf.getvalue()
-
-
-def render_json(report: LoadReport) -> str:
-    return report.model_dump_json(indent=2) + "\n"
 
 
 def plot_throughput_latency(report: LoadReport) -> str | None:

@@ -132,10 +132,6 @@ def render_md(rep: LosslessReport) -> str:
     return "\n".join(out) + "\n"
 
 
-def render_json(rep: LosslessReport) -> str:
-    return rep.model_dump_json(indent=2) + "\n"
-
-
 def render_html(rep: LosslessReport) -> str:
     e = html.escape
     body = [

@@ -119,10 +119,6 @@ def render_csv(rep: ThinkReport) -> str:
     return buf.getvalue()
 
 
-def render_json(rep: ThinkReport) -> str:
-    return rep.model_dump_json(indent=2) + "\n"
-
-
 def shown_run(rep: ThinkReport) -> ThinkRun | None:
     """The run the HTML page shows: the finished speculative run with the most interventions."""
     spec = [r for r in rep.runs if r.mode == "spec" and r.error is None]
