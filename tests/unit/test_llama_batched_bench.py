@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tests.conftest import FIXTURES
@@ -56,3 +58,51 @@ def test_argv_context_fits_the_largest_row() -> None:
     assert a[a.index("-c") + 1] == str(4 * (9 + 8) + 16)
     assert a[a.index("-npp") + 1] == "1,3,9" and a[a.index("-npl") + 1] == "1,4"
     assert a[a.index("-ngl") + 1] == "99" and "--output-format" in a
+
+
+def test_argv_repeats_the_widths_for_each_repetition() -> None:
+    from pathlib import Path
+
+    a = argv(
+        Path("/b/llama-batched-bench"), "m.gguf", [1, 3, 5] * 2, [1, 2], tg=2, threads=1, gpu_layers=None
+    )
+    assert a[a.index("-npp") + 1] == "1,3,5,1,3,5" and a[a.index("-c") + 1] == str(2 * (5 + 2) + 16)
+
+
+def test_two_repetitions_in_one_run_are_split_in_order(tmp_path: Path) -> None:
+    """A real run of `-npp 1,3,5,1,3,5 -npl 1,2`: PP-major, so rows 1-6 are the first repetition
+    and 7-12 the second; one call of the tool for both."""
+    from tests.unit.test_lost_log import calls, replaying_tool
+    from velobench.engines.llama_batched_bench import measure
+
+    out, err = DIR / "smollm2-reps2.stdout", DIR / "smollm2-reps2.stderr"
+    replaying_tool(tmp_path, "llama-batched-bench", [(out, err)])
+    costs = measure("m.gguf", [5, 1, 3], [2, 1], repetitions=2, tg=2, threads=1, llama_cpp_path=tmp_path)
+    assert calls(tmp_path) == 1 and len(costs.commands) == 1
+    assert "-npp 1,3,5,1,3,5" in costs.commands[0]
+    rows = parse_rows(out.read_text())
+    assert costs.repetitions == [rows[:6], rows[6:]]
+    assert [(r.pp, r.batch) for r in costs.repetitions[1]] == [(1, 1), (1, 2), (3, 1), (3, 2), (5, 1), (5, 2)]
+    assert costs.repetitions[0][0].t_tg_s != costs.repetitions[1][0].t_tg_s  # measured twice
+
+
+def test_a_run_that_lost_the_last_repetitions_rows_is_measured_again(tmp_path: Path) -> None:
+    """The log's end lost (the second repetition's last rows never written): the run is made
+    again, and the missing rows are named by repetition when every attempt lacks them."""
+    from tests.unit.test_lost_log import calls, replaying_tool
+    from velobench.engines.llama_args import LOST_LOG_ATTEMPTS, Unparsed
+    from velobench.engines.llama_batched_bench import measure, split_repetitions
+
+    out, err = DIR / "smollm2-reps2.stdout", DIR / "smollm2-reps2.stderr"
+    cut = tmp_path / "cut.stdout"
+    cut.write_text("".join(out.read_text().splitlines(keepends=True)[:10]))
+    replaying_tool(tmp_path, "llama-batched-bench", [(cut, err), (out, err)])
+    costs = measure("m.gguf", [1, 3, 5], [1, 2], repetitions=2, tg=2, threads=1, llama_cpp_path=tmp_path)
+    assert calls(tmp_path) == 2 and len(costs.repetitions) == 2
+    want = [(w, b) for w in (1, 3, 5) for b in (1, 2)]
+    assert split_repetitions(parse_rows(cut.read_text()), want, 2) == ["repetition 2 of 2: [(5, 1), (5, 2)]"]
+    (tmp_path / "calls").unlink()
+    replaying_tool(tmp_path, "llama-batched-bench", [(cut, err)])
+    with pytest.raises(Unparsed, match=r"repetition 2 of 2: \[\(5, 1\), \(5, 2\)\]"):
+        measure("m.gguf", [1, 3, 5], [1, 2], repetitions=2, tg=2, threads=1, llama_cpp_path=tmp_path)
+    assert calls(tmp_path) == LOST_LOG_ATTEMPTS

@@ -63,7 +63,10 @@ from velobench.runner.run import build_folder, prepare
 from velobench.telemetry.environment import capture
 
 MAX_SEQUENCES = 256  # llama.cpp's LLAMA_MAX_SEQ: sequences in one context
-COST_TG = 8  # decode steps per llama-batched-bench row: enough for a stable d(b), cheap
+# Decode steps per llama-batched-bench row. 2, not 8: on the 1.5B Qwen here a pass over 36
+# tokens took 286-304 ms per step at TG 2 and at TG 8 alike (6 runs each, alternating; 307-328 ms
+# at TG 16, a deeper KV cache), and the costs' rows took 19 s instead of 52 s (3 repetitions).
+COST_TG = 2
 
 
 def default_output() -> Path:
@@ -324,9 +327,10 @@ def costs(
     """llama-batched-bench on one model: a pass over n tokens for every n (PP = 1, B = n, COST_TG
     steps); where prompts are prefilled, one p-token prompt (PP = p, B = 1, one step); for the
     model that drafts, `reeval` = (widths k+1, batches b): its re-evaluation of each verified
-    batch (PP = k+1, B = b, one step); the runs' rows of each repetition together. `opts.repetitions` repetitions, then one more at a
-    time while a row's median is unsettled (`model.unsettled_rows`: no majority of repetitions
-    agrees with it), at most `opts.repetitions` more: a disturbed measurement is measured again
+    batch (PP = k+1, B = b, one step); the runs' rows of each repetition together.
+    `opts.repetitions` repetitions (one process per run: `llama_batched_bench.measure`), then one
+    more at a time while a row's median is unsettled (`model.unsettled_rows`: no majority of
+    repetitions agrees with it), at most `opts.repetitions` more: a disturbed measurement is measured again
     rather than tolerated; what stays unsettled `trust_notes` names."""
 
     def bench(widths: list[int], batches: list[int], tg: int, reps: int) -> ModelCosts:

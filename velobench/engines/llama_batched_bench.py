@@ -117,27 +117,43 @@ def measure(
     llama_cpp_path: Path | None = None,
     timeout_s: float | None = 600.0,
 ) -> ModelCosts:
-    """Run llama-batched-bench `repetitions` times on `model`; every row of every repetition.
+    """`repetitions` repetitions of every (width, batch) row on `model`, in one llama-batched-bench run.
 
-    A run that fails, or leaves out a (width, batch) the prediction needs, is one line.
+    The widths go to `-npp` `repetitions` times over; llama-batched-bench runs PP-major, so the
+    rows come one repetition after the other, each a full pass over the table (a disturbance of
+    the machine hits one repetition's rows, which the median over repetitions outvotes), with one
+    model load and warm-up for all (1.1 s each for the 1.5B Qwen on 2 cores). `timeout_s` is per
+    repetition. A run that fails, or leaves out a row the prediction needs, is one line.
     """
     tool = find_tool("llama-batched-bench", llama_cpp_path)
-    cmd = argv(
-        tool.path,
-        model,
-        sorted(set(widths)),
-        sorted(set(batches)),
-        tg=tg,
-        threads=threads,
-        gpu_layers=gpu_layers,
-    )
-    want = [(w, b) for w in widths for b in batches]
-    reps = [_complete_rows(cmd, want, timeout_s) for _ in range(repetitions)]
+    ws, bs = sorted(set(widths)), sorted(set(batches))
+    cmd = argv(tool.path, model, ws * repetitions, bs, tg=tg, threads=threads, gpu_layers=gpu_layers)
+    timeout = None if timeout_s is None else timeout_s * repetitions
+    rows = _complete_rows(cmd, [(w, b) for w in ws for b in bs], repetitions, timeout)
+    n = len(ws) * len(bs)
+    reps = [rows[i * n : (i + 1) * n] for i in range(repetitions)]
     return ModelCosts(model=model, commands=[shlex.join(cmd)], repetitions=reps)
 
 
-def _complete_rows(cmd: list[str], want: list[tuple[int, int]], timeout_s: float | None) -> list[CostRow]:
-    """One repetition's rows; run again where it exited 0 without them all (its log's end lost:
+def split_repetitions(
+    rows: Sequence[CostRow], want: Sequence[tuple[int, int]], repetitions: int
+) -> list[str]:
+    """What `rows` lacks to be `repetitions` repetitions of the (width, batch) table `want`, in
+    llama-batched-bench's order (empty when complete)."""
+    missing = []
+    n = len(want)
+    for i in range(repetitions):
+        have = {(r.pp, r.batch) for r in rows[i * n : (i + 1) * n]}
+        lost = [wb for wb in want if wb not in have]
+        if lost:
+            missing.append(f"repetition {i + 1} of {repetitions}: {lost}")
+    return missing
+
+
+def _complete_rows(
+    cmd: list[str], want: list[tuple[int, int]], repetitions: int, timeout_s: float | None
+) -> list[CostRow]:
+    """Every repetition's rows; run again where it exited 0 without them all (its log's end lost:
     `llama_args.read_complete`)."""
 
     def read(done: proc.Completed) -> list[CostRow]:
@@ -149,11 +165,10 @@ def _complete_rows(cmd: list[str], want: list[tuple[int, int]], timeout_s: float
             rows = parse_rows(done.stdout + "\n" + done.stderr)
         except ValueError as exc:
             raise Unparsed(f"cannot parse llama-batched-bench output: {exc}") from exc
-        have = {(r.pp, r.batch) for r in rows}
-        missing = [wb for wb in want if wb not in have]
+        missing = split_repetitions(rows, want, repetitions)
         if missing:
             raise Unparsed(
-                f"llama-batched-bench measured no row for (width, batch) {missing}: {shlex.join(cmd)}"
+                f"llama-batched-bench measured no row for (width, batch) {'; '.join(missing)}: {shlex.join(cmd)}"
             )
         return rows
 
