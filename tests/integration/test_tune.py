@@ -38,7 +38,12 @@ def test_tune_on_smollm(cli, llama_bin: Path, smol: Path, isolated: Path) -> Non
         "tune",
     )
     assert code == 0, err
-    assert "1/4" in out and "v(4) = " in out and "α ≈ " in out and "predicted ceilings:" in out
+    assert (
+        "1/4" in out
+        and "v(4) = " in out
+        and "α ≈ " in out
+        and "predicted (advise's model at one request):" in out
+    )
     assert "best: n_draft " in out and "use it: velobench run -m smollm2-135m -d " in out
     assert "p_min 0.9: " in out  # measured at the chosen n_draft
     # 1 probe + (baseline + 2 finalists) × 2 runs + p_min 0.9 × 2 runs = 9, against

@@ -35,9 +35,9 @@ def tune_cmd(
     llama_cpp_path: o.LlamaCppPath = None,
 ) -> None:
     """Find the best n_draft for a pair on this machine, in fewer runs than a full sweep."""
+    from velobench.advise.tune import tune
     from velobench.results import config
     from velobench.runner import preflight as validate
-    from velobench.runner.tune import tune
 
     cands = [int(c) for c in o.csv_numbers(candidates, "--candidates", int, "1,2,4,8")]
     p_mins = [float(p) for p in o.csv_numbers(p_min_candidates, "--p-min-candidates", float, "0.5,0.8")]

@@ -3,7 +3,10 @@
     1. costs      llama-bench: verify cost v(k) for every candidate k = γ+1, draft cost c
     2. probe      one short speculative run at the largest γ: acceptance α (from the mean
                   acceptance length where the engine reports it)
-    3. predict    ceiling(γ) = E(α, γ) / (γ·c + v(γ)) for every candidate (velobench.ceiling)
+    3. predict    advise's model at one request (`advise.model.speedup` with b = 1, costs in units
+                  of a target step): E(γ) / (γ·c + v(γ)), E(γ) = 1 + Σ_{i≤γ} a_i, with the
+                  probe's per-position a_i where the engine counts them (llama-server), else
+                  a_i = α^i (then it is the ceiling, `analysis.ceiling.speedup_ceiling`)
     4. confirm    a vanilla baseline and the top candidates, measured with repeated runs;
                   more rounds only while the best and the runner-up are not separated at 95%
                   (Welch's test), up to `max_rounds`; then each extra p_min at the chosen
@@ -25,11 +28,13 @@ from pathlib import Path
 
 from rich.console import Console
 
+from velobench.advise import model
 from velobench.analysis import ceiling, stats
 from velobench.bins import locate as binaries
 from velobench.engines.llama_args import P_MIN_FLAGS, llama_cpp_dir
 from velobench.engines.llama_bench import measure_costs
 from velobench.models.resolve import resolve_model_arg
+from velobench.results.advise import RequestAcceptance
 from velobench.results.config import RunConfig, to_argv
 from velobench.results.costs import Costs
 from velobench.results.measures import Ratio
@@ -64,6 +69,26 @@ class TuneResult:
 
 # What tune varies or decides itself: left out of the `velobench run` command it recommends.
 _NOT_SHOWN = {"iterations", "skip_vanilla", "skip_speculative", "warmup"}
+
+
+def probe_acceptance(probe: Report, g_max: int) -> list[float] | None:
+    """a_i, i = 1..g_max, from the probe's per-position counters (`model.acceptance_profile`), or
+    None where the engine counts no positions (the cli tools) or fewer than g_max."""
+    spec = probe.speculative
+    reqs = [
+        RequestAcceptance(
+            draft_steps=it.draft_steps or 0,
+            accepted_per_position=[round(x) for x in it.accepted_per_position or []],
+        )
+        for it in (spec.iterations if spec else [])
+    ]
+    if not reqs or not all(r.accepted_per_position for r in reqs):
+        return None
+    try:
+        accept = model.acceptance_profile(reqs)
+    except ValueError:  # no verification step with a draft
+        return None
+    return accept[:g_max] if len(accept) >= g_max else None
 
 
 def supports_p_min(cfg: RunConfig, where: Path | None = None) -> bool:
@@ -161,15 +186,24 @@ def _tune(
     generations += 1
     acc = probe.speculative.acceptance if probe.speculative else None
     alpha = ceiling.alpha_from_acceptance(acc.rate if acc else 0.0, g_max, acc.mean_length if acc else None)
-    console.print(f"  α ≈ {alpha:.2f} (acceptance {acc.rate if acc and acc.rate is not None else 0:.0%})")
+    accept = probe_acceptance(probe, g_max)
+    console.print(
+        f"  α ≈ {alpha:.2f} (acceptance {acc.rate if acc and acc.rate is not None else 0:.0%})"
+        + (
+            "; accepted per position " + ", ".join(f"{a:.2f}" for a in accept)
+            if accept is not None
+            else "; no per-position counts from this engine: a_i = α^i"
+        )
+    )
+    accept = accept if accept is not None else [alpha**i for i in range(1, g_max + 1)]
 
     cands = []
     for g in gammas:
         v = costs.verify_cost(g + 1)
-        cands.append(Candidate(g, ceiling.speedup_ceiling(alpha, g, costs.draft_cost, v) if v else None))
+        cands.append(Candidate(g, model.speedup(accept, g, 1.0, costs.draft_cost, v) if v else None))
     ranked = sorted(cands, key=lambda c: c.predicted or 0.0, reverse=True)
     console.print(
-        "[bold]3/4[/bold] predicted ceilings: "
+        "[bold]3/4[/bold] predicted (advise's model at one request): "
         + ", ".join(f"n_draft {c.n_draft}: {c.predicted:.2f}x" for c in ranked if c.predicted)
     )
     chosen = ranked[:top]
@@ -209,7 +243,7 @@ def _tune(
     best.p_min = cfg.draft_p_min
     p_extra = [p for p in sorted(set(p_mins)) if p != cfg.draft_p_min]
     if p_extra and supports_p_min(cfg, build):
-        # p_min has no place in the ceiling model, so it is measured directly at the chosen n_draft.
+        # p_min has no place in the model, so it is measured directly at the chosen n_draft.
         console.print(f"  p_min at n_draft {best.n_draft}: trying {', '.join(f'{p:g}' for p in p_extra)}")
         for p in p_extra:
             p_cfg = cfg.model_copy(
