@@ -92,14 +92,15 @@ def test_advise_measures_predicts_and_confirms(advised: tuple[Path, str]) -> Non
 
 
 def test_synthetic_acceptance_on_the_real_server(advised: tuple[Path, str]) -> None:
-    """llama-server's --spec-synth-rates at the lowest concurrency and, with --synthetic-map, every
-    draft length: the server counted about the rates asked, and the model, given them, predicts
-    less than with the real (higher) ones; the map is printed apart from the confirmations."""
+    """llama-server's --spec-synth-rates with --synthetic-map: every draft length at the lowest and
+    the highest concurrency: the server counted about the rates asked, and the model, given them,
+    predicts less than with the real (higher) ones; each concurrency's map is printed apart from
+    the confirmations."""
     folder, out = advised
     report = AdviseReport.model_validate_json((folder / "adv.json").read_text())
     assert report.advise.synthetic_map
     syn = [c for c in report.confirmations if c.synthetic_rates]
-    assert sorted((c.concurrency, c.n_draft) for c in syn) == [(1, 2), (1, 4)]
+    assert sorted((c.concurrency, c.n_draft) for c in syn) == [(1, 2), (1, 4), (2, 2), (2, 4)]
     for c in syn:
         k = c.n_draft
         assert c.synthetic_rates == [0.5**i for i in range(1, k + 1)]
@@ -107,7 +108,10 @@ def test_synthetic_acceptance_on_the_real_server(advised: tuple[Path, str]) -> N
         assert c.measured is not None and c.measured.ratio > 0
         real = model.cell(report.grid, c.concurrency, k)
         assert c.predicted.decode_speedup < real.decode_speedup  # SmolLM2 drafting itself accepts > 0.5
-    assert "Synthetic acceptance a_i = α^i at concurrency 1" in out
+    assert "Synthetic acceptance a_i = α^i at concurrency 1" in out and "α^i at concurrency 2" in out
+    assert sorted(f.split("/")[-1] for f in report.confirm_files if "synth" in f) == [
+        f"load-nd{k}-c{c}-synth0.5.json" for k in (2, 4) for c in (1, 2)
+    ]
     # each synthetic request seeds itself (seed -1): one seed for all repeats one path of decisions
     for f in report.confirm_files:
         seed = json.loads((folder / f).read_text())["config"]["seed"]

@@ -96,28 +96,37 @@ def test_tables_and_html() -> None:
 
 def test_synthetic_checks_are_a_map_apart_from_the_confirmations() -> None:
     """Synthetic-acceptance levels (--synthetic/--synthetic-map) show as their own α × n_draft
-    map, never as confirmations of the real draft's prediction (nor circled on its heat map)."""
+    map, one per concurrency mapped, never as confirmations of the real draft's prediction (nor
+    circled on its heat map)."""
     rep = report()
     real = rep.confirmations[0]
-    for alpha in (0.5, 0.9):
-        for k in (2, 4):
-            pred = model.cell(rep.grid, 1, k)
-            rep.confirmations.append(
-                Confirmation(
-                    concurrency=1, n_draft=k, why=f"synthetic acceptance α = {alpha:g}", predicted=pred,
-                    measured=Ratio(ratio=alpha + k / 10, stddev=0.1, ci95_low=alpha, ci95_high=alpha + 0.5, p_value=0.5, n_a=8, n_b=8),
-                    agrees=alpha == 0.5, miss=0.0, synthetic_rates=[alpha**i for i in range(1, k + 1)],
-                )
-            )  # fmt: skip
+    for conc in (1, 2):
+        for alpha in (0.5, 0.9):
+            for k in (2, 4):
+                pred = model.cell(rep.grid, conc, k)
+                rep.confirmations.append(
+                    Confirmation(
+                        concurrency=conc, n_draft=k, why=f"synthetic acceptance α = {alpha:g}", predicted=pred,
+                        measured=Ratio(ratio=alpha + k / 10 + conc / 100, stddev=0.1, ci95_low=alpha, ci95_high=alpha + 0.5, p_value=0.5, n_a=8, n_b=8),
+                        agrees=alpha == 0.5, miss=0.0, synthetic_rates=[alpha**i for i in range(1, k + 1)],
+                    )
+                )  # fmt: skip
     assert render.real_confirmations(rep) == [real]
     t = render.confirm_table(rep)
     assert t is not None and len(t.rows) == 1
-    m = render.synthetic_table(rep)
-    assert m is not None and m.headers == ["α", "n_draft 2", "n_draft 4"]
-    assert [r[0] for r in m.rows] == ["0.5", "0.9"]
-    assert m.rows[1][2].startswith("1.30x [0.90, 1.40] (pred ") and m.rows[1][2].endswith(" NO")
-    assert not m.rows[0][1].endswith(" NO")
+    maps = render.synthetic_tables(rep)
+    assert [m.title.split(":")[0] for m in maps] == [
+        "Synthetic acceptance a_i = α^i at concurrency 1",
+        "Synthetic acceptance a_i = α^i at concurrency 2",
+    ]
+    for conc, m in zip((1, 2), maps, strict=True):
+        assert m.headers == ["α", "n_draft 2", "n_draft 4"]
+        assert [r[0] for r in m.rows] == ["0.5", "0.9"]
+        assert m.rows[1][2].startswith(f"{1.3 + conc / 100:.2f}x [0.90, 1.40] (pred ") and m.rows[1][
+            2
+        ].endswith(" NO")
+        assert not m.rows[0][1].endswith(" NO")
     md = render.render_md(rep)
-    assert "Synthetic acceptance a_i = α^i at concurrency 1" in md
-    assert "Synthetic acceptance" in render.render_html(rep)
-    assert render.synthetic_table(report()) is None  # none asked: no map
+    assert "Synthetic acceptance a_i = α^i at concurrency 1" in md and "α^i at concurrency 2" in md
+    assert "α^i at concurrency 2" in render.render_html(rep)
+    assert render.synthetic_tables(report()) == []  # none asked: no map

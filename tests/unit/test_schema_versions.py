@@ -58,11 +58,12 @@ FILES = {
     "matrix": {1: HERE / "matrix-v1" / "summary.json", 2: HERE / "matrix-v2" / "summary.json"},
     "lossless": {1: HERE / "lossless-v1.json"},
     # real advise runs (not one file migrated): version 1 had no server overhead or re-evaluation,
-    # version 3 adds the synthetic-acceptance map
+    # version 3 adds the synthetic-acceptance map, version 4 maps the highest concurrency too
     "advise": {
         1: FIXTURES / "advise" / "advise-qwen-busy.json",
         2: FIXTURES / "advise" / "advise-qwen-quiet.json",
         3: FIXTURES / "advise" / "advise-smollm2-synthmap.json",
+        4: FIXTURES / "advise" / "advise-smollm2-synthmap2.json",
     },
 }
 FILE_FORMATS = ("md", "csv", "html")  # json: compared field by field below

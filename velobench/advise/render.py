@@ -60,12 +60,18 @@ def synthetic_alpha(c: Confirmation) -> float:
     return c.synthetic_rates[0]
 
 
-def synthetic_table(report: AdviseReport) -> Table | None:
-    """The hardware's own map: measured speedup at synthetic acceptance α (rows) × draft length
-    (columns), each beside its prediction from the measured costs with a_i = α^i."""
+def synthetic_tables(report: AdviseReport) -> list[Table]:
+    """The hardware's own map, one table per concurrency mapped: measured speedup at synthetic
+    acceptance α (rows) × draft length (columns), each beside its prediction from the measured
+    costs with a_i = α^i."""
     checks = synthetic_checks(report)
-    if not checks:
-        return None
+    return [
+        _synthetic_table([c for c in checks if c.concurrency == conc], conc)
+        for conc in sorted({c.concurrency for c in checks})
+    ]
+
+
+def _synthetic_table(checks: list[Confirmation], concurrency: int) -> Table:
     alphas = sorted({synthetic_alpha(c) for c in checks})
     ks = sorted({c.n_draft for c in checks})
     at = {(synthetic_alpha(c), c.n_draft): c for c in checks}
@@ -85,12 +91,10 @@ def synthetic_table(report: AdviseReport) -> Table | None:
                     f"{m.ratio:.2f}x{fmt.bracketed(m.ci95_low, m.ci95_high)} (pred {c.predicted.speedup:.2f}x){mark}"
                 )
         rows.append(row)
-    concs = sorted({c.concurrency for c in checks})
     return Table(
         title=(
-            "Synthetic acceptance a_i = α^i at concurrency "
-            + ",".join(map(str, concs))
-            + ": measured speedup [95%] (predicted from the costs)"
+            f"Synthetic acceptance a_i = α^i at concurrency {concurrency}: measured speedup [95%] "
+            "(predicted from the costs)"
         ),
         headers=["α", *(f"n_draft {k}" for k in ks)],
         rows=rows,
@@ -169,7 +173,7 @@ def print_advice(console: Console, report: AdviseReport) -> None:
     console.print(grid_table(report).rich())
     for line in crossover_lines(report):
         console.print(f"  {line}")
-    for t in (confirm_table(report, why=False), synthetic_table(report)):
+    for t in (confirm_table(report, why=False), *synthetic_tables(report)):
         if t is not None:
             console.print(t.rich())
     console.print(schedule_table(report).rich())
@@ -278,7 +282,7 @@ def render_html(report: AdviseReport) -> str:
     )
     body.append(grid_table(report).html())
     body += ["<ul>", *[f"<li>{html.escape(x)}</li>" for x in crossover_lines(report)], "</ul>"]
-    for t in (confirm_table(report), synthetic_table(report)):
+    for t in (confirm_table(report), *synthetic_tables(report)):
         if t is not None:
             body.append(t.html())
     body.append(schedule_table(report).html())
@@ -303,7 +307,7 @@ def render_md(report: AdviseReport) -> str:
         "",
         *[f"- {md_text(x)}" for x in crossover_lines(report)],
     ]
-    for t in (confirm_table(report), synthetic_table(report)):
+    for t in (confirm_table(report), *synthetic_tables(report)):
         if t is not None:
             out += ["", t.markdown()]
     out += ["", schedule_table(report).markdown(), "", "```toml", schedule_toml(report).rstrip(), "```"]

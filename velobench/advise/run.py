@@ -63,10 +63,12 @@ from velobench.runner.run import build_folder, prepare
 from velobench.telemetry.environment import capture
 
 MAX_SEQUENCES = 256  # llama.cpp's LLAMA_MAX_SEQ: sequences in one context
-# Decode steps per llama-batched-bench row. 2, not 8: on the 1.5B Qwen here a pass over 36
-# tokens took 286-304 ms per step at TG 2 and at TG 8 alike (6 runs each, alternating; 307-328 ms
-# at TG 16, a deeper KV cache), and the costs' rows took 19 s instead of 52 s (3 repetitions).
-COST_TG = 2
+# Decode steps per llama-batched-bench row. 2 was tried (a pass over 36 tokens of the 1.5B Qwen
+# cost 286-304 ms per step at TG 2 and at TG 8 alike, in one process; the costs took 24 s instead
+# of 105 s), but in the benchmark against the full grid the Qwen pair's predictions at
+# concurrency 4 then missed by -19% to -27% with the intervals apart (3 of 9 points), where at
+# TG 8 all 9 agreed: 8 stays until a paired comparison says which it was (issue 19's note).
+COST_TG = 8
 
 
 def default_output() -> Path:
@@ -456,7 +458,7 @@ def confirm(report: AdviseReport, cfg: RunConfig, opts: AdviseOptions, work: Pat
                 )
             )
     if opts.synthetic:
-        synthetic(report, opts, points[0][:2], vanilla, level_load, console)
+        synthetic(report, opts, points, vanilla, level_load, console)
 
 
 SYNTHETIC_SEED = -1  # llama-server's LLAMA_DEFAULT_SEED as JSON: each request seeds itself at random
@@ -471,30 +473,35 @@ def synthetic_rates(alpha: float, k: int) -> list[float]:
 def synthetic(
     report: AdviseReport,
     opts: AdviseOptions,
-    point: tuple[int, int],
+    points: Sequence[tuple[int, int, str]],
     vanilla: Records,
     level_load: Callable[..., Path],
     console: Console,
 ) -> None:
     """The cost model checked independently of the draft: llama-server's synthetic acceptance
-    (`--spec-synth-rates`, benchmarking only: the output is not valid text) at the first deciding
-    point's concurrency, for each α asked, at that point's draft length (`--synthetic`) or at
-    every draft length of the grid (`--synthetic-map`: the hardware's own map of speedup over
-    acceptance × draft length); predicted with a_i = α^i and the same measured costs."""
-    c, k_point = point
+    (`--spec-synth-rates`, benchmarking only: the output is not valid text), for each α asked, at
+    the first deciding point (its concurrency and draft length: `--synthetic`), or at every draft
+    length of the grid at the lowest and at the highest concurrency (`--synthetic-map`: the
+    hardware's own map of speedup over acceptance × draft length, and how batching moves it);
+    predicted with a_i = α^i and the same measured costs. The deciding points always include the
+    lowest and the highest concurrency, so each mapped concurrency has its confirmation's vanilla
+    level."""
     tool = find_tool("llama-server", Path(report.binaries[0].path).parent if report.binaries else None)
     if not tool.supports("--spec-synth-rates"):
         report.notes.append("this llama-server has no --spec-synth-rates: no synthetic-acceptance check")
         console.print(f"  note: {report.notes[-1]}")
         return
     assert report.target_costs is not None
-    ks = sorted(opts.n_drafts) if opts.synthetic_map else [k_point]
     if opts.synthetic_map:
+        concs = sorted({min(c for c, _, _ in points), max(c for c, _, _ in points)})
+        cells = [(c, k) for c in concs for k in sorted(opts.n_drafts)]
         console.print(
-            f"  synthetic map at concurrency {c}: α {', '.join(f'{a:g}' for a in opts.synthetic)}"
-            f" × n_draft {', '.join(map(str, ks))}"
+            f"  synthetic map at concurrency {' and '.join(map(str, concs))}: "
+            f"α {', '.join(f'{a:g}' for a in opts.synthetic)} × n_draft {', '.join(map(str, sorted(opts.n_drafts)))}"
         )
-    for k in ks:
+    else:
+        cells = [points[0][:2]]
+    for c, k in cells:
         for alpha in opts.synthetic:
             report.confirmations.append(synthetic_point(report, opts, c, k, alpha, vanilla, level_load))
 
@@ -531,7 +538,7 @@ def synthetic_point(
         c,
         k,
     )
-    name = f"load-nd{k}-synth{alpha:g}"
+    name = f"load-nd{k}-c{c}-synth{alpha:g}"
     rates_arg = ["--spec-synth-rates", ",".join(f"{r:g}" for r in rates)]
     # Seed -1 (llama-server: a random seed per request): the synthetic accept decisions draw from
     # the request's sampling seed, so with one seed for all every request repeats one path of

@@ -45,7 +45,7 @@ def advise(
         bool,
         typer.Option(
             help="run the synthetic checks at every --n-draft (the hardware's map of speedup over "
-            "acceptance × draft length, at the lowest concurrency); --synthetic gives the α "
+            "acceptance × draft length, at the lowest and the highest --concurrency); --synthetic gives the α "
             "(default 0.5,0.7,0.9)"
         ),
     ] = False,

@@ -19,6 +19,10 @@ Advise schema versions (bump `ADVISE_SCHEMA_VERSION` and add a line for every ch
   3 — `advise.synthetic_map`: the synthetic-acceptance checks ran at every draft length of the
       grid (the hardware's map), not only the first deciding point's. Optional (False): a
       version-2 file reads as it was.
+  4 — `advise.synthetic_map` maps the lowest and the highest concurrency of the grid (the
+      confirmations' own vanilla levels beside them); each synthetic level's file names its
+      concurrency (`load-nd{k}-c{c}-synth{α}.json`). The fields are the same: a version-3 file
+      reads as it was (a map at the lowest concurrency only).
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from velobench.results.measures import Ratio
 from velobench.results.schema import BinaryInfo
 from velobench.validation import Strict
 
-ADVISE_SCHEMA_VERSION = 3
+ADVISE_SCHEMA_VERSION = 4
 
 
 class CostRow(Strict):
@@ -151,7 +155,8 @@ class AdviseOptions(Strict):
     )
     synthetic_map: bool = Field(
         default=False,
-        description="the synthetic checks ran at every draft length of the grid (else at the first deciding point's only)",
+        description="the synthetic checks ran at every draft length of the grid, at its lowest and highest "
+        "concurrency (schema 3: the lowest only; else at the first deciding point only)",
     )
 
 

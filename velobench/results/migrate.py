@@ -191,6 +191,12 @@ def advise_v2_to_v3(raw: Raw) -> Raw:
     return {**raw, "schema_version": 3}
 
 
+def advise_v3_to_v4(raw: Raw) -> Raw:
+    """The same fields; a version-3 `synthetic_map` mapped the lowest concurrency only, which its
+    checks' own concurrencies say: only the number changes."""
+    return {**raw, "schema_version": 4}
+
+
 def matrix_v1_to_v2(raw: Raw) -> Raw:
     """Where cells ran: every new field of a cell record is optional, so a v1 summary only changes its number."""
     return {**raw, "schema_version": 2}
@@ -223,7 +229,7 @@ LINEAGES: dict[Kind, Lineage] = {
     "think": Lineage(2, THINK_SCHEMA_VERSION, {2: think_v2_to_v3, 3: think_v3_to_v4}),
     "matrix": Lineage(1, MATRIX_SCHEMA_VERSION, {1: matrix_v1_to_v2}),
     "lossless": Lineage(1, LOSSLESS_SCHEMA_VERSION, {}),
-    "advise": Lineage(1, ADVISE_SCHEMA_VERSION, {1: advise_v1_to_v2, 2: advise_v2_to_v3}),
+    "advise": Lineage(1, ADVISE_SCHEMA_VERSION, {1: advise_v1_to_v2, 2: advise_v2_to_v3, 3: advise_v3_to_v4}),
 }
 
 KIND_NAMES: dict[str, Kind] = {
