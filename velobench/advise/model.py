@@ -62,6 +62,7 @@ from velobench.results.advise import (
     RequestAcceptance,
     ScheduleEntry,
 )
+from velobench.results.schema import Iteration
 
 Grid = tuple[Sequence[int], Sequence[int]]  # (concurrencies, draft lengths)
 
@@ -77,6 +78,19 @@ def expected_tokens(accept: Sequence[float], k: int) -> float:
     if k > len(accept):
         raise ValueError(f"draft length {k} is beyond the {len(accept)} positions measured")
     return 1.0 + float(sum(accept[:k]))
+
+
+def request_acceptance(iterations: Sequence[Iteration]) -> list[RequestAcceptance]:
+    """Each speculative request's verification steps with a draft and accepted tokens per
+    position, as a run's iterations recorded them (server counters; none from the cli tools)."""
+    return [
+        RequestAcceptance(
+            prompt_id=it.prompt_id,
+            draft_steps=it.draft_steps or 0,
+            accepted_per_position=[round(x) for x in it.accepted_per_position or []],
+        )
+        for it in iterations
+    ]
 
 
 def acceptance_profile(requests: Sequence[RequestAcceptance]) -> list[float]:

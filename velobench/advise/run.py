@@ -188,14 +188,7 @@ def _advise(cfg: RunConfig, opts: AdviseOptions, output: Path, console: Console)
         )
         spec = run.speculative
         its = spec.iterations if spec else []
-        reqs = [
-            RequestAcceptance(
-                prompt_id=it.prompt_id,
-                draft_steps=it.draft_steps or 0,
-                accepted_per_position=[round(x) for x in it.accepted_per_position or []],
-            )
-            for it in its
-        ]
+        reqs = model.request_acceptance(its)
         if not reqs or not any(r.accepted_per_position for r in reqs):
             raise VelobenchError(
                 "the server reported no per-position acceptance (/metrics spec_decode_num_accepted_tokens_per_pos_total): "
@@ -493,7 +486,7 @@ def synthetic(
         return
     assert report.target_costs is not None
     if opts.synthetic_map:
-        concs = sorted({min(c for c, _, _ in points), max(c for c, _, _ in points)})
+        concs = sorted({min(opts.concurrencies), max(opts.concurrencies)})
         cells = [(c, k) for c in concs for k in sorted(opts.n_drafts)]
         console.print(
             f"  synthetic map at concurrency {' and '.join(map(str, concs))}: "

@@ -34,7 +34,6 @@ from velobench.bins import locate as binaries
 from velobench.engines.llama_args import P_MIN_FLAGS, llama_cpp_dir
 from velobench.engines.llama_bench import measure_costs
 from velobench.models.resolve import resolve_model_arg
-from velobench.results.advise import RequestAcceptance
 from velobench.results.config import RunConfig, to_argv
 from velobench.results.costs import Costs
 from velobench.results.measures import Ratio
@@ -75,13 +74,7 @@ def probe_acceptance(probe: Report, g_max: int) -> list[float] | None:
     """a_i, i = 1..g_max, from the probe's per-position counters (`model.acceptance_profile`), or
     None where the engine counts no positions (the cli tools) or fewer than g_max."""
     spec = probe.speculative
-    reqs = [
-        RequestAcceptance(
-            draft_steps=it.draft_steps or 0,
-            accepted_per_position=[round(x) for x in it.accepted_per_position or []],
-        )
-        for it in (spec.iterations if spec else [])
-    ]
+    reqs = model.request_acceptance(spec.iterations if spec else [])
     if not reqs or not all(r.accepted_per_position for r in reqs):
         return None
     try:
